@@ -1,0 +1,727 @@
+//! The sans-IO protocol engine: received bytes in, typed events out.
+
+use super::command::DataLength;
+use super::time::Instant;
+use core::time::Duration;
+
+/// Longest trailer (`OK` plus the result line plus any text lines after it) that ends a
+/// payload of unknown length. Anything longer is payload.
+const MAX_TRAILER: usize = 256;
+/// Longest single line inside such a trailer.
+const MAX_TRAILER_LINE: usize = 128;
+
+/// A final result code, which ends a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Final<'a> {
+    /// `OK`
+    Ok,
+    /// `ERROR` (with `AT+CMEE=0`, or for syntax errors)
+    Error,
+    /// `+CME ERROR: <n>` or its verbose text form (`AT+CMEE=2`).
+    CmeError(ErrorCode<'a>),
+    /// `+CMS ERROR: <n>` (SMS commands).
+    CmsError(ErrorCode<'a>),
+    /// `NO CARRIER`
+    NoCarrier,
+}
+
+/// The argument of `+CME ERROR:` / `+CMS ERROR:`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ErrorCode<'a> {
+    /// Numeric form (`AT+CMEE=1`).
+    Numeric(u16),
+    /// Verbose form (`AT+CMEE=2`): the text as sent, without surrounding spaces.
+    Text(&'a [u8]),
+}
+
+/// A prompt that asks the host for data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Prompt {
+    /// A bare `CONNECT` while no received payload was expected: the modem waits for the
+    /// host's bytes (`AT+QHTTPURL`, `AT+QFUPL`, request-header `AT+QHTTPGET` ...).
+    Connect,
+    /// `> ` (`AT+QISEND`, `AT+CMGS`).
+    Send,
+}
+
+/// One thing the engine recognised in the received bytes.
+///
+/// Borrowed slices point into the receive buffer; they stay valid until the next call that
+/// takes `&mut self`, which releases them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Event<'a> {
+    /// The modem echoed a command line (`ATE1`), or a capture contains the host's command.
+    Echo(&'a [u8]),
+    /// An information line or URC, without its line end. Which one it is depends on the
+    /// command in flight; the client decides.
+    Line(&'a [u8]),
+    /// A final result.
+    Final(Final<'a>),
+    /// The modem asks for the host's data.
+    Prompt(Prompt),
+    /// `CONNECT` (or `CONNECT <n>`) started a received payload of `len` bytes (`None`:
+    /// unknown, ends at the trailer). The engine is now in data mode.
+    DataStart {
+        /// Announced or expected length.
+        len: Option<u32>,
+    },
+    /// Payload bytes, in order. Lines are not looked for until [`Event::DataEnd`].
+    Data(&'a [u8]),
+    /// The payload is complete; the engine frames lines again.
+    DataEnd,
+    /// A line longer than the receive buffer was dropped; framing resumed at its end.
+    Overflow {
+        /// How many bytes were discarded.
+        discarded: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Lines,
+    Discard { discarded: usize },
+    Data { remaining: u32 },
+    DataUntilTrailer { end_prefix: &'static [u8], quiet: Duration },
+    DataEnded,
+}
+
+/// What the data-mode state looks like to a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum DataState {
+    /// Not in data mode.
+    Idle,
+    /// In data mode with this many payload bytes still to come.
+    Remaining(u32),
+    /// In data mode with an unknown length.
+    UntilTrailer,
+    /// All payload handed out; the next [`Engine::poll`] returns [`Event::DataEnd`].
+    Ended,
+}
+
+/// The vendor-neutral AT framing engine.
+///
+/// It owns no I/O and no clock. Feed it bytes with [`Engine::consume`] (or read straight
+/// into [`Engine::rx_spare`] and call [`Engine::rx_commit`]), then call [`Engine::poll`]
+/// until it returns `None`, which means "need more bytes" (or, for a payload of unknown
+/// length, "wait until [`Engine::next_deadline`]").
+///
+/// Framing rules:
+/// * lines end at CR, LF or CRLF; blank lines are skipped;
+/// * a line starting with `AT` (any case) is an echo; echoes end at CR alone;
+/// * `OK`, `ERROR`, `+CME ERROR: …`, `+CMS ERROR: …`, `NO CARRIER` are final results;
+/// * `> ` at the start of a line is a prompt and needs no line end;
+/// * `CONNECT <n>` starts an `n`-byte payload; a bare `CONNECT` starts the payload set with
+///   [`Engine::expect_data`], or else is a [`Prompt::Connect`]. Bytes received in the same
+///   read as `CONNECT\r\n` are payload; exactly the line end after `CONNECT` is removed;
+/// * a line longer than the buffer is dropped and reported as [`Event::Overflow`].
+///
+/// Nothing in here panics on any byte sequence; the buffer is never grown.
+#[derive(Debug)]
+pub struct Engine<'b> {
+    buf: &'b mut [u8],
+    start: usize,
+    end: usize,
+    /// Bytes at `start` lent out by the previous call, dropped at the next one.
+    release: usize,
+    state: State,
+    expect: Option<DataLength>,
+    received: u64,
+    seen: u64,
+    last_rx: Instant,
+}
+
+impl<'b> Engine<'b> {
+    /// An engine framing into the caller's receive buffer.
+    ///
+    /// The buffer bounds the longest line and the largest payload slice lent out at once;
+    /// 512 bytes or more is sensible, 1–4 KiB for firmware downloads.
+    pub fn new(buf: &'b mut [u8]) -> Self {
+        Engine {
+            buf,
+            start: 0,
+            end: 0,
+            release: 0,
+            state: State::Lines,
+            expect: None,
+            received: 0,
+            seen: 0,
+            last_rx: Instant::ZERO,
+        }
+    }
+
+    /// Capacity of the receive buffer.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Bytes received but not yet handed out as events.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start - self.release
+    }
+
+    /// Total bytes ever fed in.
+    pub fn received_total(&self) -> u64 {
+        self.received
+    }
+
+    /// Forgets every buffered byte and leaves data mode (after a modem reboot or a port
+    /// re-open). The expectation set with [`Engine::expect_data`] is cleared too.
+    pub fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.release = 0;
+        self.state = State::Lines;
+        self.expect = None;
+    }
+
+    /// Declares what the next bare `CONNECT` starts: a received payload of this length
+    /// (`Some`), or a prompt for the host's data (`None`, the default). It applies once.
+    pub fn expect_data(&mut self, len: Option<DataLength>) {
+        self.expect = len;
+    }
+
+    /// Where the engine stands with a payload.
+    pub fn data_state(&self) -> DataState {
+        match self.state {
+            State::Data { remaining } => DataState::Remaining(remaining),
+            State::DataUntilTrailer { .. } => DataState::UntilTrailer,
+            State::DataEnded => DataState::Ended,
+            State::Lines | State::Discard { .. } => DataState::Idle,
+        }
+    }
+
+    /// Leaves data mode at once (the caller gave up on the payload, e.g. after a timeout),
+    /// returning how many announced bytes were never received. Buffered bytes are then framed
+    /// as lines.
+    pub fn abort_data(&mut self) -> u32 {
+        let left = match self.state {
+            State::Data { remaining } => remaining,
+            _ => 0,
+        };
+        if matches!(
+            self.state,
+            State::Data { .. } | State::DataUntilTrailer { .. } | State::DataEnded
+        ) {
+            self.state = State::Lines;
+        }
+        left
+    }
+
+    fn apply_release(&mut self) {
+        self.start += self.release;
+        self.release = 0;
+        if self.start >= self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Free space to read received bytes into directly (zero-copy receive). Call
+    /// [`Engine::rx_commit`] with the number of bytes written. Empty when the buffer is full
+    /// of bytes not yet handed out: poll first.
+    pub fn rx_spare(&mut self) -> &mut [u8] {
+        self.apply_release();
+        if self.start > 0 && self.buf.len() - self.end < self.buf.len() / 4 + 1 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// Records that `n` bytes were written into [`Engine::rx_spare`] (clamped to its size).
+    pub fn rx_commit(&mut self, n: usize) {
+        let n = n.min(self.buf.len() - self.end);
+        self.end += n;
+        self.received += n as u64;
+    }
+
+    /// Copies as many of `bytes` as fit into the receive buffer and returns how many.
+    /// A return smaller than `bytes.len()` means: poll, then offer the rest again.
+    pub fn consume(&mut self, bytes: &[u8]) -> usize {
+        let spare = self.rx_spare();
+        let n = spare.len().min(bytes.len());
+        spare[..n].copy_from_slice(&bytes[..n]);
+        self.rx_commit(n);
+        n
+    }
+
+    /// When the engine needs to be polled again even if no byte arrives: the end of the
+    /// quiet period after a candidate trailer of an unknown-length payload.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::DataUntilTrailer { end_prefix, quiet } if self.release == 0 => {
+                match trailer_at(&self.buf[self.start..self.end], end_prefix) {
+                    Trailer::Complete => Some(self.last_rx + quiet),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Payload bytes ready to be handed out, without consuming them (for `BufRead`-style
+    /// readers). Empty when not in data mode or when no payload byte is buffered.
+    pub fn data_available(&mut self) -> &[u8] {
+        self.apply_release();
+        let n = self.data_len();
+        &self.buf[self.start..self.start + n]
+    }
+
+    /// Marks `n` bytes returned by [`Engine::data_available`] as consumed (clamped).
+    pub fn consume_data(&mut self, n: usize) {
+        self.apply_release();
+        let n = n.min(self.data_len());
+        self.start += n;
+        if let State::Data { remaining } = &mut self.state {
+            *remaining -= n as u32;
+            if *remaining == 0 {
+                self.state = State::DataEnded;
+            }
+        }
+        if self.start >= self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        let avail = &self.buf[self.start..self.end];
+        match self.state {
+            State::Data { remaining } => avail.len().min(remaining as usize),
+            State::DataUntilTrailer { end_prefix, .. } => {
+                payload_before_trailer(avail, end_prefix, self.start == 0 && self.end == self.buf.len())
+            }
+            _ => 0,
+        }
+    }
+
+    /// The next event, or `None` when more bytes (or time, see [`Engine::next_deadline`])
+    /// are needed. Call it until it returns `None` after every batch of received bytes.
+    pub fn poll(&mut self, now: Instant) -> Option<Event<'_>> {
+        self.apply_release();
+        if self.received != self.seen {
+            self.seen = self.received;
+            self.last_rx = now;
+        }
+        match self.state {
+            State::DataEnded => {
+                self.state = State::Lines;
+                Some(Event::DataEnd)
+            }
+            State::Data { .. } => {
+                let n = self.data_len();
+                if n == 0 {
+                    return None;
+                }
+                let State::Data { remaining } = &mut self.state else {
+                    return None;
+                };
+                *remaining -= n as u32;
+                if *remaining == 0 {
+                    self.state = State::DataEnded;
+                }
+                self.release = n;
+                Some(Event::Data(&self.buf[self.start..self.start + n]))
+            }
+            State::DataUntilTrailer { end_prefix, quiet } => {
+                let n = self.data_len();
+                if n > 0 {
+                    self.release = n;
+                    return Some(Event::Data(&self.buf[self.start..self.start + n]));
+                }
+                let rest = &self.buf[self.start..self.end];
+                if trailer_at(rest, end_prefix) == Trailer::Complete
+                    && now >= self.last_rx + quiet
+                {
+                    self.state = State::Lines;
+                    return Some(Event::DataEnd);
+                }
+                None
+            }
+            State::Discard { discarded } => self.poll_discard(discarded),
+            State::Lines => self.poll_line(),
+        }
+    }
+
+    fn poll_discard(&mut self, discarded: usize) -> Option<Event<'_>> {
+        let rest = &self.buf[self.start..self.end];
+        match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+            Some(t) => {
+                self.release = t + 1;
+                self.state = State::Lines;
+                Some(Event::Overflow {
+                    discarded: discarded + t,
+                })
+            }
+            None => {
+                self.state = State::Discard {
+                    discarded: discarded + rest.len(),
+                };
+                self.start = 0;
+                self.end = 0;
+                None
+            }
+        }
+    }
+
+    fn poll_line(&mut self) -> Option<Event<'_>> {
+        // Skip blank lines.
+        while self.start < self.end && matches!(self.buf[self.start], b'\r' | b'\n') {
+            self.start += 1;
+        }
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            return None;
+        }
+        let rest = &self.buf[self.start..self.end];
+        if rest.starts_with(b"> ") {
+            self.release = 2;
+            return Some(Event::Prompt(Prompt::Send));
+        }
+        let Some(t) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            if self.start == 0 && self.end == self.buf.len() {
+                // A line as long as the whole buffer: drop it and resynchronise.
+                self.state = State::Discard { discarded: 0 };
+                return self.poll_discard(0);
+            }
+            return None;
+        };
+        let line = &rest[..t];
+        if let Some(len) = connect(line) {
+            // Remove exactly this line's end: CR LF, or a lone CR / LF.
+            let term = if rest[t] == b'\r' {
+                match rest.get(t + 1) {
+                    None => return None, // cannot tell CR from CR LF yet
+                    Some(b'\n') => 2,
+                    Some(_) => 1,
+                }
+            } else {
+                1
+            };
+            let expect = self.expect.take();
+            let (state, event) = match (len, expect) {
+                (Some(n), _) => (
+                    if n == 0 {
+                        State::DataEnded
+                    } else {
+                        State::Data { remaining: n }
+                    },
+                    Event::DataStart { len: Some(n) },
+                ),
+                (None, Some(DataLength::Exact(n))) => (
+                    if n == 0 {
+                        State::DataEnded
+                    } else {
+                        State::Data { remaining: n }
+                    },
+                    Event::DataStart { len: Some(n) },
+                ),
+                (None, Some(DataLength::UntilTrailer { end_prefix, quiet })) => (
+                    State::DataUntilTrailer { end_prefix, quiet },
+                    Event::DataStart { len: None },
+                ),
+                (None, Some(DataLength::Announced) | None) => {
+                    (State::Lines, Event::Prompt(Prompt::Connect))
+                }
+            };
+            self.state = state;
+            self.start += t + term;
+            return Some(event);
+        }
+        self.release = t + 1;
+        let line = &self.buf[self.start..self.start + t];
+        Some(classify(line))
+    }
+}
+
+/// `Some(None)` for a bare `CONNECT`, `Some(Some(n))` for `CONNECT <n>`.
+fn connect(line: &[u8]) -> Option<Option<u32>> {
+    let rest = line.strip_prefix(b"CONNECT")?;
+    let rest = trim(rest);
+    if rest.is_empty() {
+        return Some(None);
+    }
+    super::params::parse_u32(rest).ok().map(Some)
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ', t @ ..] = s {
+        s = t;
+    }
+    while let [h @ .., b' '] = s {
+        s = h;
+    }
+    s
+}
+
+fn classify(line: &[u8]) -> Event<'_> {
+    let trimmed = trim(line);
+    match trimmed {
+        b"OK" => return Event::Final(Final::Ok),
+        b"ERROR" => return Event::Final(Final::Error),
+        b"NO CARRIER" => return Event::Final(Final::NoCarrier),
+        _ => {}
+    }
+    if let Some(code) = super::params::after_prefix(trimmed, b"+CME ERROR:") {
+        return Event::Final(Final::CmeError(error_code(code)));
+    }
+    if let Some(code) = super::params::after_prefix(trimmed, b"+CMS ERROR:") {
+        return Event::Final(Final::CmsError(error_code(code)));
+    }
+    if line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
+        return Event::Echo(line);
+    }
+    Event::Line(line)
+}
+
+fn error_code(text: &[u8]) -> ErrorCode<'_> {
+    let text = trim(text);
+    match super::params::parse_u32(text) {
+        Ok(n) if n <= u32::from(u16::MAX) => ErrorCode::Numeric(n as u16),
+        _ => ErrorCode::Text(text),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trailer {
+    /// Not a trailer: these bytes are payload.
+    No,
+    /// Could still become one: hold the bytes.
+    Partial,
+    /// `OK` and the result line (plus only text lines) are here.
+    Complete,
+}
+
+/// Is `s` (starting at a CR or LF) the modem's trailer after an unknown-length payload?
+///
+/// A trailer is a run of framed lines, the first of which is `OK` or starts with
+/// `end_prefix`, which together contain both, and which contain only printable text. It is
+/// only `Complete` once both lines are fully framed.
+fn trailer_at(s: &[u8], end_prefix: &[u8]) -> Trailer {
+    if !matches!(s.first(), Some(b'\r' | b'\n')) {
+        return Trailer::No;
+    }
+    if s.len() > MAX_TRAILER {
+        // More bytes followed the candidate than any trailer (plus a URC) is long: payload.
+        return Trailer::No;
+    }
+    trailer_lines(s, end_prefix)
+}
+
+fn trailer_lines(s: &[u8], end_prefix: &[u8]) -> Trailer {
+    let (mut seen_ok, mut seen_end) = (false, false);
+    let mut i = 0;
+    let mut first = true;
+    loop {
+        while i < s.len() && matches!(s[i], b'\r' | b'\n') {
+            i += 1;
+        }
+        if i == s.len() {
+            return if seen_ok && seen_end {
+                Trailer::Complete
+            } else {
+                Trailer::Partial
+            };
+        }
+        let line_start = i;
+        while i < s.len() && !matches!(s[i], b'\r' | b'\n') {
+            if !(0x20..=0x7e).contains(&s[i]) || i - line_start >= MAX_TRAILER_LINE {
+                return Trailer::No;
+            }
+            i += 1;
+        }
+        let line = &s[line_start..i];
+        let framed = i < s.len();
+        let is_ok = line == b"OK";
+        let is_end = line.len() >= end_prefix.len()
+            && line[..end_prefix.len()].eq_ignore_ascii_case(end_prefix);
+        // Between and after the trailer lines the modem sends only URCs: lines that start
+        // like one (`+`, or an upper-case word such as `RDY`).
+        let urc_like = matches!(line.first(), None | Some(b'+' | b'A'..=b'Z'));
+        if seen_ok && seen_end {
+            // Never another `OK` or result line after a complete trailer.
+            if is_ok || is_end || !urc_like {
+                return Trailer::No;
+            }
+            if !framed {
+                return Trailer::Partial;
+            }
+            continue;
+        }
+        if !framed {
+            // A line still arriving.
+            let could_be = b"OK".starts_with(line)
+                || (line.len() <= end_prefix.len()
+                    && end_prefix[..line.len()].eq_ignore_ascii_case(line))
+                || is_end
+                || (!first && urc_like);
+            return if could_be {
+                Trailer::Partial
+            } else {
+                Trailer::No
+            };
+        }
+        if !is_ok && !is_end && (first || !urc_like) {
+            return Trailer::No;
+        }
+        first = false;
+        seen_ok |= is_ok;
+        seen_end |= is_end;
+    }
+}
+
+/// How many leading bytes of `avail` are certainly payload (the rest may be the trailer).
+fn payload_before_trailer(avail: &[u8], end_prefix: &[u8], buffer_full: bool) -> usize {
+    let mut i = 0;
+    while i < avail.len() {
+        match avail[i..].iter().position(|&b| b == b'\r' || b == b'\n') {
+            None => return avail.len(),
+            Some(p) => i += p,
+        }
+        match trailer_at(&avail[i..], end_prefix) {
+            Trailer::No => i += 1,
+            Trailer::Partial | Trailer::Complete => {
+                if i == 0 && buffer_full {
+                    // The whole buffer is a candidate that cannot grow: it is payload.
+                    return 1;
+                }
+                return i;
+            }
+        }
+    }
+    avail.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::time::Duration;
+
+    fn lines<'a>(e: &mut Engine<'_>, out: &mut [u8; 512]) -> usize {
+        let mut n = 0;
+        while let Some(ev) = e.poll(Instant::ZERO) {
+            let tag = match ev {
+                Event::Echo(_) => b'E',
+                Event::Line(_) => b'L',
+                Event::Final(_) => b'F',
+                Event::Prompt(_) => b'P',
+                Event::DataStart { .. } => b'S',
+                Event::Data(d) => {
+                    for &b in d {
+                        out[n] = b;
+                        n += 1;
+                    }
+                    continue;
+                }
+                Event::DataEnd => b'D',
+                Event::Overflow { .. } => b'O',
+            };
+            out[n] = tag;
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn payload_in_same_read_as_connect() {
+        let mut buf = [0u8; 64];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::Exact(4)));
+        e.consume(b"\r\nCONNECT\r\n\r\nOK\r\n\r\nOK\r\n");
+        let mut out = [0u8; 512];
+        let n = lines(&mut e, &mut out);
+        assert_eq!(&out[..n], b"S\r\nOKDF");
+    }
+
+    #[test]
+    fn connect_n() {
+        let mut buf = [0u8; 64];
+        let mut e = Engine::new(&mut buf);
+        e.consume(b"AT+QFREAD=1,3\r\r\nCONNECT 3\r\nabc\r\nOK\r\n");
+        let mut out = [0u8; 512];
+        let n = lines(&mut e, &mut out);
+        assert_eq!(&out[..n], b"ESabcDF");
+    }
+
+    #[test]
+    fn overlong_line_resyncs() {
+        let mut buf = [0u8; 16];
+        let mut e = Engine::new(&mut buf);
+        let long = [b'x'; 40];
+        let mut fed = 0;
+        let mut events = heapless::Vec::<u8, 8>::new();
+        while fed < long.len() {
+            fed += e.consume(&long[fed..]);
+            while let Some(ev) = e.poll(Instant::ZERO) {
+                let _ = events.push(if matches!(ev, Event::Overflow { .. }) { b'O' } else { b'?' });
+            }
+        }
+        e.consume(b"\r\nOK\r\n");
+        let mut seen = None;
+        while let Some(ev) = e.poll(Instant::ZERO) {
+            match ev {
+                Event::Overflow { discarded } => seen = Some(discarded),
+                Event::Final(Final::Ok) => {
+                    let _ = events.push(b'F');
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(seen, Some(40));
+        assert_eq!(events.as_slice(), b"F");
+    }
+
+    #[test]
+    fn unknown_length_waits_for_quiet() {
+        let mut buf = [0u8; 128];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::UntilTrailer {
+            end_prefix: b"+QHTTPREAD:",
+            quiet: Duration::from_millis(100),
+        }));
+        e.consume(b"\r\nCONNECT\r\nab\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n");
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::DataStart { len: None }));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Data(b"ab")));
+        assert_eq!(e.poll(Instant::from_millis(50)), None);
+        assert_eq!(e.next_deadline(), Some(Instant::from_millis(100)));
+        // More bytes that no modem would send after its trailer: it was body content.
+        e.consume(b"cd");
+        let mut body = heapless::Vec::<u8, 64>::new();
+        while let Some(Event::Data(d)) = e.poll(Instant::from_millis(60)) {
+            body.extend_from_slice(d).unwrap();
+        }
+        assert_eq!(body.as_slice(), b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\ncd");
+        e.consume(b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n");
+        assert_eq!(e.poll(Instant::from_millis(70)), None);
+        assert_eq!(e.poll(Instant::from_millis(170)), Some(Event::DataEnd));
+        assert_eq!(e.poll(Instant::from_millis(170)), Some(Event::Final(Final::Ok)));
+        assert_eq!(
+            e.poll(Instant::from_millis(170)),
+            Some(Event::Line(b"+QHTTPREAD: 0"))
+        );
+    }
+
+    #[test]
+    fn cme_forms() {
+        let mut buf = [0u8; 128];
+        let mut e = Engine::new(&mut buf);
+        e.consume(b"\r\n+CME ERROR: 716\r\n\r\n+CME ERROR: file already exist\r\n");
+        assert_eq!(
+            e.poll(Instant::ZERO),
+            Some(Event::Final(Final::CmeError(ErrorCode::Numeric(716))))
+        );
+        assert_eq!(
+            e.poll(Instant::ZERO),
+            Some(Event::Final(Final::CmeError(ErrorCode::Text(
+                b"file already exist"
+            ))))
+        );
+    }
+}

@@ -1,0 +1,12 @@
+#![no_std]
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+#[macro_use]
+mod fmt;
+
+pub mod at;
