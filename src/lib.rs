@@ -10,3 +10,7 @@ extern crate std;
 mod fmt;
 
 pub mod at;
+pub mod client;
+pub mod ota;
+pub mod quectel;
+pub mod transcript;

@@ -207,7 +207,6 @@ pub enum DataLength {
 
 /// What a command does after its line is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DataPhase<'a> {
     /// No data phase: only response lines and a final result.
     None,

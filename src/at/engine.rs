@@ -258,6 +258,7 @@ impl<'b> Engine<'b> {
             State::DataUntilTrailer { end_prefix, quiet } if self.release == 0 => {
                 match trailer_at(&self.buf[self.start..self.end], end_prefix) {
                     Trailer::Complete => Some(self.last_rx + quiet),
+                    Trailer::Confirmed => Some(self.last_rx),
                     _ => None,
                 }
             }
@@ -336,9 +337,12 @@ impl<'b> Engine<'b> {
                     return Some(Event::Data(&self.buf[self.start..self.start + n]));
                 }
                 let rest = &self.buf[self.start..self.end];
-                if trailer_at(rest, end_prefix) == Trailer::Complete
-                    && now >= self.last_rx + quiet
-                {
+                let ended = match trailer_at(rest, end_prefix) {
+                    Trailer::Complete => now >= self.last_rx + quiet,
+                    Trailer::Confirmed => true,
+                    Trailer::No | Trailer::Partial => false,
+                };
+                if ended {
                     self.state = State::Lines;
                     return Some(Event::DataEnd);
                 }
@@ -497,6 +501,8 @@ enum Trailer {
     Partial,
     /// `OK` and the result line (plus only text lines) are here.
     Complete,
+    /// A complete trailer followed by an echoed command: the payload has certainly ended.
+    Confirmed,
 }
 
 /// Is `s` (starting at a CR or LF) the modem's trailer after an unknown-length payload?
@@ -517,7 +523,16 @@ fn trailer_at(s: &[u8], end_prefix: &[u8]) -> Trailer {
 
 fn trailer_lines(s: &[u8], end_prefix: &[u8]) -> Trailer {
     let (mut seen_ok, mut seen_end) = (false, false);
-    let mut i = 0;
+    // The modem frames its first trailer line with exactly one line end (CR LF, or LF in
+    // LF-only logs); any CR or LF before that belongs to the payload.
+    let mut i = match s {
+        [b'\r', b'\n', ..] | [b'\n', ..] => if s[0] == b'\r' { 2 } else { 1 },
+        [b'\r'] => return Trailer::Partial,
+        _ => return Trailer::No,
+    };
+    if i < s.len() && matches!(s[i], b'\r' | b'\n') {
+        return Trailer::No;
+    }
     let mut first = true;
     loop {
         while i < s.len() && matches!(s[i], b'\r' | b'\n') {
@@ -546,6 +561,11 @@ fn trailer_lines(s: &[u8], end_prefix: &[u8]) -> Trailer {
         // like one (`+`, or an upper-case word such as `RDY`).
         let urc_like = matches!(line.first(), None | Some(b'+' | b'A'..=b'Z'));
         if seen_ok && seen_end {
+            // The host's next command, echoed, proves the payload ended (offline logs
+            // carry no timing to prove it by silence).
+            if line.len() >= 2 && line[..2].eq_ignore_ascii_case(b"AT") {
+                return Trailer::Confirmed;
+            }
             // Never another `OK` or result line after a complete trailer.
             if is_ok || is_end || !urc_like {
                 return Trailer::No;
@@ -587,7 +607,7 @@ fn payload_before_trailer(avail: &[u8], end_prefix: &[u8], buffer_full: bool) ->
         }
         match trailer_at(&avail[i..], end_prefix) {
             Trailer::No => i += 1,
-            Trailer::Partial | Trailer::Complete => {
+            Trailer::Partial | Trailer::Complete | Trailer::Confirmed => {
                 if i == 0 && buffer_full {
                     // The whole buffer is a candidate that cannot grow: it is payload.
                     return 1;
@@ -604,7 +624,7 @@ mod tests {
     use super::*;
     use core::time::Duration;
 
-    fn lines<'a>(e: &mut Engine<'_>, out: &mut [u8; 512]) -> usize {
+    fn lines(e: &mut Engine<'_>, out: &mut [u8; 512]) -> usize {
         let mut n = 0;
         while let Some(ev) = e.poll(Instant::ZERO) {
             let tag = match ev {
@@ -706,6 +726,68 @@ mod tests {
             e.poll(Instant::from_millis(170)),
             Some(Event::Line(b"+QHTTPREAD: 0"))
         );
+    }
+
+    fn read_unknown(chunks: &[&[u8]]) -> heapless::Vec<u8, 128> {
+        let mut buf = [0u8; 128];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::UntilTrailer {
+            end_prefix: b"+QHTTPREAD:",
+            quiet: Duration::from_millis(100),
+        }));
+        let mut body = heapless::Vec::new();
+        let mut t = 0;
+        for c in chunks {
+            e.consume(c);
+            t += 1;
+            while let Some(ev) = e.poll(Instant::from_millis(t)) {
+                if let Event::Data(d) = ev {
+                    body.extend_from_slice(d).unwrap();
+                }
+            }
+        }
+        let mut ended = false;
+        while let Some(ev) = e.poll(Instant::from_millis(1000)) {
+            match ev {
+                Event::Data(d) => body.extend_from_slice(d).unwrap(),
+                Event::DataEnd => ended = true,
+                _ => {}
+            }
+        }
+        assert!(ended);
+        body
+    }
+
+    #[test]
+    fn body_keeps_its_own_line_ends() {
+        for (input, body) in [
+            (&b"\r\nCONNECT\r\n</ht\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"[..], &b"</ht\n"[..]),
+            (b"\r\nCONNECT\r\nx\r\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b"x\r\n"),
+            (b"\r\nCONNECT\r\nx\r\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b"x\r"),
+            (b"\nCONNECT\nx\nOK\n\n+QHTTPREAD: 0\n", b"x"),
+            (b"\r\nCONNECT\r\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b""),
+        ] {
+            assert_eq!(read_unknown(&[input]).as_slice(), body, "{input:?}");
+            let bytes: heapless::Vec<&[u8], 64> = input.chunks(1).collect();
+            assert_eq!(read_unknown(&bytes).as_slice(), body, "{input:?} bytewise");
+        }
+    }
+
+    #[test]
+    fn echo_after_trailer_ends_payload_without_waiting() {
+        let mut buf = [0u8; 128];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::UntilTrailer {
+            end_prefix: b"+QHTTPREAD:",
+            quiet: Duration::from_secs(60),
+        }));
+        e.consume(b"\r\nCONNECT\r\nab\r\nOK\r\n\r\n+QHTTPREAD: 0\r\nAT+QHTTPSTOP\r\r\nOK\r\n");
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::DataStart { len: None }));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Data(b"ab")));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::DataEnd));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Final(Final::Ok)));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Line(b"+QHTTPREAD: 0")));
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Echo(b"AT+QHTTPSTOP")));
     }
 
     #[test]

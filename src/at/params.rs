@@ -207,7 +207,7 @@ fn trim_end(mut s: &[u8]) -> &[u8] {
 pub fn parse_u32(s: &[u8]) -> Result<u32, ParseError> {
     let r: IResult<&[u8], &[u8]> = digit1(s);
     match r {
-        Ok((rest, digits)) if rest.is_empty() => {
+        Ok(([], digits)) => {
             let mut v: u32 = 0;
             for &d in digits {
                 v = v
@@ -225,7 +225,7 @@ pub fn parse_u32(s: &[u8]) -> Result<u32, ParseError> {
 pub fn parse_hex(s: &[u8]) -> Result<u32, ParseError> {
     let r: IResult<&[u8], &[u8]> = take_while1(|c: u8| c.is_ascii_hexdigit()).parse(s);
     match r {
-        Ok((rest, digits)) if rest.is_empty() => {
+        Ok(([], digits)) => {
             let mut v: u32 = 0;
             for &d in digits {
                 let n = match d {
