@@ -75,7 +75,9 @@ pub fn decode_line(
                     b'0' => 0,
                     b'\\' => b'\\',
                     b'x' => {
-                        let hex = body.get(i..i + 2).ok_or(TranscriptError::BadEscape(i - 2))?;
+                        let hex = body
+                            .get(i..i + 2)
+                            .ok_or(TranscriptError::BadEscape(i - 2))?;
                         i += 2;
                         let v = crate::at::params::parse_hex(hex)
                             .map_err(|_| TranscriptError::BadEscape(i - 4))?;
@@ -97,11 +99,7 @@ pub fn decode_line(
 
 /// Writes `bytes` as one transcript line (marker, escaped bytes, `\n`) into `out` and
 /// returns its length. Needs at most `4 * bytes.len() + 4` bytes.
-pub fn encode_line(
-    dir: Direction,
-    bytes: &[u8],
-    out: &mut [u8],
-) -> Result<usize, TranscriptError> {
+pub fn encode_line(dir: Direction, bytes: &[u8], out: &mut [u8]) -> Result<usize, TranscriptError> {
     let mut n = 0;
     let mut put = |s: &[u8]| -> Result<(), TranscriptError> {
         let dst = out
@@ -122,7 +120,12 @@ pub fn encode_line(
             b'\n' => put(b"\\n")?,
             b'\\' => put(b"\\\\")?,
             0x20..=0x7e => put(&[b])?,
-            _ => put(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])?,
+            _ => put(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ])?,
         }
     }
     put(b"\n")?;

@@ -92,15 +92,23 @@ macro_rules! both {
                 let (mut rx, mut resp) = ([0u8; 256], [0u8; 128]);
                 let urcs = Urcs::default();
                 #[allow(unused_mut)]
-                let mut $client =
-                    blocking::Client::new($sim.port(), $sim.clock(), &mut rx, &mut resp, urcs.clone());
+                let mut $client = blocking::Client::new(
+                    $sim.port(),
+                    $sim.clock(),
+                    &mut rx,
+                    &mut resp,
+                    urcs.clone(),
+                );
                 #[allow(unused_macros)]
                 macro_rules! run {
                     ($e:expr) => {
                         $e
                     };
                 }
-                let urcs_out: Vec<String> = { $body; urcs.lines() };
+                let urcs_out: Vec<String> = {
+                    $body;
+                    urcs.lines()
+                };
                 let _ = urcs_out;
             }
             #[test]
@@ -109,139 +117,202 @@ macro_rules! both {
                 let (mut rx, mut resp) = ([0u8; 256], [0u8; 128]);
                 let urcs = Urcs::default();
                 #[allow(unused_mut)]
-                let mut $client =
-                    asynch::Client::new($sim.port(), $sim.clock(), &mut rx, &mut resp, urcs.clone());
+                let mut $client = asynch::Client::new(
+                    $sim.port(),
+                    $sim.clock(),
+                    &mut rx,
+                    &mut resp,
+                    urcs.clone(),
+                );
                 #[allow(unused_macros)]
                 macro_rules! run {
                     ($e:expr) => {
                         block_on($e)
                     };
                 }
-                let urcs_out: Vec<String> = { $body; urcs.lines() };
+                let urcs_out: Vec<String> = {
+                    $body;
+                    urcs.lines()
+                };
                 let _ = urcs_out;
             }
         }
     };
 }
 
-both!(ok_with_echo_and_urc, |c, sim| {
-    let r = run!(c.send(&Csq)).unwrap();
-    assert_eq!(r, (23, 99));
-    sim.assert_done();
-}, vec![
-    expect("AT+CSQ\r"),
-    reply("AT+CSQ\r\r\n+QIND: \"csq\",23,99\r\n"),
-    reply("\r\n+CSQ: 23,99\r\n\r\nOK\r\n"),
-]);
+both!(
+    ok_with_echo_and_urc,
+    |c, sim| {
+        let r = run!(c.send(&Csq)).unwrap();
+        assert_eq!(r, (23, 99));
+        sim.assert_done();
+    },
+    vec![
+        expect("AT+CSQ\r"),
+        reply("AT+CSQ\r\r\n+QIND: \"csq\",23,99\r\n"),
+        reply("\r\n+CSQ: 23,99\r\n\r\nOK\r\n"),
+    ]
+);
 
-both!(urc_between_lines_is_delivered, |c, sim| {
-    let id = run!(c.send(&Ati)).unwrap();
-    assert_eq!(id, b"EC200U");
-    sim.assert_done();
-}, vec![
-    expect("ATI\r"),
-    reply("\r\nQuectel\r\n\r\nRDY\r\n\r\nEC200U\r\n\r\nRevision: EC200UCNAAR01A04M08\r\n\r\nOK\r\n"),
-]);
+both!(
+    urc_between_lines_is_delivered,
+    |c, sim| {
+        let id = run!(c.send(&Ati)).unwrap();
+        assert_eq!(id, b"EC200U");
+        sim.assert_done();
+    },
+    vec![
+        expect("ATI\r"),
+        reply(
+            "\r\nQuectel\r\n\r\nRDY\r\n\r\nEC200U\r\n\r\nRevision: EC200UCNAAR01A04M08\r\n\r\nOK\r\n"
+        ),
+    ]
+);
 
-both!(cme_error_numeric_and_text, |c, sim| {
-    match run!(c.send(&Attention)) {
-        Err(Error::Rejected(Rejection::Cme(ModemCode::Numeric(716)))) => {}
-        other => panic!("{other:?}"),
-    }
-    match run!(c.send(&Attention)) {
-        Err(Error::Rejected(Rejection::Cme(ModemCode::Text(t)))) => {
-            assert_eq!(t.as_str(), "file already exist")
+both!(
+    cme_error_numeric_and_text,
+    |c, sim| {
+        match run!(c.send(&Attention)) {
+            Err(Error::Rejected(Rejection::Cme(ModemCode::Numeric(716)))) => {}
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
-    sim.assert_done();
-}, vec![
-    expect("AT\r"),
-    reply("\r\n+CME ERROR: 716\r\n"),
-    expect("AT\r"),
-    reply("\r\n+CME ERROR: file already exist\r\n"),
-]);
+        match run!(c.send(&Attention)) {
+            Err(Error::Rejected(Rejection::Cme(ModemCode::Text(t)))) => {
+                assert_eq!(t.as_str(), "file already exist")
+            }
+            other => panic!("{other:?}"),
+        }
+        sim.assert_done();
+    },
+    vec![
+        expect("AT\r"),
+        reply("\r\n+CME ERROR: 716\r\n"),
+        expect("AT\r"),
+        reply("\r\n+CME ERROR: file already exist\r\n"),
+    ]
+);
 
-both!(timeout_is_reported_on_virtual_time, |c, sim| {
-    let started = sim.now_ms();
-    match run!(c.send(&Attention.with_timeout(Duration::from_secs(3)))) {
-        Err(Error::Timeout) => {}
-        other => panic!("{other:?}"),
-    }
-    let waited = sim.now_ms() - started;
-    assert!((3000..3100).contains(&waited), "waited {waited} ms");
-}, vec![expect("AT\r")]);
+both!(
+    timeout_is_reported_on_virtual_time,
+    |c, sim| {
+        let started = sim.now_ms();
+        match run!(c.send(&Attention.with_timeout(Duration::from_secs(3)))) {
+            Err(Error::Timeout) => {}
+            other => panic!("{other:?}"),
+        }
+        let waited = sim.now_ms() - started;
+        assert!((3000..3100).contains(&waited), "waited {waited} ms");
+    },
+    vec![expect("AT\r")]
+);
 
-both!(send_phase_writes_payload_after_connect, |c, sim| {
-    run!(c.send(&Url("http://example.com/fw.bin"))).unwrap();
-    sim.assert_done();
-}, vec![
-    expect("AT+QHTTPURL=25,80\r"),
-    reply("\r\nCONNECT\r\n"),
-    expect("http://example.com/fw.bin"),
-    reply("\r\nOK\r\n"),
-]);
+both!(
+    send_phase_writes_payload_after_connect,
+    |c, sim| {
+        run!(c.send(&Url("http://example.com/fw.bin"))).unwrap();
+        sim.assert_done();
+    },
+    vec![
+        expect("AT+QHTTPURL=25,80\r"),
+        reply("\r\nCONNECT\r\n"),
+        expect("http://example.com/fw.bin"),
+        reply("\r\nOK\r\n"),
+    ]
+);
 
-both!(bad_parameter_writes_nothing, |c, sim| {
-    match run!(c.send(&Url("http://a\r\nAT+QPOWD"))) {
-        Err(Error::Encode(EncodeError::ForbiddenByte { byte: b'\r', .. })) => {}
-        other => panic!("{other:?}"),
-    }
-    assert!(sim.written().is_empty());
-}, vec![]);
+both!(
+    bad_parameter_writes_nothing,
+    |c, sim| {
+        match run!(c.send(&Url("http://a\r\nAT+QPOWD"))) {
+            Err(Error::Encode(EncodeError::ForbiddenByte { byte: b'\r', .. })) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(sim.written().is_empty());
+    },
+    vec![]
+);
 
-both!(payload_in_same_read_as_connect, |c, sim| {
-    let mut body = Vec::new();
-    let ((), n) = run!(c.send_receive(&Read(DataLength::Exact(10)), |d| body.extend_from_slice(d))).unwrap();
-    assert_eq!(n, 10);
-    assert_eq!(body, b"0123\r\nOK\r\n");
-    // The late result URC arrives after OK and reaches the handler.
-    let code = run!(c.wait_for(Duration::from_secs(1), |l| l.strip_prefix(b"+QHTTPREAD: ").map(|r| r.to_vec()))).unwrap();
-    assert_eq!(code, b"0");
-    sim.assert_done();
-}, vec![
-    expect("AT+QHTTPREAD=80\r"),
-    reply("\r\nCONNECT\r\n0123\r\nOK\r\n\r\nOK\r\n\r\n+QIND: \"csq\",20,99\r\n\r\n+QHTTPREAD: 0\r\n"),
-]);
+both!(
+    payload_in_same_read_as_connect,
+    |c, sim| {
+        let mut body = Vec::new();
+        let ((), n) =
+            run!(c.send_receive(&Read(DataLength::Exact(10)), |d| body.extend_from_slice(d)))
+                .unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(body, b"0123\r\nOK\r\n");
+        // The late result URC arrives after OK and reaches the handler.
+        let code = run!(c.wait_for(Duration::from_secs(1), |l| {
+            l.strip_prefix(b"+QHTTPREAD: ").map(|r| r.to_vec())
+        }))
+        .unwrap();
+        assert_eq!(code, b"0");
+        sim.assert_done();
+    },
+    vec![
+        expect("AT+QHTTPREAD=80\r"),
+        reply(
+            "\r\nCONNECT\r\n0123\r\nOK\r\n\r\nOK\r\n\r\n+QIND: \"csq\",20,99\r\n\r\n+QHTTPREAD: 0\r\n"
+        ),
+    ]
+);
 
-both!(unknown_length_body_containing_trailer, |c, sim| {
-    let read = Read(DataLength::UntilTrailer { end_prefix: b"+QHTTPREAD:", quiet: Duration::from_millis(200) });
-    let mut body = Vec::new();
-    let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
-    assert_eq!(body, b"A\r\nOK\r\n\r\n+QHTTPREAD: 0\r\nB");
-    assert_eq!(n, body.len() as u64);
-    sim.assert_done();
-}, vec![
-    expect("AT+QHTTPREAD=80\r"),
-    reply("\r\nCONNECT\r\nA\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"),
-    reply_after(50, "B"),
-    reply_after(10, "\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"),
-]);
+both!(
+    unknown_length_body_containing_trailer,
+    |c, sim| {
+        let read = Read(DataLength::UntilTrailer {
+            end_prefix: b"+QHTTPREAD:",
+            quiet: Duration::from_millis(200),
+        });
+        let mut body = Vec::new();
+        let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
+        assert_eq!(body, b"A\r\nOK\r\n\r\n+QHTTPREAD: 0\r\nB");
+        assert_eq!(n, body.len() as u64);
+        sim.assert_done();
+    },
+    vec![
+        expect("AT+QHTTPREAD=80\r"),
+        reply("\r\nCONNECT\r\nA\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"),
+        reply_after(50, "B"),
+        reply_after(10, "\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"),
+    ]
+);
 
-both!(error_instead_of_payload, |c, sim| {
-    match run!(c.send_receive(&Read(DataLength::Announced), |_| {})) {
-        Err(Error::Rejected(Rejection::Cme(ModemCode::Numeric(402)))) => {}
-        other => panic!("{other:?}"),
-    }
-    sim.assert_done();
-}, vec![
-    expect("AT+QHTTPREAD=80\r"),
-    reply("\r\n+CME ERROR: 402\r\n"),
-]);
+both!(
+    error_instead_of_payload,
+    |c, sim| {
+        match run!(c.send_receive(&Read(DataLength::Announced), |_| {})) {
+            Err(Error::Rejected(Rejection::Cme(ModemCode::Numeric(402)))) => {}
+            other => panic!("{other:?}"),
+        }
+        sim.assert_done();
+    },
+    vec![
+        expect("AT+QHTTPREAD=80\r"),
+        reply("\r\n+CME ERROR: 402\r\n"),
+    ]
+);
 
-both!(response_too_large_keeps_sync, |c, sim| {
-    match run!(c.send(&Ati)) {
-        Err(Error::ResponseTooLarge { capacity: 128 }) => {}
-        other => panic!("{other:?}"),
-    }
-    run!(c.send(&Attention)).unwrap();
-    sim.assert_done();
-}, vec![
-    expect("ATI\r"),
-    reply(format!("\r\nQuectel\r\n\r\n{}\r\n\r\nOK\r\n", "X".repeat(150))),
-    expect("AT\r"),
-    reply("\r\nOK\r\n"),
-]);
+both!(
+    response_too_large_keeps_sync,
+    |c, sim| {
+        match run!(c.send(&Ati)) {
+            Err(Error::ResponseTooLarge { capacity: 128 }) => {}
+            other => panic!("{other:?}"),
+        }
+        run!(c.send(&Attention)).unwrap();
+        sim.assert_done();
+    },
+    vec![
+        expect("ATI\r"),
+        reply(format!(
+            "\r\nQuectel\r\n\r\n{}\r\n\r\nOK\r\n",
+            "X".repeat(150)
+        )),
+        expect("AT\r"),
+        reply("\r\nOK\r\n"),
+    ]
+);
 
 #[test]
 fn urcs_reach_the_handler_in_order() {

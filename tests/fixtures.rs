@@ -47,7 +47,10 @@ fn load(path: &std::path::Path) -> Transcript {
 }
 
 fn esc(b: &[u8]) -> String {
-    b.iter().flat_map(|&c| std::ascii::escape_default(c)).map(char::from).collect()
+    b.iter()
+        .flat_map(|&c| std::ascii::escape_default(c))
+        .map(char::from)
+        .collect()
 }
 
 fn describe(ev: &LogEvent<'_>) -> String {
@@ -164,7 +167,12 @@ fn every_fixture_whole_bytewise_and_split() {
         let whole = decode(&t, &[]);
         assert!(!whole.is_empty());
         let bytewise: Vec<usize> = (1..t.modem.len()).collect();
-        assert_eq!(decode(&t, &bytewise), whole, "{}: byte by byte", path.display());
+        assert_eq!(
+            decode(&t, &bytewise),
+            whole,
+            "{}: byte by byte",
+            path.display()
+        );
         for k in 1..t.modem.len() {
             assert_eq!(decode(&t, &[k]), whole, "{}: split at {k}", path.display());
         }
@@ -173,11 +181,16 @@ fn every_fixture_whole_bytewise_and_split() {
         if update {
             std::fs::write(&snap, &text).unwrap();
         } else {
-            let want = std::fs::read_to_string(&snap)
-                .unwrap_or_else(|_| panic!("{} missing: run with UPDATE_SNAPSHOTS=1", snap.display()));
+            let want = std::fs::read_to_string(&snap).unwrap_or_else(|_| {
+                panic!("{} missing: run with UPDATE_SNAPSHOTS=1", snap.display())
+            });
             assert_eq!(text, want, "{} differs from its snapshot", path.display());
         }
         // No line the decoder could not classify is dropped: every modem line is an event.
-        assert!(!whole.iter().any(|e| e.starts_with("overflow")), "{}", path.display());
+        assert!(
+            !whole.iter().any(|e| e.starts_with("overflow")),
+            "{}",
+            path.display()
+        );
     }
 }

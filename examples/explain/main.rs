@@ -128,7 +128,10 @@ fn main() {
         None => std::io::stdin().read_to_end(&mut input),
     };
     if let Err(e) = read {
-        eprintln!("explain: cannot read {}: {e}", file.as_deref().unwrap_or("stdin"));
+        eprintln!(
+            "explain: cannot read {}: {e}",
+            file.as_deref().unwrap_or("stdin")
+        );
         std::process::exit(1);
     }
     let mut o = Output {

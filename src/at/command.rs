@@ -159,11 +159,7 @@ impl<'a> Encoder<'a> {
 /// Checks that `v` lies in `min..=max`.
 pub fn check_range(v: i64, min: i64, max: i64) -> Result<(), EncodeError> {
     if v < min || v > max {
-        Err(EncodeError::OutOfRange {
-            value: v,
-            min,
-            max,
-        })
+        Err(EncodeError::OutOfRange { value: v, min, max })
     } else {
         Ok(())
     }
@@ -177,7 +173,10 @@ pub fn check_text(s: &[u8], max: usize) -> Result<(), EncodeError> {
     if s.len() > max {
         return Err(EncodeError::TooLong { len: s.len(), max });
     }
-    match s.iter().position(|&b| !(0x20..=0x7e).contains(&b) || b == b'"') {
+    match s
+        .iter()
+        .position(|&b| !(0x20..=0x7e).contains(&b) || b == b'"')
+    {
         Some(position) => Err(EncodeError::ForbiddenByte {
             byte: s[position],
             position,
@@ -359,7 +358,14 @@ mod tests {
     #[test]
     fn text_checks() {
         assert!(check_text(b"internet", 10).is_ok());
-        for bad in [&b"a\"b"[..], b"a\rb", b"a\nb", b"a\0b", b"a\x1bb", b"\xc3\xa9"] {
+        for bad in [
+            &b"a\"b"[..],
+            b"a\rb",
+            b"a\nb",
+            b"a\0b",
+            b"a\x1bb",
+            b"\xc3\xa9",
+        ] {
             assert!(matches!(
                 check_text(bad, 10),
                 Err(EncodeError::ForbiddenByte { .. })

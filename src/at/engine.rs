@@ -83,9 +83,16 @@ pub enum Event<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Lines,
-    Discard { discarded: usize },
-    Data { remaining: u32 },
-    DataUntilTrailer { end_prefix: &'static [u8], quiet: Duration },
+    Discard {
+        discarded: usize,
+    },
+    Data {
+        remaining: u32,
+    },
+    DataUntilTrailer {
+        end_prefix: &'static [u8],
+        quiet: Duration,
+    },
     DataEnded,
 }
 
@@ -295,9 +302,11 @@ impl<'b> Engine<'b> {
         let avail = &self.buf[self.start..self.end];
         match self.state {
             State::Data { remaining } => avail.len().min(remaining as usize),
-            State::DataUntilTrailer { end_prefix, .. } => {
-                payload_before_trailer(avail, end_prefix, self.start == 0 && self.end == self.buf.len())
-            }
+            State::DataUntilTrailer { end_prefix, .. } => payload_before_trailer(
+                avail,
+                end_prefix,
+                self.start == 0 && self.end == self.buf.len(),
+            ),
             _ => 0,
         }
     }
@@ -526,7 +535,13 @@ fn trailer_lines(s: &[u8], end_prefix: &[u8]) -> Trailer {
     // The modem frames its first trailer line with exactly one line end (CR LF, or LF in
     // LF-only logs); any CR or LF before that belongs to the payload.
     let mut i = match s {
-        [b'\r', b'\n', ..] | [b'\n', ..] => if s[0] == b'\r' { 2 } else { 1 },
+        [b'\r', b'\n', ..] | [b'\n', ..] => {
+            if s[0] == b'\r' {
+                2
+            } else {
+                1
+            }
+        }
         [b'\r'] => return Trailer::Partial,
         _ => return Trailer::No,
     };
@@ -680,7 +695,11 @@ mod tests {
         while fed < long.len() {
             fed += e.consume(&long[fed..]);
             while let Some(ev) = e.poll(Instant::ZERO) {
-                let _ = events.push(if matches!(ev, Event::Overflow { .. }) { b'O' } else { b'?' });
+                let _ = events.push(if matches!(ev, Event::Overflow { .. }) {
+                    b'O'
+                } else {
+                    b'?'
+                });
             }
         }
         e.consume(b"\r\nOK\r\n");
@@ -721,7 +740,10 @@ mod tests {
         e.consume(b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n");
         assert_eq!(e.poll(Instant::from_millis(70)), None);
         assert_eq!(e.poll(Instant::from_millis(170)), Some(Event::DataEnd));
-        assert_eq!(e.poll(Instant::from_millis(170)), Some(Event::Final(Final::Ok)));
+        assert_eq!(
+            e.poll(Instant::from_millis(170)),
+            Some(Event::Final(Final::Ok))
+        );
         assert_eq!(
             e.poll(Instant::from_millis(170)),
             Some(Event::Line(b"+QHTTPREAD: 0"))
@@ -761,8 +783,14 @@ mod tests {
     #[test]
     fn body_keeps_its_own_line_ends() {
         for (input, body) in [
-            (&b"\r\nCONNECT\r\n</ht\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"[..], &b"</ht\n"[..]),
-            (b"\r\nCONNECT\r\nx\r\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b"x\r\n"),
+            (
+                &b"\r\nCONNECT\r\n</ht\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n"[..],
+                &b"</ht\n"[..],
+            ),
+            (
+                b"\r\nCONNECT\r\nx\r\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n",
+                b"x\r\n",
+            ),
             (b"\r\nCONNECT\r\nx\r\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b"x\r"),
             (b"\nCONNECT\nx\nOK\n\n+QHTTPREAD: 0\n", b"x"),
             (b"\r\nCONNECT\r\n\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n", b""),

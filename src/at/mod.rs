@@ -9,9 +9,7 @@ pub mod engine;
 pub mod params;
 pub mod time;
 
-pub use command::{
-    AtCommand, DataLength, DataPhase, EncodeError, Encoder, Lines, ResponseLines,
-};
+pub use command::{AtCommand, DataLength, DataPhase, EncodeError, Encoder, Lines, ResponseLines};
 pub use engine::{DataState, Engine, ErrorCode, Event, Final, Prompt};
 pub use time::{AsyncClock, Clock, Instant};
 

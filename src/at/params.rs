@@ -273,17 +273,26 @@ mod tests {
         assert_eq!(Params::new(b"\"abc").str(), Err(ParseError::Unterminated));
         assert_eq!(Params::new(b"\"a\"b").str(), Err(ParseError::Malformed));
         assert_eq!(Params::new(b"12x").u32(), Err(ParseError::BadNumber));
-        assert_eq!(Params::new(b"99999999999").u32(), Err(ParseError::OutOfRange));
+        assert_eq!(
+            Params::new(b"99999999999").u32(),
+            Err(ParseError::OutOfRange)
+        );
         assert_eq!(Params::new(b"\xff").str(), Err(ParseError::NotText));
         assert_eq!(Params::new(b"-5").i32(), Ok(-5));
         assert_eq!(Params::new(b"f6e").hex_u32(), Ok(0xf6e));
         assert_eq!(Params::new(b"0x4A2B").hex_u32(), Ok(0x4a2b));
-        assert_eq!(Params::new(b"123456789").hex_u32(), Err(ParseError::OutOfRange));
+        assert_eq!(
+            Params::new(b"123456789").hex_u32(),
+            Err(ParseError::OutOfRange)
+        );
     }
 
     #[test]
     fn prefix_is_case_insensitive() {
-        assert_eq!(after_prefix(b"+qhttpget: 0", b"+QHTTPGET:"), Some(&b"0"[..]));
+        assert_eq!(
+            after_prefix(b"+qhttpget: 0", b"+QHTTPGET:"),
+            Some(&b"0"[..])
+        );
         assert_eq!(after_prefix(b"+QHTTP", b"+QHTTPGET:"), None);
     }
 }

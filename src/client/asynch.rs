@@ -195,7 +195,12 @@ where
 
     /// The transport, clock, engine and URC handler, for code that drives a payload itself.
     pub fn parts(&mut self) -> (&mut T, &mut C, &mut Engine<'b>, &mut H) {
-        (&mut self.io, &mut self.clock, &mut self.engine, &mut self.urc)
+        (
+            &mut self.io,
+            &mut self.clock,
+            &mut self.engine,
+            &mut self.urc,
+        )
     }
 
     /// Gives back the transport, the clock and the URC handler.

@@ -63,7 +63,10 @@ where
     /// Returns the parsed answer, or [`Error::Rejected`] with the modem's code. On
     /// [`Error::Timeout`] the modem may still answer later; those lines then reach the URC
     /// handler or the next command's unclaimed lines.
-    pub fn send<Cmd: AtCommand>(&mut self, cmd: &Cmd) -> Result<Cmd::Response<'_>, Error<T::Error>> {
+    pub fn send<Cmd: AtCommand>(
+        &mut self,
+        cmd: &Cmd,
+    ) -> Result<Cmd::Response<'_>, Error<T::Error>> {
         if matches!(cmd.data(), DataPhase::Receive(_)) {
             return Err(Error::Protocol(
                 "command receives a payload: use send_receive",

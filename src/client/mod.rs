@@ -83,7 +83,11 @@ impl ModemCode {
             ErrorCode::Text(t) => {
                 let mut s = heapless::String::new();
                 for &b in t.iter().take(MAX_ERROR_TEXT) {
-                    let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
+                    let c = if (0x20..0x7f).contains(&b) {
+                        b as char
+                    } else {
+                        '?'
+                    };
                     let _ = s.push(c);
                 }
                 ModemCode::Text(s)
@@ -316,7 +320,8 @@ impl Exchange {
                         }
                         Some(_) => {}
                         None => {
-                            self.error.get_or_insert(ExchangeError::TooLarge(resp.len()));
+                            self.error
+                                .get_or_insert(ExchangeError::TooLarge(resp.len()));
                         }
                     }
                 } else {
@@ -345,9 +350,7 @@ impl Exchange {
                             Some(ExchangeError::LineTooLong(discarded)) => {
                                 Step::Done(Err(Error::LineTooLong { discarded }))
                             }
-                            Some(ExchangeError::Protocol(p)) => {
-                                Step::Done(Err(Error::Protocol(p)))
-                            }
+                            Some(ExchangeError::Protocol(p)) => Step::Done(Err(Error::Protocol(p))),
                         }
                     }
                 }
@@ -375,7 +378,11 @@ impl Exchange {
             }
             Event::Data(d) => {
                 self.received += d.len() as u64;
-                if self.in_data { Step::Data(d) } else { Step::Continue }
+                if self.in_data {
+                    Step::Data(d)
+                } else {
+                    Step::Continue
+                }
             }
             Event::DataEnd => {
                 if self.in_data {

@@ -6,8 +6,8 @@
 
 pub mod decode;
 pub mod error;
-pub mod fota;
 pub mod file;
+pub mod fota;
 pub mod general;
 pub mod http;
 pub mod pdp;
@@ -35,8 +35,7 @@ impl ChipFamily {
         let starts = |p: &[u8]| m.len() >= p.len() && m[..p.len()].eq_ignore_ascii_case(p);
         const UNISOC: [&[u8]; 4] = [b"EC200U", b"EG915U", b"EG912U", b"EC600U"];
         const ASR: [&[u8]; 8] = [
-            b"EC200T", b"EC200A", b"EC200N", b"EC600N", b"EC600M", b"EC800K", b"EC800M",
-            b"EG800K",
+            b"EC200T", b"EC200A", b"EC200N", b"EC600N", b"EC600M", b"EC800K", b"EC800M", b"EG800K",
         ];
         const QUALCOMM: [&[u8]; 12] = [
             b"EC20", b"EC21", b"EC25", b"EG91", b"EG95", b"EG25", b"EG06", b"EP06", b"EM06",

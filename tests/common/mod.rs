@@ -299,7 +299,9 @@ pub struct Urcs(pub Rc<RefCell<Vec<String>>>);
 
 impl cellular_ota::client::UrcHandler for Urcs {
     fn on_urc(&mut self, line: &[u8]) {
-        self.0.borrow_mut().push(String::from_utf8_lossy(line).into_owned());
+        self.0
+            .borrow_mut()
+            .push(String::from_utf8_lossy(line).into_owned());
     }
 }
 
