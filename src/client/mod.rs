@@ -2,7 +2,7 @@
 //! only in how they wait for bytes and deadlines.
 //!
 //! Both run the same loop — read, feed the engine, poll events, write — and hand every event
-//! to the same sans-IO [`Exchange`] bookkeeping, so they cannot drift apart.
+//! to the same sans-IO exchange bookkeeping (one private type), so they cannot drift apart.
 
 pub mod asynch;
 pub mod blocking;

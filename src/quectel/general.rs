@@ -16,84 +16,9 @@ use super::ChipFamily;
 use crate::at::params::{Params, after_prefix};
 use crate::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
 
-/// `<stat>` of `+CREG:` / `+CGREG:` / `+CEREG:` (quectel-at.md §3). Open: codes this crate
-/// does not know are kept in [`RegStatus::Other`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum RegStatus {
-    /// 0: not registered, not searching for an operator.
-    NotSearching,
-    /// 1: registered on the home network.
-    Home,
-    /// 2: not registered, searching for an operator.
-    Searching,
-    /// 3: registration denied.
-    Denied,
-    /// 4: unknown (for example out of coverage).
-    Unknown,
-    /// 5: registered, roaming.
-    Roaming,
-    /// Any other code.
-    Other(u8),
-}
-
-impl RegStatus {
-    /// The status for a `<stat>` code.
-    pub fn from_code(code: u8) -> RegStatus {
-        match code {
-            0 => RegStatus::NotSearching,
-            1 => RegStatus::Home,
-            2 => RegStatus::Searching,
-            3 => RegStatus::Denied,
-            4 => RegStatus::Unknown,
-            5 => RegStatus::Roaming,
-            c => RegStatus::Other(c),
-        }
-    }
-
-    /// The `<stat>` code.
-    pub fn code(self) -> u8 {
-        match self {
-            RegStatus::NotSearching => 0,
-            RegStatus::Home => 1,
-            RegStatus::Searching => 2,
-            RegStatus::Denied => 3,
-            RegStatus::Unknown => 4,
-            RegStatus::Roaming => 5,
-            RegStatus::Other(c) => c,
-        }
-    }
-
-    /// True when registered, on the home network or roaming.
-    pub fn is_registered(self) -> bool {
-        matches!(self, RegStatus::Home | RegStatus::Roaming)
-    }
-}
-
-/// Which registration report: circuit-switched (`+CREG`), GPRS (`+CGREG`) or EPS/LTE
-/// (`+CEREG`) (quectel-at.md §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum RegKind {
-    /// `+CREG`: circuit-switched network registration.
-    Creg,
-    /// `+CGREG`: GPRS (packet-switched, 2G/3G) registration.
-    Cgreg,
-    /// `+CEREG`: EPS (LTE) registration.
-    Cereg,
-}
+pub use super::urc::{RegKind, RegStatus, SimState};
 
 impl RegKind {
-    /// The prefix of the response and URC lines, with its colon: `b"+CREG:"` etc.
-    pub fn prefix(self) -> &'static [u8] {
-        match self {
-            RegKind::Creg => b"+CREG:",
-            RegKind::Cgreg => b"+CGREG:",
-            RegKind::Cereg => b"+CEREG:",
-        }
-    }
-
     /// The command name without `AT` or colon: `b"+CREG"` etc.
     pub fn command(self) -> &'static [u8] {
         match self {
@@ -457,51 +382,6 @@ impl AtCommand for Iccid {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SimStatus;
-
-/// The SIM state reported by `+CPIN:` (3GPP TS 27.007 codes; quectel-at.md §2.2). Open:
-/// other codes (such as `PH-NET PIN`) are kept as text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-#[non_exhaustive]
-pub enum SimState<'a> {
-    /// `READY`: no code is needed.
-    Ready,
-    /// `SIM PIN`: the PIN is needed ([`EnterPin`]).
-    SimPin,
-    /// `SIM PUK`: the PUK is needed (the PIN was entered wrongly too often).
-    SimPuk,
-    /// `PH-SIM PIN`: the phone-to-SIM password is needed.
-    PhSimPin,
-    /// `SIM PIN2`: PIN2 is needed.
-    SimPin2,
-    /// `SIM PUK2`: PUK2 is needed.
-    SimPuk2,
-    /// Any other code, as sent.
-    Other(&'a str),
-}
-
-impl<'a> SimState<'a> {
-    /// The state for a code as sent (compared ASCII case-insensitively).
-    pub fn from_text(s: &'a str) -> Self {
-        const KNOWN: [(&str, SimState<'static>); 6] = [
-            ("READY", SimState::Ready),
-            ("SIM PIN", SimState::SimPin),
-            ("SIM PUK", SimState::SimPuk),
-            ("PH-SIM PIN", SimState::PhSimPin),
-            ("SIM PIN2", SimState::SimPin2),
-            ("SIM PUK2", SimState::SimPuk2),
-        ];
-        KNOWN
-            .iter()
-            .find(|(t, _)| t.eq_ignore_ascii_case(s))
-            .map_or(SimState::Other(s), |&(_, v)| v)
-    }
-
-    /// True if the SIM needs no code.
-    pub fn is_ready(self) -> bool {
-        self == SimState::Ready
-    }
-}
 
 impl AtCommand for SimStatus {
     type Response<'a> = SimState<'a>;

@@ -147,10 +147,11 @@ impl ImageHeader {
 
 /// The decoded `esp_app_desc_t` (256 bytes at the start of segment 0's data).
 ///
-/// Layout (ESP-IDF `esp_app_desc.h`): magic u32 @0, secure_version u32 @4, reserv1[2] @8,
-/// version[32] @16, project_name[32] @48, time[16] @80, date[16] @96, idf_ver[32] @112,
-/// app_elf_sha256[32] @144, min_efuse_blk_rev_full u16 @176, max_efuse_blk_rev_full u16 @178,
-/// mmu_page_size u8 @180 (log2), reserv3[3], reserv2[18] u32.
+/// Layout (ESP-IDF `esp_app_desc.h`): `magic u32 @0`, `secure_version u32 @4`,
+/// `reserv1[2] @8`, `version[32] @16`, `project_name[32] @48`, `time[16] @80`,
+/// `date[16] @96`, `idf_ver[32] @112`, `app_elf_sha256[32] @144`,
+/// `min_efuse_blk_rev_full u16 @176`, `max_efuse_blk_rev_full u16 @178`,
+/// `mmu_page_size u8 @180` (log2), `reserv3[3]`, `reserv2[18] u32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct AppDescriptor {
