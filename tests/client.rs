@@ -327,3 +327,114 @@ fn urcs_reach_the_handler_in_order() {
     c.send(&Attention).unwrap();
     assert_eq!(urcs.lines(), ["RDY", "+CFUN: 1", "+CPIN: READY"]);
 }
+
+mod data_reader {
+    use super::*;
+
+    fn script() -> Vec<Step> {
+        vec![
+            expect("AT+QHTTPREAD=80\r"),
+            reply("\r\nCONNECT\r\nfirst"),
+            reply_after(5, "-second-"),
+            reply_after(5, "third\r\nOK\r\n"),
+            reply_after(5, "\r\n+QHTTPREAD: 0\r\n"),
+        ]
+    }
+
+    #[test]
+    fn blocking_bufread_is_zero_copy_and_exact() {
+        use embedded_io::BufRead;
+        let sim = Sim::new(script());
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let mut r = c.read_data(&Read(DataLength::Exact(18))).unwrap();
+        assert_eq!(r.announced(), Some(18));
+        let mut body = Vec::new();
+        loop {
+            let buf = r.fill_buf().unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            // Consume part of what is lent, to exercise partial consumption.
+            let n = buf.len().min(3);
+            body.extend_from_slice(&buf[..n]);
+            r.consume(n);
+        }
+        assert_eq!(body, b"first-second-third");
+        assert_eq!(r.finish().unwrap(), 18);
+        let res = c
+            .wait_for(Duration::from_secs(1), |l| {
+                (l == b"+QHTTPREAD: 0").then_some(())
+            })
+            .unwrap();
+        assert_eq!(res, ());
+        sim.assert_done();
+    }
+
+    #[test]
+    fn async_read_trait_and_unknown_length() {
+        use embedded_io_async::Read as _;
+        let sim = Sim::new(script());
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            asynch::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let read = Read(DataLength::UntilTrailer {
+            end_prefix: b"+QHTTPREAD:",
+            quiet: Duration::from_millis(100),
+        });
+        block_on(async {
+            let mut r = c.read_data(&read).await.unwrap();
+            assert_eq!(r.announced(), None);
+            let mut body = Vec::new();
+            let mut buf = [0u8; 4];
+            loop {
+                let n = r.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(body, b"first-second-third");
+            assert_eq!(r.finish().await.unwrap(), 18);
+        });
+    }
+
+    #[test]
+    fn refusal_before_payload_and_timeout_inside_it() {
+        use embedded_io::BufRead;
+        let sim = Sim::new(vec![
+            expect("AT+QHTTPREAD=80\r"),
+            reply("\r\n+CME ERROR: 705\r\n"),
+            expect("AT+QHTTPREAD=80\r"),
+            reply("\r\nCONNECT\r\nabc"),
+        ]);
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        match c.read_data(&Read(DataLength::Exact(10))) {
+            Err(Error::Rejected(Rejection::Cme(ModemCode::Numeric(705)))) => {}
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let mut r = c.read_data(&Read(DataLength::Exact(10))).unwrap();
+        assert_eq!(r.fill_buf().unwrap(), b"abc");
+        r.consume(3);
+        let started = sim.now_ms();
+        match r.fill_buf() {
+            Err(Error::Timeout) => {}
+            other => panic!("{other:?}"),
+        }
+        // The default command timeout of the test command (5 s) bounds the gap.
+        assert!(sim.now_ms() - started >= 5000);
+    }
+
+    #[test]
+    fn finish_discards_unread_payload() {
+        let sim = Sim::new(script());
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let r = c.read_data(&Read(DataLength::Exact(18))).unwrap();
+        assert_eq!(r.finish().unwrap(), 18);
+    }
+}

@@ -11,7 +11,17 @@ fn explain(args: &[&str], input: &str) -> Vec<serde_json::Value> {
     let bin = dir
         .join("examples")
         .join(format!("explain{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "{} not built", bin.display());
+    if !bin.exists() {
+        // Running this test alone (`cargo test --test explain`) does not build examples.
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--example", "explain"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok && bin.exists(), "{} not built", bin.display());
+    }
     let mut child = Command::new(bin)
         .args(args)
         .stdin(Stdio::piped())

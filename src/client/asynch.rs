@@ -8,7 +8,7 @@ use core::time::Duration;
 use embedded_io_async::{Read, Write};
 
 use super::{Config, Error, Exchange, Step, UrcHandler, encode_line, payload};
-use crate::at::{AsyncClock, AtCommand, DataPhase, Engine, Event, Instant, Lines};
+use crate::at::{AsyncClock, AtCommand, DataPhase, DataState, Engine, Event, Instant, Lines};
 
 /// The async twin of [`blocking::Client`](super::blocking::Client): same engine, same
 /// bookkeeping, same contract; it waits by racing the transport's `read` against
@@ -88,27 +88,35 @@ where
         Ok((cmd.parse(Lines::new(&self.resp[..len]))?, received))
     }
 
+    /// Encodes and writes `cmd`, preparing the engine for its payload.
+    async fn start<Cmd: AtCommand>(&mut self, cmd: &Cmd) -> Result<Exchange, Error<T::Error>> {
+        let n = encode_line(cmd, self.resp)?;
+        self.engine.expect_data(match cmd.data() {
+            DataPhase::Receive(len) => Some(len),
+            _ => None,
+        });
+        self.io
+            .write_all(&self.resp[..n])
+            .await
+            .map_err(Error::Io)?;
+        self.io.flush().await.map_err(Error::Io)?;
+        Ok(Exchange::new(cmd, &self.config))
+    }
+
     async fn exchange<Cmd: AtCommand>(
         &mut self,
         cmd: &Cmd,
         on_data: &mut dyn FnMut(&[u8]),
     ) -> Result<usize, Error<T::Error>> {
+        let mut ex = self.start(cmd).await?;
         let Client {
             io,
             clock,
             engine,
             resp,
             urc,
-            config,
+            ..
         } = self;
-        let n = encode_line(cmd, resp)?;
-        engine.expect_data(match cmd.data() {
-            DataPhase::Receive(len) => Some(len),
-            _ => None,
-        });
-        io.write_all(&resp[..n]).await.map_err(Error::Io)?;
-        io.flush().await.map_err(Error::Io)?;
-        let mut ex = Exchange::new(cmd, config);
         let timeout = cmd.timeout();
         let mut deadline = clock.now() + timeout;
         loop {
@@ -171,6 +179,111 @@ where
             }
             wait_bytes(io, engine, clock, deadline).await?;
         }
+    }
+
+    /// Sends a command whose answer carries a payload after `CONNECT` and, once the payload
+    /// has started, returns a zero-copy reader over it ([`DataReader`]).
+    ///
+    /// A refusal before the payload (`+CME ERROR: 402` at the end of a file, `+CME ERROR:
+    /// 705` for "nothing to read") is returned here as [`Error::Rejected`]. The deadline
+    /// `cmd.timeout()` covers the wait for `CONNECT` and then every gap between payload
+    /// bytes.
+    pub async fn read_data<Cmd: AtCommand>(
+        &mut self,
+        cmd: &Cmd,
+    ) -> Result<DataReader<'_, 'b, T, C, H>, Error<T::Error>> {
+        if !matches!(cmd.data(), DataPhase::Receive(_)) {
+            return Err(Error::Protocol("command receives no payload: use send"));
+        }
+        let mut ex = self.start(cmd).await?;
+        let timeout = cmd.timeout();
+        let deadline = self.clock.now() + timeout;
+        let Client {
+            io,
+            clock,
+            engine,
+            resp,
+            urc,
+            ..
+        } = self;
+        while !ex.in_data() && !ex.data_done() {
+            let now = clock.now();
+            let mut progressed = false;
+            while let Some(ev) = engine.poll(now) {
+                progressed = true;
+                match ex.on_event::<T::Error, H>(ev, resp, urc) {
+                    Step::Continue => {}
+                    Step::Done(Err(e)) => {
+                        engine.expect_data(None);
+                        return Err(e);
+                    }
+                    Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
+                        engine.expect_data(None);
+                        return Err(Error::Protocol("no payload where one was expected"));
+                    }
+                }
+                if ex.in_data() || ex.data_done() {
+                    break;
+                }
+            }
+            if ex.in_data() || ex.data_done() {
+                break;
+            }
+            if !progressed && now >= deadline {
+                engine.expect_data(None);
+                return Err(Error::Timeout);
+            }
+            wait_bytes(io, engine, clock, deadline).await?;
+        }
+        let announced = match self.engine.data_state() {
+            DataState::Remaining(n) => Some(n),
+            DataState::Ended => Some(0),
+            DataState::UntilTrailer | DataState::Idle => None,
+        };
+        Ok(DataReader {
+            client: self,
+            ex,
+            timeout,
+            deadline: Instant::ZERO,
+            announced,
+            position: 0,
+        }
+        .armed())
+    }
+
+    /// Processes what has already arrived, plus whatever one read returns at once, handing
+    /// URCs to the handler; never waits.
+    pub async fn poll_urcs(&mut self) -> Result<(), Error<T::Error>> {
+        let Client {
+            io,
+            clock,
+            engine,
+            urc,
+            ..
+        } = self;
+        loop {
+            let now = clock.now();
+            while let Some(ev) = engine.poll(now) {
+                if let Event::Line(line) = ev {
+                    urc.on_urc(line);
+                }
+            }
+            let spare = engine.rx_spare();
+            if spare.is_empty() {
+                return Ok(());
+            }
+            match select(io.read(spare), core::future::ready(())).await {
+                Either::Left(Ok(0)) => return Err(Error::Closed),
+                Either::Left(Ok(n)) => engine.rx_commit(n),
+                Either::Left(Err(e)) => return Err(Error::Io(e)),
+                Either::Right(()) => return Ok(()),
+            }
+        }
+    }
+
+    /// The engine, for inspection.
+    pub fn engine(&mut self) -> &mut Engine<'b> {
+        &mut self.engine
     }
 
     /// Forgets buffered bytes (after a modem reboot or port re-open).
@@ -252,5 +365,176 @@ pub(crate) async fn wait_bytes<T: Read, C: AsyncClock>(
         }
         Either::Left(Err(e)) => Err(Error::Io(e)),
         Either::Right(()) => Ok(()),
+    }
+}
+
+/// A zero-copy reader over a payload that follows `CONNECT`.
+///
+/// [`fill_buf`](embedded_io_async::BufRead::fill_buf) lends payload bytes straight out of the
+/// engine's receive buffer; [`consume`](embedded_io_async::BufRead::consume) releases them.
+/// An empty slice means the payload is complete (the announced length was reached, or the
+/// trailer of an unknown-length payload was proven). URCs that arrive meanwhile (never
+/// inside the payload: the engine frames no lines in data mode) reach the URC handler.
+///
+/// Every wait is bounded: the command's timeout restarts with every byte consumed, so it
+/// limits the gap between bytes. On [`Error::Timeout`] the engine leaves data mode; the
+/// modem may still be sending, so reset the client (and stop the HTTP session) before the
+/// next command.
+///
+/// Call [`DataReader::finish`] after the payload to collect the command's final result.
+/// Dropping the reader before that leaves the modem's answer to arrive as unclaimed lines.
+/// Cancel safety: `fill_buf` may be dropped and called again without losing bytes.
+#[derive(Debug)]
+pub struct DataReader<'c, 'b, T, C, H> {
+    client: &'c mut Client<'b, T, C, H>,
+    ex: Exchange,
+    timeout: Duration,
+    deadline: Instant,
+    announced: Option<u32>,
+    position: u64,
+}
+
+impl<T, C, H> DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    fn armed(mut self) -> Self {
+        self.deadline = self.client.clock.now() + self.timeout;
+        self
+    }
+
+    /// The payload length announced by `CONNECT <n>` or given by the command (`None` for a
+    /// payload that ends at the modem's trailer).
+    pub fn announced(&self) -> Option<u32> {
+        self.announced
+    }
+
+    /// Payload bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    async fn fill(&mut self) -> Result<usize, Error<T::Error>> {
+        loop {
+            if self.ex.data_done() {
+                return Ok(0);
+            }
+            let Client {
+                io,
+                clock,
+                engine,
+                resp,
+                urc,
+                ..
+            } = &mut *self.client;
+            let avail = engine.data_available().len();
+            if avail > 0 {
+                return Ok(avail);
+            }
+            let now = clock.now();
+            match engine.poll(now) {
+                Some(ev) => match self.ex.on_event::<T::Error, H>(ev, resp, urc) {
+                    Step::Continue => {}
+                    Step::Done(Err(e)) => return Err(e),
+                    Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
+                        return Err(Error::Protocol("payload framing lost"));
+                    }
+                },
+                None => {
+                    if now >= self.deadline {
+                        engine.expect_data(None);
+                        engine.abort_data();
+                        return Err(Error::Timeout);
+                    }
+                    let wake = engine
+                        .next_deadline()
+                        .map_or(self.deadline, |d| d.min(self.deadline));
+                    wait_bytes(io, engine, clock, wake).await?;
+                }
+            }
+        }
+    }
+
+    /// Waits for the command's final result after the payload, discarding payload bytes not
+    /// consumed yet. Returns the payload length.
+    pub async fn finish(mut self) -> Result<u64, Error<T::Error>> {
+        loop {
+            let n = self.fill().await?;
+            if n == 0 {
+                break;
+            }
+            embedded_io_async::BufRead::consume(&mut self, n);
+        }
+        let Client {
+            io,
+            clock,
+            engine,
+            resp,
+            urc,
+            ..
+        } = &mut *self.client;
+        let deadline = clock.now() + self.timeout;
+        loop {
+            let now = clock.now();
+            while let Some(ev) = engine.poll(now) {
+                match self.ex.on_event::<T::Error, H>(ev, resp, urc) {
+                    Step::Continue | Step::Data(_) => {}
+                    Step::Done(r) => {
+                        engine.expect_data(None);
+                        return r.map(|()| self.position);
+                    }
+                    Step::SendPayload => return Err(Error::Protocol("prompt after payload")),
+                }
+            }
+            if now >= deadline {
+                return Err(Error::Timeout);
+            }
+            wait_bytes(io, engine, clock, deadline).await?;
+        }
+    }
+}
+
+impl<T: Read + Write, C, H> embedded_io_async::ErrorType for DataReader<'_, '_, T, C, H> {
+    type Error = Error<T::Error>;
+}
+
+impl<T, C, H> embedded_io_async::BufRead for DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    async fn fill_buf(&mut self) -> Result<&[u8], Self::Error> {
+        self.fill().await?;
+        Ok(self.client.engine.data_available())
+    }
+
+    fn consume(&mut self, amt: usize) {
+        let before = self.client.engine.data_available().len();
+        self.client.engine.consume_data(amt);
+        let taken = amt.min(before);
+        self.position += taken as u64;
+        if taken > 0 {
+            self.deadline = self.client.clock.now() + self.timeout;
+        }
+    }
+}
+
+impl<T, C, H> embedded_io_async::Read for DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let n = self.fill().await?;
+        let n = n.min(buf.len());
+        buf[..n].copy_from_slice(&self.client.engine.data_available()[..n]);
+        embedded_io_async::BufRead::consume(self, n);
+        Ok(n)
     }
 }

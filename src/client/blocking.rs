@@ -1,11 +1,84 @@
-//! The blocking client over `embedded_io::{Read, Write, ReadReady}`.
+//! The blocking client: the async client driven to completion on the spot.
+//!
+//! There is one implementation of the client logic, in [`asynch`](super::asynch). This
+//! module adapts a blocking transport (`embedded_io::{Read, Write, ReadReady}`) and a plain
+//! [`Clock`] to the async traits — a read that is not ready yet, or a deadline not reached
+//! yet, is simply "pending" — and polls the async futures in a loop until they finish. The
+//! two APIs therefore cannot drift apart: they are the same code.
 
+use core::future::{Future, poll_fn};
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 
 use embedded_io::{Read, ReadReady, Write};
 
-use super::{Config, Error, Exchange, Step, UrcHandler, encode_line, payload};
-use crate::at::{AtCommand, Clock, DataPhase, Engine, Event, Instant, Lines};
+use super::{Config, Error, UrcHandler, asynch};
+use crate::at::{AsyncClock, AtCommand, Clock, Engine, Instant};
+
+/// Polls `fut` until it completes. Each `Pending` means "not yet" (no byte ready, deadline
+/// not reached), so this spins, exactly like a blocking loop on `read_ready()` and the clock.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// A blocking transport seen through the async traits: `read` is pending until
+/// `read_ready()` says bytes are there, then reads without blocking.
+#[derive(Debug)]
+pub struct BlockingIo<T>(pub T);
+
+impl<T: embedded_io::ErrorType> embedded_io::ErrorType for BlockingIo<T> {
+    type Error = T::Error;
+}
+
+impl<T: Read + ReadReady> embedded_io_async::Read for BlockingIo<T> {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        poll_fn(|_| match self.0.read_ready() {
+            Ok(true) => Poll::Ready(self.0.read(buf)),
+            Ok(false) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        })
+        .await
+    }
+}
+
+impl<T: Write> embedded_io_async::Write for BlockingIo<T> {
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.0.write(buf)
+    }
+    async fn flush(&mut self) -> Result<(), Self::Error> {
+        self.0.flush()
+    }
+}
+
+/// A plain clock seen as an [`AsyncClock`]: `wait_until` is pending until the deadline.
+#[derive(Debug)]
+pub struct SpinClock<C>(pub C);
+
+impl<C: Clock> Clock for SpinClock<C> {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+}
+
+impl<C: Clock> AsyncClock for SpinClock<C> {
+    async fn wait_until(&mut self, deadline: Instant) {
+        poll_fn(|_| {
+            if self.0.now() >= deadline {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
 
 /// A blocking AT client: one command at a time, every wait bounded by a deadline from the
 /// caller's [`Clock`].
@@ -17,14 +90,11 @@ use crate::at::{AtCommand, Clock, DataPhase, Engine, Event, Instant, Lines};
 /// Buffers: `rx` is the engine's receive buffer (bounds the longest line and the payload
 /// slices lent out; 1–4 KiB for downloads), `response` holds the encoded command line and
 /// then the answer's information lines (256–512 bytes covers every command in this crate).
+///
+/// Every method behaves exactly as its [`asynch::Client`] namesake.
 #[derive(Debug)]
 pub struct Client<'b, T, C, H> {
-    io: T,
-    clock: C,
-    engine: Engine<'b>,
-    resp: &'b mut [u8],
-    urc: H,
-    config: Config,
+    inner: asynch::Client<'b, BlockingIo<T>, SpinClock<C>, H>,
 }
 
 impl<'b, T, C, H> Client<'b, T, C, H>
@@ -48,12 +118,14 @@ where
         config: Config,
     ) -> Self {
         Client {
-            io,
-            clock,
-            engine: Engine::new(rx),
-            resp: response,
-            urc,
-            config,
+            inner: asynch::Client::with_config(
+                BlockingIo(io),
+                SpinClock(clock),
+                rx,
+                response,
+                urc,
+                config,
+            ),
         }
     }
 
@@ -67,13 +139,7 @@ where
         &mut self,
         cmd: &Cmd,
     ) -> Result<Cmd::Response<'_>, Error<T::Error>> {
-        if matches!(cmd.data(), DataPhase::Receive(_)) {
-            return Err(Error::Protocol(
-                "command receives a payload: use send_receive",
-            ));
-        }
-        let len = self.exchange(cmd, &mut |_| {})?;
-        Ok(cmd.parse(Lines::new(&self.resp[..len]))?)
+        block_on(self.inner.send(cmd))
     }
 
     /// Sends a command whose answer carries a payload after `CONNECT` (`AT+QFREAD`,
@@ -85,68 +151,19 @@ where
     pub fn send_receive<Cmd: AtCommand>(
         &mut self,
         cmd: &Cmd,
-        mut on_data: impl FnMut(&[u8]),
+        on_data: impl FnMut(&[u8]),
     ) -> Result<(Cmd::Response<'_>, u64), Error<T::Error>> {
-        let mut received = 0u64;
-        let len = self.exchange(cmd, &mut |d| {
-            received += d.len() as u64;
-            on_data(d)
-        })?;
-        Ok((cmd.parse(Lines::new(&self.resp[..len]))?, received))
+        block_on(self.inner.send_receive(cmd, on_data))
     }
 
-    fn exchange<Cmd: AtCommand>(
+    /// Sends a payload-receiving command and returns a zero-copy reader over the payload
+    /// once it has started. See [`asynch::Client::read_data`].
+    pub fn read_data<Cmd: AtCommand>(
         &mut self,
         cmd: &Cmd,
-        on_data: &mut dyn FnMut(&[u8]),
-    ) -> Result<usize, Error<T::Error>> {
-        let Client {
-            io,
-            clock,
-            engine,
-            resp,
-            urc,
-            config,
-        } = self;
-        let n = encode_line(cmd, resp)?;
-        engine.expect_data(match cmd.data() {
-            DataPhase::Receive(len) => Some(len),
-            _ => None,
-        });
-        io.write_all(&resp[..n]).map_err(Error::Io)?;
-        io.flush().map_err(Error::Io)?;
-        let mut ex = Exchange::new(cmd, config);
-        let timeout = cmd.timeout();
-        let mut deadline = clock.now() + timeout;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                match ex.on_event::<T::Error, H>(ev, resp, urc) {
-                    Step::Continue => {}
-                    Step::SendPayload => {
-                        io.write_all(payload(cmd)).map_err(Error::Io)?;
-                        io.flush().map_err(Error::Io)?;
-                        deadline = clock.now() + timeout;
-                    }
-                    Step::Data(d) => {
-                        on_data(d);
-                        deadline = now + timeout;
-                    }
-                    Step::Done(r) => {
-                        engine.expect_data(None);
-                        r?;
-                        return Ok(ex.response_len());
-                    }
-                }
-            }
-            if now >= deadline {
-                engine.expect_data(None);
-                engine.abort_data();
-                return Err(Error::Timeout);
-            }
-            let wake = engine.next_deadline().map_or(deadline, |d| d.min(deadline));
-            wait_bytes(io, engine, clock, wake)?;
-        }
+    ) -> Result<DataReader<'_, 'b, T, C, H>, Error<T::Error>> {
+        let inner = block_on(self.inner.read_data(cmd))?;
+        Ok(DataReader { inner })
     }
 
     /// Waits up to `timeout` for a line that `pick` accepts (returns `Some`), handing every
@@ -155,116 +172,120 @@ where
     pub fn wait_for<R>(
         &mut self,
         timeout: Duration,
-        mut pick: impl FnMut(&[u8]) -> Option<R>,
+        pick: impl FnMut(&[u8]) -> Option<R>,
     ) -> Result<R, Error<T::Error>> {
-        let deadline = self.clock.now() + timeout;
-        let Client {
-            io,
-            clock,
-            engine,
-            urc,
-            ..
-        } = self;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                if let Event::Line(line) = ev {
-                    match pick(line) {
-                        Some(r) => return Ok(r),
-                        None => urc.on_urc(line),
-                    }
-                }
-            }
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            wait_bytes(io, engine, clock, deadline)?;
-        }
+        block_on(self.inner.wait_for(timeout, pick))
     }
 
-    /// Processes the bytes that are available now without waiting, handing URCs to the
-    /// handler. Call it between commands to keep URCs flowing.
+    /// Processes what has already arrived without waiting, handing URCs to the handler.
     pub fn poll_urcs(&mut self) -> Result<(), Error<T::Error>> {
-        let Client {
-            io,
-            clock,
-            engine,
-            urc,
-            ..
-        } = self;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                if let Event::Line(line) = ev {
-                    urc.on_urc(line);
-                }
-            }
-            if !io.read_ready().map_err(Error::Io)? {
-                return Ok(());
-            }
-            let spare = engine.rx_spare();
-            let n = io.read(spare).map_err(Error::Io)?;
-            if n == 0 {
-                return Err(Error::Closed);
-            }
-            engine.rx_commit(n);
-        }
+        block_on(self.inner.poll_urcs())
     }
 
     /// Forgets buffered bytes (after a modem reboot or port re-open).
     pub fn reset(&mut self) {
-        self.engine.reset();
+        self.inner.reset();
     }
 
     /// The clock.
-    pub fn clock(&self) -> &C {
-        &self.clock
+    pub fn clock(&mut self) -> &C {
+        &self.inner.clock().0
     }
 
     /// The URC handler.
     pub fn urc_handler(&mut self) -> &mut H {
-        &mut self.urc
+        self.inner.urc_handler()
     }
 
     /// The transport.
     pub fn io(&mut self) -> &mut T {
-        &mut self.io
+        &mut self.inner.io().0
     }
 
-    /// The transport and the engine, for code that drives a payload itself (the streaming
-    /// body reader).
-    pub fn parts(&mut self) -> (&mut T, &C, &mut Engine<'b>, &mut H) {
-        (&mut self.io, &self.clock, &mut self.engine, &mut self.urc)
+    /// The underlying async client over the blocking adapters (the update flow runs on it).
+    pub fn as_async(&mut self) -> &mut asynch::Client<'b, BlockingIo<T>, SpinClock<C>, H> {
+        &mut self.inner
+    }
+
+    /// The engine, for inspection.
+    pub fn engine(&mut self) -> &mut Engine<'b> {
+        self.inner.engine()
     }
 
     /// Gives back the transport, the clock and the URC handler.
     pub fn into_parts(self) -> (T, C, H) {
-        (self.io, self.clock, self.urc)
+        let (io, clock, urc) = self.inner.into_parts();
+        (io.0, clock.0, urc)
     }
 }
 
-/// Reads what the transport has into the engine, or returns once `until` has passed.
-pub(crate) fn wait_bytes<T: Read + ReadReady, C: Clock>(
-    io: &mut T,
-    engine: &mut Engine<'_>,
-    clock: &C,
-    until: Instant,
-) -> Result<(), Error<T::Error>> {
-    loop {
-        if io.read_ready().map_err(Error::Io)? {
-            let spare = engine.rx_spare();
-            if spare.is_empty() {
-                return Ok(());
-            }
-            let n = io.read(spare).map_err(Error::Io)?;
-            if n == 0 {
-                return Err(Error::Closed);
-            }
-            engine.rx_commit(n);
-            return Ok(());
-        }
-        if clock.now() >= until {
-            return Ok(());
-        }
+/// A zero-copy reader over a payload that follows `CONNECT` (blocking). Implements
+/// [`embedded_io::BufRead`] and [`embedded_io::Read`]; see [`asynch::DataReader`] for the
+/// contract.
+#[derive(Debug)]
+pub struct DataReader<'c, 'b, T, C, H>
+where
+    T: Read + Write + ReadReady,
+    C: Clock,
+    H: UrcHandler,
+{
+    inner: asynch::DataReader<'c, 'b, BlockingIo<T>, SpinClock<C>, H>,
+}
+
+impl<T, C, H> DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write + ReadReady,
+    C: Clock,
+    H: UrcHandler,
+{
+    /// The payload length announced by `CONNECT <n>` or given by the command.
+    pub fn announced(&self) -> Option<u32> {
+        self.inner.announced()
+    }
+
+    /// Payload bytes consumed so far.
+    pub fn position(&self) -> u64 {
+        self.inner.position()
+    }
+
+    /// Waits for the command's final result after the payload; returns the payload length.
+    pub fn finish(self) -> Result<u64, Error<T::Error>> {
+        block_on(self.inner.finish())
+    }
+}
+
+impl<T, C, H> embedded_io::ErrorType for DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write + ReadReady,
+    C: Clock,
+    H: UrcHandler,
+{
+    type Error = Error<T::Error>;
+}
+
+impl<T, C, H> embedded_io::BufRead for DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write + ReadReady,
+    C: Clock,
+    H: UrcHandler,
+    T::Error: embedded_io::Error,
+{
+    fn fill_buf(&mut self) -> Result<&[u8], Self::Error> {
+        block_on(embedded_io_async::BufRead::fill_buf(&mut self.inner))
+    }
+    fn consume(&mut self, amt: usize) {
+        embedded_io_async::BufRead::consume(&mut self.inner, amt)
+    }
+}
+
+impl<T, C, H> embedded_io::Read for DataReader<'_, '_, T, C, H>
+where
+    T: Read + Write + ReadReady,
+    C: Clock,
+    H: UrcHandler,
+    T::Error: embedded_io::Error,
+{
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        block_on(embedded_io_async::Read::read(&mut self.inner, buf))
     }
 }

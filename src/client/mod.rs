@@ -300,6 +300,16 @@ impl Exchange {
         self.resp_len
     }
 
+    /// True while the payload is being received.
+    pub(crate) fn in_data(&self) -> bool {
+        self.in_data
+    }
+
+    /// True once the whole payload was received.
+    pub(crate) fn data_done(&self) -> bool {
+        self.data_done
+    }
+
     pub(crate) fn on_event<'e, E, H: UrcHandler>(
         &mut self,
         ev: Event<'e>,
