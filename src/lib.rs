@@ -14,3 +14,4 @@ pub mod client;
 pub mod ota;
 pub mod quectel;
 pub mod transcript;
+pub mod update;

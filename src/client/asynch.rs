@@ -394,7 +394,7 @@ pub struct DataReader<'c, 'b, T, C, H> {
     position: u64,
 }
 
-impl<T, C, H> DataReader<'_, '_, T, C, H>
+impl<'c, 'b, T, C, H> DataReader<'c, 'b, T, C, H>
 where
     T: Read + Write,
     C: AsyncClock,
@@ -457,9 +457,26 @@ where
         }
     }
 
+    /// Like [`DataReader::finish`], and also parses the command's information lines (for
+    /// example a `+QFDWL: <size>,<checksum>` line after the payload, or a `+QHTTPREAD:`
+    /// result that arrived before `OK`). `cmd` must be the command that started the reader.
+    pub async fn finish_response<Cmd: AtCommand>(
+        self,
+        cmd: &Cmd,
+    ) -> Result<(Cmd::Response<'c>, u64), Error<T::Error>> {
+        let (client, len, n) = self.finish_inner().await?;
+        Ok((cmd.parse(Lines::new(&client.resp[..len]))?, n))
+    }
+
     /// Waits for the command's final result after the payload, discarding payload bytes not
     /// consumed yet. Returns the payload length.
-    pub async fn finish(mut self) -> Result<u64, Error<T::Error>> {
+    pub async fn finish(self) -> Result<u64, Error<T::Error>> {
+        self.finish_inner().await.map(|(_, _, n)| n)
+    }
+
+    async fn finish_inner(
+        mut self,
+    ) -> Result<(&'c mut Client<'b, T, C, H>, usize, u64), Error<T::Error>> {
         loop {
             let n = self.fill().await?;
             if n == 0 {
@@ -483,7 +500,9 @@ where
                     Step::Continue | Step::Data(_) => {}
                     Step::Done(r) => {
                         engine.expect_data(None);
-                        return r.map(|()| self.position);
+                        r?;
+                        let (len, n) = (self.ex.response_len(), self.position);
+                        return Ok((self.client, len, n));
                     }
                     Step::SendPayload => return Err(Error::Protocol("prompt after payload")),
                 }

@@ -232,12 +232,21 @@ where
     inner: asynch::DataReader<'c, 'b, BlockingIo<T>, SpinClock<C>, H>,
 }
 
-impl<T, C, H> DataReader<'_, '_, T, C, H>
+impl<'c, T, C, H> DataReader<'c, '_, T, C, H>
 where
     T: Read + Write + ReadReady,
     C: Clock,
     H: UrcHandler,
 {
+    /// Like [`DataReader::finish`], and also parses the command's information lines; see
+    /// [`asynch::DataReader::finish_response`].
+    pub fn finish_response<Cmd: AtCommand>(
+        self,
+        cmd: &Cmd,
+    ) -> Result<(Cmd::Response<'c>, u64), Error<T::Error>> {
+        block_on(self.inner.finish_response(cmd))
+    }
+
     /// The payload length announced by `CONNECT <n>` or given by the command.
     pub fn announced(&self) -> Option<u32> {
         self.inner.announced()

@@ -15,4 +15,10 @@
 //! it) is built on top of these pieces and lives beside them.
 
 pub mod esp_idf;
+pub mod journal;
+pub mod manifest;
 pub mod mem_flash;
+pub mod mem_sink;
+pub mod sink;
+
+pub use sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};

@@ -1,0 +1,1072 @@
+//! The update manifest: a tiny signed text file that says which image to install.
+//!
+//! A manifest is published beside the firmware image (for example `firmware.bin.manifest`
+//! next to `firmware.bin`). The device fetches it first — it is a few hundred bytes, so one
+//! short HTTP read — and only then decides whether to download the image at all:
+//!
+//! 1. [`Manifest::parse`] the bytes (zero-copy, no allocation, never panics);
+//! 2. [`decide`] against the running version and the device's public key: verify the
+//!    signature, refuse downgrades, skip an image that is already running;
+//! 3. on [`Decision::Update`], stream the image into an [`OtaSink`](super::OtaSink) with
+//!    [`Manifest::image_descriptor`] and let the sink check [`Manifest::sha256`] before it
+//!    activates anything.
+//!
+//! The signature covers the version, size and SHA-256 of the image, so the one Ed25519
+//! verification here plus the sink's hash check authenticate every byte of the image.
+//!
+//! # Format (version 1)
+//!
+//! ```text
+//! cellular-ota-manifest 1
+//! version 1.4.2
+//! size 1572864
+//! sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+//! signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705
+//! ```
+//!
+//! - **Encoding.** Printable ASCII (`0x20..=0x7E`) and tab only, in lines ended by LF or CRLF;
+//!   the last line may lack its line ending. Any other byte — UTF-8, a byte-order mark, a
+//!   control character, a CR not followed by LF — is [`ManifestError::InvalidByte`].
+//! - **Limits.** The whole file is at most [`MAX_MANIFEST_LEN`] (1024) bytes
+//!   ([`ManifestError::TooLarge`]); a line is at most [`MAX_LINE_LEN`] (256) bytes without
+//!   its line ending ([`ManifestError::LineTooLong`]).
+//! - **Lines.** Spaces and tabs at the start and end of a line are ignored. A line is a key,
+//!   then one or more spaces or tabs, then the value (which runs to the end of the line). A
+//!   key is a lowercase ASCII letter followed by lowercase letters, digits, `-` or `_`
+//!   (anything else is [`ManifestError::BadLine`]); keys are case-sensitive. Empty lines and
+//!   lines whose first non-blank character is `#` (comments) are ignored.
+//! - **Header.** Line 1 must be `cellular-ota-manifest <format>` ([`ManifestError::BadHeader`]
+//!   otherwise, including for an empty file). This parser reads format `1` only; any other
+//!   number is [`ManifestError::UnsupportedFormat`]. The header may not appear again.
+//! - **Keys**, in any order after the header, each at most once
+//!   ([`ManifestError::Duplicate`]):
+//!
+//!   | key | required | value |
+//!   |---|---|---|
+//!   | `version` | yes | `MAJOR.MINOR.PATCH[-PRE]`, see [`Version::parse`] ([`ManifestError::BadVersion`]) |
+//!   | `size` | yes | image length in bytes, decimal, `1..=4294967295`, no sign, no leading zeros ([`ManifestError::BadSize`]) |
+//!   | `sha256` | yes | SHA-256 of the image, 64 hex digits, either case ([`ManifestError::BadHex`]) |
+//!   | `signature` | no | Ed25519 signature of the [signed message](#the-signed-message), 128 hex digits, either case ([`ManifestError::BadHex`]) |
+//!
+//!   A missing required key is [`ManifestError::Missing`].
+//! - **Unknown keys** (for example `notes Fixes the modem reboot loop` or `built 2026-11-20`)
+//!   are accepted and ignored, may repeat, and their value may contain spaces. This keeps
+//!   version-1 devices working when a publisher adds informational lines. They are **not
+//!   signed**: never put anything a device acts on into an unknown key. A future format that
+//!   needs more signed fields gets a new header number, which this parser rejects.
+//!
+//! # The signed message
+//!
+//! The signature is not computed over the file. It is computed over a canonical message
+//! rebuilt from the parsed values, so reformatting the file (CRLF, extra blanks, comments,
+//! key order, hex case, unknown keys) never breaks a signature, and no reformatting can make
+//! a signature cover different values. The message is exactly these four LF-terminated lines,
+//! with single spaces, the version as written by [`Version`]'s `Display`
+//! (`MAJOR.MINOR.PATCH` or `MAJOR.MINOR.PATCH-PRE`), the size in decimal without leading
+//! zeros, and the hash in lowercase hex:
+//!
+//! ```text
+//! cellular-ota-manifest 1\n
+//! version 1.4.2\n
+//! size 1572864\n
+//! sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n
+//! ```
+//!
+//! It is at most [`MAX_SIGNED_MESSAGE_LEN`] bytes; [`Manifest::signed_message`] writes it.
+//! The signature is plain Ed25519 (RFC 8032, not prehashed, no context), 64 bytes `R || S`.
+//! The first line doubles as a domain separator: a key used for this format signs nothing
+//! else that could be mistaken for a manifest. [`write_manifest`] writes a file that is the
+//! signed message followed by the `signature` line, as above.
+//!
+//! # Security
+//!
+//! With a public key, [`decide`] accepts only a manifest whose signature verifies, so the
+//! image's version, size and hash come from the key holder; replaying an older signed
+//! manifest is refused as a downgrade (unless downgrades are allowed) and the same version
+//! is reported as up to date. Without a key, unsigned manifests are accepted and the SHA-256
+//! only detects corruption: whoever can alter the HTTP response (plain HTTP over cellular,
+//! a compromised server or CDN) can install any firmware, and the downgrade check is worth
+//! nothing because the version can be forged too. Run without a key only in development or
+//! where the transport itself is authenticated and the server trusted.
+//!
+//! # Example
+//!
+//! The key below is the RFC 8032 §7.1 test key; never use it for real devices.
+//!
+//! ```
+//! use cellular_ota::ota::manifest::{Decision, Manifest, Version, decide};
+//!
+//! const PUBLIC_KEY: [u8; 32] = [
+//!     0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
+//!     0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
+//!     0xf7, 0x07, 0x51, 0x1a,
+//! ];
+//! let file = b"cellular-ota-manifest 1\r\n\
+//!     sha256 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\r\n\
+//!     # key order, CRLF, hex case and comments do not matter\r\n\
+//!     size    1572864\r\n\
+//!     version 1.4.2\r\n\
+//!     notes   unknown keys are ignored\r\n\
+//!     signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
+//!     547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705\r\n";
+//!
+//! let manifest = Manifest::parse(file)?;
+//! assert_eq!(manifest.size, 1_572_864);
+//!
+//! // The running firmware's own version, e.g. from `env!("CARGO_PKG_VERSION")`.
+//! let running = Version::parse("1.4.1")?;
+//! let decision = decide(&manifest, Some(&running), false, Some(&PUBLIC_KEY))?;
+//! assert_eq!(decision, Decision::Update);
+//!
+//! let image = manifest.image_descriptor(); // hand this to `OtaSink::begin`
+//! assert_eq!(image.id, manifest.sha256);
+//! # Ok::<(), cellular_ota::ota::manifest::ManifestError>(())
+//! ```
+
+use core::cmp::Ordering;
+use core::fmt;
+
+use crate::ota::sink::ImageDescriptor;
+
+/// The largest manifest [`Manifest::parse`] accepts, in bytes.
+pub const MAX_MANIFEST_LEN: usize = 1024;
+
+/// The longest line [`Manifest::parse`] accepts, in bytes, not counting the LF or CRLF.
+pub const MAX_LINE_LEN: usize = 256;
+
+/// The longest version text (`MAJOR.MINOR.PATCH-PRE`) accepted, in bytes.
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// The header's key, the first word of every manifest.
+pub const MAGIC: &str = "cellular-ota-manifest";
+
+/// The format number this module reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// The first line of the signed message (and of every manifest [`write_manifest`] writes),
+/// without its LF.
+pub const HEADER: &str = "cellular-ota-manifest 1";
+
+/// The longest [signed message](self#the-signed-message), in bytes: a buffer this large
+/// always suffices for [`Manifest::signed_message`].
+pub const MAX_SIGNED_MESSAGE_LEN: usize = HEADER.len() + 1 // header line
+    + "version ".len() + MAX_VERSION_LEN + 1
+    + "size ".len() + 10 + 1
+    + "sha256 ".len() + 64 + 1;
+
+/// The longest manifest [`write_manifest`] produces, in bytes: a buffer this large always
+/// suffices.
+pub const MAX_WRITTEN_LEN: usize = MAX_SIGNED_MESSAGE_LEN + "signature ".len() + 128 + 1;
+
+/// A key whose value the manifest format defines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Field {
+    /// `version`: the image's version.
+    Version,
+    /// `size`: the image's length in bytes.
+    Size,
+    /// `sha256`: the image's SHA-256.
+    Sha256,
+    /// `signature`: the Ed25519 signature of the signed message.
+    Signature,
+}
+
+impl Field {
+    /// The key as it appears in the file.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Field::Version => "version",
+            Field::Size => "size",
+            Field::Sha256 => "sha256",
+            Field::Signature => "signature",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Why a manifest was rejected, or why it may not be installed.
+///
+/// Parse errors come first in the order the parser meets them: [`TooLarge`](Self::TooLarge),
+/// then [`InvalidByte`](Self::InvalidByte) for the whole input, then line by line, then
+/// [`Missing`](Self::Missing) in the order `version`, `size`, `sha256`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The input is longer than [`MAX_MANIFEST_LEN`].
+    #[error("manifest is {len} bytes, limit {MAX_MANIFEST_LEN}")]
+    TooLarge {
+        /// The input's length.
+        len: usize,
+    },
+    /// A byte that is not printable ASCII, space, tab or a line ending: non-ASCII (UTF-8, a
+    /// byte-order mark), a control character, or a CR not followed by LF.
+    #[error("invalid byte at offset {offset}")]
+    InvalidByte {
+        /// Its offset in the input.
+        offset: usize,
+    },
+    /// A line is longer than [`MAX_LINE_LEN`] without its line ending.
+    #[error("line {line} is longer than {MAX_LINE_LEN} bytes")]
+    LineTooLong {
+        /// The line number, from 1.
+        line: u16,
+    },
+    /// Line 1 is not `cellular-ota-manifest <number>` (or the input is empty): this is not
+    /// a manifest, perhaps an HTTP error page.
+    #[error("not a cellular-ota manifest (bad first line)")]
+    BadHeader,
+    /// The header names a format other than [`FORMAT`].
+    #[error("manifest format {format} is not supported (only {FORMAT})")]
+    UnsupportedFormat {
+        /// The format number found (saturated at `u32::MAX`).
+        format: u32,
+    },
+    /// A line is not `key value`: the key has characters outside `[a-z0-9_-]` or does not
+    /// start with a letter, or the line repeats the header.
+    #[error("line {line} is not `key value`")]
+    BadLine {
+        /// The line number, from 1.
+        line: u16,
+    },
+    /// A key appears twice.
+    #[error("`{field}` appears more than once")]
+    Duplicate {
+        /// The repeated key.
+        field: Field,
+    },
+    /// A required key is absent.
+    #[error("`{field}` is missing")]
+    Missing {
+        /// The absent key.
+        field: Field,
+    },
+    /// The version is not `MAJOR.MINOR.PATCH[-PRE]` (see [`Version::parse`]), or is longer
+    /// than [`MAX_VERSION_LEN`].
+    #[error("bad version")]
+    BadVersion,
+    /// The size is not a decimal number in `1..=4294967295` without sign or leading zeros.
+    #[error("bad size")]
+    BadSize,
+    /// A hex value has the wrong length or a character that is not a hex digit.
+    #[error("bad hex in `{field}`")]
+    BadHex {
+        /// The key whose value is bad.
+        field: Field,
+    },
+    /// A signature is required but the manifest has none.
+    #[error("manifest is not signed")]
+    NoSignature,
+    /// The signature does not verify with the given key: the manifest was altered, or
+    /// signed with another key.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The public key is not a valid Ed25519 key (not a curve point, or of small order).
+    #[error("invalid public key")]
+    BadKey,
+    /// The manifest offers an older version than the one running and downgrades are not
+    /// allowed. Versions are `[major, minor, patch]`; they may be equal when only the
+    /// pre-release part differs.
+    #[error(
+        "manifest offers {}.{}.{}, older than running {}.{}.{}",
+        offered[0], offered[1], offered[2], running[0], running[1], running[2]
+    )]
+    Downgrade {
+        /// The manifest's version.
+        offered: [u32; 3],
+        /// The running version.
+        running: [u32; 3],
+    },
+    /// The output buffer is too small.
+    #[error("buffer too small, need {needed} bytes")]
+    BufferTooSmall {
+        /// The bytes the output needs.
+        needed: usize,
+    },
+}
+
+/// A semver-like version, `MAJOR.MINOR.PATCH[-PRE]`, ordered by semver precedence.
+///
+/// Ordering: `major`, then `minor`, then `patch` numerically; then a version with a
+/// pre-release sorts before the same version without one (`1.0.0-rc.1 < 1.0.0`). Two
+/// pre-releases compare identifier by identifier (split at `.`): numeric identifiers
+/// numerically, others by ASCII order, numeric before non-numeric, and a shorter list before
+/// a longer one it is a prefix of (`1.0.0-alpha < 1.0.0-alpha.1 < 1.0.0-alpha.beta <
+/// 1.0.0-beta < 1.0.0-beta.2 < 1.0.0-beta.11 < 1.0.0-rc.1 < 1.0.0`). The order is total and
+/// agrees with `==`, which compares the fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Version<'a> {
+    /// Major version.
+    pub major: u32,
+    /// Minor version.
+    pub minor: u32,
+    /// Patch version.
+    pub patch: u32,
+    /// Pre-release identifiers without the leading `-` (`"rc.1"`); empty for a release.
+    pub pre: &'a str,
+}
+
+impl<'a> Version<'a> {
+    /// A release version (no pre-release part).
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        Version {
+            major,
+            minor,
+            patch,
+            pre: "",
+        }
+    }
+
+    /// Parses `MAJOR.MINOR.PATCH` or `MAJOR.MINOR.PATCH-PRE`, borrowing `PRE` from `text`.
+    ///
+    /// `MAJOR`, `MINOR` and `PATCH` are decimal `u32` without leading zeros (`0` itself is
+    /// fine). `PRE` is one or more non-empty identifiers separated by `.`, made of
+    /// `[0-9A-Za-z-]`; a purely numeric identifier has no leading zeros. Build metadata
+    /// (`+…`), a leading `v`, blanks, and text longer than [`MAX_VERSION_LEN`] are
+    /// rejected. Every error is [`ManifestError::BadVersion`].
+    pub fn parse(text: &'a str) -> Result<Self, ManifestError> {
+        if text.len() > MAX_VERSION_LEN {
+            return Err(ManifestError::BadVersion);
+        }
+        let (core, pre) = match text.split_once('-') {
+            Some((core, pre)) => (core, pre),
+            None => (text, ""),
+        };
+        let mut parts = core.split('.');
+        let major = parts.next().and_then(parse_u32);
+        let minor = parts.next().and_then(parse_u32);
+        let patch = parts.next().and_then(parse_u32);
+        let (Some(major), Some(minor), Some(patch), None) = (major, minor, patch, parts.next())
+        else {
+            return Err(ManifestError::BadVersion);
+        };
+        if text.len() > core.len() && !valid_pre(pre) {
+            return Err(ManifestError::BadVersion);
+        }
+        Ok(Version {
+            major,
+            minor,
+            patch,
+            pre,
+        })
+    }
+
+    /// Whether this is a pre-release (`pre` is not empty).
+    pub const fn is_prerelease(&self) -> bool {
+        !self.pre.is_empty()
+    }
+
+    /// Checks what [`Version::parse`] would check, for a version built from its fields:
+    /// `pre` is empty or valid, and the text is at most [`MAX_VERSION_LEN`] bytes.
+    pub fn validate(&self) -> Result<(), ManifestError> {
+        let len = decimal_len(self.major)
+            + decimal_len(self.minor)
+            + decimal_len(self.patch)
+            + 2
+            + if self.pre.is_empty() {
+                0
+            } else {
+                1 + self.pre.len()
+            };
+        if len > MAX_VERSION_LEN || (!self.pre.is_empty() && !valid_pre(self.pre)) {
+            return Err(ManifestError::BadVersion);
+        }
+        Ok(())
+    }
+
+    fn core(&self) -> [u32; 3] {
+        [self.major, self.minor, self.patch]
+    }
+}
+
+impl fmt::Display for Version<'_> {
+    /// Writes `MAJOR.MINOR.PATCH` or `MAJOR.MINOR.PATCH-PRE`, the form used in the signed
+    /// message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if !self.pre.is_empty() {
+            write!(f, "-{}", self.pre)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ord for Version<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.core().cmp(&other.core()).then_with(|| {
+            match (self.pre.is_empty(), other.pre.is_empty()) {
+                (true, true) => Ordering::Equal,
+                (true, false) => Ordering::Greater,
+                (false, true) => Ordering::Less,
+                (false, false) => cmp_pre(self.pre, other.pre),
+            }
+        })
+    }
+}
+
+impl PartialOrd for Version<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Semver pre-release precedence, with a final byte-wise tie-break so that the order agrees
+/// with `==` even for hand-built versions that `parse` would reject (`"01"` vs `"1"`).
+fn cmp_pre(a: &str, b: &str) -> Ordering {
+    let mut left = a.split('.');
+    let mut right = b.split('.');
+    loop {
+        match (left.next(), right.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some(x), Some(y)) => match cmp_identifier(x, y) {
+                Ordering::Equal => {}
+                unequal => return unequal,
+            },
+        }
+    }
+}
+
+fn cmp_identifier(x: &str, y: &str) -> Ordering {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match (numeric(x), numeric(y)) {
+        (true, true) => {
+            // Any length: compare without leading zeros, by length, then by digits.
+            let x = x.trim_start_matches('0');
+            let y = y.trim_start_matches('0');
+            x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+        }
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => x.cmp(y),
+    }
+}
+
+fn valid_pre(pre: &str) -> bool {
+    !pre.is_empty()
+        && pre.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !(id.len() > 1 && id.starts_with('0') && id.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
+/// Decimal `u32` without sign or leading zeros.
+fn parse_u32(text: &str) -> Option<u32> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || (bytes.len() > 1 && bytes.first() == Some(&b'0')) {
+        return None;
+    }
+    let mut value: u32 = 0;
+    for &b in bytes {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(value)
+}
+
+fn decimal_len(mut n: u32) -> usize {
+    let mut len = 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
+/// A parsed manifest; see the [module docs](self) for the format.
+///
+/// The fields are public so a host tool or simulator can build one; [`write_manifest`] and
+/// [`Manifest::signed_message`] validate what they write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Manifest<'a> {
+    /// The image's version.
+    pub version: Version<'a>,
+    /// The image's exact length in bytes (at least 1).
+    pub size: u32,
+    /// The image's SHA-256.
+    pub sha256: [u8; 32],
+    /// The Ed25519 signature of the [signed message](self#the-signed-message), if present.
+    pub signature: Option<[u8; 64]>,
+}
+
+impl<'a> Manifest<'a> {
+    /// Parses a manifest (see the [module docs](self)), borrowing the version's pre-release
+    /// text from `input`.
+    ///
+    /// Checks the format only; call [`Manifest::verify_signature`] or [`decide`] before
+    /// trusting the values. Every malformed input is an error, never a panic; an empty input
+    /// is [`ManifestError::BadHeader`].
+    pub fn parse(input: &'a [u8]) -> Result<Self, ManifestError> {
+        if input.len() > MAX_MANIFEST_LEN {
+            return Err(ManifestError::TooLarge { len: input.len() });
+        }
+        for (offset, &b) in input.iter().enumerate() {
+            let ok = matches!(b, 0x20..=0x7e | b'\t' | b'\n')
+                || (b == b'\r' && input.get(offset + 1) == Some(&b'\n'));
+            if !ok {
+                return Err(ManifestError::InvalidByte { offset });
+            }
+        }
+
+        let mut version = None;
+        let mut size = None;
+        let mut sha256 = None;
+        let mut signature = None;
+
+        for (index, raw) in input.split(|&b| b == b'\n').enumerate() {
+            // At most MAX_MANIFEST_LEN + 1 lines, so this never saturates.
+            let line = u16::try_from(index + 1).unwrap_or(u16::MAX);
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            if raw.len() > MAX_LINE_LEN {
+                return Err(ManifestError::LineTooLong { line });
+            }
+            let text = raw.trim_ascii_start();
+            let text = trim_blank_end(text);
+            let (key, value) = split_key(text);
+
+            if line == 1 {
+                if key != MAGIC.as_bytes() {
+                    return Err(ManifestError::BadHeader);
+                }
+                check_format(value)?;
+                continue;
+            }
+            if text.is_empty() || text.starts_with(b"#") {
+                continue;
+            }
+            if !valid_key(key) || key == MAGIC.as_bytes() {
+                return Err(ManifestError::BadLine { line });
+            }
+            match key {
+                b"version" => {
+                    check_unset(&version, Field::Version)?;
+                    let text =
+                        core::str::from_utf8(value).map_err(|_| ManifestError::BadVersion)?;
+                    version = Some(Version::parse(text)?);
+                }
+                b"size" => {
+                    check_unset(&size, Field::Size)?;
+                    let text = core::str::from_utf8(value).map_err(|_| ManifestError::BadSize)?;
+                    match parse_u32(text) {
+                        Some(n) if n > 0 => size = Some(n),
+                        _ => return Err(ManifestError::BadSize),
+                    }
+                }
+                b"sha256" => {
+                    check_unset(&sha256, Field::Sha256)?;
+                    sha256 = Some(decode_hex::<32>(value).ok_or(ManifestError::BadHex {
+                        field: Field::Sha256,
+                    })?);
+                }
+                b"signature" => {
+                    check_unset(&signature, Field::Signature)?;
+                    signature = Some(decode_hex::<64>(value).ok_or(ManifestError::BadHex {
+                        field: Field::Signature,
+                    })?);
+                }
+                _ => {} // Unknown key: ignored for forward compatibility.
+            }
+        }
+
+        Ok(Manifest {
+            version: version.ok_or(ManifestError::Missing {
+                field: Field::Version,
+            })?,
+            size: size.ok_or(ManifestError::Missing { field: Field::Size })?,
+            sha256: sha256.ok_or(ManifestError::Missing {
+                field: Field::Sha256,
+            })?,
+            signature,
+        })
+    }
+
+    /// Writes the canonical [signed message](self#the-signed-message) into `buf` and returns
+    /// it. A buffer of [`MAX_SIGNED_MESSAGE_LEN`] bytes always suffices.
+    ///
+    /// Errors: [`ManifestError::BufferTooSmall`] (with the length needed),
+    /// [`ManifestError::BadVersion`] or [`ManifestError::BadSize`] for a hand-built manifest
+    /// that [`Manifest::parse`] would reject.
+    pub fn signed_message<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], ManifestError> {
+        let mut out = Out::new(buf);
+        write_signed_part(&mut out, &self.version, self.size, &self.sha256)?;
+        out.finish()
+    }
+
+    /// Checks the signature against `public_key`.
+    ///
+    /// Errors, in this order: [`ManifestError::NoSignature`] if the manifest is unsigned,
+    /// [`ManifestError::BadKey`] if the key is not a usable Ed25519 public key,
+    /// [`ManifestError::BadSignature`] if the signature does not verify (including a
+    /// non-canonical signature), and the errors of [`Manifest::signed_message`].
+    pub fn verify_signature(&self, public_key: &[u8; 32]) -> Result<(), ManifestError> {
+        let signature = self.signature.as_ref().ok_or(ManifestError::NoSignature)?;
+        let key = ed25519_compact::PublicKey::new(*public_key);
+        key.validate().map_err(|_| ManifestError::BadKey)?;
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let message = self.signed_message(&mut buf)?;
+        key.verify(message, &ed25519_compact::Signature::new(*signature))
+            .map_err(|e| match e {
+                ed25519_compact::Error::InvalidPublicKey
+                | ed25519_compact::Error::WeakPublicKey => ManifestError::BadKey,
+                _ => ManifestError::BadSignature,
+            })
+    }
+
+    /// The descriptor to pass to [`OtaSink::begin`](super::OtaSink::begin): `id` is the
+    /// image's SHA-256, `size` its length, so a resumed download continues only this image.
+    pub fn image_descriptor(&self) -> ImageDescriptor {
+        ImageDescriptor {
+            id: self.sha256,
+            size: self.size,
+        }
+    }
+}
+
+/// Errors if the header's value is not [`FORMAT`].
+fn check_format(value: &[u8]) -> Result<(), ManifestError> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return Err(ManifestError::BadHeader);
+    }
+    let format = value.iter().fold(0u32, |n, &b| {
+        n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+    });
+    if format != FORMAT {
+        return Err(ManifestError::UnsupportedFormat { format });
+    }
+    Ok(())
+}
+
+fn check_unset<T>(slot: &Option<T>, field: Field) -> Result<(), ManifestError> {
+    match slot {
+        Some(_) => Err(ManifestError::Duplicate { field }),
+        None => Ok(()),
+    }
+}
+
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_blank_end(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., last] = s {
+        if !is_blank(*last) {
+            break;
+        }
+        s = rest;
+    }
+    s
+}
+
+/// Splits a trimmed line into its first word and the rest with leading blanks removed.
+fn split_key(text: &[u8]) -> (&[u8], &[u8]) {
+    let end = text.iter().position(|&b| is_blank(b)).unwrap_or(text.len());
+    let (key, rest) = text.split_at(end);
+    let start = rest
+        .iter()
+        .position(|&b| !is_blank(b))
+        .unwrap_or(rest.len());
+    let (_, value) = rest.split_at(start);
+    (key, value)
+}
+
+fn valid_key(key: &[u8]) -> bool {
+    match key {
+        [first, rest @ ..] => {
+            first.is_ascii_lowercase()
+                && rest.iter().all(|&b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                })
+        }
+        [] => false,
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn decode_hex<const N: usize>(text: &[u8]) -> Option<[u8; N]> {
+    if text.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        let [high, low] = pair else { return None };
+        *byte = hex_value(*high)? << 4 | hex_value(*low)?;
+    }
+    Some(out)
+}
+
+/// Writes into a caller's buffer, counting what it would need past the end.
+struct Out<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+}
+
+impl<'b> Out<'b> {
+    fn new(buf: &'b mut [u8]) -> Self {
+        Out { buf, len: 0 }
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        if let Some(dst) = self.buf.get_mut(self.len..end) {
+            dst.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    fn put_u32(&mut self, mut n: u32) {
+        // u32::MAX has 10 digits; fill from the right.
+        let mut digits = [0u8; 10];
+        let mut start = digits.len();
+        for slot in digits.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+            start -= 1;
+            if n == 0 {
+                break;
+            }
+        }
+        self.put(digits.get(start..).unwrap_or(&[]));
+    }
+
+    fn put_hex(&mut self, bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for &b in bytes {
+            self.put(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        }
+    }
+
+    fn finish(self) -> Result<&'b [u8], ManifestError> {
+        let needed = self.len;
+        let buf: &'b [u8] = self.buf;
+        buf.get(..needed)
+            .ok_or(ManifestError::BufferTooSmall { needed })
+    }
+}
+
+fn write_signed_part(
+    out: &mut Out<'_>,
+    version: &Version<'_>,
+    size: u32,
+    sha256: &[u8; 32],
+) -> Result<(), ManifestError> {
+    version.validate()?;
+    if size == 0 {
+        return Err(ManifestError::BadSize);
+    }
+    out.put(HEADER.as_bytes());
+    out.put(b"\nversion ");
+    out.put_u32(version.major);
+    out.put(b".");
+    out.put_u32(version.minor);
+    out.put(b".");
+    out.put_u32(version.patch);
+    if !version.pre.is_empty() {
+        out.put(b"-");
+        out.put(version.pre.as_bytes());
+    }
+    out.put(b"\nsize ");
+    out.put_u32(size);
+    out.put(b"\nsha256 ");
+    out.put_hex(sha256);
+    out.put(b"\n");
+    Ok(())
+}
+
+/// Writes a canonical manifest into `out` and returns its length: the
+/// [signed message](self#the-signed-message), then `signature <128 lowercase hex>\n` if a
+/// signature is given. The result parses back to the same values.
+///
+/// A buffer of [`MAX_WRITTEN_LEN`] bytes always suffices. Errors:
+/// [`ManifestError::BufferTooSmall`] (with the length needed), [`ManifestError::BadVersion`]
+/// for a version [`Version::parse`] would reject, [`ManifestError::BadSize`] for size 0.
+pub fn write_manifest(
+    version: &Version<'_>,
+    size: u32,
+    sha256: &[u8; 32],
+    signature: Option<&[u8; 64]>,
+    out: &mut [u8],
+) -> Result<usize, ManifestError> {
+    let mut out = Out::new(out);
+    write_signed_part(&mut out, version, size, sha256)?;
+    if let Some(signature) = signature {
+        out.put(b"signature ");
+        out.put_hex(signature);
+        out.put(b"\n");
+    }
+    out.finish().map(<[u8]>::len)
+}
+
+/// What to do with a manifest, from [`decide`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Decision {
+    /// The manifest offers the version that is running: nothing to download.
+    UpToDate,
+    /// Download and install the image the manifest describes.
+    Update,
+}
+
+/// The update policy: whether to install what `manifest` offers.
+///
+/// 1. With `public_key`, the signature must be present and verify
+///    ([`Manifest::verify_signature`]'s errors); this comes first, so nothing below acts on
+///    an unauthenticated value. With `None`, unsigned (and signed) manifests are accepted
+///    **without any check** — see [Security](self#security) for what that exposes.
+/// 2. With no `running` version known (say, a factory image that carries none), the result
+///    is [`Decision::Update`].
+/// 3. The same version (by [`Version`]'s order, so including the pre-release) is
+///    [`Decision::UpToDate`], whatever the image hash: publish a new image under a new
+///    version.
+/// 4. A newer version is [`Decision::Update`]; an older one is [`Decision::Update`] only if
+///    `allow_downgrade`, otherwise [`ManifestError::Downgrade`].
+pub fn decide(
+    manifest: &Manifest<'_>,
+    running: Option<&Version<'_>>,
+    allow_downgrade: bool,
+    public_key: Option<&[u8; 32]>,
+) -> Result<Decision, ManifestError> {
+    if let Some(key) = public_key {
+        manifest.verify_signature(key)?;
+    }
+    let Some(running) = running else {
+        return Ok(Decision::Update);
+    };
+    match manifest.version.cmp(running) {
+        Ordering::Equal => Ok(Decision::UpToDate),
+        Ordering::Greater => Ok(Decision::Update),
+        Ordering::Less if allow_downgrade => Ok(Decision::Update),
+        Ordering::Less => Err(ManifestError::Downgrade {
+            offered: manifest.version.core(),
+            running: running.core(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 8032 §7.1 TEST 1 secret key (seed) and public key.
+    const SEED: [u8; 32] = [
+        0x9d, 0x61, 0xb1, 0x9d, 0xef, 0xfd, 0x5a, 0x60, 0xba, 0x84, 0x4a, 0xf4, 0x92, 0xec, 0x2c,
+        0xc4, 0x44, 0x49, 0xc5, 0x69, 0x7b, 0x32, 0x69, 0x19, 0x70, 0x3b, 0xac, 0x03, 0x1c, 0xae,
+        0x7f, 0x60,
+    ];
+    const PUBLIC_KEY: [u8; 32] = [
+        0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64, 0x07,
+        0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68, 0xf7, 0x07,
+        0x51, 0x1a,
+    ];
+    const SHA256_HEX: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    const SIGNED_MESSAGE: &[u8] = b"cellular-ota-manifest 1\n\
+        version 1.4.2\n\
+        size 1572864\n\
+        sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n";
+    /// Pinned: a change here means the signed message (or the signer) changed, which would
+    /// invalidate every manifest in the field. Cross-checked with an independent Ed25519
+    /// implementation (pyca/cryptography, i.e. OpenSSL) over `SIGNED_MESSAGE`.
+    const SIGNATURE_HEX: &str = "13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
+        547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705";
+
+    fn hex<const N: usize>(s: &str) -> [u8; N] {
+        decode_hex(s.as_bytes()).unwrap()
+    }
+
+    fn sample() -> Manifest<'static> {
+        Manifest {
+            version: Version::new(1, 4, 2),
+            size: 1_572_864,
+            sha256: hex(SHA256_HEX),
+            signature: None,
+        }
+    }
+
+    #[test]
+    fn fixed_seed_gives_fixed_public_key() {
+        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(SEED));
+        assert_eq!(*pair.pk, PUBLIC_KEY);
+    }
+
+    #[test]
+    fn signed_message_is_pinned() {
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        assert_eq!(sample().signed_message(&mut buf).unwrap(), SIGNED_MESSAGE);
+    }
+
+    #[test]
+    fn signature_is_pinned() {
+        let pair = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new(SEED));
+        let signature = pair.sk.sign(SIGNED_MESSAGE, None);
+        assert_eq!(*signature, hex::<64>(SIGNATURE_HEX));
+    }
+
+    #[test]
+    fn pinned_manifest_parses_and_verifies() {
+        let mut file = [0u8; MAX_WRITTEN_LEN];
+        let signature = hex::<64>(SIGNATURE_HEX);
+        let n = write_manifest(
+            &Version::new(1, 4, 2),
+            1_572_864,
+            &hex(SHA256_HEX),
+            Some(&signature),
+            &mut file,
+        )
+        .unwrap();
+        let expected = b"cellular-ota-manifest 1\n\
+            version 1.4.2\n\
+            size 1572864\n\
+            sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n\
+            signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
+            547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705\n";
+        assert_eq!(&file[..n], &expected[..]);
+        let manifest = Manifest::parse(&file[..n]).unwrap();
+        assert_eq!(
+            manifest,
+            Manifest {
+                signature: Some(signature),
+                ..sample()
+            }
+        );
+        manifest.verify_signature(&PUBLIC_KEY).unwrap();
+    }
+
+    #[test]
+    fn prerelease_in_signed_message() {
+        let manifest = Manifest {
+            version: Version::parse("2.0.0-rc.1").unwrap(),
+            size: 7,
+            ..sample()
+        };
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let message = manifest.signed_message(&mut buf).unwrap();
+        assert!(message.starts_with(b"cellular-ota-manifest 1\nversion 2.0.0-rc.1\nsize 7\n"));
+    }
+
+    #[test]
+    fn longest_signed_message_fits_the_constant() {
+        let pre = [b'a'; MAX_VERSION_LEN - "4294967295.4294967295.4294967295-".len()];
+        let pre = core::str::from_utf8(&pre).unwrap();
+        let manifest = Manifest {
+            version: Version {
+                major: u32::MAX,
+                minor: u32::MAX,
+                patch: u32::MAX,
+                pre,
+            },
+            size: u32::MAX,
+            ..sample()
+        };
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        assert_eq!(
+            manifest.signed_message(&mut buf).unwrap().len(),
+            MAX_SIGNED_MESSAGE_LEN
+        );
+        let mut out = [0u8; MAX_WRITTEN_LEN];
+        let n = write_manifest(
+            &manifest.version,
+            manifest.size,
+            &manifest.sha256,
+            Some(&[0xff; 64]),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(n, MAX_WRITTEN_LEN);
+        assert_eq!(
+            Manifest::parse(&out[..n]).unwrap().version,
+            manifest.version
+        );
+    }
+
+    #[test]
+    fn short_buffer_reports_needed_length() {
+        let mut buf = [0u8; 10];
+        assert_eq!(
+            sample().signed_message(&mut buf),
+            Err(ManifestError::BufferTooSmall {
+                needed: SIGNED_MESSAGE.len()
+            })
+        );
+    }
+
+    #[test]
+    fn hand_built_bad_values_are_not_written() {
+        let mut buf = [0u8; MAX_WRITTEN_LEN];
+        let bad = Version {
+            pre: "rc\n1",
+            ..Version::new(1, 0, 0)
+        };
+        assert_eq!(
+            write_manifest(&bad, 1, &[0; 32], None, &mut buf),
+            Err(ManifestError::BadVersion)
+        );
+        assert_eq!(
+            write_manifest(&Version::new(1, 0, 0), 0, &[0; 32], None, &mut buf),
+            Err(ManifestError::BadSize)
+        );
+    }
+
+    #[test]
+    fn header_is_magic_and_format() {
+        let mut buf = [0u8; 32];
+        let mut out = Out::new(&mut buf);
+        out.put(MAGIC.as_bytes());
+        out.put(b" ");
+        out.put_u32(FORMAT);
+        assert_eq!(out.finish().unwrap(), HEADER.as_bytes());
+        assert_eq!(MAX_SIGNED_MESSAGE_LEN, 185);
+        assert_eq!(MAX_WRITTEN_LEN, 324);
+    }
+
+    #[test]
+    fn hex_decoding() {
+        assert_eq!(decode_hex::<2>(b"aBcD"), Some([0xab, 0xcd]));
+        assert_eq!(decode_hex::<2>(b"abc"), None);
+        assert_eq!(decode_hex::<2>(b"abcg"), None);
+        assert_eq!(decode_hex::<2>(b"+bcd"), None);
+    }
+
+    #[test]
+    fn u32_decoding() {
+        assert_eq!(parse_u32("0"), Some(0));
+        assert_eq!(parse_u32("4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32("4294967296"), None);
+        assert_eq!(parse_u32("01"), None);
+        assert_eq!(parse_u32("+1"), None);
+        assert_eq!(parse_u32(""), None);
+    }
+
+    #[test]
+    fn ordering_agrees_with_eq_for_hand_built_versions() {
+        let a = Version {
+            pre: "01",
+            ..Version::new(1, 0, 0)
+        };
+        let b = Version {
+            pre: "1",
+            ..Version::new(1, 0, 0)
+        };
+        assert_ne!(a, b);
+        assert_ne!(a.cmp(&b), Ordering::Equal);
+        assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
+    }
+}

@@ -1,0 +1,436 @@
+//! An [`OtaSink`] over a caller's RAM buffer, for tests and host tools.
+//!
+//! [`MemSink`] stores an image in a `&mut [u8]` with the same contract as a flash sink:
+//! writes must arrive in order, [`finish`](OtaSink::finish) re-hashes the stored bytes and
+//! compares them with the expected SHA-256 before calling the image activated, and a
+//! repeated [`begin`](OtaSink::begin) of the same image resumes. It checks no format (any
+//! bytes are an image), so it fits any update flow: feed it a download in a test, or use it
+//! in a host tool that fetches an image into memory before writing it elsewhere.
+//!
+//! "Durable" here means "since this `MemSink` value exists": every accepted byte is
+//! immediately stored, and a later `begin` with the same [`ImageDescriptor`] on the same
+//! value resumes at [`written`](MemSink::written). Dropping the value forgets everything.
+//!
+//! ```
+//! use cellular_ota::ota::mem_sink::MemSink;
+//! use cellular_ota::ota::{ImageDescriptor, OtaSink};
+//! use sha2::{Digest, Sha256};
+//!
+//! let image = b"firmware bytes";
+//! let sha: [u8; 32] = Sha256::digest(image).into();
+//! let desc = ImageDescriptor { id: sha, size: image.len() as u32 };
+//! let mut mem = [0u8; 64];
+//! let mut sink = MemSink::new(&mut mem);
+//! assert_eq!(sink.begin(&desc).unwrap().offset, 0);
+//! sink.write(0, &image[..4]).unwrap();
+//! // The link drops; the same image begins again and resumes at 4.
+//! assert_eq!(sink.begin(&desc).unwrap().offset, 4);
+//! sink.write(4, &image[4..]).unwrap();
+//! sink.finish(&sha).unwrap();
+//! assert_eq!(sink.image(), Some(&image[..]));
+//! ```
+
+use sha2::{Digest, Sha256};
+
+use super::sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+
+/// Why a [`MemSink`] call failed. Nothing was changed unless stated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MemSinkError {
+    /// `write`, `read` or `finish` without a `begin` (or after `abort`).
+    #[error("no image started")]
+    NotStarted,
+    /// The image does not fit the buffer (from `begin`; no image is started).
+    #[error("image of {size} bytes does not fit {capacity} bytes")]
+    ImageTooLarge {
+        /// The descriptor's size.
+        size: u32,
+        /// The buffer length (saturated to `u32`).
+        capacity: u32,
+    },
+    /// A write not at the end of what was written.
+    #[error("write at {got}, expected {expected}")]
+    OutOfOrder {
+        /// The offset the next write must use.
+        expected: u32,
+        /// The offset given.
+        got: u32,
+    },
+    /// A write that would run past the image size.
+    #[error("write up to {end} passes the {size}-byte image")]
+    PastImageEnd {
+        /// The image size.
+        size: u32,
+        /// Where the write would end.
+        end: u64,
+    },
+    /// `finish` before all bytes were written.
+    #[error("only {written} of {size} bytes written")]
+    Incomplete {
+        /// Bytes written.
+        written: u32,
+        /// The image size.
+        size: u32,
+    },
+    /// The stored bytes do not hash to the expected SHA-256; nothing is activated and the
+    /// written bytes are discarded (the next `begin` starts at 0).
+    #[error("SHA-256 of the stored image does not match")]
+    HashMismatch,
+    /// A read outside the bytes written so far.
+    #[error("read of {len} bytes at {offset} outside the {available} bytes written")]
+    ReadOutOfRange {
+        /// The offset given.
+        offset: u32,
+        /// The length asked for.
+        len: usize,
+        /// Bytes that can be read.
+        available: u32,
+    },
+}
+
+/// An in-memory [`OtaSink`] / [`AsyncOtaSink`]; see the [module docs](self).
+#[derive(Debug)]
+pub struct MemSink<'a> {
+    mem: &'a mut [u8],
+    image: Option<ImageDescriptor>,
+    written: u32,
+    activated: bool,
+}
+
+impl<'a> MemSink<'a> {
+    /// A sink storing images in `mem`; its length is the capacity (saturated to `u32`).
+    pub fn new(mem: &'a mut [u8]) -> Self {
+        MemSink {
+            mem,
+            image: None,
+            written: 0,
+            activated: false,
+        }
+    }
+
+    /// The most bytes one image can have.
+    pub fn capacity(&self) -> u32 {
+        u32::try_from(self.mem.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The image being written or activated, if any.
+    pub fn descriptor(&self) -> Option<&ImageDescriptor> {
+        self.image.as_ref()
+    }
+
+    /// Bytes of the current image stored so far (the durable offset a `begin` of the same
+    /// image resumes from).
+    pub fn written(&self) -> u32 {
+        self.written
+    }
+
+    /// The activated image's bytes, once [`finish`](OtaSink::finish) has succeeded (until the
+    /// next `begin` or `abort`).
+    pub fn image(&self) -> Option<&[u8]> {
+        if !self.activated {
+            return None;
+        }
+        self.mem.get(..self.written as usize)
+    }
+
+    /// Gives the buffer back.
+    pub fn into_inner(self) -> &'a mut [u8] {
+        self.mem
+    }
+
+    fn do_begin(&mut self, image: &ImageDescriptor) -> Result<Resume, MemSinkError> {
+        let capacity = self.capacity();
+        if image.size > capacity {
+            return Err(MemSinkError::ImageTooLarge {
+                size: image.size,
+                capacity,
+            });
+        }
+        self.activated = false;
+        if self.image.as_ref() != Some(image) {
+            self.image = Some(*image);
+            self.written = 0;
+        }
+        Ok(Resume {
+            offset: self.written,
+            capacity,
+        })
+    }
+
+    fn do_write(&mut self, offset: u32, data: &[u8]) -> Result<(), MemSinkError> {
+        let image = self.image.ok_or(MemSinkError::NotStarted)?;
+        if self.activated {
+            return Err(MemSinkError::NotStarted);
+        }
+        if offset != self.written {
+            return Err(MemSinkError::OutOfOrder {
+                expected: self.written,
+                got: offset,
+            });
+        }
+        let end = u64::from(offset) + data.len() as u64;
+        if end > u64::from(image.size) {
+            return Err(MemSinkError::PastImageEnd {
+                size: image.size,
+                end,
+            });
+        }
+        // end <= size <= mem.len().
+        let dst = self
+            .mem
+            .get_mut(offset as usize..end as usize)
+            .ok_or(MemSinkError::PastImageEnd {
+                size: image.size,
+                end,
+            })?;
+        dst.copy_from_slice(data);
+        self.written = end as u32;
+        Ok(())
+    }
+
+    fn do_read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), MemSinkError> {
+        if self.image.is_none() {
+            return Err(MemSinkError::NotStarted);
+        }
+        let out_of_range = MemSinkError::ReadOutOfRange {
+            offset,
+            len: buf.len(),
+            available: self.written,
+        };
+        let end = u64::from(offset) + buf.len() as u64;
+        if end > u64::from(self.written) {
+            return Err(out_of_range);
+        }
+        let src = self
+            .mem
+            .get(offset as usize..end as usize)
+            .ok_or(out_of_range)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn do_finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), MemSinkError> {
+        let image = self.image.ok_or(MemSinkError::NotStarted)?;
+        if self.activated {
+            return Err(MemSinkError::NotStarted);
+        }
+        if self.written != image.size {
+            return Err(MemSinkError::Incomplete {
+                written: self.written,
+                size: image.size,
+            });
+        }
+        let stored = self.mem.get(..image.size as usize).unwrap_or(&[]);
+        let digest: [u8; 32] = Sha256::digest(stored).into();
+        if &digest != expected_sha256 {
+            // The stored bytes are known bad: resuming would only reproduce them.
+            self.written = 0;
+            return Err(MemSinkError::HashMismatch);
+        }
+        self.activated = true;
+        Ok(())
+    }
+
+    fn do_abort(&mut self) {
+        self.image = None;
+        self.written = 0;
+        self.activated = false;
+    }
+}
+
+/// `begin` resumes the same descriptor at [`written`](MemSink::written) and restarts a
+/// different one at 0; `finish` hashes the buffer; `abort` forgets the image. See
+/// [`MemSinkError`] for each failure. Never panics.
+impl OtaSink for MemSink<'_> {
+    type Error = MemSinkError;
+
+    fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error> {
+        self.do_begin(image)
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        self.do_write(offset, data)
+    }
+
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.do_read(offset, buf)
+    }
+
+    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
+        self.do_finish(expected_sha256)
+    }
+
+    fn abort(&mut self) -> Result<(), Self::Error> {
+        self.do_abort();
+        Ok(())
+    }
+}
+
+/// The same as the [`OtaSink`] implementation; every future completes on its first poll and
+/// is cancel-safe.
+impl AsyncOtaSink for MemSink<'_> {
+    type Error = MemSinkError;
+
+    async fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error> {
+        self.do_begin(image)
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        self.do_write(offset, data)
+    }
+
+    async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.do_read(offset, buf)
+    }
+
+    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
+        self.do_finish(expected_sha256)
+    }
+
+    async fn abort(&mut self) -> Result<(), Self::Error> {
+        self.do_abort();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ota::mem_flash::tests::block_on;
+
+    fn desc(bytes: &[u8]) -> (ImageDescriptor, [u8; 32]) {
+        let sha: [u8; 32] = Sha256::digest(bytes).into();
+        (
+            ImageDescriptor {
+                id: sha,
+                size: bytes.len() as u32,
+            },
+            sha,
+        )
+    }
+
+    #[test]
+    fn write_resume_finish() {
+        let img: [u8; 100] = core::array::from_fn(|i| i as u8);
+        let (d, sha) = desc(&img);
+        let mut mem = [0u8; 128];
+        let mut s = MemSink::new(&mut mem);
+        assert_eq!(s.capacity(), 128);
+        assert_eq!(
+            OtaSink::write(&mut s, 0, &img),
+            Err(MemSinkError::NotStarted)
+        );
+        assert_eq!(
+            OtaSink::begin(&mut s, &d),
+            Ok(Resume {
+                offset: 0,
+                capacity: 128
+            })
+        );
+        for (i, chunk) in img[..60].chunks(7).enumerate() {
+            OtaSink::write(&mut s, (i * 7) as u32, chunk).unwrap();
+        }
+        assert_eq!(s.written(), 60);
+        assert_eq!(
+            OtaSink::write(&mut s, 59, &[0]),
+            Err(MemSinkError::OutOfOrder {
+                expected: 60,
+                got: 59
+            })
+        );
+        assert_eq!(
+            OtaSink::finish(&mut s, &sha),
+            Err(MemSinkError::Incomplete {
+                written: 60,
+                size: 100
+            })
+        );
+        // Resume.
+        assert_eq!(OtaSink::begin(&mut s, &d).unwrap().offset, 60);
+        let mut back = [0u8; 10];
+        OtaSink::read(&mut s, 50, &mut back).unwrap();
+        assert_eq!(back, img[50..60]);
+        assert!(matches!(
+            OtaSink::read(&mut s, 55, &mut back),
+            Err(MemSinkError::ReadOutOfRange { available: 60, .. })
+        ));
+        assert_eq!(
+            OtaSink::write(&mut s, 60, &[0; 41]),
+            Err(MemSinkError::PastImageEnd {
+                size: 100,
+                end: 101
+            })
+        );
+        OtaSink::write(&mut s, 60, &img[60..]).unwrap();
+        assert_eq!(s.image(), None);
+        OtaSink::finish(&mut s, &sha).unwrap();
+        assert_eq!(s.image(), Some(&img[..]));
+        assert_eq!(s.descriptor(), Some(&d));
+        // Finished: no more writes or finishes until the next begin.
+        assert_eq!(
+            OtaSink::write(&mut s, 100, &[]),
+            Err(MemSinkError::NotStarted)
+        );
+        assert_eq!(
+            OtaSink::finish(&mut s, &sha),
+            Err(MemSinkError::NotStarted)
+        );
+        // A different image starts at 0.
+        let (d2, _) = desc(&img[..10]);
+        assert_eq!(OtaSink::begin(&mut s, &d2).unwrap().offset, 0);
+        assert_eq!(s.image(), None);
+        OtaSink::abort(&mut s).unwrap();
+        assert_eq!(s.descriptor(), None);
+        assert_eq!(
+            OtaSink::read(&mut s, 0, &mut back),
+            Err(MemSinkError::NotStarted)
+        );
+        assert_eq!(s.into_inner()[..100], img);
+    }
+
+    #[test]
+    fn hash_mismatch_and_too_large() {
+        let img = [7u8; 32];
+        let (d, mut sha) = desc(&img);
+        let mut mem = [0u8; 32];
+        let mut s = MemSink::new(&mut mem);
+        let big = ImageDescriptor { id: [0; 32], size: 33 };
+        assert_eq!(
+            OtaSink::begin(&mut s, &big),
+            Err(MemSinkError::ImageTooLarge {
+                size: 33,
+                capacity: 32
+            })
+        );
+        OtaSink::begin(&mut s, &d).unwrap();
+        OtaSink::write(&mut s, 0, &img).unwrap();
+        sha[0] ^= 1;
+        assert_eq!(
+            OtaSink::finish(&mut s, &sha),
+            Err(MemSinkError::HashMismatch)
+        );
+        assert_eq!(s.image(), None);
+        // The bad bytes are discarded: begin starts over.
+        assert_eq!(OtaSink::begin(&mut s, &d).unwrap().offset, 0);
+    }
+
+    #[test]
+    fn async_twin() {
+        let img = [3u8; 50];
+        let (d, sha) = desc(&img);
+        let mut mem = [0u8; 64];
+        let mut s = MemSink::new(&mut mem);
+        assert_eq!(block_on(AsyncOtaSink::begin(&mut s, &d)).unwrap().offset, 0);
+        block_on(AsyncOtaSink::write(&mut s, 0, &img[..20])).unwrap();
+        assert_eq!(block_on(AsyncOtaSink::begin(&mut s, &d)).unwrap().offset, 20);
+        block_on(AsyncOtaSink::write(&mut s, 20, &img[20..])).unwrap();
+        let mut b = [0u8; 50];
+        block_on(AsyncOtaSink::read(&mut s, 0, &mut b)).unwrap();
+        assert_eq!(b, img);
+        block_on(AsyncOtaSink::finish(&mut s, &sha)).unwrap();
+        assert_eq!(s.image(), Some(&img[..]));
+        block_on(AsyncOtaSink::abort(&mut s)).unwrap();
+        assert_eq!(s.image(), None);
+    }
+}

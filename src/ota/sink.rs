@@ -1,0 +1,86 @@
+//! The [`OtaSink`] contract: where a downloaded image goes, and the only code allowed to make
+//! it bootable.
+//!
+//! The update flow streams bytes into a sink in order, may stop at any point (link drop,
+//! modem reboot, power cut), and later begins the same image again; the sink tells it where
+//! to resume. Only [`OtaSink::finish`] may make an image bootable, and only after it has read
+//! the whole image back from its storage and found the expected SHA-256 there (plus whatever
+//! format checks the target's bootloader applies). A sink therefore never activates bytes it
+//! has not verified itself, whatever its caller did before.
+
+/// Identifies the image being written, so that a resumed download continues only the same
+/// image and a different one starts clean.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ImageDescriptor {
+    /// A 32-byte identity: the image's SHA-256 from its manifest when there is one,
+    /// otherwise a hash of whatever identifies it (URL and length). Compared for equality
+    /// only.
+    pub id: [u8; 32],
+    /// The image's exact length in bytes.
+    pub size: u32,
+}
+
+/// Where a sink stands with an image after [`OtaSink::begin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Resume {
+    /// Bytes already durable in the sink for this very image: continue the download here.
+    /// Zero for a fresh start. Never more than the image size.
+    pub offset: u32,
+    /// The most bytes this sink can take for one image.
+    pub capacity: u32,
+}
+
+/// A destination for firmware images (blocking).
+///
+/// Call order: `begin`, then `write` with consecutive offsets starting at the resume
+/// offset, then `finish` or `abort`. Any call may fail; after a failure the caller may
+/// `begin` again (the sink resumes from what is durable) or `abort`.
+///
+/// Implementations: [`crate::ota::esp_idf`]'s A/B slot sink and the in-memory sink.
+pub trait OtaSink {
+    /// The sink's error type.
+    type Error: core::fmt::Debug;
+
+    /// Starts writing `image`, or resumes it. Returns the offset to continue from, which is
+    /// 0 unless this same image (same `id` and `size`) was partly written before and those
+    /// bytes survived. A different image discards any earlier partial one.
+    fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error>;
+
+    /// Writes `data` at `offset`, which must be the end of what was written so far. Bytes
+    /// may be buffered internally until a write unit or sector is complete; they count as
+    /// durable (for the next `begin`) only once the sink has recorded them.
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
+
+    /// Reads back `buf.len()` bytes of the image at `offset` (within what was written), as
+    /// stored, so the caller can re-hash a resumed prefix.
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+
+    /// Verifies the complete image in storage — its length, its SHA-256 against
+    /// `expected_sha256` (read back from storage, not from RAM), and the target's own format
+    /// checks — and only then makes it the image that boots next. On any failure nothing is
+    /// activated and the running image stays selected.
+    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error>;
+
+    /// Abandons the current image: forgets resume state so the next `begin` starts clean.
+    /// Never touches the running image or the boot selection.
+    fn abort(&mut self) -> Result<(), Self::Error>;
+}
+
+/// The async twin of [`OtaSink`], for sinks over `embedded_storage_async` flash.
+#[allow(async_fn_in_trait)]
+pub trait AsyncOtaSink {
+    /// The sink's error type.
+    type Error: core::fmt::Debug;
+    /// See [`OtaSink::begin`].
+    async fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error>;
+    /// See [`OtaSink::write`].
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
+    /// See [`OtaSink::read`].
+    async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+    /// See [`OtaSink::finish`].
+    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error>;
+    /// See [`OtaSink::abort`].
+    async fn abort(&mut self) -> Result<(), Self::Error>;
+}

@@ -1,0 +1,1009 @@
+//! The update flow itself (async; the blocking entry point drives the same code).
+
+use core::time::Duration;
+
+use embedded_io_async::{BufRead, Read, Write};
+use sha2::{Digest, Sha256};
+
+use super::{Failure, Method, Outcome, Progress, Stage, Strategy, Tls, UpdateConfig, UpdateError};
+use crate::at::{AsyncClock, AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
+use crate::client::asynch::Client;
+use crate::client::{Error as ClientError, TimeoutExt, UrcHandler};
+use crate::ota::manifest::{Decision, Manifest, decide};
+use crate::ota::{AsyncOtaSink, ImageDescriptor};
+use crate::quectel::error::HttpError;
+use crate::quectel::file::{
+    CloseFile, DeleteFile, Drive, FileHandle, FreeSpace, ListFiles, OpenFile, OpenMode, ReadFile,
+    SeekFile, SeekOrigin, UploadFile,
+};
+use crate::quectel::http::{
+    HttpConfig, HttpGet, HttpGetRange, HttpGetWithHeader, HttpRead, HttpReadFile, HttpStop,
+    SetHttpUrl, write_get_request,
+};
+use crate::quectel::ssl::{SetSslConfig, SslConfig};
+use crate::quectel::urc::{HttpStatus, Urc};
+
+/// Room for one request-header block (`GET <path> HTTP/1.1`, `Host:`, `Range:`).
+const HEADER_BUF: usize = 512;
+/// Slowest transfer rate assumed when waiting for `+QHTTPREADFILE:` (bytes per second).
+const MIN_FILE_RATE: u32 = 4096;
+/// Deadline for the clean-up commands run on every exit.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Res<T, E, S> = Result<T, UpdateError<E, S>>;
+
+/// Mutable state of one update.
+struct Ctx<'p> {
+    /// Bytes durable in the sink (also the next write offset).
+    done: u32,
+    /// Image size.
+    size: u32,
+    hasher: Sha256,
+    progress: &'p mut dyn FnMut(Progress),
+    header_mode: bool,
+    file: Option<FileHandle>,
+}
+
+impl Ctx<'_> {
+    fn fail<E, S>(&self, stage: Stage, failure: Failure<E, S>) -> UpdateError<E, S> {
+        UpdateError {
+            stage,
+            failure,
+            bytes_done: self.done,
+        }
+    }
+}
+
+/// `AT+QHTTPGETEX=?`: answers `OK` only where the module has the ranged GET.
+struct GetexProbe;
+
+impl AtCommand for GetexProbe {
+    type Response<'a> = ();
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+QHTTPGETEX=?")
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Prefixed(b"+QHTTPGETEX:")
+    }
+    fn parse<'a>(&self, _lines: Lines<'a>) -> Result<(), ParseError> {
+        Ok(())
+    }
+}
+
+fn is_https(url: &str) -> bool {
+    url.len() >= 8 && url.as_bytes()[..8].eq_ignore_ascii_case(b"https://")
+}
+
+/// Runs an update: fetch (and judge) the manifest, download the image into `sink` with the
+/// configured strategy, resume where the sink says, verify, activate.
+///
+/// * `buf` is the chunk buffer (a 4 KiB chunk needs 4 KiB) and holds the manifest while it
+///   is read; at least 1 KiB.
+/// * `progress` receives [`Progress`] events; the library prints nothing.
+///
+/// Returns [`Outcome::UpToDate`] when the manifest offers the running version, else
+/// [`Outcome::Installed`] once the sink has verified and activated the image. On error the
+/// running image stays selected and [`UpdateError::bytes_done`] says how much a retry will
+/// not download again. Whatever the result, the HTTP session is stopped and module files
+/// are closed before this returns.
+///
+/// Cancel safety: not cancel-safe; dropping the future mid-transfer leaves the modem
+/// sending. Reset the client and call `AT+QHTTPSTOP` before reusing it; the sink's resume
+/// point stays valid.
+pub async fn update<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, UpdateError<T::Error, S::Error>>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    let mut ctx = Ctx {
+        done: 0,
+        size: 0,
+        hasher: Sha256::new(),
+        progress,
+        header_mode: false,
+        file: None,
+    };
+    let result = run(client, sink, config, buf, &mut ctx).await;
+    cleanup(client, &mut ctx, result.is_err()).await;
+    if let Ok(Outcome::Installed {
+        method: Method::ModemFile,
+        ..
+    }) = result
+    {
+        // The copy in the module is no longer needed.
+        let _ = client
+            .send(&DeleteFile::new(config.modem_file).with_timeout(CLEANUP_TIMEOUT))
+            .await;
+    }
+    result
+}
+
+/// Leaves the modem ready for the next command. Errors are ignored: this runs on every
+/// exit, including after the link failed.
+async fn cleanup<T, C, H>(client: &mut Client<'_, T, C, H>, ctx: &mut Ctx<'_>, failed: bool)
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    if failed {
+        // A failed transfer may have left a payload half-read: start from clean framing.
+        client.reset();
+    }
+    if let Some(handle) = ctx.file.take() {
+        let _ = client
+            .send(&CloseFile { handle }.with_timeout(CLEANUP_TIMEOUT))
+            .await;
+    }
+    if ctx.header_mode {
+        ctx.header_mode = false;
+        let _ = client
+            .send(&HttpConfig::RequestHeader(false).with_timeout(CLEANUP_TIMEOUT))
+            .await;
+    }
+    let _ = client.send(&HttpStop).await;
+}
+
+async fn run<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+) -> Res<Outcome, T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    setup(client, cfg, ctx).await?;
+
+    // The image's identity, size and (with a manifest) expected SHA-256.
+    let mut pending_get = None;
+    let (desc, expected) = match cfg.manifest_url {
+        Some(murl) => {
+            let n = fetch_small(client, cfg, murl, buf, ctx).await?;
+            let m = Manifest::parse(&buf[..n])
+                .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
+            let decision = decide(
+                &m,
+                cfg.running_version.as_ref(),
+                cfg.allow_downgrade,
+                cfg.public_key.as_ref(),
+            )
+            .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
+            if decision == Decision::UpToDate {
+                return Ok(Outcome::UpToDate);
+            }
+            (ctx.progress)(Progress::Manifest { size: m.size });
+            (m.image_descriptor(), Some(m.sha256))
+        }
+        None => {
+            // Learn the size from the server; the response stays in the modem for a stream.
+            let st = get(client, cfg, cfg.url, ctx).await?;
+            if st.status != 200 {
+                return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
+            }
+            let size = match st.content_length {
+                Some(n) if n > 0 => n,
+                other => {
+                    return Err(ctx.fail(
+                        Stage::HttpStatus,
+                        Failure::Length {
+                            expected: 1,
+                            got: other.unwrap_or(0),
+                        },
+                    ));
+                }
+            };
+            pending_get = Some(st);
+            let mut id = Sha256::new();
+            id.update(b"cellular-ota url+length\n");
+            id.update(cfg.url.as_bytes());
+            id.update(size.to_le_bytes());
+            (
+                ImageDescriptor {
+                    id: id.finalize().into(),
+                    size,
+                },
+                None,
+            )
+        }
+    };
+    ctx.size = desc.size;
+
+    let resume = sink
+        .begin(&desc)
+        .await
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+    if desc.size > resume.capacity {
+        return Err(ctx.fail(
+            Stage::Flash,
+            Failure::TooLarge {
+                size: desc.size,
+                capacity: resume.capacity,
+            },
+        ));
+    }
+    let resumed_from = resume.offset.min(desc.size);
+    // Re-hash what is already durable, as stored.
+    let mut pos = 0u32;
+    while pos < resumed_from {
+        let n = (resumed_from - pos).min(buf.len() as u32) as usize;
+        sink.read(pos, &mut buf[..n])
+            .await
+            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+        ctx.hasher.update(&buf[..n]);
+        pos += n as u32;
+    }
+    ctx.done = resumed_from;
+
+    let mut method = choose(client, cfg, ctx).await?;
+    (ctx.progress)(Progress::Started {
+        total: desc.size,
+        resumed_from,
+    });
+
+    // Transfer, falling back to a stream when a server ignores Range.
+    loop {
+        match method {
+            Method::Stream => {
+                stream(client, sink, cfg, ctx, pending_get.take()).await?;
+                break;
+            }
+            Method::RangedGetex | Method::RangedHeader => {
+                match ranged(client, sink, cfg, buf, ctx, method).await? {
+                    None => break,
+                    Some(full) => {
+                        method = Method::Stream;
+                        (ctx.progress)(Progress::Fallback {
+                            to: Method::Stream,
+                            reason: "the server ignored Range (200 instead of 206)",
+                        });
+                        pending_get = Some(full);
+                    }
+                }
+            }
+            Method::ModemFile => {
+                modem_file(client, sink, cfg, buf, ctx, pending_get.take()).await?;
+                break;
+            }
+        }
+    }
+
+    (ctx.progress)(Progress::Verifying);
+    if ctx.done != desc.size {
+        return Err(ctx.fail(
+            Stage::Verification,
+            Failure::Length {
+                expected: desc.size,
+                got: ctx.done,
+            },
+        ));
+    }
+    let digest: [u8; 32] = core::mem::take(&mut ctx.hasher).finalize().into();
+    if let Some(expected) = expected {
+        if digest != expected {
+            // Never resume into a prefix that hashes wrong.
+            let _ = sink.abort().await;
+            return Err(ctx.fail(Stage::Verification, Failure::HashMismatch));
+        }
+    }
+    (ctx.progress)(Progress::Activating);
+    sink.finish(&digest)
+        .await
+        .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e)))?;
+    Ok(Outcome::Installed {
+        method,
+        size: desc.size,
+        sha256: digest,
+        resumed_from,
+    })
+}
+
+/// Stops any old session and configures HTTP(S).
+async fn setup<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Res<(), T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Setup, Failure::Modem(e));
+    // A session left over from before (a reset MCU) would refuse new requests: end it.
+    // "No session" is an error answer too, so the result is ignored.
+    let _ = client.send(&HttpStop).await;
+    for c in [
+        HttpConfig::ContextId(cfg.context_id),
+        HttpConfig::ResponseHeader(false),
+        HttpConfig::RequestHeader(false),
+    ] {
+        client.send(&c).await.map_err(|e| m(ctx, e))?;
+    }
+    let https = is_https(cfg.url) || cfg.manifest_url.is_some_and(is_https);
+    if https {
+        let tls: Tls<'_> = cfg.tls.unwrap_or_default();
+        let ctx_id = tls.ssl_ctx;
+        for config in [
+            SslConfig::SslVersion(tls.version),
+            SslConfig::SecLevel(tls.sec_level),
+            SslConfig::Sni(tls.sni),
+            SslConfig::IgnoreLocalTime(tls.ignore_local_time),
+        ] {
+            client
+                .send(&SetSslConfig {
+                    ctx: ctx_id,
+                    config,
+                })
+                .await
+                .map_err(|e| m(ctx, e))?;
+        }
+        if let Some(ca) = tls.ca_cert {
+            // Replace the file, then check what the module stored.
+            let _ = client.send(&DeleteFile::new(ca.file)).await;
+            let stored = client
+                .send(&UploadFile::new(ca.file, ca.pem))
+                .await
+                .map_err(|e| m(ctx, e))?;
+            if stored.verify(ca.pem).is_err() {
+                return Err(ctx.fail(Stage::Setup, Failure::Checksum));
+            }
+            client
+                .send(&SetSslConfig {
+                    ctx: ctx_id,
+                    config: SslConfig::CaCert(ca.file),
+                })
+                .await
+                .map_err(|e| m(ctx, e))?;
+        }
+        client
+            .send(&HttpConfig::SslContextId(ctx_id))
+            .await
+            .map_err(|e| m(ctx, e))?;
+    }
+    Ok(())
+}
+
+/// Waits for the `+QHTTPGET:` result URC, failing fast on a modem reboot or a lost link.
+async fn get_result<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    deadline: Duration,
+    ctx: &Ctx<'_>,
+) -> Res<HttpStatus, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let r = client
+        .wait_for(deadline, |line| match Urc::parse(line) {
+            Some(Ok(Urc::HttpGet(r))) => Some(Ok(r.result)),
+            Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
+            Some(Ok(Urc::PdpDeactivated { .. })) => Some(Err(Failure::LinkLost)),
+            _ => None,
+        })
+        .await
+        .map_err(|e| ctx.fail(Stage::Request, Failure::Modem(e)))?;
+    match r {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(http)) => Err(ctx.fail(Stage::Request, Failure::Http(http))),
+        Err(f) => Err(ctx.fail(Stage::Request, f)),
+    }
+}
+
+/// Waits for `+QHTTPREAD: <err>` (unless it came before `OK`) and checks it.
+async fn read_result<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    early: Option<u16>,
+    cfg: &UpdateConfig<'_>,
+    ctx: &Ctx<'_>,
+) -> Res<(), T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let code = match early {
+        Some(c) => c,
+        None => {
+            let wait = Duration::from_secs(u64::from(cfg.read_wait) + 1);
+            let r = client
+                .wait_for(wait, |line| match Urc::parse(line) {
+                    Some(Ok(Urc::HttpRead(r))) => Some(Ok(r)),
+                    Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
+                    _ => None,
+                })
+                .await
+                .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+            match r {
+                Ok(Ok(())) => 0,
+                Ok(Err(e)) => e.code(),
+                Err(f) => return Err(ctx.fail(Stage::Transfer, f)),
+            }
+        }
+    };
+    match code {
+        0 => Ok(()),
+        c => Err(ctx.fail(Stage::Transfer, Failure::Http(HttpError::from_code(c)))),
+    }
+}
+
+/// Sets the URL and sends a plain GET; returns the server's status.
+async fn get<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    url: &str,
+    ctx: &Ctx<'_>,
+) -> Res<HttpStatus, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
+    client.send(&SetHttpUrl::new(url)).await.map_err(m)?;
+    let get = HttpGet {
+        response_time: cfg.response_time,
+    };
+    client.send(&get).await.map_err(m)?;
+    get_result(client, get.result_deadline(), ctx).await
+}
+
+/// Fetches a small document (the manifest) into `buf`; returns its length.
+async fn fetch_small<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    url: &str,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+) -> Res<usize, T::Error, S>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let st = get(client, cfg, url, ctx).await?;
+    if st.status != 200 {
+        return Err(ctx.fail(Stage::Manifest, Failure::Status(st.status)));
+    }
+    let cap = buf.len().min(crate::ota::manifest::MAX_MANIFEST_LEN) as u32;
+    let read = match st.content_length {
+        Some(n) if n > cap => {
+            return Err(ctx.fail(
+                Stage::Manifest,
+                Failure::Length {
+                    expected: cap,
+                    got: n,
+                },
+            ));
+        }
+        Some(n) => HttpRead::exact(n),
+        None => HttpRead::until_trailer(),
+    }
+    .with_wait_time(cfg.read_wait);
+    let mut reader = client
+        .read_data(&read)
+        .await
+        .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
+    let mut n = 0usize;
+    loop {
+        let slice = reader
+            .fill_buf()
+            .await
+            .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
+        if slice.is_empty() {
+            break;
+        }
+        let k = slice.len();
+        if n + k > cap as usize {
+            return Err(ctx.fail(
+                Stage::Manifest,
+                Failure::Length {
+                    expected: cap,
+                    got: (n + k) as u32,
+                },
+            ));
+        }
+        buf[n..n + k].copy_from_slice(slice);
+        n += k;
+        reader.consume(k);
+    }
+    let (early, _) = reader
+        .finish_response(&read)
+        .await
+        .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
+    read_result(client, early, cfg, ctx).await?;
+    Ok(n)
+}
+
+/// Picks the method for `cfg.strategy`.
+async fn choose<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Res<Method, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let (method, reason) = match cfg.strategy {
+        Strategy::Stream => (Method::Stream, "chosen by the caller"),
+        Strategy::ModemFile => (Method::ModemFile, "chosen by the caller"),
+        Strategy::Ranged | Strategy::Auto => {
+            if cfg.strategy == Strategy::Auto && cfg.flow_control && ctx.done == 0 {
+                (
+                    Method::Stream,
+                    "RTS/CTS flow control is on and nothing is to be resumed",
+                )
+            } else {
+                match client.send(&GetexProbe).await {
+                    Ok(()) => (Method::RangedGetex, "the modem has AT+QHTTPGETEX"),
+                    Err(ClientError::Rejected(_)) => (
+                        Method::RangedHeader,
+                        "no AT+QHTTPGETEX: Range header in request-header mode",
+                    ),
+                    Err(e) => return Err(ctx.fail(Stage::Setup, Failure::Modem(e))),
+                }
+            }
+        }
+    };
+    (ctx.progress)(Progress::Strategy { method, reason });
+    Ok(method)
+}
+
+/// Writes `data` at the current offset, hashes it and reports progress.
+async fn put<E, S: AsyncOtaSink>(
+    sink: &mut S,
+    ctx: &mut Ctx<'_>,
+    data: &[u8],
+) -> Res<(), E, S::Error> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    sink.write(ctx.done, data)
+        .await
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+    ctx.hasher.update(data);
+    ctx.done += data.len() as u32;
+    (ctx.progress)(Progress::Bytes {
+        done: ctx.done,
+        total: ctx.size,
+    });
+    Ok(())
+}
+
+/// One read of the whole body, written straight from the receive buffer. Bytes already in
+/// flash (a resume without Range) are skipped.
+async fn stream<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+    pending: Option<HttpStatus>,
+) -> Res<(), T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    let st = match pending {
+        Some(st) => st,
+        None => get(client, cfg, cfg.url, ctx).await?,
+    };
+    if st.status != 200 {
+        return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
+    }
+    if let Some(len) = st.content_length {
+        if len != ctx.size {
+            return Err(ctx.fail(
+                Stage::HttpStatus,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: len,
+                },
+            ));
+        }
+    }
+    let read = match st.content_length {
+        Some(n) => HttpRead::exact(n),
+        None => HttpRead::until_trailer(),
+    }
+    .with_wait_time(cfg.read_wait);
+    let mut reader = client
+        .read_data(&read)
+        .await
+        .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+    let mut pos: u64 = 0;
+    loop {
+        let slice = reader
+            .fill_buf()
+            .await
+            .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+        if slice.is_empty() {
+            break;
+        }
+        let n = slice.len();
+        let skip = (u64::from(ctx.done).saturating_sub(pos)).min(n as u64) as usize;
+        let room = (ctx.size - ctx.done.min(ctx.size)) as usize;
+        let data = &slice[skip..];
+        if data.len() > room {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: (pos + n as u64).min(u64::from(u32::MAX)) as u32,
+                },
+            ));
+        }
+        put(sink, ctx, data).await?;
+        pos += n as u64;
+        reader.consume(n);
+    }
+    let (early, total) = reader
+        .finish_response(&read)
+        .await
+        .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+    read_result(client, early, cfg, ctx).await?;
+    if total != u64::from(ctx.size) {
+        return Err(ctx.fail(
+            Stage::Transfer,
+            Failure::Length {
+                expected: ctx.size,
+                got: total.min(u64::from(u32::MAX)) as u32,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Requests `len` bytes at `start` with the chosen ranged method.
+async fn request_range<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    method: Method,
+    start: u32,
+    len: u32,
+    ctx: &Ctx<'_>,
+) -> Res<Duration, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
+    if method == Method::RangedGetex {
+        let get = HttpGetRange {
+            response_time: cfg.response_time,
+            start,
+            len,
+        };
+        client.send(&get).await.map_err(m)?;
+        Ok(get.result_deadline())
+    } else {
+        let mut hdr = [0u8; HEADER_BUF];
+        let end = u64::from(start) + u64::from(len) - 1;
+        let n = write_get_request(&mut hdr, cfg.url, Some((u64::from(start), Some(end))), &[])
+            .map_err(|e| m(ClientError::Encode(e)))?;
+        let get = HttpGetWithHeader {
+            response_time: cfg.response_time,
+            header: &hdr[..n],
+            input_time: None,
+        };
+        client.send(&get).await.map_err(m)?;
+        Ok(get.result_deadline())
+    }
+}
+
+/// What a range request got.
+enum RangeAnswer {
+    /// 206 with the expected length.
+    Chunk,
+    /// 200 with the whole body: the server ignored Range.
+    Whole(HttpStatus),
+}
+
+async fn range_answer<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    deadline: Duration,
+    len: u32,
+    ctx: &Ctx<'_>,
+) -> Res<RangeAnswer, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let st = get_result(client, deadline, ctx).await?;
+    match (st.status, st.content_length) {
+        (206, Some(n)) if n == len => Ok(RangeAnswer::Chunk),
+        (206, got) => Err(ctx.fail(
+            Stage::HttpStatus,
+            Failure::Length {
+                expected: len,
+                got: got.unwrap_or(0),
+            },
+        )),
+        (200, Some(n)) if n == ctx.size => Ok(RangeAnswer::Whole(st)),
+        (200, got) => Err(ctx.fail(
+            Stage::HttpStatus,
+            Failure::Length {
+                expected: ctx.size,
+                got: got.unwrap_or(0),
+            },
+        )),
+        (status, _) => Err(ctx.fail(Stage::HttpStatus, Failure::Status(status))),
+    }
+}
+
+/// Reads a payload of exactly `len` bytes into `buf[..len]` (nothing touches flash
+/// meanwhile); returns the reader's parsed answer of `cmd`.
+async fn read_chunk<'r, T, C, H, S, Cmd>(
+    client: &'r mut Client<'_, T, C, H>,
+    cmd: &Cmd,
+    buf: &mut [u8],
+    ctx: &Ctx<'_>,
+) -> Res<(Cmd::Response<'r>, usize), T::Error, S>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    Cmd: AtCommand,
+{
+    let t = |e| ctx.fail(Stage::Transfer, Failure::Modem(e));
+    let mut reader = client.read_data(cmd).await.map_err(t)?;
+    let mut n = 0usize;
+    loop {
+        let slice = reader.fill_buf().await.map_err(t)?;
+        if slice.is_empty() {
+            break;
+        }
+        let k = slice.len();
+        if n + k > buf.len() {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: buf.len() as u32,
+                    got: (n + k) as u32,
+                },
+            ));
+        }
+        buf[n..n + k].copy_from_slice(slice);
+        n += k;
+        reader.consume(k);
+    }
+    let (resp, _) = reader.finish_response(cmd).await.map_err(t)?;
+    Ok((resp, n))
+}
+
+/// Host-paced ranged transfer. Returns `Some(status)` if the server ignored Range (the
+/// whole body then waits in the modem, to be streamed).
+async fn ranged<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+    method: Method,
+) -> Res<Option<HttpStatus>, T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    if ctx.done >= ctx.size {
+        return Ok(None);
+    }
+    let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
+    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
+    client
+        .send(&SetHttpUrl::new(cfg.url))
+        .await
+        .map_err(|e| m(ctx, e))?;
+    if method == Method::RangedHeader {
+        client
+            .send(&HttpConfig::RequestHeader(true))
+            .await
+            .map_err(|e| m(ctx, e))?;
+        ctx.header_mode = true;
+    }
+    let mut off = ctx.done;
+    let mut len = chunk.min(ctx.size - off);
+    let deadline = request_range(client, cfg, method, off, len, ctx).await?;
+    if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
+        return Ok(Some(st));
+    }
+    loop {
+        let read = HttpRead::exact(len).with_wait_time(cfg.read_wait);
+        let (early, got) = read_chunk(client, &read, &mut buf[..len as usize], ctx).await?;
+        let early: Option<u16> = early;
+        read_result(client, early, cfg, ctx).await?;
+        if got != len as usize {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: len,
+                    got: got as u32,
+                },
+            ));
+        }
+        let next = off + len;
+        let next_len = chunk.min(ctx.size - next);
+        // Ask for the next range before writing, so the modem fetches while flash works.
+        let next_deadline = if next_len > 0 {
+            Some(request_range(client, cfg, method, next, next_len, ctx).await?)
+        } else {
+            None
+        };
+        put(sink, ctx, &buf[..len as usize]).await?;
+        let Some(deadline) = next_deadline else {
+            return Ok(None);
+        };
+        if let RangeAnswer::Whole(st) = range_answer(client, deadline, next_len, ctx).await? {
+            return Ok(Some(st));
+        }
+        off = next;
+        len = next_len;
+    }
+}
+
+/// Download into the module's file system, then read it back in chunks.
+async fn modem_file<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+    pending: Option<HttpStatus>,
+) -> Res<(), T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    let file = cfg.modem_file;
+    let m = |ctx: &Ctx<'_>, stage, e| ctx.fail(stage, Failure::Modem(e));
+    // A complete copy from an earlier attempt (before an MCU reset) is reused.
+    let present = match client.send(&ListFiles::name(file)).await {
+        Ok(list) => list.find(file).map(|e| e.size),
+        Err(ClientError::Rejected(_)) => None,
+        Err(e) => return Err(m(ctx, Stage::Request, e)),
+    };
+    if present != Some(ctx.size) {
+        if present.is_some() {
+            client
+                .send(&DeleteFile::new(file))
+                .await
+                .map_err(|e| m(ctx, Stage::Request, e))?;
+        }
+        let space = client
+            .send(&FreeSpace { drive: Drive::Ufs })
+            .await
+            .map_err(|e| m(ctx, Stage::Request, e))?;
+        if space.free < u64::from(ctx.size) {
+            return Err(ctx.fail(
+                Stage::Request,
+                Failure::NoSpace {
+                    free: space.free,
+                    needed: ctx.size,
+                },
+            ));
+        }
+        let st = match pending {
+            Some(st) => st,
+            None => get(client, cfg, cfg.url, ctx).await?,
+        };
+        if st.status != 200 {
+            return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
+        }
+        if st.content_length.is_some_and(|n| n != ctx.size) {
+            return Err(ctx.fail(
+                Stage::HttpStatus,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: st.content_length.unwrap_or(0),
+                },
+            ));
+        }
+        client
+            .send(&HttpReadFile {
+                file,
+                wait_time: cfg.read_wait,
+            })
+            .await
+            .map_err(|e| m(ctx, Stage::Transfer, e))?;
+        let wait =
+            Duration::from_secs(u64::from(cfg.read_wait) + u64::from(ctx.size / MIN_FILE_RATE) + 1);
+        let r = client
+            .wait_for(wait, |line| match Urc::parse(line) {
+                Some(Ok(Urc::HttpReadFile(r))) => Some(r.map_err(Failure::Http)),
+                Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
+                Some(Ok(Urc::PdpDeactivated { .. })) => Some(Err(Failure::LinkLost)),
+                _ => None,
+            })
+            .await
+            .map_err(|e| m(ctx, Stage::Transfer, e))?;
+        r.map_err(|f| ctx.fail(Stage::Transfer, f))?;
+        let stored = client
+            .send(&ListFiles::name(file))
+            .await
+            .map_err(|e| m(ctx, Stage::Transfer, e))?
+            .find(file)
+            .map(|e| e.size);
+        if stored != Some(ctx.size) {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: stored.unwrap_or(0),
+                },
+            ));
+        }
+    }
+    let handle = client
+        .send(&OpenFile {
+            name: file,
+            mode: OpenMode::ReadOnly,
+        })
+        .await
+        .map_err(|e| m(ctx, Stage::Transfer, e))?;
+    ctx.file = Some(handle);
+    if ctx.done > 0 {
+        client
+            .send(&SeekFile {
+                handle,
+                offset: ctx.done,
+                origin: SeekOrigin::Start,
+            })
+            .await
+            .map_err(|e| m(ctx, Stage::Transfer, e))?;
+    }
+    let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
+    while ctx.done < ctx.size {
+        let want = chunk.min(ctx.size - ctx.done);
+        let read = ReadFile {
+            handle,
+            len: Some(want),
+        };
+        let ((), got) = read_chunk(client, &read, &mut buf[..want as usize], ctx).await?;
+        if got == 0 {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: ctx.done,
+                },
+            ));
+        }
+        put(sink, ctx, &buf[..got]).await?;
+    }
+    if let Some(handle) = ctx.file.take() {
+        client
+            .send(&CloseFile { handle })
+            .await
+            .map_err(|e| m(ctx, Stage::Transfer, e))?;
+    }
+    Ok(())
+}

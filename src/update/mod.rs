@@ -1,0 +1,447 @@
+//! From a URL to a verified, activated image: the update flow.
+//!
+//! ```text
+//! manifest (optional) ──► decide (up to date? downgrade? signature?)
+//!        │
+//!        ▼
+//! sink.begin ──► resume offset ──► re-hash the durable prefix from flash
+//!        │
+//!        ▼
+//! transfer by strategy (stream / ranged / modem-file) ──► sink.write, SHA-256
+//!        │
+//!        ▼
+//! compare SHA-256 with the manifest ──► sink.finish (reads the image back, checks it the
+//!                                        way the bootloader will, then activates)
+//! ```
+//!
+//! The flow is written once, async ([`update`]); [`update_blocking`] drives the very same
+//! code with the blocking client. It prints nothing: progress goes to the caller's
+//! [`Progress`] callback and every failure is an [`UpdateError`] naming the [`Stage`], the
+//! modem's code and its meaning, and how many bytes were durable. On every exit the modem is
+//! left ready for the next command: the HTTP session is stopped, request-header mode is
+//! switched off and any module file is closed.
+//!
+//! # Strategies
+//!
+//! * [`Strategy::Stream`]: one `AT+QHTTPGET` and one `AT+QHTTPREAD` of the whole body,
+//!   written to flash straight out of the receive buffer. Fastest, but while flash erases the
+//!   MCU does not read the UART: use it with RTS/CTS flow control (or a sink fast enough).
+//! * [`Strategy::Ranged`]: host-paced chunks. Each chunk is requested with
+//!   `AT+QHTTPGETEX` where the module has it, else with a `Range:` header in request-header
+//!   mode; it is read completely into the chunk buffer before flash is touched, and the next
+//!   range is requested before the current chunk is written, so the modem fetches while the
+//!   flash works. Each answer must be `206` with the chunk's length; a server that ignores
+//!   `Range` (`200`) makes the flow fall back to streaming the rest.
+//! * [`Strategy::ModemFile`]: `AT+QHTTPREADFILE` into the module's UFS (after checking free
+//!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
+//!   UFS (after an MCU reset) is reused.
+//! * [`Strategy::Auto`]: stream when flow control is on and nothing is to be resumed;
+//!   otherwise ranged (GETEX if `AT+QHTTPGETEX=?` answers OK, else a `Range:` header). The
+//!   choice is reported as [`Progress::Strategy`].
+//!
+//! # Resuming
+//!
+//! The sink keeps the resume point ([`OtaSink::begin`](crate::ota::OtaSink::begin)); the
+//! flow re-hashes what is already in flash and asks the server only for the rest. A new
+//! update for the same image (same manifest SHA-256, or same URL and length without a
+//! manifest) continues; a different image starts clean.
+
+mod flow;
+
+pub use flow::update;
+
+use core::fmt;
+
+use crate::client::{Error as ClientError, ModemCode, Rejection, UrcHandler, blocking};
+use crate::ota::manifest::{ManifestError, Version};
+use crate::ota::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use crate::quectel::ChipFamily;
+use crate::quectel::error::{CmeError, HttpError, describe};
+use crate::quectel::ssl::{SecLevel, SslVersion};
+
+/// How to fetch the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Strategy {
+    /// Choose from the modem's abilities, flow control and resume state.
+    #[default]
+    Auto,
+    /// One GET, one read of the whole body.
+    Stream,
+    /// Host-paced ranged requests (GETEX, or a `Range:` header).
+    Ranged,
+    /// Download into the module's file system, then read it in chunks.
+    ModemFile,
+}
+
+/// The method the flow actually used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Method {
+    /// One `AT+QHTTPREAD` of the whole body.
+    Stream,
+    /// Chunks requested with `AT+QHTTPGETEX`.
+    RangedGetex,
+    /// Chunks requested with a `Range:` header in request-header mode.
+    RangedHeader,
+    /// `AT+QHTTPREADFILE` into UFS, then `AT+QFREAD` chunks.
+    ModemFile,
+}
+
+/// HTTPS settings: an SSL context bound to the HTTP session with `sslctxid`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tls<'a> {
+    /// SSL context 0..=5.
+    pub ssl_ctx: u8,
+    /// TLS version (`All` lets the module negotiate).
+    pub version: SslVersion,
+    /// Certificate verification level.
+    pub sec_level: SecLevel,
+    /// Send SNI (needed by servers hosting several names).
+    pub sni: bool,
+    /// Skip the certificate validity-date check (modules without network time).
+    pub ignore_local_time: bool,
+    /// A CA certificate to upload (checked by size and XOR checksum) and use.
+    pub ca_cert: Option<CaCert<'a>>,
+}
+
+impl Default for Tls<'_> {
+    fn default() -> Self {
+        Tls {
+            ssl_ctx: 1,
+            version: SslVersion::All,
+            sec_level: SecLevel::VerifyServer,
+            sni: true,
+            ignore_local_time: true,
+            ca_cert: None,
+        }
+    }
+}
+
+/// A CA certificate for HTTPS.
+#[derive(Clone, Copy, Debug)]
+pub struct CaCert<'a> {
+    /// Module file name, e.g. `UFS:ca.pem`.
+    pub file: &'a str,
+    /// The PEM bytes.
+    pub pem: &'a [u8],
+}
+
+/// What to update from, and how.
+#[derive(Clone, Copy, Debug)]
+pub struct UpdateConfig<'a> {
+    /// The image URL (`http://` or `https://`, at most 700 bytes).
+    pub url: &'a str,
+    /// The manifest URL. Without one, the image's identity is its URL and length, and its
+    /// integrity rests on the read-back check and the sink's own format checks.
+    pub manifest_url: Option<&'a str>,
+    /// The version running now; with a manifest, an equal version means "up to date".
+    pub running_version: Option<Version<'a>>,
+    /// Accept a manifest offering an older version.
+    pub allow_downgrade: bool,
+    /// Require manifests signed with this Ed25519 key.
+    pub public_key: Option<[u8; 32]>,
+    /// How to fetch.
+    pub strategy: Strategy,
+    /// Chunk size for ranged and modem-file transfers (clamped to the chunk buffer).
+    pub chunk_size: u32,
+    /// PDP context for HTTP (`AT+QHTTPCFG="contextid"`).
+    pub context_id: u8,
+    /// HTTPS settings, used for `https://` URLs.
+    pub tls: Option<Tls<'a>>,
+    /// `AT+QHTTPGET` response time in seconds.
+    pub response_time: u16,
+    /// `AT+QHTTPREAD` longest gap between packets, in seconds.
+    pub read_wait: u16,
+    /// Module file for [`Strategy::ModemFile`].
+    pub modem_file: &'a str,
+    /// RTS/CTS is active between MCU and modem (lets [`Strategy::Auto`] stream).
+    pub flow_control: bool,
+    /// The module's chipset family, if known (GETEX is probed regardless).
+    pub family: Option<ChipFamily>,
+}
+
+impl<'a> UpdateConfig<'a> {
+    /// Defaults: auto strategy, 4 KiB chunks, context 1, 60 s response and read waits,
+    /// `UFS:ota.bin`, no flow control, no manifest.
+    pub const fn new(url: &'a str) -> Self {
+        UpdateConfig {
+            url,
+            manifest_url: None,
+            running_version: None,
+            allow_downgrade: false,
+            public_key: None,
+            strategy: Strategy::Auto,
+            chunk_size: 4096,
+            context_id: 1,
+            tls: None,
+            response_time: 60,
+            read_wait: 60,
+            modem_file: "UFS:ota.bin",
+            flow_control: false,
+            family: None,
+        }
+    }
+}
+
+/// Progress reported to the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Progress {
+    /// The manifest was read and accepted.
+    Manifest {
+        /// The offered image size.
+        size: u32,
+    },
+    /// The method chosen, and why.
+    Strategy {
+        /// The method.
+        method: Method,
+        /// Why it was chosen.
+        reason: &'static str,
+    },
+    /// The transfer starts (or resumes).
+    Started {
+        /// Image size.
+        total: u32,
+        /// Bytes already durable in flash for this image.
+        resumed_from: u32,
+    },
+    /// Bytes durable in the sink so far.
+    Bytes {
+        /// Bytes written.
+        done: u32,
+        /// Image size.
+        total: u32,
+    },
+    /// The method changed mid-way.
+    Fallback {
+        /// The new method.
+        to: Method,
+        /// Why.
+        reason: &'static str,
+    },
+    /// All bytes are in; verifying.
+    Verifying,
+    /// Verified; the sink checks the image in flash and activates it.
+    Activating,
+}
+
+/// What the update did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The manifest offers the running version; nothing was downloaded.
+    UpToDate,
+    /// A new image was verified and activated; it boots at the next reset.
+    Installed {
+        /// The method used (the last one, after any fallback).
+        method: Method,
+        /// Image size.
+        size: u32,
+        /// SHA-256 of the image as read back from flash.
+        sha256: [u8; 32],
+        /// Bytes that were already durable when this update began.
+        resumed_from: u32,
+    },
+}
+
+/// Where an update failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Stage {
+    /// Configuring HTTP(S) on the modem.
+    Setup,
+    /// Fetching or judging the manifest.
+    Manifest,
+    /// Sending a request (URL, GET, range).
+    Request,
+    /// The server's answer (status, length, range support).
+    HttpStatus,
+    /// Moving the body from the modem.
+    Transfer,
+    /// Checking what was written.
+    Verification,
+    /// Writing flash.
+    Flash,
+    /// Activating the new image.
+    Activation,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Setup => "setup",
+            Stage::Manifest => "manifest",
+            Stage::Request => "request",
+            Stage::HttpStatus => "HTTP status",
+            Stage::Transfer => "transfer",
+            Stage::Verification => "verification",
+            Stage::Flash => "flash",
+            Stage::Activation => "activation",
+        })
+    }
+}
+
+/// What went wrong.
+#[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Failure<E, S> {
+    /// The modem link: transport error, timeout, refused command (`+CME ERROR`), bad
+    /// parameter.
+    Modem(ClientError<E>),
+    /// The modem's HTTP layer reported an error (`+QHTTPGET: 7xx`, `+QHTTPREAD: 7xx`).
+    Http(HttpError),
+    /// The server answered with this HTTP status.
+    Status(u16),
+    /// A length did not match.
+    Length {
+        /// Expected bytes.
+        expected: u32,
+        /// Bytes announced or received.
+        got: u32,
+    },
+    /// The modem rebooted (`RDY`) in the middle of the update.
+    ModemRebooted,
+    /// The network deactivated the PDP context (`+QIURC: "pdpdeact"`).
+    LinkLost,
+    /// The manifest was malformed, unsigned, badly signed or a downgrade.
+    Manifest(ManifestError),
+    /// The image does not fit the sink.
+    TooLarge {
+        /// Image size.
+        size: u32,
+        /// What the sink can take.
+        capacity: u32,
+    },
+    /// The module's file system has too little space.
+    NoSpace {
+        /// Free bytes.
+        free: u64,
+        /// Bytes needed.
+        needed: u32,
+    },
+    /// The SHA-256 of what was written is not the manifest's.
+    HashMismatch,
+    /// An uploaded file's size or XOR checksum did not match.
+    Checksum,
+    /// The sink failed (flash error, or its own verification before activation).
+    Sink(S),
+}
+
+/// A failed update: where, what, and how far it got. The running image is untouched.
+#[derive(Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UpdateError<E, S> {
+    /// Where it failed.
+    pub stage: Stage,
+    /// What failed.
+    pub failure: Failure<E, S>,
+    /// Bytes of the image durable in the sink (a retry resumes from there).
+    pub bytes_done: u32,
+}
+
+impl<E, S> UpdateError<E, S> {
+    /// The modem's numeric code, if the failure carries one.
+    pub fn code(&self) -> Option<u16> {
+        match &self.failure {
+            Failure::Modem(ClientError::Rejected(Rejection::Cme(ModemCode::Numeric(n)))) => {
+                Some(*n)
+            }
+            Failure::Modem(ClientError::Rejected(Rejection::Cme(ModemCode::Text(t)))) => {
+                CmeError::from_text(t.as_bytes()).map(|e| e.code())
+            }
+            Failure::Http(e) => Some(e.code()),
+            Failure::Status(s) => Some(*s),
+            _ => None,
+        }
+    }
+
+    /// A one-line meaning of the modem's code, if there is one.
+    pub fn meaning(&self) -> Option<&'static str> {
+        match &self.failure {
+            Failure::Status(_) => None,
+            Failure::Http(e) => Some(e.meaning()),
+            _ => self.code().map(describe),
+        }
+    }
+}
+
+impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "update failed at {} after {} bytes: ",
+            self.stage, self.bytes_done
+        )?;
+        match &self.failure {
+            Failure::Modem(e) => write!(f, "{e}")?,
+            Failure::Http(e) => write!(f, "modem HTTP error {e}")?,
+            Failure::Status(s) => write!(f, "server answered HTTP {s}")?,
+            Failure::Length { expected, got } => write!(f, "expected {expected} bytes, got {got}")?,
+            Failure::ModemRebooted => f.write_str("the modem rebooted")?,
+            Failure::LinkLost => f.write_str("the network deactivated the PDP context")?,
+            Failure::Manifest(e) => write!(f, "manifest: {e}")?,
+            Failure::TooLarge { size, capacity } => {
+                write!(f, "image of {size} bytes does not fit {capacity}")?
+            }
+            Failure::NoSpace { free, needed } => write!(
+                f,
+                "module file system has {free} bytes free, needs {needed}"
+            )?,
+            Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
+            Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
+            Failure::Sink(e) => write!(f, "sink: {e:?}")?,
+        }
+        if let (Failure::Modem(_), Some(m)) = (&self.failure, self.meaning()) {
+            write!(f, " ({m})")?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug, S: fmt::Debug> core::error::Error for UpdateError<E, S> {}
+
+/// A blocking [`OtaSink`] seen as an [`AsyncOtaSink`] whose futures complete at once.
+#[derive(Debug)]
+pub struct BlockingSink<'s, S>(pub &'s mut S);
+
+impl<S: OtaSink> AsyncOtaSink for BlockingSink<'_, S> {
+    type Error = S::Error;
+    async fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, S::Error> {
+        self.0.begin(image)
+    }
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), S::Error> {
+        self.0.write(offset, data)
+    }
+    async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), S::Error> {
+        self.0.read(offset, buf)
+    }
+    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), S::Error> {
+        self.0.finish(expected_sha256)
+    }
+    async fn abort(&mut self) -> Result<(), S::Error> {
+        self.0.abort()
+    }
+}
+
+/// The blocking update: [`update`] driven to completion with the blocking client.
+///
+/// `buf` is the chunk buffer (4 KiB is a good size; at least 1 KiB). It also holds the
+/// manifest, so it must be larger than the manifest (1 KiB at most).
+pub fn update_blocking<T, C, H, S>(
+    client: &mut blocking::Client<'_, T, C, H>,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, UpdateError<T::Error, S::Error>>
+where
+    T: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady,
+    C: crate::at::Clock,
+    H: UrcHandler,
+    S: OtaSink,
+{
+    let mut sink = BlockingSink(sink);
+    crate::client::blocking::block_on(update(client.as_async(), &mut sink, config, buf, progress))
+}

@@ -1,0 +1,385 @@
+//! The update flow against a scripted modem (byte-exact protocol), into the in-memory sink.
+//! Whole-system runs against the simulated modem and the ESP-IDF sink live in `sim/tests`.
+
+mod common;
+
+use cellular_ota::client::blocking;
+use cellular_ota::ota::manifest::Version;
+use cellular_ota::ota::manifest::write_manifest;
+use cellular_ota::ota::mem_sink::MemSink;
+use cellular_ota::update::{Method, Outcome, Progress, Strategy, UpdateConfig, update_blocking};
+use common::*;
+use sha2::{Digest, Sha256};
+
+const URL: &str = "http://example.com/fw.bin";
+const MURL: &str = "http://example.com/fw.bin.manifest";
+
+fn image(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn setup() -> Vec<Step> {
+    vec![
+        expect("AT+QHTTPSTOP\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QHTTPCFG=\"contextid\",1\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QHTTPCFG=\"responseheader\",0\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QHTTPCFG=\"requestheader\",0\r"),
+        reply("\r\nOK\r\n"),
+    ]
+}
+
+fn set_url(url: &str) -> Vec<Step> {
+    vec![
+        expect(format!("AT+QHTTPURL={},60\r", url.len())),
+        reply("\r\nCONNECT\r\n"),
+        expect(url),
+        reply("\r\nOK\r\n"),
+    ]
+}
+
+fn get(status: u16, len: Option<usize>) -> Vec<Step> {
+    let urc = match len {
+        Some(n) => format!("\r\n+QHTTPGET: 0,{status},{n}\r\n"),
+        None => format!("\r\n+QHTTPGET: 0,{status}\r\n"),
+    };
+    vec![
+        expect("AT+QHTTPGET=60\r"),
+        reply("\r\nOK\r\n"),
+        reply_after(30, urc),
+    ]
+}
+
+fn read(body: &[u8]) -> Vec<Step> {
+    // The first body bytes arrive in the same read as CONNECT.
+    let mut first = b"\r\nCONNECT\r\n".to_vec();
+    let split = body.len().min(5);
+    first.extend_from_slice(&body[..split]);
+    let mut s = vec![expect("AT+QHTTPREAD=60\r"), reply(first)];
+    for c in body[split..].chunks(100) {
+        s.push(reply(c));
+    }
+    s.push(reply("\r\nOK\r\n"));
+    s.push(reply_after(2, "\r\n+QHTTPREAD: 0\r\n"));
+    s
+}
+
+fn cleanup() -> Vec<Step> {
+    vec![expect("AT+QHTTPSTOP\r"), reply("\r\nOK\r\n")]
+}
+
+fn run(
+    script: Vec<Step>,
+    cfg: &UpdateConfig<'_>,
+    mem: &mut [u8],
+) -> (
+    Result<Outcome, String>,
+    Vec<Progress>,
+    Sim,
+    Option<Vec<u8>>,
+    u32,
+) {
+    let sim = Sim::new(script);
+    let (mut rx, mut resp) = ([0u8; 1024], [0u8; 256]);
+    let mut client =
+        blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+    let mut sink = MemSink::new(mem);
+    let mut buf = [0u8; 4096];
+    let mut events = Vec::new();
+    let r = update_blocking(&mut client, &mut sink, cfg, &mut buf, &mut |p| {
+        events.push(p)
+    });
+    let img = sink.image().map(<[u8]>::to_vec);
+    let written = sink.written();
+    let r = r.map_err(|e| {
+        format!(
+            "{:?} {:?} {} code={:?} meaning={:?}",
+            e.stage,
+            e.failure,
+            e,
+            e.code(),
+            e.meaning()
+        )
+    });
+    (r, events, sim, img, written)
+}
+
+fn manifest_for(img: &[u8], version: &str) -> Vec<u8> {
+    let sha: [u8; 32] = Sha256::digest(img).into();
+    let mut out = [0u8; 512];
+    let v = Version::parse(version).unwrap();
+    let n = write_manifest(&v, img.len() as u32, &sha, None, &mut out).unwrap();
+    out[..n].to_vec()
+}
+
+#[test]
+fn stream_without_manifest() {
+    let img = image(1000);
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    s.extend(read(&img));
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::Stream;
+    let mut mem = vec![0u8; 4096];
+    let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
+    let r = r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+    match r {
+        Outcome::Installed {
+            method,
+            size,
+            sha256,
+            resumed_from,
+        } => {
+            assert_eq!(method, Method::Stream);
+            assert_eq!(size, 1000);
+            assert_eq!(resumed_from, 0);
+            assert_eq!(sha256, <[u8; 32]>::from(Sha256::digest(&img)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(events.contains(&Progress::Started {
+        total: 1000,
+        resumed_from: 0
+    }));
+    assert!(events.contains(&Progress::Bytes {
+        done: 1000,
+        total: 1000
+    }));
+}
+
+#[test]
+fn ranged_getex_with_manifest_pipelines_requests() {
+    let img = image(10_000);
+    let man = manifest_for(&img, "1.2.0");
+    let mut s = setup();
+    s.extend(set_url(MURL));
+    s.extend(get(200, Some(man.len())));
+    s.extend(read(&man));
+    s.extend([
+        expect("AT+QHTTPGETEX=?\r"),
+        reply("\r\n+QHTTPGETEX: (1-65535),(0-2147483647),(1-2147483647)\r\n\r\nOK\r\n"),
+    ]);
+    s.extend(set_url(URL));
+    let chunks = [(0usize, 4096usize), (4096, 4096), (8192, 1808)];
+    // First range requested and answered.
+    s.push(expect("AT+QHTTPGETEX=60,0,4096\r"));
+    s.push(reply("\r\nOK\r\n"));
+    s.push(reply_after(20, "\r\n+QHTTPGET: 0,206,4096\r\n"));
+    for (i, &(off, len)) in chunks.iter().enumerate() {
+        s.extend(read(&img[off..off + len]));
+        if let Some(&(noff, nlen)) = chunks.get(i + 1) {
+            // The next range is requested before the chunk is written.
+            s.push(expect(format!("AT+QHTTPGETEX=60,{noff},{nlen}\r")));
+            s.push(reply("\r\nOK\r\n"));
+            s.push(reply_after(20, format!("\r\n+QHTTPGET: 0,206,{nlen}\r\n")));
+        }
+    }
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.manifest_url = Some(MURL);
+    cfg.running_version = Some(Version::parse("1.1.9").unwrap());
+    let mut mem = vec![0u8; 16_384];
+    let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
+    r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+    assert!(events.contains(&Progress::Manifest { size: 10_000 }));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Progress::Strategy {
+            method: Method::RangedGetex,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn up_to_date_downloads_nothing() {
+    let img = image(100);
+    let man = manifest_for(&img, "2.0.0");
+    let mut s = setup();
+    s.extend(set_url(MURL));
+    s.extend(get(200, Some(man.len())));
+    s.extend(read(&man));
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.manifest_url = Some(MURL);
+    cfg.running_version = Some(Version::parse("2.0.0").unwrap());
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    assert_eq!(r.unwrap(), Outcome::UpToDate);
+    sim.assert_done();
+    assert_eq!(out, None);
+}
+
+#[test]
+fn header_range_falls_back_to_stream_when_server_ignores_range() {
+    let img = image(6000);
+    let mut s = setup();
+    // Without a manifest a first GET learns the size.
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    s.extend([expect("AT+QHTTPGETEX=?\r"), reply("\r\nERROR\r\n")]);
+    s.extend(set_url(URL));
+    s.extend([
+        expect("AT+QHTTPCFG=\"requestheader\",1\r"),
+        reply("\r\nOK\r\n"),
+    ]);
+    let hdr = "GET /fw.bin HTTP/1.1\r\nHost: example.com\r\nRange: bytes=0-4095\r\n\r\n";
+    s.push(expect(format!("AT+QHTTPGET=60,{}\r", hdr.len())));
+    s.push(reply("\r\nCONNECT\r\n"));
+    s.push(expect(hdr));
+    s.push(reply("\r\nOK\r\n"));
+    s.push(reply_after(
+        20,
+        format!("\r\n+QHTTPGET: 0,200,{}\r\n", img.len()),
+    ));
+    s.extend(read(&img));
+    s.extend([
+        expect("AT+QHTTPCFG=\"requestheader\",0\r"),
+        reply("\r\nOK\r\n"),
+    ]);
+    s.extend(cleanup());
+    let cfg = UpdateConfig::new(URL);
+    let mut mem = vec![0u8; 8192];
+    let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
+    let r = r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+    assert!(matches!(
+        r,
+        Outcome::Installed {
+            method: Method::Stream,
+            ..
+        }
+    ));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Progress::Fallback {
+            to: Method::Stream,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn modem_file_strategy() {
+    let img = image(5000);
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    s.extend([
+        expect("AT+QFLST=\"UFS:ota.bin\"\r"),
+        reply("\r\n+CME ERROR: 405\r\n"),
+        expect("AT+QFLDS=\"UFS\"\r"),
+        reply("\r\n+QFLDS: 180224,286720\r\n\r\nOK\r\n"),
+        expect("AT+QHTTPREADFILE=\"UFS:ota.bin\",60\r"),
+        reply("\r\nOK\r\n"),
+        reply_after(500, "\r\n+QHTTPREADFILE: 0\r\n"),
+        expect("AT+QFLST=\"UFS:ota.bin\"\r"),
+        reply("\r\n+QFLST: \"UFS:ota.bin\",5000\r\n\r\nOK\r\n"),
+        expect("AT+QFOPEN=\"UFS:ota.bin\",2\r"),
+        reply("\r\n+QFOPEN: 1027\r\n\r\nOK\r\n"),
+    ]);
+    for (off, len) in [(0usize, 4096usize), (4096, 904)] {
+        s.push(expect(format!("AT+QFREAD=1027,{len}\r")));
+        let mut r = format!("\r\nCONNECT {len}\r\n").into_bytes();
+        r.extend_from_slice(&img[off..off + len]);
+        r.extend_from_slice(b"\r\nOK\r\n");
+        s.push(reply(r));
+    }
+    s.extend([expect("AT+QFCLOSE=1027\r"), reply("\r\nOK\r\n")]);
+    s.extend(cleanup());
+    s.extend([expect("AT+QFDEL=\"UFS:ota.bin\"\r"), reply("\r\nOK\r\n")]);
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::ModemFile;
+    let mut mem = vec![0u8; 8192];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+}
+
+#[test]
+fn http_404_is_a_typed_error_and_the_session_is_stopped() {
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(404, Some(0)));
+    s.extend(cleanup());
+    let cfg = UpdateConfig::new(URL);
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(e.starts_with("HttpStatus Status(404)"), "{e}");
+    sim.assert_done();
+    assert_eq!(out, None);
+}
+
+#[test]
+fn cme_error_carries_code_and_meaning() {
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend([expect("AT+QHTTPGET=60\r"), reply("\r\n+CME ERROR: 716\r\n")]);
+    s.extend(cleanup());
+    let cfg = UpdateConfig::new(URL);
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, _, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("code=Some(716)") && e.contains("socket connect error"),
+        "{e}"
+    );
+    sim.assert_done();
+}
+
+#[test]
+fn read_error_after_all_bytes_is_still_an_error() {
+    let img = image(300);
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    let mut r = read(&img);
+    r.pop();
+    r.push(reply_after(2, "\r\n+QHTTPREAD: 717\r\n"));
+    s.extend(r);
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::Stream;
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(e.starts_with("Transfer Http(SocketReadError)"), "{e}");
+    sim.assert_done();
+    assert_eq!(out, None, "nothing activated");
+}
+
+#[test]
+fn wrong_hash_is_never_activated() {
+    let img = image(500);
+    // A manifest for a different image of the same size.
+    let other: Vec<u8> = img.iter().map(|b| b ^ 1).collect();
+    let man = manifest_for(&other, "3.0.0");
+    let mut s = setup();
+    s.extend(set_url(MURL));
+    s.extend(get(200, Some(man.len())));
+    s.extend(read(&man));
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    s.extend(read(&img));
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.manifest_url = Some(MURL);
+    cfg.strategy = Strategy::Stream;
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(e.starts_with("Verification HashMismatch"), "{e}");
+    sim.assert_done();
+    assert_eq!(out, None);
+}
