@@ -231,7 +231,7 @@ fn header_range_falls_back_to_stream_when_server_ignores_range() {
         expect("AT+QHTTPCFG=\"requestheader\",1\r"),
         reply("\r\nOK\r\n"),
     ]);
-    let hdr = "GET /fw.bin HTTP/1.1\r\nHost: example.com\r\nRange: bytes=0-4095\r\n\r\n";
+    let hdr = "GET /fw.bin HTTP/1.1\r\nHost: example.com\r\nRange: bytes=0-3583\r\n\r\n";
     s.push(expect(format!("AT+QHTTPGET=60,{}\r", hdr.len())));
     s.push(reply("\r\nCONNECT\r\n"));
     s.push(expect(hdr));
@@ -382,4 +382,212 @@ fn wrong_hash_is_never_activated() {
     assert!(e.starts_with("Verification HashMismatch"), "{e}");
     sim.assert_done();
     assert_eq!(out, None);
+}
+
+#[test]
+fn resume_after_a_dropped_link_continues_from_durable_bytes() {
+    let img = image(3000);
+    // Run 1: the link drops after 1200 body bytes.
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    let mut first = b"\r\nCONNECT\r\n".to_vec();
+    first.extend_from_slice(&img[..1200]);
+    s.extend([expect("AT+QHTTPREAD=60\r"), reply(first)]);
+    s.extend(cleanup());
+    let sim = Sim::new(s);
+    let (mut rx, mut resp) = ([0u8; 1024], [0u8; 256]);
+    let mut client =
+        blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+    let mut mem = vec![0u8; 4096];
+    let mut sink = MemSink::new(&mut mem);
+    let mut buf = [0u8; 4096];
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::Stream;
+    let e = update_blocking(&mut client, &mut sink, &cfg, &mut buf, &mut |_| {}).unwrap_err();
+    assert_eq!(e.stage, cellular_ota::update::Stage::Transfer);
+    assert!(matches!(
+        e.failure,
+        cellular_ota::update::Failure::Modem(cellular_ota::client::Error::Timeout)
+    ));
+    assert_eq!(e.bytes_done, 1200);
+    sim.assert_done();
+    drop(client);
+
+    // Run 2, same sink: a range request for the rest only.
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    s.extend([expect("AT+QHTTPGETEX=?\r"), reply("\r\nOK\r\n")]);
+    s.extend(set_url(URL));
+    s.extend([
+        expect("AT+QHTTPGETEX=60,1200,1800\r"),
+        reply("\r\nOK\r\n"),
+        reply_after(20, "\r\n+QHTTPGET: 0,206,1800\r\n"),
+    ]);
+    s.extend(read(&img[1200..]));
+    s.extend(cleanup());
+    let sim = Sim::new(s);
+    let (mut rx, mut resp) = ([0u8; 1024], [0u8; 256]);
+    let mut client =
+        blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+    let mut events = Vec::new();
+    let cfg = UpdateConfig::new(URL);
+    let r = update_blocking(&mut client, &mut sink, &cfg, &mut buf, &mut |p| {
+        events.push(p)
+    })
+    .unwrap();
+    sim.assert_done();
+    assert!(matches!(
+        r,
+        Outcome::Installed {
+            resumed_from: 1200,
+            method: Method::RangedGetex,
+            ..
+        }
+    ));
+    assert_eq!(sink.image(), Some(&img[..]));
+    assert!(events.contains(&Progress::Started {
+        total: 3000,
+        resumed_from: 1200
+    }));
+}
+
+#[test]
+fn modem_reboot_while_waiting_is_reported_at_once() {
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend([
+        expect("AT+QHTTPGET=60\r"),
+        reply("\r\nOK\r\n"),
+        reply_after(100, "\r\nRDY\r\n\r\n+CFUN: 1\r\n"),
+    ]);
+    s.extend(cleanup());
+    let cfg = UpdateConfig::new(URL);
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, _, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(e.starts_with("Request ModemRebooted"), "{e}");
+    // Far less than the 61 s result deadline.
+    assert!(sim.now_ms() < 5_000, "{} ms", sim.now_ms());
+    sim.assert_done();
+}
+
+#[test]
+fn chunked_body_containing_the_trailer_is_read_completely() {
+    // The image itself contains the bytes the modem uses to end a read of unknown length.
+    let mut img = image(700);
+    img[300..325].copy_from_slice(b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\nXX");
+    let man = manifest_for(&img, "1.0.1");
+    let mut s = setup();
+    s.extend(set_url(MURL));
+    s.extend(get(200, Some(man.len())));
+    s.extend(read(&man));
+    s.extend(set_url(URL));
+    s.extend(get(200, None));
+    s.extend(read(&img));
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.manifest_url = Some(MURL);
+    cfg.strategy = Strategy::Stream;
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+}
+
+#[test]
+fn https_configures_tls_and_uploads_the_ca_checked_by_checksum() {
+    let img = image(64);
+    const HTTPS: &str = "https://example.com/fw.bin";
+    let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let sum = cellular_ota::quectel::file::xor_checksum(pem);
+    let mut s = setup();
+    s.extend([
+        expect("AT+QSSLCFG=\"sslversion\",1,4\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QSSLCFG=\"seclevel\",1,1\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QSSLCFG=\"sni\",1,1\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QSSLCFG=\"ignorelocaltime\",1,1\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QFDEL=\"UFS:ca.pem\"\r"),
+        reply("\r\n+CME ERROR: 405\r\n"),
+        expect(format!("AT+QFUPL=\"UFS:ca.pem\",{}\r", pem.len())),
+        reply("\r\nCONNECT\r\n"),
+        expect(&pem[..]),
+        reply(format!("\r\n+QFUPL: {},{:x}\r\n\r\nOK\r\n", pem.len(), sum)),
+        expect("AT+QSSLCFG=\"cacert\",1,\"UFS:ca.pem\"\r"),
+        reply("\r\nOK\r\n"),
+        expect("AT+QHTTPCFG=\"sslctxid\",1\r"),
+        reply("\r\nOK\r\n"),
+    ]);
+    s.extend(set_url(HTTPS));
+    s.extend(get(200, Some(img.len())));
+    s.extend(read(&img));
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(HTTPS);
+    cfg.strategy = Strategy::Stream;
+    cfg.tls = Some(cellular_ota::update::Tls {
+        ca_cert: Some(cellular_ota::update::CaCert {
+            file: "UFS:ca.pem",
+            pem,
+        }),
+        ..Default::default()
+    });
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+}
+
+#[test]
+fn badly_signed_or_older_manifests_are_refused_before_any_download() {
+    let img = image(100);
+    let key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7; 32]));
+    let other = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([8; 32]));
+    let sha: [u8; 32] = Sha256::digest(&img).into();
+    let v = Version::parse("2.0.0").unwrap();
+    let sign = |kp: &ed25519_compact::KeyPair| {
+        let m = cellular_ota::ota::manifest::Manifest {
+            version: v,
+            size: img.len() as u32,
+            sha256: sha,
+            signature: None,
+        };
+        let mut msg = [0u8; 256];
+        let msg = m.signed_message(&mut msg).unwrap();
+        let sig: [u8; 64] = *kp.sk.sign(msg, None);
+        let mut out = [0u8; 512];
+        let n = write_manifest(&v, img.len() as u32, &sha, Some(&sig), &mut out).unwrap();
+        out[..n].to_vec()
+    };
+    let cases: [(Vec<u8>, &str, &str); 3] = [
+        (sign(&other), "1.0.0", "BadSignature"),
+        (manifest_for(&img, "2.0.0"), "1.0.0", "NoSignature"),
+        (sign(&key), "3.0.0", "Downgrade"),
+    ];
+    for (man, running, want) in cases {
+        let mut s = setup();
+        s.extend(set_url(MURL));
+        s.extend(get(200, Some(man.len())));
+        s.extend(read(&man));
+        s.extend(cleanup());
+        let mut cfg = UpdateConfig::new(URL);
+        cfg.manifest_url = Some(MURL);
+        cfg.public_key = Some(*key.pk);
+        cfg.running_version = Some(Version::parse(running).unwrap());
+        let mut mem = vec![0u8; 1024];
+        let (r, _, sim, out, written) = run(s, &cfg, &mut mem);
+        let e = r.unwrap_err();
+        assert!(
+            e.starts_with("Manifest Manifest(") && e.contains(want),
+            "{e}"
+        );
+        sim.assert_done();
+        assert_eq!((out, written), (None, 0));
+    }
 }

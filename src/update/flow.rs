@@ -23,7 +23,8 @@ use crate::quectel::http::{
 use crate::quectel::ssl::{SetSslConfig, SslConfig};
 use crate::quectel::urc::{HttpStatus, Urc};
 
-/// Room for one request-header block (`GET <path> HTTP/1.1`, `Host:`, `Range:`).
+/// Room for one request-header block (`GET <path> HTTP/1.1`, `Host:`, `Range:`), taken from
+/// the end of the chunk buffer in request-header mode.
 const HEADER_BUF: usize = 512;
 /// Slowest transfer rate assumed when waiting for `+QHTTPREADFILE:` (bytes per second).
 const MIN_FILE_RATE: u32 = 4096;
@@ -678,6 +679,7 @@ where
 async fn request_range<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     cfg: &UpdateConfig<'_>,
+    hdr: &mut [u8],
     method: Method,
     start: u32,
     len: u32,
@@ -698,9 +700,8 @@ where
         client.send(&get).await.map_err(m)?;
         Ok(get.result_deadline())
     } else {
-        let mut hdr = [0u8; HEADER_BUF];
         let end = u64::from(start) + u64::from(len) - 1;
-        let n = write_get_request(&mut hdr, cfg.url, Some((u64::from(start), Some(end))), &[])
+        let n = write_get_request(hdr, cfg.url, Some((u64::from(start), Some(end))), &[])
             .map_err(|e| m(ClientError::Encode(e)))?;
         let get = HttpGetWithHeader {
             response_time: cfg.response_time,
@@ -814,6 +815,13 @@ where
     if ctx.done >= ctx.size {
         return Ok(None);
     }
+    // In request-header mode the end of the buffer holds the request block.
+    let hdr_len = if method == Method::RangedHeader {
+        HEADER_BUF.min(buf.len() / 2)
+    } else {
+        0
+    };
+    let (buf, hdr) = buf.split_at_mut(buf.len() - hdr_len);
     let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
     let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
     client
@@ -829,7 +837,7 @@ where
     }
     let mut off = ctx.done;
     let mut len = chunk.min(ctx.size - off);
-    let deadline = request_range(client, cfg, method, off, len, ctx).await?;
+    let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
     if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
         return Ok(Some(st));
     }
@@ -851,7 +859,7 @@ where
         let next_len = chunk.min(ctx.size - next);
         // Ask for the next range before writing, so the modem fetches while flash works.
         let next_deadline = if next_len > 0 {
-            Some(request_range(client, cfg, method, next, next_len, ctx).await?)
+            Some(request_range(client, cfg, hdr, method, next, next_len, ctx).await?)
         } else {
             None
         };

@@ -31,7 +31,9 @@
 //!   mode; it is read completely into the chunk buffer before flash is touched, and the next
 //!   range is requested before the current chunk is written, so the modem fetches while the
 //!   flash works. Each answer must be `206` with the chunk's length; a server that ignores
-//!   `Range` (`200`) makes the flow fall back to streaming the rest.
+//!   `Range` (`200`) makes the flow fall back to streaming the rest. In request-header mode the
+//!   last 512 bytes of the chunk buffer (at most half of it) hold the request block, so the
+//!   chunk is that much smaller.
 //! * [`Strategy::ModemFile`]: `AT+QHTTPREADFILE` into the module's UFS (after checking free
 //!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
 //!   UFS (after an MCU reset) is reused.
