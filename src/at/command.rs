@@ -191,7 +191,9 @@ pub fn check_text(s: &[u8], max: usize) -> Result<(), EncodeError> {
 pub enum DataLength {
     /// Exactly this many bytes follow `CONNECT` (`CONNECT <n>` overrides it).
     Exact(u32),
-    /// The length is announced by `CONNECT <n>`; a bare `CONNECT` is a protocol error.
+    /// The length is announced by `CONNECT <n>`. A bare `CONNECT` then starts no payload:
+    /// the engine reports it as [`Prompt::Connect`](super::Prompt::Connect), which the
+    /// clients treat as a protocol error for a receiving command.
     Announced,
     /// Unknown: the payload ends where the modem's trailer begins (a framed `OK` plus a line
     /// starting with `end_prefix`, in either order), once the line has then been quiet for

@@ -140,6 +140,9 @@ pub struct Engine<'b> {
     received: u64,
     seen: u64,
     last_rx: Instant,
+    /// A `CONNECT` line ended with CR as the last buffered byte: an LF that follows belongs
+    /// to its line end, not to the payload.
+    skip_lf: bool,
 }
 
 impl<'b> Engine<'b> {
@@ -158,6 +161,7 @@ impl<'b> Engine<'b> {
             received: 0,
             seen: 0,
             last_rx: Instant::ZERO,
+            skip_lf: false,
         }
     }
 
@@ -182,6 +186,7 @@ impl<'b> Engine<'b> {
         self.start = 0;
         self.end = 0;
         self.release = 0;
+        self.skip_lf = false;
         self.state = State::Lines;
         self.expect = None;
     }
@@ -222,6 +227,12 @@ impl<'b> Engine<'b> {
     fn apply_release(&mut self) {
         self.start += self.release;
         self.release = 0;
+        if self.skip_lf && self.start < self.end {
+            self.skip_lf = false;
+            if self.buf[self.start] == b'\n' {
+                self.start += 1;
+            }
+        }
         if self.start >= self.end {
             self.start = 0;
             self.end = 0;
@@ -411,7 +422,12 @@ impl<'b> Engine<'b> {
             // Remove exactly this line's end: CR LF, or a lone CR / LF.
             let term = if rest[t] == b'\r' {
                 match rest.get(t + 1) {
-                    None => return None, // cannot tell CR from CR LF yet
+                    // Cannot tell CR from CR LF yet: take the CR now and drop an LF that
+                    // arrives next (waiting could stall on a full buffer).
+                    None => {
+                        self.skip_lf = true;
+                        1
+                    }
                     Some(b'\n') => 2,
                     Some(_) => 1,
                 }
@@ -673,6 +689,50 @@ mod tests {
         let mut out = [0u8; 512];
         let n = lines(&mut e, &mut out);
         assert_eq!(&out[..n], b"S\r\nOKDF");
+    }
+
+    #[test]
+    fn connect_cr_at_the_end_of_a_full_buffer_does_not_stall() {
+        // Found by the `framer` fuzz target: the line fills the buffer up to its CR.
+        let mut buf = [0u8; 16];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::Exact(2)));
+        assert_eq!(e.consume(b"CONNECT        \r\nab\r\nOK\r\n"), 16);
+        assert_eq!(
+            e.poll(Instant::ZERO),
+            Some(Event::DataStart { len: Some(2) })
+        );
+        let mut rest: &[u8] = b"\nab\r\nOK\r\n";
+        let mut out = heapless::Vec::<u8, 8>::new();
+        let mut finals = 0;
+        loop {
+            let n = e.consume(rest);
+            rest = &rest[n..];
+            let mut any = false;
+            while let Some(ev) = e.poll(Instant::ZERO) {
+                any = true;
+                match ev {
+                    Event::Data(d) => out.extend_from_slice(d).unwrap(),
+                    Event::Final(Final::Ok) => finals += 1,
+                    _ => {}
+                }
+            }
+            if rest.is_empty() && !any {
+                break;
+            }
+        }
+        assert_eq!(out.as_slice(), b"ab");
+        assert_eq!(finals, 1);
+        // Split exactly after the CR: the LF is still dropped.
+        let mut buf = [0u8; 64];
+        let mut e = Engine::new(&mut buf);
+        e.consume(b"\r\nCONNECT 1\r");
+        assert_eq!(
+            e.poll(Instant::ZERO),
+            Some(Event::DataStart { len: Some(1) })
+        );
+        e.consume(b"\nZ\r\nOK\r\n");
+        assert_eq!(e.poll(Instant::ZERO), Some(Event::Data(b"Z")));
     }
 
     #[test]

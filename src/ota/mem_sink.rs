@@ -177,13 +177,13 @@ impl<'a> MemSink<'a> {
             });
         }
         // end <= size <= mem.len().
-        let dst = self
-            .mem
-            .get_mut(offset as usize..end as usize)
-            .ok_or(MemSinkError::PastImageEnd {
-                size: image.size,
-                end,
-            })?;
+        let dst =
+            self.mem
+                .get_mut(offset as usize..end as usize)
+                .ok_or(MemSinkError::PastImageEnd {
+                    size: image.size,
+                    end,
+                })?;
         dst.copy_from_slice(data);
         self.written = end as u32;
         Ok(())
@@ -372,10 +372,7 @@ mod tests {
             OtaSink::write(&mut s, 100, &[]),
             Err(MemSinkError::NotStarted)
         );
-        assert_eq!(
-            OtaSink::finish(&mut s, &sha),
-            Err(MemSinkError::NotStarted)
-        );
+        assert_eq!(OtaSink::finish(&mut s, &sha), Err(MemSinkError::NotStarted));
         // A different image starts at 0.
         let (d2, _) = desc(&img[..10]);
         assert_eq!(OtaSink::begin(&mut s, &d2).unwrap().offset, 0);
@@ -395,7 +392,10 @@ mod tests {
         let (d, mut sha) = desc(&img);
         let mut mem = [0u8; 32];
         let mut s = MemSink::new(&mut mem);
-        let big = ImageDescriptor { id: [0; 32], size: 33 };
+        let big = ImageDescriptor {
+            id: [0; 32],
+            size: 33,
+        };
         assert_eq!(
             OtaSink::begin(&mut s, &big),
             Err(MemSinkError::ImageTooLarge {
@@ -423,7 +423,10 @@ mod tests {
         let mut s = MemSink::new(&mut mem);
         assert_eq!(block_on(AsyncOtaSink::begin(&mut s, &d)).unwrap().offset, 0);
         block_on(AsyncOtaSink::write(&mut s, 0, &img[..20])).unwrap();
-        assert_eq!(block_on(AsyncOtaSink::begin(&mut s, &d)).unwrap().offset, 20);
+        assert_eq!(
+            block_on(AsyncOtaSink::begin(&mut s, &d)).unwrap().offset,
+            20
+        );
         block_on(AsyncOtaSink::write(&mut s, 20, &img[20..])).unwrap();
         let mut b = [0u8; 50];
         block_on(AsyncOtaSink::read(&mut s, 0, &mut b)).unwrap();

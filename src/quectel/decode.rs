@@ -91,10 +91,10 @@ impl<'b> LogDecoder<'b> {
     /// captures that record the host side separately. Call it before feeding what the modem
     /// answered.
     pub fn host_command(&mut self, line: &[u8]) {
-        let line = match line {
-            [l @ .., b'\r'] | [l @ .., b'\n'] => l,
-            l => l,
-        };
+        let mut line = line;
+        while let [l @ .., b'\r' | b'\n' | b' '] = line {
+            line = l;
+        }
         self.pending = Some(expectation(line, &mut self.http_body));
     }
 

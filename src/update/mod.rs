@@ -49,6 +49,7 @@
 //! manifest) continues; a different image starts clean.
 
 mod flow;
+pub mod modem;
 
 pub use flow::update;
 

@@ -14,6 +14,13 @@ pub enum Step {
     Expect(Vec<u8>),
     /// The modem sends these bytes `after_ms` after the previous step completed.
     Reply { after_ms: u64, bytes: Vec<u8> },
+    /// The port fails `count` reads (a USB port re-enumerating), `after_ms` after the
+    /// previous step.
+    PortError { after_ms: u64, count: u32 },
+}
+
+pub fn port_error(after_ms: u64, count: u32) -> Step {
+    Step::PortError { after_ms, count }
 }
 
 /// Shorthand constructors.
@@ -48,6 +55,8 @@ pub struct World {
     /// Time advanced per idle `read_ready` poll when nothing is scheduled.
     pub idle_step_us: u64,
     pub mismatch: Option<String>,
+    /// Scheduled port failures: (time, remaining failing reads).
+    errors: VecDeque<(u64, u32)>,
 }
 
 impl World {
@@ -56,13 +65,25 @@ impl World {
         if let Some(&(last, _)) = self.pending.back() {
             t = t.max(last);
         }
-        while let Some(Step::Reply { .. }) = self.script.front() {
-            let Some(Step::Reply { after_ms, bytes }) = self.script.pop_front() else {
-                unreachable!()
-            };
-            t += after_ms * 1000;
-            for b in bytes {
-                self.pending.push_back((t, b));
+        loop {
+            match self.script.front() {
+                Some(Step::Reply { .. }) => {
+                    let Some(Step::Reply { after_ms, bytes }) = self.script.pop_front() else {
+                        unreachable!()
+                    };
+                    t += after_ms * 1000;
+                    for b in bytes {
+                        self.pending.push_back((t, b));
+                    }
+                }
+                Some(Step::PortError { .. }) => {
+                    let Some(Step::PortError { after_ms, count }) = self.script.pop_front() else {
+                        unreachable!()
+                    };
+                    t += after_ms * 1000;
+                    self.errors.push_back((t, count));
+                }
+                _ => break,
             }
         }
     }
@@ -112,7 +133,30 @@ impl World {
     }
 
     fn next_event(&self) -> Option<u64> {
-        self.pending.front().map(|&(t, _)| t)
+        let bytes = self.pending.front().map(|&(t, _)| t);
+        let errs = self.errors.front().map(|&(t, _)| t);
+        match (bytes, errs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes one scheduled read failure that is due.
+    fn take_error(&mut self) -> bool {
+        match self.errors.front_mut() {
+            Some((t, n)) if *t <= self.now_us => {
+                *n -= 1;
+                if *n == 0 {
+                    self.errors.pop_front();
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn error_due(&self) -> bool {
+        self.errors.front().is_some_and(|&(t, _)| t <= self.now_us)
     }
 
     pub fn script_done(&self) -> bool {
@@ -169,8 +213,12 @@ impl Sim {
 pub struct VClock(Rc<RefCell<World>>);
 
 impl Clock for VClock {
+    /// Each reading moves time on by 1 µs: a program that spins on the clock (the blocking
+    /// client's waits) sees time pass, as it would on a real timer.
     fn now(&self) -> Instant {
-        Instant::from_micros(self.0.borrow().now_us)
+        let mut w = self.0.borrow_mut();
+        w.now_us += 1;
+        Instant::from_micros(w.now_us)
     }
 }
 
@@ -205,14 +253,14 @@ impl embedded_io::ErrorType for Port {
 impl embedded_io::ReadReady for Port {
     fn read_ready(&mut self) -> Result<bool, Self::Error> {
         let mut w = self.0.borrow_mut();
-        if w.due() > 0 {
+        if w.due() > 0 || w.error_due() {
             return Ok(true);
         }
         // Idle: let virtual time pass up to the next scheduled byte.
         let step = w.idle_step_us;
         let next = w.next_event().unwrap_or(u64::MAX);
         w.now_us = next.min(w.now_us + step);
-        Ok(w.due() > 0)
+        Ok(w.due() > 0 || w.error_due())
     }
 }
 
@@ -229,6 +277,9 @@ impl Port {
 
 impl embedded_io::Read for Port {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if self.0.borrow_mut().take_error() {
+            return Err(embedded_io::ErrorKind::NotConnected);
+        }
         // Blocking read: wait (in virtual time) for at least one byte.
         loop {
             let n = self.take(buf);
@@ -257,6 +308,9 @@ impl embedded_io::Write for Port {
 impl embedded_io_async::Read for Port {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
         std::future::poll_fn(|cx| {
+            if self.0.borrow_mut().take_error() {
+                return std::task::Poll::Ready(Err(embedded_io::ErrorKind::NotConnected));
+            }
             let n = self.take(buf);
             if n > 0 || buf.is_empty() {
                 std::task::Poll::Ready(Ok(n))

@@ -59,6 +59,7 @@
 pub mod image;
 pub mod otadata;
 pub mod partition;
+pub mod sink;
 
 pub use image::{ChipId, ImageError, ImageInfo, ImageValidator};
 pub use otadata::{AsyncOtadata, BootChoice, OtaImageState, OtaSelectEntry, Otadata, OtadataError};

@@ -1,0 +1,2159 @@
+//! The ESP-IDF A/B slot sink: streams a download into the OTA slot that is not running,
+//! verifies it from flash, and only then selects it in `otadata`.
+//!
+//! [`EspIdfSink`] (blocking `NorFlash`) and [`AsyncEspIdfSink`] (async `NorFlash`) implement
+//! [`OtaSink`] / [`AsyncOtaSink`] over a flash addressed from the start of the chip (what
+//! `esp-storage`'s `FlashStorage` gives). Everything they decide is decided by the same
+//! non-generic code in this module; the two types differ only in `.await`.
+//!
+//! # Slot layout: the resume journal lives in the target slot's last sector
+//!
+//! ```text
+//!  target slot (ota_N), `size` bytes
+//! ┌──────────────────────────────────────────────────────┬──────────────┐
+//! │ image: up to `capacity` = size − 4 KiB               │ journal      │
+//! │ (erased sector by sector just before its first byte) │ (last 4 KiB) │
+//! └──────────────────────────────────────────────────────┴──────────────┘
+//! ```
+//!
+//! The last [`SECTOR_SIZE`] (4 KiB, ESP-IDF's `SPI_FLASH_SEC_SIZE`) sector of the slot
+//! being written holds the [`Journal`] that makes a download resumable after a power cut,
+//! so an image may use at most `slot size − 4 KiB` ([`Resume::capacity`],
+//! [`UpdateTarget::capacity`]). "Sector" below always means these 4 KiB; the flash's
+//! `ERASE_SIZE` must divide it (it is 4 KiB on ESP32 chips). This
+//! needs no extra partition and never touches the running slot. It is harmless to the
+//! bootloader: ESP-IDF only requires the image length to be ≤ the partition size (reference
+//! §3.6), and reads nothing past the image, so journal bytes behind the image are ignored.
+//! The journal is cleared after activation, and only ever read or written while its slot is
+//! the update target (never while it runs).
+//!
+//! # What each call does on flash
+//!
+//! - [`begin`](OtaSink::begin): reads the partition table (checking its MD5) and otadata,
+//!   decides which app runs ([`SinkConfig::running_slot`], else otadata's choice honouring
+//!   `ota_state`, else factory, else `ota_0` — what the bootloader does, §3.4) and picks the
+//!   **next OTA slot after it** (`ota_0` if factory runs; never the running one). Then it
+//!   loads the journal: the same image id and size resume at the recorded offset (always a
+//!   sector boundary); anything else clears the journal and starts at 0.
+//! - [`write`](OtaSink::write): offsets must be consecutive. Bytes are collected in a
+//!   64-byte buffer ([`WRITE_BUF_LEN`]) and written in whole `WRITE_SIZE` units; a large
+//!   write goes straight to flash. Each sector is erased just before its first byte is
+//!   written, never ahead (a sector the image never reaches keeps its old bytes). When a
+//!   sector is complete a journal record `{id, size, offset = sector end}` is appended, so
+//!   resume points are sector-aligned and the sector after one is always erased before it is
+//!   written again.
+//! - [`finish`](OtaSink::finish): pads the buffered tail with `0xFF` to `WRITE_SIZE`, then
+//!   reads the whole image back from flash (in [`VERIFY_BUF_LEN`]-byte chunks) computing its
+//!   SHA-256 and running [`ImageValidator`] (magic, chip id, segments, checksum, appended
+//!   SHA-256, length ≤ capacity, app descriptor). Only if the SHA-256 equals the expected one
+//!   and the image is valid does it select the slot in otadata (`esp_ota_set_boot_partition`
+//!   semantics: the inactive entry, a fresh state NEW or UNDEFINED, the right CRC; see
+//!   [`otadata::plan_activate`](super::otadata::plan_activate)), then clear the journal.
+//! - [`abort`](OtaSink::abort): clears the journal of the target slot; never touches
+//!   otadata.
+//!
+//! # Power cuts
+//!
+//! Every flash operation can be cut. The running image stays selected until the single
+//! otadata entry write of `finish`; a cut before or during it leaves the old selection (a
+//! half-written entry fails its CRC and is ignored by the bootloader). A cut anywhere during
+//! the download loses at most the sector in progress: a new sink's `begin` resumes at the
+//! last recorded sector boundary. Journal wrap-around or clearing cut at the wrong moment
+//! loses the resume point, so that download restarts at 0 (see [`crate::ota::journal`]).
+//! After the otadata write, `finish` clears the journal on a best-effort basis and returns
+//! `Ok` even if that fails: the image *is* selected, and a leftover record is only read
+//! when that slot is the target again (and whatever it resumes is re-verified).
+//!
+//! A verification failure in `finish` (wrong SHA-256, invalid image) also clears the
+//! journal: the stored bytes are known bad, so the next `begin` starts at 0 instead of
+//! resuming them.
+//!
+//! # After `finish`, before the reset
+//!
+//! The sink remembers the app that was running when it first looked, so a second `begin` on
+//! the same value targets the same slot again (the one just selected), exactly like ESP-IDF's
+//! `esp_ota_get_next_update_partition(NULL)`; it never targets the running app. A *new* sink
+//! value with [`SinkConfig::running_slot`] `None` would instead believe otadata and take the
+//! just-selected slot for the running one, so create one sink per boot, or pass the running
+//! slot.
+//!
+//! # Differences from `esp-bootloader-esp-idf` 0.6 (§3.7)
+//!
+//! Partition flags use ESP-IDF's bits; the running slot honours `ota_state` (an ABORTED or
+//! INVALID newer entry is skipped, as the bootloader does), so the target is never the
+//! running slot after a rollback; a corrupt otadata entry is ignored, not an error; and the
+//! newly selected entry is written fresh, never with the state left in its sector.
+//!
+//! # Memory
+//!
+//! No heap. The sink value is about 0.5 KiB (config, the session with its 64-byte write
+//! buffer and journal cursor, and the last activated image's [`ImageInfo`]). `begin`,
+//! `abort` and the boot-side methods read the partition table into a [`TABLE_BUF_LEN`]
+//! (768-byte) buffer and parse it in a synchronous helper whose frame (about 3.5 KiB, the
+//! parsed table) is gone before the next flash access, so an async future never holds it.
+//! `finish` needs about 1.5 KiB (read buffer, SHA-256 state and the validator); `write`
+//! under 1 KiB.
+//!
+//! ```
+//! use cellular_ota::ota::esp_idf::image::{ChipId, testing};
+//! use cellular_ota::ota::esp_idf::partition::{self, AppSubType, DataSubType, PartitionEntry, PartitionType};
+//! use cellular_ota::ota::esp_idf::sink::{AppSlot, EspIdfSink, SinkConfig};
+//! use cellular_ota::ota::mem_flash::MemFlash;
+//! use cellular_ota::ota::{ImageDescriptor, OtaSink};
+//! use sha2::{Digest, Sha256};
+//!
+//! // A 256 KiB flash: otadata, ota_0, ota_1 (64 KiB each), erased otadata: ota_0 runs.
+//! let mut mem = vec![0xFFu8; 0x40000];
+//! let entries = [
+//!     PartitionEntry::new(PartitionType::Data(DataSubType::Ota), 0xD000, 0x2000, "otadata").unwrap(),
+//!     PartitionEntry::new(PartitionType::App(AppSubType::Ota(0)), 0x10000, 0x10000, "ota_0").unwrap(),
+//!     PartitionEntry::new(PartitionType::App(AppSubType::Ota(1)), 0x20000, 0x10000, "ota_1").unwrap(),
+//! ];
+//! partition::encode(&entries, &mut mem[0x8000..0x9000], true).unwrap();
+//! let mut flash: MemFlash<'_> = MemFlash::new(&mut mem);
+//!
+//! let mut image = vec![0u8; 4096];
+//! let len = testing::build_test_image(&mut image, ChipId::ESP32S3.0, &[(0x4037_0000, &[7u8; 3000][..])]).unwrap();
+//! let image = &image[..len];
+//! let sha: [u8; 32] = Sha256::digest(image).into();
+//!
+//! let mut sink = EspIdfSink::new(&mut flash, SinkConfig::new(ChipId::ESP32S3));
+//! let resume = sink.begin(&ImageDescriptor { id: sha, size: len as u32 }).unwrap();
+//! assert_eq!((resume.offset, resume.capacity), (0, 0x10000 - 0x1000));
+//! for (i, chunk) in image.chunks(1000).enumerate() {
+//!     sink.write((i * 1000) as u32, chunk).unwrap();
+//! }
+//! sink.finish(&sha).unwrap();
+//! assert_eq!(sink.last_activated().unwrap().slot, 1);
+//! // Still running ota_0 until the reset; otadata now selects ota_1.
+//! assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(0));
+//! assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(1));
+//! ```
+
+use embedded_storage::nor_flash::NorFlash;
+use embedded_storage_async::nor_flash::NorFlash as AsyncNorFlash;
+use sha2::{Digest, Sha256};
+
+use super::image::{ChipId, ImageError, ImageInfo, ImageValidator};
+use super::otadata::{
+    AsyncOtadata, BootChoice, OtaImageState, OtaSelectEntry, Otadata, OtadataError,
+    OtadataLayoutError, PlanError, boot_slot, select_entry,
+};
+use super::partition::{
+    ENTRY_LEN, MAX_OTA_SLOTS, PARTITION_TABLE_OFFSET, PartitionTable, PartitionTableError,
+};
+use crate::ota::journal::{
+    FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord,
+};
+use crate::ota::sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+
+/// Size of the internal write buffer: partial `WRITE_SIZE` units and small writes are
+/// collected here (up to 64 bytes, never across a sector boundary) before they are written.
+/// The flash's `WRITE_SIZE` and `READ_SIZE` must divide it.
+pub const WRITE_BUF_LEN: usize = 64;
+
+/// The sector the sink erases, journals and resumes by: 4 KiB (`SPI_FLASH_SEC_SIZE`), also
+/// the unit of otadata. The flash's `ERASE_SIZE` must divide it; a sector is erased with one
+/// `erase(start, start + 4096)` call.
+pub const SECTOR_SIZE: u32 = 0x1000;
+
+/// Bytes of the partition table the sink reads: 24 records, enough for 22 partitions plus
+/// the MD5 record and the end marker (ESP-IDF allows 95; a longer table is
+/// [`SinkError::PartitionTableTooLong`]). The table is read in 64-byte chunks up to its end
+/// marker, so a typical 7-partition table costs four small reads.
+pub const TABLE_BUF_LEN: usize = 768;
+
+/// Chunk size of the partition table read.
+const TABLE_CHUNK: usize = 64;
+
+/// Size of the stack buffer `finish` reads the image back through.
+pub const VERIFY_BUF_LEN: usize = 256;
+
+/// How the sink is set up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SinkConfig {
+    /// The chip the images must be built for (`chip_id` in the image header): ESP32-S3 is
+    /// [`ChipId::ESP32S3`] (9).
+    pub chip: ChipId,
+    /// Flash address of the partition table (`CONFIG_PARTITION_TABLE_OFFSET`, default
+    /// [`PARTITION_TABLE_OFFSET`] = `0x8000`).
+    pub partition_table_offset: u32,
+    /// Whether the bootloader has rollback enabled and new apps confirm themselves: the new
+    /// slot's otadata state is then NEW (`true`), else UNDEFINED (`false`), as ESP-IDF's
+    /// `set_new_state_otadata` does.
+    pub rollback: bool,
+    /// The OTA slot the app is actually running from, if the caller knows it (for example
+    /// `esp-bootloader-esp-idf`'s `PartitionTable::booted_partition()`, which reads the MMU).
+    /// `None` takes otadata's current choice (honouring `ota_state`), or, with no valid entry,
+    /// factory if the table has one, else `ota_0` — what the bootloader would have booted.
+    /// `None` is wrong if the bootloader fell back because the selected image was corrupt,
+    /// or if an earlier sink value already activated another slot in this boot; on a device,
+    /// pass the real slot. Whatever it resolves to is remembered for the life of the sink
+    /// value (the running app cannot change without a reset). Only OTA slots can be named;
+    /// a running factory app is recognised through `None` (no valid otadata entry).
+    pub running_slot: Option<u8>,
+}
+
+impl SinkConfig {
+    /// Defaults for `chip`: table at `0x8000`, no rollback, running slot from otadata.
+    pub const fn new(chip: ChipId) -> Self {
+        SinkConfig {
+            chip,
+            partition_table_offset: PARTITION_TABLE_OFFSET,
+            rollback: false,
+            running_slot: None,
+        }
+    }
+
+    /// The same with the partition table at `offset`.
+    pub const fn with_partition_table_offset(mut self, offset: u32) -> Self {
+        self.partition_table_offset = offset;
+        self
+    }
+
+    /// The same with rollback on or off (see [`rollback`](Self::rollback)).
+    pub const fn with_rollback(mut self, rollback: bool) -> Self {
+        self.rollback = rollback;
+        self
+    }
+
+    /// The same with the running slot given (see [`running_slot`](Self::running_slot)).
+    pub const fn with_running_slot(mut self, slot: Option<u8>) -> Self {
+        self.running_slot = slot;
+        self
+    }
+
+    /// The state a newly activated slot gets: NEW with rollback, else UNDEFINED.
+    pub const fn new_slot_state(&self) -> OtaImageState {
+        if self.rollback {
+            OtaImageState::New
+        } else {
+            OtaImageState::Undefined
+        }
+    }
+}
+
+/// An app partition the bootloader can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AppSlot {
+    /// The `factory` app.
+    Factory,
+    /// `ota_N`.
+    Ota(u8),
+}
+
+/// The slot an update goes to, as decided by `begin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UpdateTarget {
+    /// The OTA slot number (`ota_N`).
+    pub slot: u8,
+    /// Flash address of the slot.
+    pub offset: u32,
+    /// Size of the slot partition.
+    pub size: u32,
+    /// Most image bytes: `size` minus the journal sector.
+    pub capacity: u32,
+    /// Flash address of the journal sector (`offset + capacity`); it runs to the slot end.
+    pub journal: u32,
+}
+
+/// The image a successful `finish` activated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ActivatedImage {
+    /// The OTA slot now selected in otadata.
+    pub slot: u8,
+    /// What validation found in it (length, header, app descriptor, digest).
+    pub info: ImageInfo,
+}
+
+/// The flash operation that failed in [`SinkError::Flash`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum FlashOp {
+    /// Reading the partition table.
+    ReadPartitionTable,
+    /// Reading or writing otadata. If a write was cut, the entry being written is invalid
+    /// and the previous selection stays in force.
+    Otadata,
+    /// Erasing a sector of the target slot.
+    EraseSlot,
+    /// Writing image bytes to the target slot.
+    WriteSlot,
+    /// Reading the target slot (`read`, or the read-back in `finish`).
+    ReadSlot,
+    /// Reading the journal.
+    ReadJournal,
+    /// Writing a journal record.
+    WriteJournal,
+    /// Erasing the journal sector.
+    EraseJournal,
+}
+
+/// Why a sink call failed, naming the stage. `E` is the flash's error type.
+///
+/// After [`Flash`](Self::Flash) during `write` or `finish`, the session is closed: call
+/// `begin` again (it resumes from the journal) or `abort`. The input errors
+/// ([`OutOfOrder`](Self::OutOfOrder), [`PastImageEnd`](Self::PastImageEnd),
+/// [`Incomplete`](Self::Incomplete), [`ReadOutOfRange`](Self::ReadOutOfRange)) change
+/// nothing. [`HashMismatch`](Self::HashMismatch) and [`Image`](Self::Image) from `finish`
+/// clear the journal (the stored bytes are known bad) and activate nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SinkError<E> {
+    /// A flash operation failed.
+    #[error("flash {op:?} failed: {error:?}")]
+    Flash {
+        /// What was being done.
+        op: FlashOp,
+        /// The flash's error.
+        error: E,
+    },
+    /// The partition table is missing or invalid.
+    #[error("partition table: {0}")]
+    PartitionTable(PartitionTableError),
+    /// The partition table has no end marker within [`TABLE_BUF_LEN`] bytes: more
+    /// partitions than the sink reads (ESP-IDF itself allows up to 95).
+    #[error("partition table longer than the {max_partitions} partitions the sink reads")]
+    PartitionTableTooLong {
+        /// The most partitions the sink reads.
+        max_partitions: u8,
+    },
+    /// The partition table has no otadata partition.
+    #[error("no otadata partition")]
+    NoOtadata,
+    /// There is no OTA slot to write that is not running: the table needs two `ota_N` slots,
+    /// or a factory app and one `ota_N` slot (and factory running).
+    #[error("no OTA slot available besides the running one")]
+    NoOtaSlots,
+    /// [`SinkConfig::running_slot`] names a slot the table does not have.
+    #[error("running slot ota_{slot} does not exist ({count} OTA slots)")]
+    BadRunningSlot {
+        /// The configured slot.
+        slot: u8,
+        /// OTA slots in the table.
+        count: u8,
+    },
+    /// The flash's granularity is not supported: read and write sizes must divide
+    /// [`WRITE_BUF_LEN`] and the erase size, and the erase size must divide
+    /// [`SECTOR_SIZE`] (4 KiB, which otadata needs too).
+    #[error("unsupported flash geometry: read {read}, write {write}, erase {erase}")]
+    UnsupportedGeometry {
+        /// `READ_SIZE`.
+        read: usize,
+        /// `WRITE_SIZE`.
+        write: usize,
+        /// `ERASE_SIZE`.
+        erase: usize,
+    },
+    /// The target slot is not whole 4 KiB sectors, or smaller than two (image + journal).
+    #[error(
+        "slot ota_{slot} at 0x{offset:x} (0x{size:x} bytes) cannot hold an image and a journal"
+    )]
+    BadSlot {
+        /// The slot.
+        slot: u8,
+        /// Its offset.
+        offset: u32,
+        /// Its size.
+        size: u32,
+    },
+    /// The image is larger than the slot's capacity (slot size minus the journal sector).
+    /// Reported by `begin`, before anything is written.
+    #[error("image of {size} bytes does not fit the {capacity}-byte slot capacity")]
+    ImageTooLarge {
+        /// The descriptor's size.
+        size: u32,
+        /// The capacity.
+        capacity: u32,
+    },
+    /// `write`, `read` or `finish` without a successful `begin` (or after an error closed
+    /// the session, or after `finish` / `abort`).
+    #[error("no update in progress")]
+    NotStarted,
+    /// A write not at the end of what was written.
+    #[error("write at {got}, expected {expected}")]
+    OutOfOrder {
+        /// The offset the next write must use.
+        expected: u32,
+        /// The offset given.
+        got: u32,
+    },
+    /// A write that would run past the image size given to `begin`.
+    #[error("write up to {end} passes the {size}-byte image")]
+    PastImageEnd {
+        /// The image size.
+        size: u32,
+        /// Where the write would end.
+        end: u64,
+    },
+    /// `finish` before every byte was written.
+    #[error("only {written} of {size} bytes written")]
+    Incomplete {
+        /// Bytes written.
+        written: u32,
+        /// The image size.
+        size: u32,
+    },
+    /// A read outside what was written.
+    #[error("read of {len} bytes at {offset} outside the {available} bytes written")]
+    ReadOutOfRange {
+        /// The offset given.
+        offset: u32,
+        /// The length asked for.
+        len: usize,
+        /// Bytes that can be read.
+        available: u32,
+    },
+    /// The image read back from flash does not have the expected SHA-256.
+    #[error("SHA-256 of the stored image does not match")]
+    HashMismatch {
+        /// The SHA-256 of the bytes in flash.
+        computed: [u8; 32],
+    },
+    /// The image read back from flash is not a valid app image for this chip and slot.
+    #[error("invalid image: {0}")]
+    Image(ImageError),
+    /// The otadata change cannot be made (no valid entry to mark, sequence exhausted).
+    #[error("otadata: {0}")]
+    Otadata(PlanError),
+    /// The otadata partition cannot be used on this flash.
+    #[error("otadata layout: {0}")]
+    OtadataLayout(OtadataLayoutError),
+    /// The journal sector cannot be used on this flash.
+    #[error("journal: {0}")]
+    Journal(JournalLayoutError),
+    /// `mark_valid` / `mark_invalid_and_rollback` while otadata selects another app than the
+    /// one running (for example after `finish`, before the reset). Nothing was written.
+    #[error("running {running:?} but otadata selects {selected:?}")]
+    RunningNotSelected {
+        /// The running app.
+        running: AppSlot,
+        /// What otadata selects.
+        selected: AppSlot,
+    },
+}
+
+fn flash_err<E>(op: FlashOp) -> impl FnOnce(E) -> SinkError<E> {
+    move |error| SinkError::Flash { op, error }
+}
+
+fn otadata_err<E>(e: OtadataError<E>) -> SinkError<E> {
+    match e {
+        OtadataError::Flash(error) => SinkError::Flash {
+            op: FlashOp::Otadata,
+            error,
+        },
+        OtadataError::Plan(p) => SinkError::Otadata(p),
+    }
+}
+
+fn journal_err<E>(e: JournalError<E>) -> SinkError<E> {
+    let (op, error) = match e {
+        JournalError::Read(e) => (FlashOp::ReadJournal, e),
+        JournalError::Write(e) => (FlashOp::WriteJournal, e),
+        JournalError::Erase(e) => (FlashOp::EraseJournal, e),
+    };
+    SinkError::Flash { op, error }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pure decisions (no flash, no generics beyond the error type).
+// ---------------------------------------------------------------------------------------
+
+/// What the sink needs from the partition table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlotLayout {
+    otadata: u32,
+    ota_count: u8,
+    /// `(offset, size)` of `ota_0 .. ota_{count-1}`.
+    slots: [(u32, u32); MAX_OTA_SLOTS as usize],
+    factory: bool,
+}
+
+impl SlotLayout {
+    fn from_table<E>(table: &PartitionTable) -> Result<Self, SinkError<E>> {
+        let otadata = table.otadata().ok_or(SinkError::NoOtadata)?.offset;
+        let ota_count = table.ota_count();
+        if ota_count == 0 {
+            return Err(SinkError::NoOtaSlots);
+        }
+        let mut slots = [(0, 0); MAX_OTA_SLOTS as usize];
+        for (n, s) in slots.iter_mut().enumerate().take(usize::from(ota_count)) {
+            // n < 16.
+            let p = table.ota_slot(n as u8).ok_or(SinkError::NoOtaSlots)?;
+            *s = (p.offset, p.size);
+        }
+        Ok(SlotLayout {
+            otadata,
+            ota_count,
+            slots,
+            factory: table.factory().is_some(),
+        })
+    }
+
+    /// What the bootloader loads for `choice` (§3.4, `find_default_boot_partition`).
+    fn app_for(&self, choice: &BootChoice) -> AppSlot {
+        match choice {
+            BootChoice::Ota { slot, .. } => AppSlot::Ota(*slot),
+            BootChoice::NoOtaSlots | BootChoice::NoValidEntry if self.factory => AppSlot::Factory,
+            BootChoice::NoOtaSlots | BootChoice::NoValidEntry => AppSlot::Ota(0),
+        }
+    }
+}
+
+/// Whether `chunk` (whole 32-byte records) holds the table's end marker, recognised as
+/// ESP-IDF does by four `0xFF` bytes at the start of a record.
+fn has_end_marker(chunk: &[u8]) -> bool {
+    chunk
+        .chunks_exact(ENTRY_LEN)
+        .any(|r| r.get(..4) == Some(&[0xFF; 4][..]))
+}
+
+/// Parses and checks the table bytes read so far (whole chunks, ending with the one that
+/// holds the end marker, or a full [`TABLE_BUF_LEN`] buffer) and keeps what the sink needs.
+/// The parsed table (about 3.4 KiB) lives only in this call's frame.
+#[inline(never)]
+fn layout_from_table_bytes<E>(bytes: &[u8], capacity: usize) -> Result<SlotLayout, SinkError<E>> {
+    let table = PartitionTable::parse(bytes).map_err(|e| match e {
+        PartitionTableError::MissingEndMarker if bytes.len() >= TABLE_BUF_LEN => {
+            SinkError::PartitionTableTooLong {
+                max_partitions: (TABLE_BUF_LEN / ENTRY_LEN - 2) as u8,
+            }
+        }
+        other => SinkError::PartitionTable(other),
+    })?;
+    table
+        .check_fits(capacity)
+        .map_err(SinkError::PartitionTable)?;
+    SlotLayout::from_table(&table)
+}
+
+/// The running app: the configured slot, else what otadata selects (honouring states).
+fn resolve_running<E>(
+    layout: &SlotLayout,
+    entries: &[OtaSelectEntry; 2],
+    configured: Option<u8>,
+) -> Result<AppSlot, SinkError<E>> {
+    match configured {
+        Some(slot) if slot >= layout.ota_count => Err(SinkError::BadRunningSlot {
+            slot,
+            count: layout.ota_count,
+        }),
+        Some(slot) => Ok(AppSlot::Ota(slot)),
+        None => Ok(layout.app_for(&boot_slot(entries, layout.ota_count))),
+    }
+}
+
+/// Checks the flash granularity the sink and otadata need.
+fn check_geometry<E>(g: FlashGeometry) -> Result<(), SinkError<E>> {
+    let ok = g.read > 0
+        && g.write > 0
+        && g.erase > 0
+        && WRITE_BUF_LEN.is_multiple_of(g.read)
+        && WRITE_BUF_LEN.is_multiple_of(g.write)
+        && g.erase.is_multiple_of(g.read)
+        && g.erase.is_multiple_of(g.write)
+        && (SECTOR_SIZE as usize).is_multiple_of(g.erase);
+    if ok {
+        Ok(())
+    } else {
+        Err(SinkError::UnsupportedGeometry {
+            read: g.read,
+            write: g.write,
+            erase: g.erase,
+        })
+    }
+}
+
+/// The slot to write while `running` runs: the next OTA slot after it (`ota_0` after
+/// factory), never `running` itself (`esp_ota_get_next_update_partition`).
+fn plan_target<E>(
+    layout: &SlotLayout,
+    running: AppSlot,
+    geometry: FlashGeometry,
+) -> Result<UpdateTarget, SinkError<E>> {
+    check_geometry(geometry)?;
+    let count = layout.ota_count;
+    let slot = match running {
+        AppSlot::Factory if count >= 1 => 0,
+        AppSlot::Ota(r) if count >= 2 => (r % count + 1) % count,
+        _ => return Err(SinkError::NoOtaSlots),
+    };
+    let (offset, size) = layout
+        .slots
+        .get(usize::from(slot))
+        .copied()
+        .ok_or(SinkError::NoOtaSlots)?;
+    let sector = SECTOR_SIZE;
+    if !offset.is_multiple_of(sector) || !size.is_multiple_of(sector) || size / sector < 2 {
+        return Err(SinkError::BadSlot { slot, offset, size });
+    }
+    let capacity = size - sector;
+    Ok(UpdateTarget {
+        slot,
+        offset,
+        size,
+        capacity,
+        journal: offset + capacity,
+    })
+}
+
+/// Where to resume `image` given the journal's newest record: its offset if it is for the
+/// same id and size and is a sector boundary within the image; `None` (start clean) else.
+fn resume_offset(
+    rec: Option<&JournalRecord>,
+    image: &ImageDescriptor,
+    target: &UpdateTarget,
+    sector: u32,
+) -> Option<u32> {
+    let rec = rec?;
+    let usable = rec.id == image.id
+        && rec.size == image.size
+        && rec.offset <= image.size
+        && rec.offset <= target.capacity
+        && rec.offset.is_multiple_of(sector);
+    usable.then_some(rec.offset)
+}
+
+/// The state of a valid entry selecting `slot` (the active one first), if any
+/// (`esp_ota_get_state_partition`).
+fn state_of(entries: &[OtaSelectEntry; 2], count: u8, slot: u8) -> Option<OtaImageState> {
+    let active = select_entry(&entries[0], &entries[1]);
+    let order = match active {
+        Some(1) => [1, 0],
+        _ => [0, 1],
+    };
+    order
+        .iter()
+        .filter_map(|&i| entries.get(i))
+        .find(|e| e.is_valid() && e.slot_for(count) == Some(slot))
+        .map(|e| e.state)
+}
+
+/// Where the bytes of a write go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Src {
+    /// The first `n` bytes of the internal buffer.
+    Buffer(usize),
+    /// `len` bytes of the caller's data from `start`.
+    Input { start: usize, len: usize },
+}
+
+/// One flash operation the writer needs next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// Erase `from..to` (one sector of the slot).
+    Erase { from: u32, to: u32 },
+    /// Write bytes at `addr`.
+    Program { addr: u32, src: Src },
+    /// Append a journal record: the image is durable up to `offset`.
+    Record { offset: u32 },
+}
+
+/// The write engine: decides buffering, erases, writes and journal records; does no I/O.
+///
+/// Offsets are slot-relative. Invariants: `flushed <= pos`, except after the final padded
+/// flush; `flushed` is a multiple of `unit`; `pos - flushed == buf_len` while buffering;
+/// `erased` is a sector boundary and the sector holding `flushed` is erased iff
+/// `flushed < erased`; nothing is ever written at or past `round_up(size, unit) <=
+/// capacity`.
+#[derive(Clone, Debug)]
+struct Writer {
+    base: u32,
+    sector: u32,
+    unit: u32,
+    size: u32,
+    pos: u32,
+    flushed: u32,
+    erased: u32,
+    recorded: u32,
+    buf: [u8; WRITE_BUF_LEN],
+    buf_len: usize,
+}
+
+impl Writer {
+    fn new(base: u32, sector: u32, unit: u32, size: u32, resume: u32) -> Self {
+        Writer {
+            base,
+            sector,
+            unit,
+            size,
+            pos: resume,
+            flushed: resume,
+            erased: resume,
+            recorded: resume,
+            buf: [0xFF; WRITE_BUF_LEN],
+            buf_len: 0,
+        }
+    }
+
+    fn check<E>(&self, offset: u32, len: usize) -> Result<(), SinkError<E>> {
+        if offset != self.pos {
+            return Err(SinkError::OutOfOrder {
+                expected: self.pos,
+                got: offset,
+            });
+        }
+        let end = u64::from(offset) + len as u64;
+        if end > u64::from(self.size) {
+            return Err(SinkError::PastImageEnd {
+                size: self.size,
+                end,
+            });
+        }
+        Ok(())
+    }
+
+    /// The next operation for `input`, of which `consumed` bytes are taken already (input
+    /// may be moved into the buffer). `finalize` pads and flushes the buffered tail. `None`
+    /// when everything given is written or buffered. Calling again without
+    /// [`commit`](Self::commit) returns the same operation.
+    fn next(&mut self, input: &[u8], consumed: &mut usize, finalize: bool) -> Option<Op> {
+        if self.flushed > self.recorded
+            && self.flushed <= self.size
+            && self.flushed.is_multiple_of(self.sector)
+        {
+            return Some(Op::Record {
+                offset: self.flushed,
+            });
+        }
+        let src = self.next_program(input, consumed, finalize)?;
+        if self.flushed >= self.erased {
+            let from = self.base + self.erased;
+            return Some(Op::Erase {
+                from,
+                to: from + self.sector,
+            });
+        }
+        Some(Op::Program {
+            addr: self.base + self.flushed,
+            src,
+        })
+    }
+
+    fn next_program(&mut self, input: &[u8], consumed: &mut usize, finalize: bool) -> Option<Src> {
+        let unit = self.unit as usize;
+        // Bytes to the end of the sector holding `flushed`: a positive multiple of `unit`.
+        let room = (self.sector - self.flushed % self.sector) as usize;
+        let rest = input.get(*consumed..).unwrap_or(&[]);
+        if self.buf_len == 0 && rest.len() >= WRITE_BUF_LEN {
+            let len = rest.len().min(room);
+            return Some(Src::Input {
+                start: *consumed,
+                len: len - len % unit,
+            });
+        }
+        let cap = WRITE_BUF_LEN.min(room);
+        let take = rest.len().min(cap.saturating_sub(self.buf_len));
+        if let (Some(dst), Some(src)) = (
+            self.buf.get_mut(self.buf_len..self.buf_len + take),
+            rest.get(..take),
+        ) {
+            dst.copy_from_slice(src);
+            self.buf_len += take;
+            self.pos += take as u32;
+            *consumed += take;
+        }
+        if self.buf_len == cap {
+            return Some(Src::Buffer(cap));
+        }
+        if finalize && self.buf_len > 0 {
+            let padded = self.buf_len.div_ceil(unit) * unit;
+            if let Some(pad) = self.buf.get_mut(self.buf_len..padded) {
+                pad.fill(0xFF);
+            }
+            return Some(Src::Buffer(padded));
+        }
+        None
+    }
+
+    /// The bytes of a [`Src`].
+    fn bytes<'a>(&'a self, src: Src, input: &'a [u8]) -> &'a [u8] {
+        match src {
+            Src::Buffer(n) => self.buf.get(..n).unwrap_or(&[]),
+            Src::Input { start, len } => input.get(start..start + len).unwrap_or(&[]),
+        }
+    }
+
+    /// Records that `op` was carried out.
+    fn commit(&mut self, op: Op, consumed: &mut usize) {
+        match op {
+            Op::Erase { .. } => self.erased += self.sector,
+            Op::Program {
+                src: Src::Buffer(n),
+                ..
+            } => {
+                self.flushed += n as u32;
+                self.buf_len = 0;
+            }
+            Op::Program {
+                src: Src::Input { len, .. },
+                ..
+            } => {
+                self.flushed += len as u32;
+                self.pos += len as u32;
+                *consumed += len;
+            }
+            Op::Record { offset } => self.recorded = offset,
+        }
+    }
+}
+
+/// The read-back check of `finish`: SHA-256 and image validation in one pass.
+struct Verifier {
+    sha: Sha256,
+    validator: ImageValidator,
+    size: u32,
+    done: u32,
+    read_size: usize,
+}
+
+impl Verifier {
+    fn new(chip: ChipId, capacity: u32, size: u32, read_size: usize) -> Self {
+        Verifier {
+            sha: Sha256::new(),
+            validator: ImageValidator::new(chip, capacity),
+            size,
+            done: 0,
+            read_size,
+        }
+    }
+
+    /// The next chunk to read: slot-relative offset and length (a multiple of `READ_SIZE`,
+    /// at most [`VERIFY_BUF_LEN`]); `None` when the image is read.
+    fn next_read(&self) -> Option<(u32, usize)> {
+        let left = (self.size - self.done) as usize;
+        if left == 0 {
+            return None;
+        }
+        let take = left.min(VERIFY_BUF_LEN);
+        let len = take.div_ceil(self.read_size) * self.read_size;
+        Some((self.done, len.min(VERIFY_BUF_LEN)))
+    }
+
+    /// Feeds a chunk read at the position [`next_read`](Self::next_read) gave; bytes past
+    /// the image end are ignored.
+    fn feed(&mut self, chunk: &[u8]) {
+        let left = (self.size - self.done) as usize;
+        let used = chunk.get(..left.min(chunk.len())).unwrap_or(&[]);
+        self.sha.update(used);
+        // Errors are sticky in the validator; `finish` reports them.
+        let _ = self.validator.update(used);
+        self.done += used.len() as u32;
+    }
+
+    fn finish<E>(self, expected: &[u8; 32]) -> Result<ImageInfo, SinkError<E>> {
+        let computed: [u8; 32] = self.sha.finalize().into();
+        if &computed != expected {
+            return Err(SinkError::HashMismatch { computed });
+        }
+        self.validator.finish().map_err(SinkError::Image)
+    }
+}
+
+/// One step of reading `want` bytes at `addr` with granularity `read_size` (which divides
+/// [`WRITE_BUF_LEN`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadStep {
+    /// Read this many bytes straight into the output.
+    Direct(usize),
+    /// Read `len` bytes at `aligned` into a scratch buffer, use `take` bytes from `skip`.
+    Bounce {
+        aligned: u32,
+        len: usize,
+        skip: usize,
+        take: usize,
+    },
+}
+
+fn read_step(addr: u32, want: usize, read_size: usize) -> ReadStep {
+    let skip = addr as usize % read_size;
+    if skip == 0 && want >= read_size {
+        return ReadStep::Direct(want - want % read_size);
+    }
+    let take = want.min(WRITE_BUF_LEN - skip);
+    ReadStep::Bounce {
+        aligned: addr - skip as u32,
+        len: (skip + take).div_ceil(read_size) * read_size,
+        skip,
+        take,
+    }
+}
+
+/// An update in progress.
+#[derive(Clone, Debug)]
+struct Writing {
+    target: UpdateTarget,
+    otadata: u32,
+    ota_count: u8,
+    image: ImageDescriptor,
+    journal: Journal,
+    writer: Writer,
+}
+
+impl Writing {
+    /// The journal record for "durable up to `offset`".
+    fn record(&self, offset: u32) -> JournalRecord {
+        JournalRecord {
+            id: self.image.id,
+            size: self.image.size,
+            offset,
+        }
+    }
+}
+
+/// What `finish` keeps of an update once the write buffer is flushed.
+#[derive(Clone, Debug)]
+struct Finishing {
+    target: UpdateTarget,
+    otadata: u32,
+    ota_count: u8,
+    size: u32,
+    journal: Journal,
+}
+
+impl From<Writing> for Finishing {
+    fn from(w: Writing) -> Self {
+        Finishing {
+            target: w.target,
+            otadata: w.otadata,
+            ota_count: w.ota_count,
+            size: w.image.size,
+            journal: w.journal,
+        }
+    }
+}
+
+// No heap to box into: the session *is* the sink's state, and it is one value per sink.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+enum Session {
+    Idle,
+    Writing(Writing),
+    /// Activated; the image can still be read back.
+    Done {
+        target: UpdateTarget,
+        size: u32,
+    },
+}
+
+/// Everything the two shells share: configuration, the remembered running app, the session.
+#[derive(Clone, Debug)]
+struct Core {
+    config: SinkConfig,
+    running: Option<AppSlot>,
+    session: Session,
+    last: Option<ActivatedImage>,
+}
+
+impl Core {
+    fn new(config: SinkConfig) -> Self {
+        Core {
+            config,
+            running: None,
+            session: Session::Idle,
+            last: None,
+        }
+    }
+
+    /// The running app, resolved once per sink value.
+    fn running<E>(
+        &mut self,
+        layout: &SlotLayout,
+        entries: &[OtaSelectEntry; 2],
+    ) -> Result<AppSlot, SinkError<E>> {
+        if let Some(r) = self.running {
+            return Ok(r);
+        }
+        let r = resolve_running(layout, entries, self.config.running_slot)?;
+        self.running = Some(r);
+        Ok(r)
+    }
+
+    fn target<E>(
+        &mut self,
+        layout: &SlotLayout,
+        entries: &[OtaSelectEntry; 2],
+        geometry: FlashGeometry,
+    ) -> Result<(UpdateTarget, Journal), SinkError<E>> {
+        let running = self.running(layout, entries)?;
+        let target = plan_target(layout, running, geometry)?;
+        let journal = Journal::new(target.journal, target.offset + target.size, geometry)
+            .map_err(SinkError::Journal)?;
+        Ok((target, journal))
+    }
+
+    /// Opens the session after the journal was read (and cleared, unless it resumes).
+    fn start(
+        &mut self,
+        layout: &SlotLayout,
+        target: UpdateTarget,
+        image: &ImageDescriptor,
+        journal: Journal,
+        resume: u32,
+        geometry: FlashGeometry,
+    ) -> Resume {
+        // plan_target checked the geometry: the write size is at most 64.
+        let writer = Writer::new(
+            target.offset,
+            SECTOR_SIZE,
+            geometry.write as u32,
+            image.size,
+            resume,
+        );
+        self.session = Session::Writing(Writing {
+            target,
+            otadata: layout.otadata,
+            ota_count: layout.ota_count,
+            image: *image,
+            journal,
+            writer,
+        });
+        Resume {
+            offset: resume,
+            capacity: target.capacity,
+        }
+    }
+
+    fn target_view(&self) -> Option<UpdateTarget> {
+        match &self.session {
+            Session::Idle => None,
+            Session::Writing(w) => Some(w.target),
+            Session::Done { target, .. } => Some(*target),
+        }
+    }
+
+    fn written(&self) -> Option<u32> {
+        match &self.session {
+            Session::Writing(w) => Some(w.writer.pos),
+            _ => None,
+        }
+    }
+
+    /// `finish` may run only once every byte is accepted.
+    fn check_complete<E>(&mut self) -> Result<(), SinkError<E>> {
+        let w = self.writing()?;
+        if w.writer.pos != w.image.size {
+            return Err(SinkError::Incomplete {
+                written: w.writer.pos,
+                size: w.image.size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves the update out of the sink, leaving it closed until the caller puts it back.
+    fn take_writing<E>(&mut self) -> Result<Writing, SinkError<E>> {
+        match core::mem::replace(&mut self.session, Session::Idle) {
+            Session::Writing(w) => Ok(w),
+            other => {
+                self.session = other;
+                Err(SinkError::NotStarted)
+            }
+        }
+    }
+
+    fn writing<E>(&mut self) -> Result<&mut Writing, SinkError<E>> {
+        match &mut self.session {
+            Session::Writing(w) => Ok(w),
+            _ => Err(SinkError::NotStarted),
+        }
+    }
+
+    /// Splits a read of `len` bytes at `offset` into the flash part (address, length) and
+    /// the part still in the write buffer.
+    fn read_split<E>(&self, offset: u32, len: usize) -> Result<(u32, usize), SinkError<E>> {
+        let (base, on_flash, available) = match &self.session {
+            Session::Idle => return Err(SinkError::NotStarted),
+            Session::Writing(w) => (w.target.offset, w.writer.flushed, w.writer.pos),
+            Session::Done { target, size } => (target.offset, *size, *size),
+        };
+        let end = u64::from(offset) + len as u64;
+        if end > u64::from(available) {
+            return Err(SinkError::ReadOutOfRange {
+                offset,
+                len,
+                available,
+            });
+        }
+        let flash_len = u64::from(on_flash.min(available))
+            .saturating_sub(u64::from(offset))
+            .min(len as u64) as usize;
+        Ok((base + offset, flash_len))
+    }
+
+    /// Copies the buffered (not yet written) bytes of a read into `out[flash_len..]`.
+    fn read_buffered(&self, offset: u32, out: &mut [u8], flash_len: usize) {
+        let Session::Writing(w) = &self.session else {
+            return;
+        };
+        let Some(rest) = out.get_mut(flash_len..) else {
+            return;
+        };
+        let from = (offset as usize + flash_len).saturating_sub(w.writer.flushed as usize);
+        if let Some(src) = w.writer.buf.get(from..from + rest.len()) {
+            rest.copy_from_slice(src);
+        }
+    }
+
+    /// Keeps what verification found (in the sink, not in a future) for
+    /// [`EspIdfSink::last_activated`]; `finish` clears it again if activation fails.
+    fn verified<E>(
+        &mut self,
+        f: &Finishing,
+        result: Result<ImageInfo, SinkError<E>>,
+    ) -> Result<(), SinkError<E>> {
+        self.last = Some(ActivatedImage {
+            slot: f.target.slot,
+            info: result?,
+        });
+        Ok(())
+    }
+
+    fn finished(&mut self, f: &Finishing) {
+        self.session = Session::Done {
+            target: f.target,
+            size: f.size,
+        };
+    }
+
+    /// Checks that otadata selects the running app before its state is changed.
+    fn check_selected<E>(
+        &mut self,
+        layout: &SlotLayout,
+        entries: &[OtaSelectEntry; 2],
+    ) -> Result<(), SinkError<E>> {
+        let running = self.running(layout, entries)?;
+        let selected = layout.app_for(&boot_slot(entries, layout.ota_count));
+        if running != selected {
+            return Err(SinkError::RunningNotSelected { running, selected });
+        }
+        Ok(())
+    }
+}
+
+fn is_verification_failure<E>(e: &SinkError<E>) -> bool {
+    matches!(e, SinkError::HashMismatch { .. } | SinkError::Image(_))
+}
+
+// ---------------------------------------------------------------------------------------
+// Blocking shell.
+// ---------------------------------------------------------------------------------------
+
+/// The ESP-IDF A/B slot sink over a blocking `NorFlash` that addresses the whole chip; see
+/// the [module docs](self) for the layout, the flash operations and power-cut behaviour.
+///
+/// `F` may be `&mut Flash` so the caller keeps the flash. One sink value per boot is the
+/// intended use: it remembers the running app from its first call.
+#[derive(Debug)]
+pub struct EspIdfSink<F> {
+    flash: F,
+    core: Core,
+}
+
+impl<F: NorFlash> EspIdfSink<F> {
+    /// A sink over `flash`. Does no I/O; the partition table is read by each `begin`,
+    /// `abort` and boot-side call.
+    pub fn new(flash: F, config: SinkConfig) -> Self {
+        EspIdfSink {
+            flash,
+            core: Core::new(config),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SinkConfig {
+        &self.core.config
+    }
+
+    /// Gives the flash back. An update in progress stays resumable from the journal.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    /// The slot being written (after `begin`) or just activated (after `finish`).
+    pub fn target(&self) -> Option<UpdateTarget> {
+        self.core.target_view()
+    }
+
+    /// Bytes accepted in the current update (including up to [`WRITE_BUF_LEN`] buffered
+    /// ones that are not on flash yet); `None` if no update is in progress.
+    pub fn written(&self) -> Option<u32> {
+        self.core.written()
+    }
+
+    /// The image the most recent `finish` of this sink activated; `None` if none has run
+    /// or the most recent one failed.
+    pub fn last_activated(&self) -> Option<&ActivatedImage> {
+        self.core.last.as_ref()
+    }
+
+    /// Reads the partition table (up to its end marker) and both otadata entries.
+    fn read_layout(&mut self) -> Result<(SlotLayout, [OtaSelectEntry; 2]), SinkError<F::Error>> {
+        let layout = {
+            let mut buf = [0u8; TABLE_BUF_LEN];
+            let mut len = 0;
+            while let Some(chunk) = buf.get_mut(len..len + TABLE_CHUNK) {
+                let at = self.core.config.partition_table_offset + len as u32;
+                self.flash
+                    .read(at, chunk)
+                    .map_err(flash_err(FlashOp::ReadPartitionTable))?;
+                len += TABLE_CHUNK;
+                if has_end_marker(chunk) {
+                    break;
+                }
+            }
+            layout_from_table_bytes(buf.get(..len).unwrap_or(&[]), self.flash.capacity())?
+        };
+        let entries = self.otadata(&layout)?.read_entries().map_err(otadata_err)?;
+        Ok((layout, entries))
+    }
+
+    fn otadata(&mut self, layout: &SlotLayout) -> Result<Otadata<&mut F>, SinkError<F::Error>> {
+        Otadata::new(&mut self.flash, layout.otadata, layout.ota_count)
+            .map_err(SinkError::OtadataLayout)
+    }
+
+    /// What the bootloader selects from otadata now (honouring `ota_state`: ABORTED,
+    /// INVALID and corrupt entries are skipped). After `finish` this is the new slot.
+    pub fn boot_choice(&mut self) -> Result<BootChoice, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        Ok(boot_slot(&entries, layout.ota_count))
+    }
+
+    /// The app running now: [`SinkConfig::running_slot`], else what the bootloader selected
+    /// (see there). Resolved on the first call of this sink and remembered.
+    pub fn running_slot(&mut self) -> Result<AppSlot, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        self.core.running(&layout, &entries)
+    }
+
+    /// The otadata state of the running app's entry (`esp_ota_get_state_partition`):
+    /// `None` if no valid entry selects it (factory, or `ota_0` booted by default).
+    pub fn current_state(&mut self) -> Result<Option<OtaImageState>, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        match self.core.running(&layout, &entries)? {
+            AppSlot::Ota(slot) => Ok(state_of(&entries, layout.ota_count, slot)),
+            AppSlot::Factory => Ok(None),
+        }
+    }
+
+    /// Confirms the running app: its entry becomes VALID, cancelling a pending rollback
+    /// (`esp_ota_mark_app_valid_cancel_rollback`). No write if it is VALID already.
+    /// [`SinkError::RunningNotSelected`] if otadata selects another app (nothing written);
+    /// [`SinkError::Otadata`] with [`PlanError::NoActiveEntry`] if no entry is valid.
+    pub fn mark_valid(&mut self) -> Result<(), SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        self.core.check_selected(&layout, &entries)?;
+        self.otadata(&layout)?.mark_valid().map_err(otadata_err)
+    }
+
+    /// Rejects the running app: its entry becomes INVALID so the bootloader skips it
+    /// (`esp_ota_mark_app_invalid_rollback`), and returns the app the bootloader will boot
+    /// after the caller resets. Same preconditions as [`mark_valid`](Self::mark_valid).
+    /// Does not check that the fallback slot holds a valid image.
+    pub fn mark_invalid_and_rollback(&mut self) -> Result<AppSlot, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        self.core.check_selected(&layout, &entries)?;
+        let choice = self
+            .otadata(&layout)?
+            .mark_invalid_and_rollback()
+            .map_err(otadata_err)?;
+        Ok(layout.app_for(&choice))
+    }
+
+    fn do_begin(&mut self, image: &ImageDescriptor) -> Result<Resume, SinkError<F::Error>> {
+        self.core.session = Session::Idle;
+        let geometry = FlashGeometry::of::<F>();
+        let (layout, entries) = self.read_layout()?;
+        let (target, mut journal) = self.core.target(&layout, &entries, geometry)?;
+        if image.size > target.capacity {
+            return Err(SinkError::ImageTooLarge {
+                size: image.size,
+                capacity: target.capacity,
+            });
+        }
+        let rec = journal.load(&mut self.flash).map_err(journal_err)?;
+        let resume = match resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE) {
+            Some(offset) => offset,
+            None => {
+                journal.clear(&mut self.flash).map_err(journal_err)?;
+                0
+            }
+        };
+        Ok(self
+            .core
+            .start(&layout, target, image, journal, resume, geometry))
+    }
+
+    fn do_write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError<F::Error>> {
+        self.core.writing()?.writer.check(offset, data.len())?;
+        // Out of the sink while flash is touched: an error leaves the session closed.
+        let mut w = self.core.take_writing()?;
+        drive(&mut self.flash, &mut w, data, false)?;
+        self.core.session = Session::Writing(w);
+        Ok(())
+    }
+
+    fn do_read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), SinkError<F::Error>> {
+        let (addr, flash_len) = self.core.read_split(offset, out.len())?;
+        let (on_flash, _) = out.split_at_mut(flash_len);
+        read_unaligned(&mut self.flash, addr, on_flash).map_err(flash_err(FlashOp::ReadSlot))?;
+        self.core.read_buffered(offset, out, flash_len);
+        Ok(())
+    }
+
+    fn do_finish(&mut self, expected: &[u8; 32]) -> Result<(), SinkError<F::Error>> {
+        self.core.check_complete()?;
+        self.core.last = None;
+        let mut w = self.core.take_writing()?;
+        drive(&mut self.flash, &mut w, &[], true)?;
+        let mut done = Finishing::from(w);
+        let verified = verify(&mut self.flash, &done, self.core.config.chip, expected);
+        if let Err(e) = self.core.verified(&done, verified) {
+            if is_verification_failure(&e) {
+                // Best effort: the error that matters is the verification failure.
+                let _ = done.journal.clear(&mut self.flash);
+            }
+            return Err(e);
+        }
+        let state = self.core.config.new_slot_state();
+        let activated = match Otadata::new(&mut self.flash, done.otadata, done.ota_count) {
+            Ok(mut o) => o.activate(done.target.slot, state).map_err(otadata_err),
+            Err(e) => Err(SinkError::OtadataLayout(e)),
+        };
+        if let Err(e) = activated {
+            self.core.last = None;
+            return Err(e);
+        }
+        // Best effort: a stale record in the now-selected slot is only read when that slot
+        // is the target again, and finish re-verifies whatever it resumes.
+        let _ = done.journal.clear(&mut self.flash);
+        self.core.finished(&done);
+        Ok(())
+    }
+
+    fn do_abort(&mut self) -> Result<(), SinkError<F::Error>> {
+        let session = core::mem::replace(&mut self.core.session, Session::Idle);
+        let mut journal = match session {
+            Session::Writing(w) => w.journal,
+            Session::Idle | Session::Done { .. } => {
+                let (layout, entries) = self.read_layout()?;
+                self.core
+                    .target(&layout, &entries, FlashGeometry::of::<F>())?
+                    .1
+            }
+        };
+        journal.clear(&mut self.flash).map_err(journal_err)
+    }
+}
+
+/// Runs the write engine over `data` until it is written or buffered (`finalize`: and the
+/// buffered tail padded and written).
+fn drive<F: NorFlash>(
+    flash: &mut F,
+    w: &mut Writing,
+    data: &[u8],
+    finalize: bool,
+) -> Result<(), SinkError<F::Error>> {
+    let mut consumed = 0;
+    while let Some(op) = w.writer.next(data, &mut consumed, finalize) {
+        match op {
+            Op::Erase { from, to } => flash
+                .erase(from, to)
+                .map_err(flash_err(FlashOp::EraseSlot))?,
+            Op::Program { addr, src } => flash
+                .write(addr, w.writer.bytes(src, data))
+                .map_err(flash_err(FlashOp::WriteSlot))?,
+            Op::Record { offset } => w
+                .journal
+                .record(flash, &w.record(offset))
+                .map_err(journal_err)?,
+        }
+        w.writer.commit(op, &mut consumed);
+    }
+    Ok(())
+}
+
+/// Reads the image back through a [`VERIFY_BUF_LEN`]-byte buffer and checks it.
+fn verify<F: NorFlash>(
+    flash: &mut F,
+    w: &Finishing,
+    chip: ChipId,
+    expected: &[u8; 32],
+) -> Result<ImageInfo, SinkError<F::Error>> {
+    let mut v = Verifier::new(chip, w.target.capacity, w.size, F::READ_SIZE);
+    let mut buf = [0u8; VERIFY_BUF_LEN];
+    while let Some((at, len)) = v.next_read() {
+        let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+        flash
+            .read(w.target.offset + at, chunk)
+            .map_err(flash_err(FlashOp::ReadSlot))?;
+        v.feed(chunk);
+    }
+    v.finish(expected)
+}
+
+/// Reads `out.len()` bytes at any `addr`, honouring `READ_SIZE`.
+fn read_unaligned<F: NorFlash>(flash: &mut F, addr: u32, out: &mut [u8]) -> Result<(), F::Error> {
+    let mut done = 0;
+    while let Some(rest) = out.get_mut(done..).filter(|r| !r.is_empty()) {
+        let at = addr + done as u32;
+        match read_step(at, rest.len(), F::READ_SIZE) {
+            ReadStep::Direct(n) => {
+                flash.read(at, rest.get_mut(..n).unwrap_or(&mut []))?;
+                done += n;
+            }
+            ReadStep::Bounce {
+                aligned,
+                len,
+                skip,
+                take,
+            } => {
+                let mut scratch = [0u8; WRITE_BUF_LEN];
+                flash.read(aligned, scratch.get_mut(..len).unwrap_or(&mut []))?;
+                if let (Some(dst), Some(src)) =
+                    (rest.get_mut(..take), scratch.get(skip..skip + take))
+                {
+                    dst.copy_from_slice(src);
+                }
+                done += take.max(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ESP-IDF sink contract on a blocking flash; see the [module docs](self).
+///
+/// Errors: see [`SinkError`]. After a flash error in `write` or `finish`, call `begin`
+/// again: it resumes at the last recorded sector boundary.
+impl<F: NorFlash> OtaSink for EspIdfSink<F> {
+    type Error = SinkError<F::Error>;
+
+    /// Picks the target slot, checks the image fits, and resumes (same id and size in the
+    /// journal) or starts clean. Drops any update in progress in this value (its durable
+    /// part stays in the journal).
+    fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error> {
+        self.do_begin(image)
+    }
+
+    fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        self.do_write(offset, data)
+    }
+
+    /// Reads from flash, and from the write buffer for the last few bytes not written yet.
+    /// Works during an update and after `finish` (the activated image).
+    fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.do_read(offset, buf)
+    }
+
+    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
+        self.do_finish(expected_sha256)
+    }
+
+    fn abort(&mut self) -> Result<(), Self::Error> {
+        self.do_abort()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Async shell: the blocking shell's I/O with `.await`; every decision is in `Core`,
+// `Writer`, `Verifier` and the plans above.
+// ---------------------------------------------------------------------------------------
+
+/// The async twin of [`EspIdfSink`], over `embedded_storage_async::nor_flash::NorFlash`.
+/// Same layout, rules and errors; only the waiting differs.
+///
+/// Cancel safety: `read`, [`boot_choice`](Self::boot_choice),
+/// [`running_slot`](Self::running_slot) and [`current_state`](Self::current_state) only read
+/// and are cancel-safe. Cancelling `begin`, `write`, `finish`, `abort`,
+/// [`mark_valid`](Self::mark_valid) or [`mark_invalid_and_rollback`](Self::mark_invalid_and_rollback)
+/// mid-way has the effect of a power cut at that point on flash, and a cancelled `begin`,
+/// `write` or `finish` closes the update like an error does: the next `write` or `finish`
+/// returns [`SinkError::NotStarted`]; call `begin` again to resume from the journal.
+#[derive(Debug)]
+pub struct AsyncEspIdfSink<F> {
+    flash: F,
+    core: Core,
+}
+
+impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
+    /// See [`EspIdfSink::new`].
+    pub fn new(flash: F, config: SinkConfig) -> Self {
+        AsyncEspIdfSink {
+            flash,
+            core: Core::new(config),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SinkConfig {
+        &self.core.config
+    }
+
+    /// Gives the flash back.
+    pub fn into_inner(self) -> F {
+        self.flash
+    }
+
+    /// See [`EspIdfSink::target`].
+    pub fn target(&self) -> Option<UpdateTarget> {
+        self.core.target_view()
+    }
+
+    /// See [`EspIdfSink::written`].
+    pub fn written(&self) -> Option<u32> {
+        self.core.written()
+    }
+
+    /// See [`EspIdfSink::last_activated`].
+    pub fn last_activated(&self) -> Option<&ActivatedImage> {
+        self.core.last.as_ref()
+    }
+
+    async fn read_layout(
+        &mut self,
+    ) -> Result<(SlotLayout, [OtaSelectEntry; 2]), SinkError<F::Error>> {
+        let layout = {
+            let mut buf = [0u8; TABLE_BUF_LEN];
+            let mut len = 0;
+            while let Some(chunk) = buf.get_mut(len..len + TABLE_CHUNK) {
+                let at = self.core.config.partition_table_offset + len as u32;
+                self.flash
+                    .read(at, chunk)
+                    .await
+                    .map_err(flash_err(FlashOp::ReadPartitionTable))?;
+                len += TABLE_CHUNK;
+                if has_end_marker(chunk) {
+                    break;
+                }
+            }
+            layout_from_table_bytes(buf.get(..len).unwrap_or(&[]), self.flash.capacity())?
+        };
+        let entries = self
+            .otadata(&layout)?
+            .read_entries()
+            .await
+            .map_err(otadata_err)?;
+        Ok((layout, entries))
+    }
+
+    fn otadata(
+        &mut self,
+        layout: &SlotLayout,
+    ) -> Result<AsyncOtadata<&mut F>, SinkError<F::Error>> {
+        AsyncOtadata::new(&mut self.flash, layout.otadata, layout.ota_count)
+            .map_err(SinkError::OtadataLayout)
+    }
+
+    /// See [`EspIdfSink::boot_choice`].
+    pub async fn boot_choice(&mut self) -> Result<BootChoice, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        Ok(boot_slot(&entries, layout.ota_count))
+    }
+
+    /// See [`EspIdfSink::running_slot`].
+    pub async fn running_slot(&mut self) -> Result<AppSlot, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        self.core.running(&layout, &entries)
+    }
+
+    /// See [`EspIdfSink::current_state`].
+    pub async fn current_state(&mut self) -> Result<Option<OtaImageState>, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        match self.core.running(&layout, &entries)? {
+            AppSlot::Ota(slot) => Ok(state_of(&entries, layout.ota_count, slot)),
+            AppSlot::Factory => Ok(None),
+        }
+    }
+
+    /// See [`EspIdfSink::mark_valid`].
+    pub async fn mark_valid(&mut self) -> Result<(), SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        self.core.check_selected(&layout, &entries)?;
+        self.otadata(&layout)?
+            .mark_valid()
+            .await
+            .map_err(otadata_err)
+    }
+
+    /// See [`EspIdfSink::mark_invalid_and_rollback`].
+    pub async fn mark_invalid_and_rollback(&mut self) -> Result<AppSlot, SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        self.core.check_selected(&layout, &entries)?;
+        let choice = self
+            .otadata(&layout)?
+            .mark_invalid_and_rollback()
+            .await
+            .map_err(otadata_err)?;
+        Ok(layout.app_for(&choice))
+    }
+
+    async fn do_begin(&mut self, image: &ImageDescriptor) -> Result<Resume, SinkError<F::Error>> {
+        self.core.session = Session::Idle;
+        let geometry = FlashGeometry::of_async::<F>();
+        let (layout, entries) = self.read_layout().await?;
+        let (target, mut journal) = self.core.target(&layout, &entries, geometry)?;
+        if image.size > target.capacity {
+            return Err(SinkError::ImageTooLarge {
+                size: image.size,
+                capacity: target.capacity,
+            });
+        }
+        let rec = journal
+            .load_async(&mut self.flash)
+            .await
+            .map_err(journal_err)?;
+        let resume = match resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE) {
+            Some(offset) => offset,
+            None => {
+                journal
+                    .clear_async(&mut self.flash)
+                    .await
+                    .map_err(journal_err)?;
+                0
+            }
+        };
+        Ok(self
+            .core
+            .start(&layout, target, image, journal, resume, geometry))
+    }
+
+    async fn do_write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError<F::Error>> {
+        self.core.writing()?.writer.check(offset, data.len())?;
+        // Out of the sink while flash is touched: an error or a cancellation leaves the
+        // session closed.
+        let mut w = self.core.take_writing()?;
+        drive_async(&mut self.flash, &mut w, data, false).await?;
+        self.core.session = Session::Writing(w);
+        Ok(())
+    }
+
+    async fn do_read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), SinkError<F::Error>> {
+        let (addr, flash_len) = self.core.read_split(offset, out.len())?;
+        let (on_flash, _) = out.split_at_mut(flash_len);
+        read_unaligned_async(&mut self.flash, addr, on_flash)
+            .await
+            .map_err(flash_err(FlashOp::ReadSlot))?;
+        self.core.read_buffered(offset, out, flash_len);
+        Ok(())
+    }
+
+    async fn do_finish(&mut self, expected: &[u8; 32]) -> Result<(), SinkError<F::Error>> {
+        self.core.check_complete()?;
+        self.core.last = None;
+        let mut w = self.core.take_writing()?;
+        drive_async(&mut self.flash, &mut w, &[], true).await?;
+        let mut done = Finishing::from(w);
+        let verified = verify_async(&mut self.flash, &done, self.core.config.chip, expected).await;
+        if let Err(e) = self.core.verified(&done, verified) {
+            if is_verification_failure(&e) {
+                let _ = done.journal.clear_async(&mut self.flash).await;
+            }
+            return Err(e);
+        }
+        let state = self.core.config.new_slot_state();
+        let activated = match AsyncOtadata::new(&mut self.flash, done.otadata, done.ota_count) {
+            Ok(mut o) => o
+                .activate(done.target.slot, state)
+                .await
+                .map_err(otadata_err),
+            Err(e) => Err(SinkError::OtadataLayout(e)),
+        };
+        if let Err(e) = activated {
+            self.core.last = None;
+            return Err(e);
+        }
+        let _ = done.journal.clear_async(&mut self.flash).await;
+        self.core.finished(&done);
+        Ok(())
+    }
+
+    async fn do_abort(&mut self) -> Result<(), SinkError<F::Error>> {
+        let session = core::mem::replace(&mut self.core.session, Session::Idle);
+        let mut journal = match session {
+            Session::Writing(w) => w.journal,
+            Session::Idle | Session::Done { .. } => {
+                let (layout, entries) = self.read_layout().await?;
+                self.core
+                    .target(&layout, &entries, FlashGeometry::of_async::<F>())?
+                    .1
+            }
+        };
+        journal
+            .clear_async(&mut self.flash)
+            .await
+            .map_err(journal_err)
+    }
+}
+
+/// The async twin of [`drive`].
+async fn drive_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    w: &mut Writing,
+    data: &[u8],
+    finalize: bool,
+) -> Result<(), SinkError<F::Error>> {
+    let mut consumed = 0;
+    while let Some(op) = w.writer.next(data, &mut consumed, finalize) {
+        match op {
+            Op::Erase { from, to } => flash
+                .erase(from, to)
+                .await
+                .map_err(flash_err(FlashOp::EraseSlot))?,
+            Op::Program { addr, src } => flash
+                .write(addr, w.writer.bytes(src, data))
+                .await
+                .map_err(flash_err(FlashOp::WriteSlot))?,
+            Op::Record { offset } => w
+                .journal
+                .record_async(flash, &w.record(offset))
+                .await
+                .map_err(journal_err)?,
+        }
+        w.writer.commit(op, &mut consumed);
+    }
+    Ok(())
+}
+
+/// The async twin of [`verify`].
+async fn verify_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    w: &Finishing,
+    chip: ChipId,
+    expected: &[u8; 32],
+) -> Result<ImageInfo, SinkError<F::Error>> {
+    let mut v = Verifier::new(chip, w.target.capacity, w.size, F::READ_SIZE);
+    let mut buf = [0u8; VERIFY_BUF_LEN];
+    while let Some((at, len)) = v.next_read() {
+        let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+        flash
+            .read(w.target.offset + at, chunk)
+            .await
+            .map_err(flash_err(FlashOp::ReadSlot))?;
+        v.feed(chunk);
+    }
+    v.finish(expected)
+}
+
+/// The async twin of [`read_unaligned`].
+async fn read_unaligned_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    addr: u32,
+    out: &mut [u8],
+) -> Result<(), F::Error> {
+    let mut done = 0;
+    while let Some(rest) = out.get_mut(done..).filter(|r| !r.is_empty()) {
+        let at = addr + done as u32;
+        match read_step(at, rest.len(), F::READ_SIZE) {
+            ReadStep::Direct(n) => {
+                flash.read(at, rest.get_mut(..n).unwrap_or(&mut [])).await?;
+                done += n;
+            }
+            ReadStep::Bounce {
+                aligned,
+                len,
+                skip,
+                take,
+            } => {
+                let mut scratch = [0u8; WRITE_BUF_LEN];
+                flash
+                    .read(aligned, scratch.get_mut(..len).unwrap_or(&mut []))
+                    .await?;
+                if let (Some(dst), Some(src)) =
+                    (rest.get_mut(..take), scratch.get(skip..skip + take))
+                {
+                    dst.copy_from_slice(src);
+                }
+                done += take.max(1);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The ESP-IDF sink contract on an async flash; see [`EspIdfSink`]'s implementation of
+/// [`OtaSink`] and the cancel-safety notes on [`AsyncEspIdfSink`].
+impl<F: AsyncNorFlash> AsyncOtaSink for AsyncEspIdfSink<F> {
+    type Error = SinkError<F::Error>;
+
+    async fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error> {
+        self.do_begin(image).await
+    }
+
+    async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error> {
+        self.do_write(offset, data).await
+    }
+
+    async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
+        self.do_read(offset, buf).await
+    }
+
+    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
+        self.do_finish(expected_sha256).await
+    }
+
+    async fn abort(&mut self) -> Result<(), Self::Error> {
+        self.do_abort().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    const SECTOR: u32 = 4096;
+
+    /// Runs the write engine over `data[resume..]` in `chunks` against a model slot that
+    /// enforces erase-before-write and checks every operation; returns the slot and the
+    /// journal offsets recorded.
+    fn simulate(data: &[u8], resume: u32, chunks: &[usize], unit: u32) -> (Vec<u8>, Vec<u32>) {
+        let size = data.len() as u32;
+        let slot_len = 16 * SECTOR as usize;
+        // Old contents: the durable prefix, then non-erased junk.
+        let mut slot = vec![0x5Au8; slot_len];
+        slot[..resume as usize].copy_from_slice(&data[..resume as usize]);
+        let mut erased = vec![false; slot_len / SECTOR as usize];
+        let mut records = Vec::new();
+        let mut w = Writer::new(0, SECTOR, unit, size, resume);
+        let mut apply = |op: Op, w: &Writer, input: &[u8], slot: &mut Vec<u8>| match op {
+            Op::Erase { from, to } => {
+                assert_eq!((from % SECTOR, to - from), (0, SECTOR));
+                assert!(to <= size.div_ceil(SECTOR) * SECTOR, "erase past the image");
+                assert!(!erased[(from / SECTOR) as usize], "erased twice");
+                erased[(from / SECTOR) as usize] = true;
+                slot[from as usize..to as usize].fill(0xFF);
+            }
+            Op::Program { addr, src } => {
+                let bytes = w.bytes(src, input);
+                let (a, n) = (addr as usize, bytes.len());
+                assert!(n > 0 && a % unit as usize == 0 && n % unit as usize == 0);
+                assert_eq!(
+                    a / SECTOR as usize,
+                    (a + n - 1) / SECTOR as usize,
+                    "crosses"
+                );
+                assert!(erased[a / SECTOR as usize], "write before erase");
+                assert!(slot[a..a + n].iter().all(|&b| b == 0xFF), "not erased");
+                assert!(a + n <= (size as usize).div_ceil(unit as usize) * unit as usize);
+                slot[a..a + n].copy_from_slice(bytes);
+            }
+            Op::Record { offset } => {
+                assert_eq!(offset % SECTOR, 0);
+                assert!(offset <= size);
+                // The durability claim: everything before it is on "flash".
+                assert_eq!(&slot[..offset as usize], &data[..offset as usize]);
+                records.push(offset);
+            }
+        };
+        let mut at = resume as usize;
+        let mut sizes = chunks.iter().cycle();
+        while at < data.len() {
+            let n = (*sizes.next().unwrap()).max(1);
+            let input = &data[at..(at + n).min(data.len())];
+            let mut consumed = 0;
+            w.check::<()>(at as u32, input.len()).unwrap();
+            while let Some(op) = w.next(input, &mut consumed, false) {
+                // Asking again without committing gives the same operation.
+                assert_eq!(w.next(input, &mut consumed, false), Some(op));
+                apply(op, &w, input, &mut slot);
+                w.commit(op, &mut consumed);
+            }
+            assert_eq!(consumed, input.len());
+            at += input.len();
+            assert_eq!(w.pos as usize, at);
+        }
+        let mut consumed = 0;
+        while let Some(op) = w.next(&[], &mut consumed, true) {
+            apply(op, &w, &[], &mut slot);
+            w.commit(op, &mut consumed);
+        }
+        assert_eq!(w.buf_len, 0);
+        (slot, records)
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 + i / 251) as u8).collect()
+    }
+
+    #[test]
+    fn writer_stores_the_image_whatever_the_chunking() {
+        for size in [1usize, 3, 63, 64, 65, 4095, 4096, 4097, 10_000, 3 * 4096] {
+            let data = pattern(size);
+            let mut first = None;
+            for chunks in [
+                &[1usize][..],
+                &[7],
+                &[64],
+                &[4096],
+                &[10_000],
+                &[3, 100, 5000],
+            ] {
+                for unit in [1u32, 4, 16, 64] {
+                    let (slot, records) = simulate(&data, 0, chunks, unit);
+                    assert_eq!(&slot[..size], &data[..]);
+                    // Padding to the write unit, then erased to the sector end.
+                    let sector_end = size.div_ceil(4096) * 4096;
+                    assert!(slot[size..sector_end].iter().all(|&b| b == 0xFF));
+                    // Sectors the image never reaches keep their old bytes.
+                    assert!(slot[sector_end..].iter().all(|&b| b == 0x5A));
+                    let want: Vec<u32> = (1..=size as u32 / SECTOR).map(|s| s * SECTOR).collect();
+                    assert_eq!(records, want, "size {size} chunks {chunks:?} unit {unit}");
+                    let first = first.get_or_insert(slot.clone());
+                    assert_eq!(first, &slot);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn writer_resumes_at_a_sector_boundary() {
+        let data = pattern(5 * 4096 + 100);
+        for resume in [4096u32, 8192, 5 * 4096] {
+            let (slot, records) = simulate(&data, resume, &[999], 4);
+            assert_eq!(&slot[..data.len()], &data[..]);
+            assert_eq!(
+                records.first().copied(),
+                Some(resume + SECTOR).filter(|&r| r <= 5 * 4096)
+            );
+        }
+        // Resuming at the very end: nothing to write, nothing to record.
+        let data = pattern(2 * 4096);
+        let (slot, records) = simulate(&data, 2 * 4096, &[1], 4);
+        assert_eq!(&slot[..data.len()], &data[..]);
+        assert!(records.is_empty());
+    }
+
+    #[test]
+    fn writer_input_checks() {
+        let mut w = Writer::new(0, SECTOR, 4, 100, 0);
+        assert_eq!(
+            w.check::<()>(1, 1),
+            Err(SinkError::OutOfOrder {
+                expected: 0,
+                got: 1
+            })
+        );
+        assert_eq!(
+            w.check::<()>(0, 101),
+            Err(SinkError::PastImageEnd {
+                size: 100,
+                end: 101
+            })
+        );
+        assert_eq!(w.check::<()>(0, 100), Ok(()));
+        let mut consumed = 0;
+        assert_eq!(w.next(&[1, 2, 3], &mut consumed, false), None);
+        assert_eq!((consumed, w.pos, w.buf_len), (3, 3, 3));
+        assert_eq!(w.check::<()>(3, 97), Ok(()));
+    }
+
+    fn layout(count: u8, factory: bool) -> SlotLayout {
+        let mut slots = [(0, 0); 16];
+        for (i, s) in slots.iter_mut().enumerate().take(usize::from(count)) {
+            *s = (0x10000 + i as u32 * 0x100000, 0x100000);
+        }
+        SlotLayout {
+            otadata: 0xD000,
+            ota_count: count,
+            slots,
+            factory,
+        }
+    }
+
+    const G: FlashGeometry = FlashGeometry {
+        read: 1,
+        write: 4,
+        erase: 4096,
+    };
+
+    #[test]
+    fn target_is_never_the_running_slot() {
+        let t = |l: &SlotLayout, r| plan_target::<()>(l, r, G).map(|t| t.slot);
+        for count in 2..=16u8 {
+            for r in 0..count {
+                let slot = t(&layout(count, false), AppSlot::Ota(r)).unwrap();
+                assert_ne!(slot, r);
+                assert_eq!(slot, (r + 1) % count);
+            }
+        }
+        assert_eq!(t(&layout(1, true), AppSlot::Factory), Ok(0));
+        assert_eq!(t(&layout(2, true), AppSlot::Factory), Ok(0));
+        assert_eq!(
+            t(&layout(1, true), AppSlot::Ota(0)),
+            Err(SinkError::NoOtaSlots)
+        );
+        assert_eq!(
+            t(&layout(1, false), AppSlot::Ota(0)),
+            Err(SinkError::NoOtaSlots)
+        );
+        assert_eq!(
+            t(&layout(0, true), AppSlot::Factory),
+            Err(SinkError::NoOtaSlots)
+        );
+        let target = plan_target::<()>(&layout(2, false), AppSlot::Ota(0), G).unwrap();
+        assert_eq!(
+            target,
+            UpdateTarget {
+                slot: 1,
+                offset: 0x110000,
+                size: 0x100000,
+                capacity: 0xFF000,
+                journal: 0x20F000
+            }
+        );
+        // A slot of one sector has no room for an image and a journal.
+        let mut l = layout(2, false);
+        l.slots[1] = (0x110000, 0x1000);
+        assert!(matches!(
+            plan_target::<()>(&l, AppSlot::Ota(0), G),
+            Err(SinkError::BadSlot { slot: 1, .. })
+        ));
+        l.slots[1] = (0x110800, 0x2000);
+        assert!(matches!(
+            plan_target::<()>(&l, AppSlot::Ota(0), G),
+            Err(SinkError::BadSlot { .. })
+        ));
+    }
+
+    #[test]
+    fn geometry_rules() {
+        let ok =
+            |read, write, erase| check_geometry::<()>(FlashGeometry { read, write, erase }).is_ok();
+        assert!(ok(1, 4, 4096));
+        assert!(ok(4, 4, 4096));
+        assert!(ok(64, 64, 256));
+        assert!(!ok(0, 4, 4096));
+        assert!(!ok(1, 0, 4096));
+        assert!(!ok(1, 4, 0));
+        assert!(!ok(1, 128, 4096));
+        assert!(!ok(128, 4, 4096));
+        assert!(!ok(1, 48, 4096));
+        assert!(!ok(1, 4, 8192));
+        assert!(!ok(1, 4, 3000));
+    }
+
+    #[test]
+    fn resume_rules() {
+        let image = ImageDescriptor {
+            id: [1; 32],
+            size: 100_000,
+        };
+        let target = plan_target::<()>(&layout(2, false), AppSlot::Ota(0), G).unwrap();
+        let rec = |id, size, offset| JournalRecord { id, size, offset };
+        let r = |rec: Option<JournalRecord>| resume_offset(rec.as_ref(), &image, &target, SECTOR);
+        assert_eq!(r(None), None);
+        assert_eq!(r(Some(rec([1; 32], 100_000, 8192))), Some(8192));
+        assert_eq!(r(Some(rec([1; 32], 100_000, 0))), Some(0));
+        assert_eq!(r(Some(rec([2; 32], 100_000, 8192))), None);
+        assert_eq!(r(Some(rec([1; 32], 100_001, 8192))), None);
+        assert_eq!(r(Some(rec([1; 32], 100_000, 8191))), None);
+        assert_eq!(r(Some(rec([1; 32], 100_000, 102_400))), None);
+    }
+
+    #[test]
+    fn running_app_and_states() {
+        use super::super::otadata::OtaImageState::*;
+        let e = |seq, state| OtaSelectEntry::new(seq, state);
+        let l = layout(2, false);
+        let erased = [OtaSelectEntry::ERASED; 2];
+        let run = |entries: &[OtaSelectEntry; 2], cfg| resolve_running::<()>(&l, entries, cfg);
+        assert_eq!(run(&erased, None), Ok(AppSlot::Ota(0)));
+        assert_eq!(
+            resolve_running::<()>(&layout(2, true), &erased, None),
+            Ok(AppSlot::Factory)
+        );
+        assert_eq!(run(&erased, Some(1)), Ok(AppSlot::Ota(1)));
+        assert_eq!(
+            run(&erased, Some(2)),
+            Err(SinkError::BadRunningSlot { slot: 2, count: 2 })
+        );
+        let rolled_back = [e(1, Valid), e(2, Aborted)];
+        assert_eq!(run(&rolled_back, None), Ok(AppSlot::Ota(0)));
+        assert_eq!(state_of(&rolled_back, 2, 0), Some(Valid));
+        assert_eq!(state_of(&rolled_back, 2, 1), None);
+        // After activation, before the reset: both entries valid, the old one still found.
+        let pending = [e(1, Undefined), e(2, New)];
+        assert_eq!(state_of(&pending, 2, 0), Some(Undefined));
+        assert_eq!(state_of(&pending, 2, 1), Some(New));
+        // Two valid entries for the same slot: the active (higher) one wins.
+        let same = [e(3, Valid), e(1, Invalid)];
+        assert_eq!(state_of(&same, 2, 0), Some(Valid));
+        let same = [e(1, Undefined), e(3, Valid)];
+        assert_eq!(state_of(&same, 2, 0), Some(Valid));
+    }
+
+    #[test]
+    fn unaligned_read_steps() {
+        assert_eq!(read_step(0, 100, 1), ReadStep::Direct(100));
+        assert_eq!(read_step(8, 100, 4), ReadStep::Direct(100));
+        assert_eq!(read_step(8, 102, 4), ReadStep::Direct(100));
+        assert_eq!(
+            read_step(8, 2, 4),
+            ReadStep::Bounce {
+                aligned: 8,
+                len: 4,
+                skip: 0,
+                take: 2
+            }
+        );
+        assert_eq!(
+            read_step(9, 100, 4),
+            ReadStep::Bounce {
+                aligned: 8,
+                len: 64,
+                skip: 1,
+                take: 63
+            }
+        );
+        assert_eq!(
+            read_step(70, 3, 64),
+            ReadStep::Bounce {
+                aligned: 64,
+                len: 64,
+                skip: 6,
+                take: 3
+            }
+        );
+    }
+
+    #[test]
+    fn verifier_reads_in_read_size_chunks() {
+        let v = Verifier::new(ChipId::ESP32S3, 0x10000, 300, 16);
+        assert_eq!(v.next_read(), Some((0, 256)));
+        let mut v = v;
+        v.feed(&[0u8; 256]);
+        assert_eq!(v.next_read(), Some((256, 48)));
+        v.feed(&[0u8; 48]);
+        assert_eq!(v.done, 300);
+        assert_eq!(v.next_read(), None);
+        assert!(matches!(
+            v.finish::<()>(&[0; 32]),
+            Err(SinkError::HashMismatch { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn writer_never_breaks_flash_rules(
+            size in 1usize..30_000,
+            chunks in proptest::collection::vec(1usize..9_000, 1..8),
+            unit_pow in 0u32..7,
+            resume_sectors in 0u32..8,
+        ) {
+            let data = pattern(size);
+            let resume = (resume_sectors * SECTOR).min(size as u32 / SECTOR * SECTOR);
+            let (slot, _) = simulate(&data, resume, &chunks, 1 << unit_pow);
+            proptest::prop_assert_eq!(&slot[..size], &data[..]);
+        }
+    }
+}

@@ -1,0 +1,1482 @@
+//! The ESP-IDF A/B sink through the public API, checked by an independent bootloader model.
+//!
+//! The flash is a 4 MiB chip image in a `Vec`: partition table at 0x8000 with nvs,
+//! otadata (0x2000), phy, ota_0 and ota_1 (1 MiB each). After each operation the test's own
+//! reader — not the crate's otadata code — decodes the two otadata entries with a local
+//! CRC-32, computes `(seq - 1) % count` and checks the app image in that slot (magic, chip
+//! id, segment walk, checksum, appended SHA-256, length), as the ESP-IDF second-stage
+//! bootloader does (reference §3.3–3.6).
+
+// `drop(sink)` marks where the device "reboots" (and ends the sink's borrow of the flash).
+#![allow(clippy::drop_non_drop)]
+
+use cellular_ota::ota::esp_idf::image::testing::TestImage;
+use cellular_ota::ota::esp_idf::image::{ChipId, ImageError};
+use cellular_ota::ota::esp_idf::otadata::OtaImageState;
+use cellular_ota::ota::esp_idf::partition::{
+    self, AppSubType, DataSubType, PartitionEntry, PartitionType,
+};
+use cellular_ota::ota::esp_idf::sink::{
+    AppSlot, AsyncEspIdfSink, EspIdfSink, FlashOp, SinkConfig, SinkError,
+};
+use cellular_ota::ota::mem_flash::{MemFlash, MemFlashError};
+use cellular_ota::ota::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use sha2::{Digest, Sha256};
+
+const FLASH_SIZE: usize = 4 << 20;
+const OTADATA: usize = 0xD000;
+const SLOT_SIZE: usize = 0x10_0000;
+const SECTOR: usize = 0x1000;
+const CAPACITY: u32 = (SLOT_SIZE - SECTOR) as u32;
+const S3: u16 = 9;
+
+type Err = SinkError<MemFlashError>;
+
+// ----- chip images ------------------------------------------------------------------------
+
+fn entry(kind: PartitionType, offset: u32, size: u32, label: &str) -> PartitionEntry {
+    PartitionEntry::new(kind, offset, size, label).unwrap()
+}
+
+fn app(n: u8) -> PartitionType {
+    PartitionType::App(AppSubType::Ota(n))
+}
+
+/// A 4 MiB flash with the partition table written and everything else erased.
+fn chip_with(entries: &[PartitionEntry]) -> Vec<u8> {
+    let mut mem = vec![0xFF; FLASH_SIZE];
+    partition::encode(entries, &mut mem[0x8000..0x9000], true).unwrap();
+    mem
+}
+
+/// nvs, otadata, phy, ota_0 @ 0x10000, ota_1 @ 0x110000.
+fn chip() -> Vec<u8> {
+    chip_with(&[
+        entry(PartitionType::Data(DataSubType::Nvs), 0x9000, 0x4000, "nvs"),
+        entry(
+            PartitionType::Data(DataSubType::Ota),
+            0xD000,
+            0x2000,
+            "otadata",
+        ),
+        entry(
+            PartitionType::Data(DataSubType::Phy),
+            0xF000,
+            0x1000,
+            "phy_init",
+        ),
+        entry(app(0), 0x10000, SLOT_SIZE as u32, "ota_0"),
+        entry(app(1), 0x110000, SLOT_SIZE as u32, "ota_1"),
+    ])
+}
+
+/// otadata, factory @ 0x10000, ota_0 @ 0x110000, ota_1 @ 0x210000.
+fn chip_with_factory() -> Vec<u8> {
+    chip_with(&[
+        entry(
+            PartitionType::Data(DataSubType::Ota),
+            0xD000,
+            0x2000,
+            "otadata",
+        ),
+        entry(
+            PartitionType::App(AppSubType::Factory),
+            0x10000,
+            SLOT_SIZE as u32,
+            "factory",
+        ),
+        entry(app(0), 0x110000, SLOT_SIZE as u32, "ota_0"),
+        entry(app(1), 0x210000, SLOT_SIZE as u32, "ota_1"),
+    ])
+}
+
+/// otadata and three 512 KiB OTA slots.
+fn chip_with_three_slots() -> Vec<u8> {
+    chip_with(&[
+        entry(
+            PartitionType::Data(DataSubType::Ota),
+            0xD000,
+            0x2000,
+            "otadata",
+        ),
+        entry(app(0), 0x10000, 0x80000, "ota_0"),
+        entry(app(1), 0x90000, 0x80000, "ota_1"),
+        entry(app(2), 0x110000, 0x80000, "ota_2"),
+    ])
+}
+
+/// Slot addresses of `chip()`.
+const SLOTS: [usize; 2] = [0x10000, 0x110000];
+
+// ----- images -----------------------------------------------------------------------------
+
+struct Img {
+    bytes: Vec<u8>,
+    sha: [u8; 32],
+}
+
+impl Img {
+    fn desc(&self) -> ImageDescriptor {
+        ImageDescriptor {
+            id: self.sha,
+            size: self.bytes.len() as u32,
+        }
+    }
+}
+
+/// A valid app image of about `payload` bytes of pseudo-random data for chip `chip_id`.
+fn image_for(seed: u32, payload: usize, chip_id: u16) -> Img {
+    let mut state = seed.wrapping_mul(0x9E37_79B9) | 1;
+    let data: Vec<u8> = (0..payload)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect();
+    // At most 15 caller segments (the descriptor segment makes 16).
+    let seg_len = payload.div_ceil(15).next_multiple_of(4).max(0x1_0000);
+    let segs: Vec<(u32, &[u8])> = data
+        .chunks(seg_len)
+        .enumerate()
+        .map(|(i, c)| (0x3C00_0000 + (i * seg_len) as u32, c))
+        .collect();
+    let mut buf = vec![0u8; payload + 4096];
+    let len = TestImage::new(chip_id).build(&mut buf, &segs).unwrap();
+    buf.truncate(len);
+    let sha = Sha256::digest(&buf).into();
+    Img { bytes: buf, sha }
+}
+
+fn image(seed: u32, payload: usize) -> Img {
+    image_for(seed, payload, S3)
+}
+
+// ----- the independent bootloader model ---------------------------------------------------
+
+/// `esp_rom_crc32_le(UINT32_MAX, ..)`: reflected CRC-32, register starts at 0, result
+/// inverted.
+fn rom_crc32(bytes: &[u8]) -> u32 {
+    let mut c: u32 = 0;
+    for &b in bytes {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+fn word(mem: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(mem[at..at + 4].try_into().unwrap())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RawEntry {
+    seq: u32,
+    state: u32,
+    crc: u32,
+}
+
+fn raw_entry(mem: &[u8], index: usize) -> RawEntry {
+    let at = OTADATA + index * 0x1000;
+    RawEntry {
+        seq: word(mem, at),
+        state: word(mem, at + 24),
+        crc: word(mem, at + 28),
+    }
+}
+
+/// `bootloader_common_ota_select_valid`.
+fn entry_valid(e: &RawEntry) -> bool {
+    e.seq != u32::MAX && e.state != 3 && e.state != 4 && e.crc == rom_crc32(&e.seq.to_le_bytes())
+}
+
+/// What the bootloader picks: `(slot index or None for the default app, entry state)`.
+fn select(mem: &[u8], count: u32) -> (Option<u32>, Option<u32>) {
+    let e = [raw_entry(mem, 0), raw_entry(mem, 1)];
+    let active = match (entry_valid(&e[0]), entry_valid(&e[1])) {
+        (true, true) if e[1].seq > e[0].seq => Some(1),
+        (true, _) => Some(0),
+        (false, true) => Some(1),
+        (false, false) => None,
+    };
+    match active {
+        Some(i) => (Some((e[i].seq - 1) % count), Some(e[i].state)),
+        None => (None, None),
+    }
+}
+
+/// Writes an otadata entry the way ESP-IDF does (erase its sector, write 32 bytes).
+fn put_entry(mem: &mut [u8], index: usize, seq: u32, state: u32) {
+    let at = OTADATA + index * 0x1000;
+    mem[at..at + 0x1000].fill(0xFF);
+    mem[at..at + 4].copy_from_slice(&seq.to_le_bytes());
+    mem[at + 24..at + 28].copy_from_slice(&state.to_le_bytes());
+    mem[at + 28..at + 32].copy_from_slice(&rom_crc32(&seq.to_le_bytes()).to_le_bytes());
+}
+
+/// The bootloader's image checks (`verify_image_header`, `process_segment_data`,
+/// `process_checksum`, appended hash). Returns the SHA-256 of the whole image.
+fn check_app(
+    mem: &[u8],
+    offset: usize,
+    slot_size: usize,
+    chip_id: u16,
+) -> Result<[u8; 32], String> {
+    let img = &mem[offset..offset + slot_size];
+    if img[0] != 0xE9 {
+        return Err(format!("magic {:02x}", img[0]));
+    }
+    let chip = u16::from_le_bytes([img[12], img[13]]);
+    if chip != chip_id {
+        return Err(format!("chip {chip}"));
+    }
+    if img[23] != 1 {
+        return Err("no hash".into());
+    }
+    let count = img[1] as usize;
+    let mut pos = 24;
+    let mut xor: u8 = 0xEF;
+    for _ in 0..count {
+        let len = word(img, pos + 4) as usize;
+        if !len.is_multiple_of(4) || pos + 8 + len > slot_size {
+            return Err(format!("segment length {len}"));
+        }
+        for b in &img[pos + 8..pos + 8 + len] {
+            xor ^= b;
+        }
+        pos += 8 + len;
+    }
+    let padded = (pos + 1).div_ceil(16) * 16;
+    if padded + 32 > slot_size {
+        return Err("too long".into());
+    }
+    if img[padded - 1] != xor {
+        return Err("checksum".into());
+    }
+    let digest: [u8; 32] = Sha256::digest(&img[..padded]).into();
+    if digest[..] != img[padded..padded + 32] {
+        return Err("appended sha".into());
+    }
+    Ok(Sha256::digest(&img[..padded + 32]).into())
+}
+
+/// The image the bootloader boots in `chip()`: slot and the image's SHA-256. Panics if the
+/// selected slot does not hold a valid image (no fallback is relied on).
+fn booted(mem: &[u8]) -> (usize, [u8; 32], Option<u32>) {
+    let (slot, state) = select(mem, 2);
+    let slot = slot.unwrap_or(0) as usize;
+    let sha = check_app(mem, SLOTS[slot], SLOT_SIZE, S3)
+        .unwrap_or_else(|e| panic!("selected slot {slot} is not bootable: {e}"));
+    (slot, sha, state)
+}
+
+// ----- driving the sink -------------------------------------------------------------------
+
+fn flash(mem: &mut [u8]) -> MemFlash<'_> {
+    MemFlash::new(mem)
+}
+
+fn cfg() -> SinkConfig {
+    SinkConfig::new(ChipId::ESP32S3)
+}
+
+/// begin, write from the resume point in `chunk`-byte pieces, finish.
+fn run<S: OtaSink>(sink: &mut S, img: &Img, chunk: usize) -> Result<Resume, S::Error> {
+    let resume = sink.begin(&img.desc())?;
+    let mut at = resume.offset as usize;
+    while at < img.bytes.len() {
+        let end = (at + chunk).min(img.bytes.len());
+        sink.write(at as u32, &img.bytes[at..end])?;
+        at = end;
+    }
+    sink.finish(&img.sha)?;
+    Ok(resume)
+}
+
+fn update(mem: &mut [u8], config: SinkConfig, img: &Img, chunk: usize) -> Result<u8, Err> {
+    let mut f = flash(mem);
+    let mut sink = EspIdfSink::new(&mut f, config);
+    run(&mut sink, img, chunk)?;
+    Ok(sink.last_activated().unwrap().slot)
+}
+
+/// A chip with image `a` in ota_0, selected by entry 0 (seq 1), as after a first OTA.
+fn chip_running(a: &Img) -> Vec<u8> {
+    let mut mem = chip();
+    let slot = update(&mut mem, cfg().with_running_slot(Some(1)), a, 4096).unwrap();
+    assert_eq!(slot, 0);
+    assert_eq!(booted(&mem).1, a.sha);
+    mem
+}
+
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+// ----- tests ------------------------------------------------------------------------------
+
+#[test]
+fn local_crc_matches_the_reference_vectors() {
+    assert_eq!(rom_crc32(&1u32.to_le_bytes()), 0x4743_989A);
+    assert_eq!(rom_crc32(&2u32.to_le_bytes()), 0x55F6_3774);
+    assert_eq!(rom_crc32(&3u32.to_le_bytes()), 0xED4A_5011);
+}
+
+#[test]
+fn full_update_in_any_chunking() {
+    let img = image(1, 150_000);
+    let original = chip();
+    for rollback in [false, true] {
+        for chunk in [1, 7, 4096, 10_000, img.bytes.len()] {
+            let mut mem = original.clone();
+            let slot = update(&mut mem, cfg().with_rollback(rollback), &img, chunk).unwrap();
+            assert_eq!(slot, 1, "ota_0 runs (erased otadata, no factory)");
+            let (slot, sha, state) = booted(&mem);
+            assert_eq!((slot, sha), (1, img.sha), "chunk {chunk}");
+            let want_state = if rollback { 0 } else { 0xFFFF_FFFF };
+            assert_eq!(state, Some(want_state));
+            // Entry 0 was written: seq 2 selects ota_1 from erased otadata.
+            assert_eq!(raw_entry(&mem, 0).seq, 2);
+            assert_eq!(&mem[OTADATA + 4..OTADATA + 24], &[0xFF; 20], "seq_label");
+            // Only otadata entry 0's sector and ota_1 changed; ota_0 untouched.
+            for (i, (a, b)) in original.iter().zip(&mem).enumerate() {
+                let in_otadata0 = (OTADATA..OTADATA + 0x1000).contains(&i);
+                let in_ota1 = (SLOTS[1]..SLOTS[1] + SLOT_SIZE).contains(&i);
+                assert!(a == b || in_otadata0 || in_ota1, "byte 0x{i:x} changed");
+            }
+            // The journal sector is clean again.
+            let journal = SLOTS[1] + SLOT_SIZE - SECTOR;
+            assert!(mem[journal..journal + SECTOR].iter().all(|&b| b == 0xFF));
+            // Nothing written past the image (padded to WRITE_SIZE) in the slot.
+            let end = SLOTS[1] + img.bytes.len().div_ceil(4) * 4;
+            assert!(mem[end..journal].iter().all(|&b| b == 0xFF));
+        }
+    }
+}
+
+#[test]
+fn finish_reports_what_it_activated() {
+    let img = image(2, 20_000);
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert!(sink.last_activated().is_none());
+    run(&mut sink, &img, 3000).unwrap();
+    let act = sink.last_activated().unwrap();
+    assert_eq!(act.slot, 1);
+    assert_eq!(act.info.len as usize, img.bytes.len());
+    assert_eq!(act.info.header.chip_id, 9);
+    assert_eq!(
+        act.info.sha256.unwrap()[..],
+        img.bytes[img.bytes.len() - 32..]
+    );
+    assert_eq!(
+        act.info.app_desc.unwrap().project_name_str(),
+        Some("test-app")
+    );
+    let t = sink.target().unwrap();
+    assert_eq!(
+        (t.slot, t.offset, t.size, t.capacity, t.journal),
+        (1, 0x110000, 0x100000, CAPACITY, 0x20F000)
+    );
+    // The activated image can still be read back; a second finish is refused.
+    let mut back = vec![0u8; img.bytes.len()];
+    sink.read(0, &mut back).unwrap();
+    assert_eq!(back, img.bytes);
+    assert_eq!(sink.finish(&img.sha), Err(SinkError::NotStarted));
+    assert_eq!(sink.written(), None);
+    // Until the reset ota_0 runs; otadata selects ota_1 now.
+    assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(0));
+    assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(1));
+    // This sink remembers ota_0 runs: another update goes to ota_1 again, not ota_0.
+    assert_eq!(sink.begin(&img.desc()).unwrap().offset, 0);
+    assert_eq!(sink.target().unwrap().slot, 1);
+    // A failed finish clears what the earlier one reported.
+    sink.write(0, &img.bytes).unwrap();
+    assert!(matches!(
+        sink.finish(&[0; 32]),
+        Err(SinkError::HashMismatch { .. })
+    ));
+    assert!(sink.last_activated().is_none());
+    // ...and the state of the running app is not touched while otadata selects another.
+    assert!(matches!(
+        sink.mark_valid(),
+        Err(SinkError::RunningNotSelected {
+            running: AppSlot::Ota(0),
+            selected: AppSlot::Ota(1)
+        })
+    ));
+}
+
+#[test]
+fn seq_crc_vectors_after_successive_updates() {
+    let mut mem = chip();
+    let expected = [
+        (0usize, 1u32, 0x4743_989Au32, 0usize),
+        (1, 2, 0x55F6_3774, 1),
+        (0, 3, 0xED4A_5011, 0),
+    ];
+    for (n, &(entry_index, seq, crc, slot)) in expected.iter().enumerate() {
+        let img = image(10 + n as u32, 30_000 + n * 5_000);
+        // First boot: the app was flashed into ota_1 (e.g. `--target-app-partition`).
+        let config = if n == 0 {
+            cfg().with_running_slot(Some(1))
+        } else {
+            cfg()
+        };
+        assert_eq!(update(&mut mem, config, &img, 4096).unwrap() as usize, slot);
+        let at = OTADATA + entry_index * 0x1000;
+        assert_eq!(word(&mem, at), seq, "update {}", n + 1);
+        assert_eq!(word(&mem, at + 28), crc, "update {}", n + 1);
+        let (booted_slot, sha, _) = booted(&mem);
+        assert_eq!((booted_slot, sha), (slot, img.sha));
+    }
+}
+
+#[test]
+fn factory_layout_counts_from_ota_0() {
+    let mut mem = chip_with_factory();
+    let slots = [0x110000usize, 0x210000];
+    for (n, want_slot) in [0usize, 1, 0].into_iter().enumerate() {
+        let img = image(20 + n as u32, 10_000);
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        let running = sink.running_slot().unwrap();
+        assert_eq!(
+            running,
+            if n == 0 {
+                AppSlot::Factory
+            } else {
+                AppSlot::Ota(1 - want_slot as u8)
+            }
+        );
+        run(&mut sink, &img, 4096).unwrap();
+        drop(sink);
+        assert_eq!(raw_entry(&mem, n % 2).seq, n as u32 + 1);
+        let (slot, _) = select(&mem, 2);
+        assert_eq!(slot, Some(want_slot as u32));
+        assert_eq!(
+            check_app(&mem, slots[want_slot], SLOT_SIZE, S3).unwrap(),
+            img.sha
+        );
+    }
+    // The factory app is never written.
+    assert!(mem[0x10000..0x110000].iter().all(|&b| b == 0xFF));
+}
+
+#[test]
+fn resume_after_drop() {
+    let img = image(3, 40_000);
+    for rollback in [false, true] {
+        let mut mem = chip();
+        let mut f = flash(&mut mem);
+        let written = 3 * SECTOR + 1234;
+        {
+            let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(rollback));
+            assert_eq!(sink.begin(&img.desc()).unwrap().offset, 0);
+            for (i, c) in img.bytes[..written].chunks(333).enumerate() {
+                sink.write((i * 333) as u32, c).unwrap();
+            }
+            assert_eq!(sink.written(), Some(written as u32));
+        }
+        // A new sink on the same flash ("after the reboot").
+        let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(rollback));
+        let resume = sink.begin(&img.desc()).unwrap();
+        assert_eq!(
+            resume,
+            Resume {
+                offset: 3 * SECTOR as u32,
+                capacity: CAPACITY
+            }
+        );
+        // The caller re-hashes the durable prefix from the sink.
+        let mut prefix = vec![0u8; resume.offset as usize];
+        sink.read(0, &mut prefix).unwrap();
+        assert_eq!(prefix, img.bytes[..resume.offset as usize]);
+        for (i, c) in img.bytes[resume.offset as usize..].chunks(5000).enumerate() {
+            sink.write(resume.offset + (i * 5000) as u32, c).unwrap();
+        }
+        sink.finish(&img.sha).unwrap();
+        drop(sink);
+        let (slot, sha, state) = booted(&mem);
+        assert_eq!((slot, sha), (1, img.sha));
+        assert_eq!(state, Some(if rollback { 0 } else { u32::MAX }));
+    }
+}
+
+#[test]
+fn a_different_image_starts_clean() {
+    let a = image(4, 40_000);
+    let b = image(5, 40_000);
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&a.desc()).unwrap();
+    sink.write(0, &a.bytes[..20_000]).unwrap();
+    drop(sink);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&b.desc()).unwrap().offset, 0);
+    drop(sink);
+    // a's progress is gone too: b's begin cleared the journal.
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&a.desc()).unwrap().offset, 0);
+    // Same id, other size: a different image.
+    sink.write(0, &a.bytes[..20_000]).unwrap();
+    let other_size = ImageDescriptor {
+        size: a.bytes.len() as u32 - 4,
+        ..a.desc()
+    };
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&other_size).unwrap().offset, 0);
+    // abort forgets progress.
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&a.desc()).unwrap();
+    sink.write(0, &a.bytes[..20_000]).unwrap();
+    drop(sink);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&a.desc()).unwrap().offset, 4 * SECTOR as u32);
+    sink.abort().unwrap();
+    assert_eq!(sink.write(0, &[0]), Err(SinkError::NotStarted));
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&a.desc()).unwrap().offset, 0);
+    // abort without begin (a fresh sink after a reboot) clears the target's journal too.
+    sink.write(0, &a.bytes[..20_000]).unwrap();
+    drop(sink);
+    EspIdfSink::new(&mut f, cfg()).abort().unwrap();
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.begin(&a.desc()).unwrap().offset, 0);
+}
+
+#[test]
+fn image_that_fills_whole_sectors_resumes_at_its_end() {
+    // Grow the payload until the image is an exact multiple of the sector size.
+    let img = (8_000..12_000)
+        .step_by(4)
+        .map(|p| image(6, p))
+        .find(|i| i.bytes.len() % SECTOR == 0)
+        .unwrap();
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    sink.write(0, &img.bytes).unwrap();
+    drop(sink);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    let resume = sink.begin(&img.desc()).unwrap();
+    assert_eq!(resume.offset as usize, img.bytes.len());
+    sink.finish(&img.sha).unwrap();
+    drop(sink);
+    assert_eq!(booted(&mem).1, img.sha);
+}
+
+/// Cut the power at every erase/write of an update, then check what the bootloader would
+/// boot and that a fresh sink completes the update. Returns the number of cut points.
+fn power_cut_sweep(base: &[u8], old: &Img, new: &Img, config: SinkConfig, chunk: usize) -> usize {
+    power_cut_sweep_where(base, old, new, config, chunk, |_| true)
+}
+
+/// [`power_cut_sweep`] over the operations `at` selects.
+fn power_cut_sweep_where(
+    base: &[u8],
+    old: &Img,
+    new: &Img,
+    config: SinkConfig,
+    chunk: usize,
+    at: impl Fn(u32) -> bool,
+) -> usize {
+    // A clean run counts the operations.
+    let total = {
+        let mut mem = base.to_vec();
+        let mut f = flash(&mut mem);
+        run(&mut EspIdfSink::new(&mut f, config), new, chunk).unwrap();
+        f.stats().writes + f.stats().erases
+    };
+    // Armed for one more than there are: never fires.
+    {
+        let mut mem = base.to_vec();
+        let mut f = flash(&mut mem);
+        f.fail_after(total);
+        run(&mut EspIdfSink::new(&mut f, config), new, chunk).unwrap();
+        assert!(f.is_armed());
+    }
+    let mut cuts = 0;
+    let mut resumed_mid_way = 0;
+    let mut after_activation = 0;
+    for k in (0..total).filter(|&k| at(k)) {
+        let mut mem = base.to_vec();
+        let mut f = flash(&mut mem);
+        f.fail_after(k);
+        let result = run(&mut EspIdfSink::new(&mut f, config), new, chunk);
+        assert!(!f.is_armed(), "cut {k} did not fire");
+        cuts += 1;
+        match result {
+            Err(SinkError::Flash {
+                error: MemFlashError::PowerCut,
+                ..
+            }) => {}
+            // The only cut finish shrugs off: clearing the journal after activation.
+            Ok(_) => {
+                drop(f);
+                assert_eq!(booted(&mem).1, new.sha, "cut {k}");
+                after_activation += 1;
+                continue;
+            }
+            Err(e) => panic!("cut {k}: {e:?}"),
+        }
+        drop(f);
+        // "Reboot": the bootloader finds a valid image, the old one unless otadata was
+        // written completely.
+        let (slot, sha, _) = booted(&mem);
+        assert!(sha == old.sha || sha == new.sha, "cut {k}: unknown image");
+        if sha == old.sha {
+            assert_eq!(slot, 0, "cut {k}");
+        }
+        // A new sink resumes and completes.
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, config);
+        let resume = run(&mut sink, new, chunk).unwrap_or_else(|e| panic!("cut {k}: {e:?}"));
+        assert_eq!(resume.offset as usize % SECTOR, 0);
+        if resume.offset > 0 {
+            resumed_mid_way += 1;
+        }
+        drop(sink);
+        drop(f);
+        let (_, sha, _) = booted(&mem);
+        assert_eq!(sha, new.sha, "cut {k}");
+    }
+    assert!(resumed_mid_way > 0);
+    // The final journal clear is a tombstone write and an erase.
+    if at(total - 1) && at(total - 2) {
+        assert_eq!(after_activation, 2);
+    }
+    cuts
+}
+
+#[test]
+fn power_cut_at_every_flash_operation() {
+    let old = image(7, 12_000);
+    let new = image(8, 14_000);
+    let base = chip_running(&old);
+    let cuts = power_cut_sweep(&base, &old, &new, cfg(), 1000);
+    let cuts_rb = power_cut_sweep(&base, &old, &new, cfg().with_rollback(true), 777);
+    // 4 sectors: 4 erases + writes + 3 records, activation (erase + write), journal clear.
+    assert!(cuts >= 15 && cuts_rb >= 15, "{cuts} {cuts_rb}");
+}
+
+#[test]
+fn power_cut_sweep_from_fresh_otadata() {
+    // espflash-style first flash: app in ota_0, otadata erased.
+    let old = image(9, 9_000);
+    let new = image(11, 9_000);
+    let mut base = chip();
+    base[SLOTS[0]..SLOTS[0] + old.bytes.len()].copy_from_slice(&old.bytes);
+    assert_eq!(booted(&base).1, old.sha);
+    power_cut_sweep(&base, &old, &new, cfg(), 4096);
+}
+
+#[test]
+fn power_cut_sweep_over_a_journal_wrap() {
+    // 90 sectors: more records than one journal sector holds (84), so the journal wraps.
+    let old = image(12, 9_000);
+    let new = image(13, 90 * SECTOR - 200);
+    let base = chip_running(&old);
+    // Three operations per sector (erase, write, journal record); the wrap comes with the
+    // 85th record, near operation 255. Cut at every operation around it, and at every
+    // 16th elsewhere (each cut costs two 370 KB updates).
+    let cuts = power_cut_sweep_where(&base, &old, &new, cfg(), 4 * SECTOR, |k| {
+        (240..270).contains(&k) || k % 16 == 0 || k > 266
+    });
+    assert!(cuts > 40, "{cuts}");
+}
+
+fn assert_rejected(
+    img_bytes: &[u8],
+    desc: ImageDescriptor,
+    expected_sha: [u8; 32],
+    check: impl Fn(&Err),
+) {
+    let old = image(14, 12_000);
+    let mut mem = chip_running(&old);
+    let before = mem.clone();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    let err = (|| {
+        sink.begin(&desc)?;
+        for (i, c) in img_bytes.chunks(4096).enumerate() {
+            sink.write((i * 4096) as u32, c)?;
+        }
+        sink.finish(&expected_sha)
+    })()
+    .unwrap_err();
+    check(&err);
+    assert!(sink.last_activated().is_none());
+    // The session is closed and the journal forgotten: the next begin starts at 0.
+    assert_eq!(sink.finish(&expected_sha), Err(SinkError::NotStarted));
+    if desc.size <= CAPACITY {
+        assert_eq!(sink.begin(&desc).unwrap().offset, 0);
+    }
+    drop(sink);
+    drop(f);
+    assert_eq!(
+        &mem[OTADATA..OTADATA + 0x2000],
+        &before[OTADATA..OTADATA + 0x2000],
+        "otadata changed"
+    );
+    assert_eq!(
+        &mem[SLOTS[0]..SLOTS[0] + SLOT_SIZE],
+        &before[SLOTS[0]..SLOTS[0] + SLOT_SIZE],
+        "running slot changed"
+    );
+    assert_eq!(booted(&mem), booted(&before));
+}
+
+#[test]
+fn bad_images_are_never_activated() {
+    let img = image(15, 30_000);
+    // A corrupt byte on the way: the SHA-256 read back from flash differs.
+    let mut corrupt = img.bytes.clone();
+    corrupt[20_000] ^= 0x01;
+    assert_rejected(&corrupt, img.desc(), img.sha, |e| {
+        assert!(matches!(e, SinkError::HashMismatch { .. }), "{e:?}")
+    });
+    // The right bytes, the wrong expected digest.
+    let mut wrong = img.sha;
+    wrong[31] ^= 0x80;
+    assert_rejected(&img.bytes, img.desc(), wrong, |e| match e {
+        SinkError::HashMismatch { computed } => assert_eq!(computed, &img.sha),
+        other => panic!("{other:?}"),
+    });
+    // A truncated image whose digest matches what was sent: the validator catches it.
+    let cut = &img.bytes[..img.bytes.len() - 100];
+    let cut_sha: [u8; 32] = Sha256::digest(cut).into();
+    let cut_desc = ImageDescriptor {
+        id: cut_sha,
+        size: cut.len() as u32,
+    };
+    assert_rejected(cut, cut_desc, cut_sha, |e| {
+        assert!(
+            matches!(e, SinkError::Image(ImageError::Truncated { .. })),
+            "{e:?}"
+        )
+    });
+    // An image for the ESP32-C3.
+    let c3 = image_for(16, 30_000, 5);
+    assert_rejected(&c3.bytes, c3.desc(), c3.sha, |e| {
+        assert_eq!(
+            e,
+            &SinkError::Image(ImageError::WrongChip {
+                expected: 9,
+                found: 5
+            })
+        )
+    });
+    // A valid image with trailing bytes after it.
+    let mut longer = img.bytes.clone();
+    longer.extend_from_slice(&[0u8; 16]);
+    let longer_sha: [u8; 32] = Sha256::digest(&longer).into();
+    let longer_desc = ImageDescriptor {
+        id: longer_sha,
+        size: longer.len() as u32,
+    };
+    assert_rejected(&longer, longer_desc, longer_sha, |e| {
+        assert!(
+            matches!(e, SinkError::Image(ImageError::TrailingData { .. })),
+            "{e:?}"
+        )
+    });
+    // Larger than the slot capacity: refused by begin, before anything is written.
+    let big = ImageDescriptor {
+        id: [1; 32],
+        size: CAPACITY + 1,
+    };
+    assert_rejected(&[], big, [0; 32], |e| {
+        assert_eq!(
+            e,
+            &SinkError::ImageTooLarge {
+                size: CAPACITY + 1,
+                capacity: CAPACITY
+            }
+        )
+    });
+}
+
+#[test]
+fn oversized_image_touches_nothing() {
+    let mut mem = chip();
+    let before = mem.clone();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    let big = ImageDescriptor {
+        id: [1; 32],
+        size: u32::MAX,
+    };
+    assert!(matches!(
+        sink.begin(&big),
+        Err(SinkError::ImageTooLarge { .. })
+    ));
+    let exact = ImageDescriptor {
+        id: [1; 32],
+        size: CAPACITY,
+    };
+    assert_eq!(sink.begin(&exact).unwrap().capacity, CAPACITY);
+    assert_eq!(f.stats().writes + f.stats().erases, 0);
+    drop(f);
+    assert!(mem == before);
+}
+
+#[test]
+fn write_contract_errors() {
+    let img = image(17, 10_000);
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.write(0, &[1]), Err(SinkError::NotStarted));
+    assert_eq!(sink.finish(&img.sha), Err(SinkError::NotStarted));
+    let mut b = [0u8; 4];
+    assert_eq!(sink.read(0, &mut b), Err(SinkError::NotStarted));
+    sink.begin(&img.desc()).unwrap();
+    sink.write(0, &img.bytes[..100]).unwrap();
+    assert_eq!(
+        sink.write(99, &img.bytes[99..200]),
+        Err(SinkError::OutOfOrder {
+            expected: 100,
+            got: 99
+        })
+    );
+    assert_eq!(
+        sink.write(101, &img.bytes[101..200]),
+        Err(SinkError::OutOfOrder {
+            expected: 100,
+            got: 101
+        })
+    );
+    let len = img.bytes.len() as u32;
+    let mut too_long = img.bytes[100..].to_vec();
+    too_long.push(0);
+    assert_eq!(
+        sink.write(100, &too_long),
+        Err(SinkError::PastImageEnd {
+            size: len,
+            end: u64::from(len) + 1
+        })
+    );
+    assert_eq!(
+        sink.finish(&img.sha),
+        Err(SinkError::Incomplete {
+            written: 100,
+            size: len
+        })
+    );
+    // The errors changed nothing: the update continues.
+    let mut back = [0u8; 100];
+    sink.read(0, &mut back).unwrap();
+    assert_eq!(back[..], img.bytes[..100]);
+    assert!(matches!(
+        sink.read(1, &mut back),
+        Err(SinkError::ReadOutOfRange { available: 100, .. })
+    ));
+    sink.write(100, &[]).unwrap();
+    sink.write(100, &img.bytes[100..]).unwrap();
+    sink.finish(&img.sha).unwrap();
+}
+
+#[test]
+fn read_back_spans_flash_and_buffer() {
+    let img = image(18, 10_000);
+    let mut mem = chip();
+    let mut f: MemFlash<'_, 4096, 16, 16> = MemFlash::new(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    // 4100 bytes direct, then 50 buffered bytes (not on flash yet).
+    sink.write(0, &img.bytes[..4100]).unwrap();
+    sink.write(4100, &img.bytes[4100..4150]).unwrap();
+    for (offset, len) in [(0, 4150), (1, 7), (4090, 60), (4113, 37), (4149, 1), (3, 0)] {
+        let mut out = vec![0u8; len];
+        sink.read(offset as u32, &mut out).unwrap();
+        assert_eq!(out, img.bytes[offset..offset + len], "{offset}+{len}");
+    }
+}
+
+#[test]
+fn other_flash_geometries() {
+    let img = image(19, 20_000);
+    // (erase, write, read) granularities.
+    fn go<const E: usize, const W: usize, const R: usize>(img: &Img) {
+        let mut mem = chip();
+        let mut f: MemFlash<'_, E, W, R> = MemFlash::new(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        for chunk in [1, 13, 5000] {
+            run(&mut sink, img, chunk).unwrap();
+        }
+        drop(sink);
+        assert_eq!(booted(&mem).1, img.sha, "E={E} W={W} R={R}");
+        // Resume under this geometry.
+        let mut mem = chip();
+        let mut f: MemFlash<'_, E, W, R> = MemFlash::new(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        sink.begin(&img.desc()).unwrap();
+        sink.write(0, &img.bytes[..9_999]).unwrap();
+        drop(sink);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        let r = run(&mut sink, img, 777).unwrap();
+        assert_eq!(r.offset, 8192);
+        drop(sink);
+        assert_eq!(booted(&mem).1, img.sha);
+    }
+    go::<4096, 1, 1>(&img);
+    go::<4096, 4, 4>(&img);
+    go::<4096, 16, 16>(&img);
+    go::<4096, 32, 4>(&img);
+    go::<4096, 64, 64>(&img);
+    // Smaller erase blocks: the sink still works in 4 KiB sectors.
+    go::<256, 4, 1>(&img);
+    go::<1024, 16, 4>(&img);
+    // A write granularity the buffer cannot hold.
+    let mut mem = chip();
+    let mut f: MemFlash<'_, 4096, 128, 1> = MemFlash::new(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(
+        sink.begin(&img.desc()),
+        Err(SinkError::UnsupportedGeometry {
+            read: 1,
+            write: 128,
+            erase: 4096
+        })
+    );
+}
+
+#[test]
+fn running_slot_is_never_the_target() {
+    let img = image(20, 10_000);
+    // (how otadata looks, configured running slot, expected running, expected target)
+    type Setup = fn(&mut Vec<u8>);
+    let cases: [(Setup, Option<u8>, AppSlot, u8); 7] = [
+        (|_| {}, None, AppSlot::Ota(0), 1),
+        (|_| {}, Some(1), AppSlot::Ota(1), 0),
+        (|m| put_entry(m, 0, 1, 2), None, AppSlot::Ota(0), 1),
+        // Newer entry ABORTED (rollback happened): the older one runs.
+        (
+            |m| {
+                put_entry(m, 0, 1, 2);
+                put_entry(m, 1, 2, 4);
+            },
+            None,
+            AppSlot::Ota(0),
+            1,
+        ),
+        // Newer entry INVALID, selecting ota_0: ota_1 runs, so ota_0 is the target.
+        (
+            |m| {
+                put_entry(m, 0, 3, 3);
+                put_entry(m, 1, 2, 2);
+            },
+            None,
+            AppSlot::Ota(1),
+            0,
+        ),
+        // Newer entry with a bad CRC is ignored.
+        (
+            |m| {
+                put_entry(m, 0, 1, 2);
+                put_entry(m, 1, 2, 2);
+                m[OTADATA + 0x1000 + 28] ^= 1;
+            },
+            None,
+            AppSlot::Ota(0),
+            1,
+        ),
+        // PENDING_VERIFY counts as running (the bootloader just booted it).
+        (|m| put_entry(m, 1, 2, 1), None, AppSlot::Ota(1), 0),
+    ];
+    for (i, (setup, configured, running, target)) in cases.into_iter().enumerate() {
+        let mut mem = chip();
+        // Put a valid image in both slots so "the running slot" is something to protect.
+        let a = image(21, 8_000);
+        for s in SLOTS {
+            mem[s..s + a.bytes.len()].copy_from_slice(&a.bytes);
+        }
+        setup(&mut mem);
+        let before = mem.clone();
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg().with_running_slot(configured));
+        assert_eq!(sink.running_slot().unwrap(), running, "case {i}");
+        run(&mut sink, &img, 4096).unwrap();
+        assert_eq!(sink.target().unwrap().slot, target, "case {i}");
+        drop(sink);
+        let AppSlot::Ota(r) = running else {
+            unreachable!()
+        };
+        let r = SLOTS[r as usize];
+        assert!(
+            mem[r..r + SLOT_SIZE] == before[r..r + SLOT_SIZE],
+            "case {i}"
+        );
+        // The new entry is written fresh: no INVALID/ABORTED state carried over (§3.7).
+        let (slot, sha, state) = booted(&mem);
+        assert_eq!(
+            (slot, sha, state),
+            (target as usize, img.sha, Some(u32::MAX)),
+            "case {i}"
+        );
+    }
+    // Three slots: the next one after the running one, wrapping.
+    for running in 0..3u8 {
+        let mut mem = chip_with_three_slots();
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg().with_running_slot(Some(running)));
+        let r = sink.begin(&img.desc()).unwrap();
+        assert_eq!(r.capacity, 0x80000 - 0x1000);
+        assert_eq!(sink.target().unwrap().slot, (running + 1) % 3);
+    }
+    // A running slot the table does not have.
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg().with_running_slot(Some(2)));
+    assert_eq!(
+        sink.begin(&img.desc()),
+        Err(SinkError::BadRunningSlot { slot: 2, count: 2 })
+    );
+}
+
+#[test]
+fn layouts_without_a_free_slot_are_refused() {
+    let img = image(22, 10_000);
+    let begin = |mut mem: Vec<u8>, config: SinkConfig| {
+        let mut f = flash(&mut mem);
+        EspIdfSink::new(&mut f, config).begin(&img.desc())
+    };
+    let otadata = entry(
+        PartitionType::Data(DataSubType::Ota),
+        0xD000,
+        0x2000,
+        "otadata",
+    );
+    let factory = entry(
+        PartitionType::App(AppSubType::Factory),
+        0x10000,
+        0x100000,
+        "factory",
+    );
+    let ota0 = entry(app(0), 0x110000, 0x100000, "ota_0");
+    // One OTA slot, no factory.
+    assert_eq!(
+        begin(chip_with(&[otadata, ota0]), cfg()),
+        Err(SinkError::NoOtaSlots)
+    );
+    // Factory + one OTA slot: fine while factory runs, refused once ota_0 runs.
+    assert!(begin(chip_with(&[otadata, factory, ota0]), cfg()).is_ok());
+    assert_eq!(
+        begin(
+            chip_with(&[otadata, factory, ota0]),
+            cfg().with_running_slot(Some(0))
+        ),
+        Err(SinkError::NoOtaSlots)
+    );
+    // No OTA slots, no otadata, no table.
+    assert_eq!(
+        begin(chip_with(&[otadata, factory]), cfg()),
+        Err(SinkError::NoOtaSlots)
+    );
+    assert_eq!(
+        begin(chip_with(&[factory, ota0]), cfg()),
+        Err(SinkError::NoOtadata)
+    );
+    assert!(matches!(
+        begin(vec![0xFF; FLASH_SIZE], cfg()),
+        Err(SinkError::PartitionTable(_))
+    ));
+    // A table at another offset.
+    let mut mem = vec![0xFF; FLASH_SIZE];
+    partition::encode(
+        &[
+            otadata,
+            entry(app(0), 0x20000, 0x10000, "a"),
+            entry(app(1), 0x30000, 0x10000, "b"),
+        ],
+        &mut mem[0xF000..0x10000],
+        true,
+    )
+    .unwrap();
+    let r = begin(mem, cfg().with_partition_table_offset(0xF000)).unwrap();
+    assert_eq!(r.capacity, 0xF000);
+    // Long tables: 22 partitions are read, more are refused with a clear error.
+    let long = |n: u32| {
+        let mut entries = vec![
+            otadata,
+            entry(app(0), 0x100000, 0x10000, "a"),
+            entry(app(1), 0x110000, 0x10000, "b"),
+        ];
+        for i in 0..n - 3 {
+            entries.push(entry(
+                PartitionType::Data(DataSubType::Nvs),
+                0x20000 + i * 0x1000,
+                0x1000,
+                "n",
+            ));
+        }
+        chip_with(&entries)
+    };
+    assert!(begin(long(22), cfg()).is_ok());
+    assert_eq!(
+        begin(long(23), cfg()),
+        Err(SinkError::PartitionTableTooLong { max_partitions: 22 })
+    );
+    // A broken MD5 is reported as such.
+    let mut mem = chip();
+    mem[0x8000 + 40] ^= 1;
+    assert_eq!(
+        begin(mem, cfg()),
+        Err(SinkError::PartitionTable(
+            partition::PartitionTableError::Md5Mismatch
+        ))
+    );
+    // A flash that fails to read.
+    let mut mem = chip();
+    let mut f: MemFlash<'_> = MemFlash::new(&mut mem[..0x8080]);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert!(matches!(
+        sink.begin(&img.desc()),
+        Err(SinkError::Flash {
+            op: FlashOp::ReadPartitionTable,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn mark_valid_and_rollback_follow_the_bootloader() {
+    let old = image(23, 10_000);
+    let new = image(24, 12_000);
+    let mut mem = chip_running(&old);
+    // Update with rollback: ota_1 selected as NEW.
+    update(&mut mem, cfg().with_rollback(true), &new, 4096).unwrap();
+    assert_eq!(booted(&mem), (1, new.sha, Some(0)));
+    // First boot of a rollback-enabled bootloader: NEW -> PENDING_VERIFY.
+    put_entry(&mut mem, 1, 2, 1);
+    let booted_pending = mem.clone();
+    {
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(true));
+        assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(1));
+        assert_eq!(
+            sink.current_state().unwrap(),
+            Some(OtaImageState::PendingVerify)
+        );
+        sink.mark_valid().unwrap();
+        assert_eq!(sink.current_state().unwrap(), Some(OtaImageState::Valid));
+        // Again: already VALID, nothing to write.
+        sink.mark_valid().unwrap();
+    }
+    assert_eq!(raw_entry(&mem, 1).state, 2);
+    assert_eq!(raw_entry(&mem, 1).seq, 2);
+    // The next reset keeps booting ota_1 (VALID is not touched by the bootloader).
+    assert_eq!(booted(&mem), (1, new.sha, Some(2)));
+
+    // The other path: the new app rejects itself.
+    let mut mem = booted_pending;
+    {
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(true));
+        assert_eq!(sink.mark_invalid_and_rollback().unwrap(), AppSlot::Ota(0));
+        assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(0));
+    }
+    assert_eq!(raw_entry(&mem, 1).state, 3);
+    assert_eq!(booted(&mem), (0, old.sha, Some(u32::MAX)));
+    // After the reset ota_0 runs again and the next update targets ota_1.
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(0));
+    assert_eq!(
+        sink.current_state().unwrap(),
+        Some(OtaImageState::Undefined)
+    );
+    sink.begin(&new.desc()).unwrap();
+    assert_eq!(sink.target().unwrap().slot, 1);
+}
+
+#[test]
+fn mark_valid_needs_a_selected_entry() {
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    // Erased otadata: ota_0 runs by default, there is no entry to mark.
+    assert_eq!(sink.current_state().unwrap(), None);
+    assert!(matches!(sink.mark_valid(), Err(SinkError::Otadata(_))));
+    // Factory running: nothing to mark either.
+    let mut mem = chip_with_factory();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    assert_eq!(sink.running_slot().unwrap(), AppSlot::Factory);
+    assert_eq!(sink.current_state().unwrap(), None);
+}
+
+#[test]
+fn async_update_and_resume() {
+    let img = image(25, 40_000);
+    // Full update; same bytes as the blocking sink.
+    let mut mem_a = chip();
+    let mut f = flash(&mut mem_a);
+    let mut sink = AsyncEspIdfSink::new(&mut f, cfg().with_rollback(true));
+    block_on(async {
+        let r = AsyncOtaSink::begin(&mut sink, &img.desc()).await.unwrap();
+        assert_eq!(r.offset, 0);
+        for (i, c) in img.bytes.chunks(999).enumerate() {
+            AsyncOtaSink::write(&mut sink, (i * 999) as u32, c)
+                .await
+                .unwrap();
+        }
+        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+    });
+    assert_eq!(sink.last_activated().unwrap().slot, 1);
+    assert_eq!(block_on(sink.boot_choice()).unwrap().ota_slot(), Some(1));
+    drop(sink);
+    let mut mem_b = chip();
+    update(&mut mem_b, cfg().with_rollback(true), &img, 999).unwrap();
+    assert!(
+        mem_a == mem_b,
+        "async and blocking sinks wrote different bytes"
+    );
+    assert_eq!(booted(&mem_a), (1, img.sha, Some(0)));
+
+    // Resume.
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+        AsyncOtaSink::begin(&mut sink, &img.desc()).await.unwrap();
+        AsyncOtaSink::write(&mut sink, 0, &img.bytes[..25_000])
+            .await
+            .unwrap();
+    });
+    block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+        let r = AsyncOtaSink::begin(&mut sink, &img.desc()).await.unwrap();
+        assert_eq!(r.offset, 6 * SECTOR as u32);
+        let mut prefix = vec![0u8; r.offset as usize];
+        AsyncOtaSink::read(&mut sink, 0, &mut prefix).await.unwrap();
+        assert_eq!(prefix, img.bytes[..r.offset as usize]);
+        AsyncOtaSink::write(&mut sink, r.offset, &img.bytes[r.offset as usize..])
+            .await
+            .unwrap();
+        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+        assert_eq!(sink.running_slot().await.unwrap(), AppSlot::Ota(0));
+    });
+    assert_eq!(booted(&mem), (1, img.sha, Some(u32::MAX)));
+}
+
+#[test]
+fn async_rejects_and_boot_side() {
+    let old = image(26, 10_000);
+    let new = image(27, 10_000);
+    let mut mem = chip_running(&old);
+    let before = mem.clone();
+    let mut f = flash(&mut mem);
+    block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, cfg().with_rollback(true));
+        AsyncOtaSink::begin(&mut sink, &new.desc()).await.unwrap();
+        AsyncOtaSink::write(&mut sink, 0, &new.bytes).await.unwrap();
+        let mut wrong = new.sha;
+        wrong[0] ^= 1;
+        assert!(matches!(
+            AsyncOtaSink::finish(&mut sink, &wrong).await,
+            Err(SinkError::HashMismatch { .. })
+        ));
+        assert_eq!(
+            AsyncOtaSink::begin(&mut sink, &new.desc())
+                .await
+                .unwrap()
+                .offset,
+            0
+        );
+        AsyncOtaSink::abort(&mut sink).await.unwrap();
+        AsyncOtaSink::abort(&mut sink).await.unwrap();
+        assert_eq!(
+            sink.current_state().await.unwrap(),
+            Some(OtaImageState::Undefined)
+        );
+    });
+    drop(f);
+    assert!(mem[OTADATA..OTADATA + 0x2000] == before[OTADATA..OTADATA + 0x2000]);
+    // Update, then confirm or reject from the async side.
+    update(&mut mem, cfg().with_rollback(true), &new, 4096).unwrap();
+    let selected = mem.clone();
+    let mut f = flash(&mut mem);
+    block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+        sink.mark_valid().await.unwrap();
+        assert_eq!(
+            sink.current_state().await.unwrap(),
+            Some(OtaImageState::Valid)
+        );
+    });
+    let mut mem = selected;
+    let mut f = flash(&mut mem);
+    block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+        assert_eq!(
+            sink.mark_invalid_and_rollback().await.unwrap(),
+            AppSlot::Ota(0)
+        );
+    });
+    drop(f);
+    assert_eq!(booted(&mem).1, old.sha);
+}
+
+#[test]
+fn async_power_cut_then_blocking_resume() {
+    let old = image(28, 9_000);
+    let new = image(29, 30_000);
+    let base = chip_running(&old);
+    for k in [3u32, 9, 14] {
+        let mut mem = base.clone();
+        let mut f = flash(&mut mem);
+        f.fail_after(k);
+        let r = block_on(async {
+            let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+            let resume = AsyncOtaSink::begin(&mut sink, &new.desc()).await?;
+            AsyncOtaSink::write(&mut sink, resume.offset, &new.bytes).await?;
+            AsyncOtaSink::finish(&mut sink, &new.sha).await
+        });
+        assert!(r.is_err(), "cut {k}");
+        drop(f);
+        assert_eq!(booted(&mem).1, old.sha);
+        update(&mut mem, cfg(), &new, 4096).unwrap();
+        assert_eq!(booted(&mem).1, new.sha);
+    }
+}
+
+/// Flash operations and journal records for an update that fills a 1 MiB slot.
+#[test]
+fn flash_operations_per_mib() {
+    let img = image(30, 1_020_000);
+    assert!(img.bytes.len() as u32 <= CAPACITY);
+    let sectors = img.bytes.len().div_ceil(SECTOR) as u32;
+    for chunk in [1usize, 512, 4096, 16 * 1024] {
+        let mut mem = chip();
+        let mut f = flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        run(&mut sink, &img, chunk).unwrap();
+        drop(sink);
+        let s = f.stats();
+        drop(f);
+        assert_eq!(booted(&mem).1, img.sha);
+        let records = img.bytes.len() as u32 / SECTOR as u32;
+        let wraps = (records - 1) / 84;
+        // Slot sectors + journal wraps + otadata + final journal clear.
+        assert_eq!(s.erases, sectors + wraps + 1 + 1, "chunk {chunk}");
+        println!(
+            "image {} B, chunk {chunk}: {} erases, {} writes ({} B), {} reads; {records} journal records, {wraps} journal wraps",
+            img.bytes.len(),
+            s.erases,
+            s.writes,
+            s.bytes_written,
+            s.reads
+        );
+    }
+}
+
+/// An async flash whose every operation waits once before it happens, so a future can be
+/// dropped between operations.
+struct Yielding<'a>(MemFlash<'a>);
+
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}
+
+impl embedded_storage::nor_flash::ErrorType for Yielding<'_> {
+    type Error = MemFlashError;
+}
+
+impl embedded_storage_async::nor_flash::ReadNorFlash for Yielding<'_> {
+    const READ_SIZE: usize = 1;
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MemFlashError> {
+        YieldOnce(false).await;
+        embedded_storage_async::nor_flash::ReadNorFlash::read(&mut self.0, offset, bytes).await
+    }
+    fn capacity(&self) -> usize {
+        self.0.as_slice().len()
+    }
+}
+
+impl embedded_storage_async::nor_flash::NorFlash for Yielding<'_> {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), MemFlashError> {
+        YieldOnce(false).await;
+        embedded_storage_async::nor_flash::NorFlash::erase(&mut self.0, from, to).await
+    }
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MemFlashError> {
+        YieldOnce(false).await;
+        embedded_storage_async::nor_flash::NorFlash::write(&mut self.0, offset, bytes).await
+    }
+}
+
+#[test]
+fn async_cancellation_closes_the_update() {
+    let old = image(31, 9_000);
+    let new = image(32, 40_000);
+    let mut mem = chip_running(&old);
+    let mut sink = AsyncEspIdfSink::new(Yielding(flash(&mut mem)), cfg());
+    assert_eq!(
+        block_on(AsyncOtaSink::begin(&mut sink, &new.desc()))
+            .unwrap()
+            .offset,
+        0
+    );
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // Each flash operation takes one poll; a sector is erase, write, journal record.
+    for (polls, resumes_at) in [(1usize, 0u32), (7, 8192), (8, 16384), (5, 20480)] {
+        {
+            let at = sink.written().unwrap_or(0);
+            let fut = AsyncOtaSink::write(&mut sink, at, &new.bytes[at as usize..]);
+            let mut fut = std::pin::pin!(fut);
+            for _ in 0..polls {
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            }
+            // Dropped mid-way: a timeout fired.
+        }
+        assert_eq!(
+            block_on(AsyncOtaSink::write(&mut sink, 0, &new.bytes[..4])),
+            Err(SinkError::NotStarted)
+        );
+        let r = block_on(AsyncOtaSink::begin(&mut sink, &new.desc())).unwrap();
+        assert_eq!(r.offset, resumes_at, "after {polls} polls");
+        assert_eq!(sink.written(), Some(r.offset));
+    }
+    let r = block_on(AsyncOtaSink::begin(&mut sink, &new.desc())).unwrap();
+    assert!(r.offset > 0);
+    block_on(async {
+        AsyncOtaSink::write(&mut sink, r.offset, &new.bytes[r.offset as usize..]).await?;
+        AsyncOtaSink::finish(&mut sink, &new.sha).await
+    })
+    .unwrap();
+    drop(sink);
+    assert_eq!(booted(&mem), (1, new.sha, Some(u32::MAX)));
+}
