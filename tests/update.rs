@@ -184,6 +184,9 @@ fn ranged_getex_with_manifest_pipelines_requests() {
     let mut cfg = UpdateConfig::new(URL);
     cfg.manifest_url = Some(MURL);
     cfg.running_version = Some(Version::parse("1.1.9").unwrap());
+    cfg.strategy = Strategy::Ranged;
+    // Buffered ranges: each chunk is read into RAM before flash is touched.
+    cfg.range_size = None;
     let mut mem = vec![0u8; 16_384];
     let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
     r.unwrap();
@@ -246,7 +249,9 @@ fn header_range_falls_back_to_stream_when_server_ignores_range() {
         reply("\r\nOK\r\n"),
     ]);
     s.extend(cleanup());
-    let cfg = UpdateConfig::new(URL);
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::Ranged;
+    cfg.range_size = None;
     let mut mem = vec![0u8; 8192];
     let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
     let r = r.unwrap();
@@ -255,14 +260,14 @@ fn header_range_falls_back_to_stream_when_server_ignores_range() {
     assert!(matches!(
         r,
         Outcome::Installed {
-            method: Method::Stream,
+            method: Method::StreamErasedAhead,
             ..
         }
     ));
     assert!(events.iter().any(|e| matches!(
         e,
         Progress::Fallback {
-            to: Method::Stream,
+            to: Method::StreamErasedAhead,
             ..
         }
     )));
@@ -590,4 +595,70 @@ fn badly_signed_or_older_manifests_are_refused_before_any_download() {
         sim.assert_done();
         assert_eq!((out, written), (None, 0));
     }
+}
+
+#[test]
+fn direct_ranges_are_prepared_while_the_modem_fetches() {
+    let img = image(10_000);
+    let man = manifest_for(&img, "1.3.0");
+    let mut s = setup();
+    s.extend(set_url(MURL));
+    s.extend(get(200, Some(man.len())));
+    s.extend(read(&man));
+    s.extend([expect("AT+QHTTPGETEX=?\r"), reply("\r\nOK\r\n")]);
+    s.extend(set_url(URL));
+    for (off, len) in [(0usize, 4000usize), (4000, 4000), (8000, 2000)] {
+        s.push(expect(format!("AT+QHTTPGETEX=60,{off},{len}\r")));
+        s.push(reply("\r\nOK\r\n"));
+        s.push(reply_after(20, format!("\r\n+QHTTPGET: 0,206,{len}\r\n")));
+        s.extend(read(&img[off..off + len]));
+    }
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.manifest_url = Some(MURL);
+    cfg.strategy = Strategy::Ranged;
+    cfg.range_size = Some(4000);
+    let mut mem = vec![0u8; 16_384];
+    let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
+    let r = r.unwrap();
+    sim.assert_done();
+    assert_eq!(out.as_deref(), Some(&img[..]));
+    assert!(matches!(
+        r,
+        Outcome::Installed {
+            method: Method::RangedGetex,
+            ..
+        }
+    ));
+    // Page-sized writes: no progress step is larger than 256 bytes.
+    let mut last = 0;
+    for e in &events {
+        if let Progress::Bytes { done, .. } = e {
+            assert!(done - last <= 256, "{} bytes in one write", done - last);
+            last = *done;
+        }
+    }
+}
+
+#[test]
+fn bytes_lost_on_the_uart_are_named_as_such() {
+    // 20 body bytes never reached the MCU: the modem's trailer fills the expected count.
+    let img = image(400);
+    let mut s = setup();
+    s.extend(set_url(URL));
+    s.extend(get(200, Some(img.len())));
+    let mut body = b"\r\nCONNECT\r\n".to_vec();
+    body.extend_from_slice(&img[..380]);
+    body.extend_from_slice(b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n");
+    s.extend([expect("AT+QHTTPREAD=60\r"), reply(body)]);
+    s.extend(cleanup());
+    let mut cfg = UpdateConfig::new(URL);
+    cfg.strategy = Strategy::Stream;
+    let mut mem = vec![0u8; 1024];
+    let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+    let e = r.unwrap_err();
+    assert!(e.starts_with("Transfer BytesLost"), "{e}");
+    assert!(e.contains("enable RTS/CTS"), "{e}");
+    sim.assert_done();
+    assert_eq!(out, None);
 }

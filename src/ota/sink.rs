@@ -57,6 +57,19 @@ pub trait OtaSink {
     /// stored, so the caller can re-hash a resumed prefix.
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
 
+    /// Gets `[offset, offset + len)` ready for writing now (for flash: erases its sectors),
+    /// so that the writes that follow only program. The update flow calls it before a large
+    /// range arrives, while the modem is still fetching, so that no long erase stalls the
+    /// UART in the middle of a payload. `offset` is the current write position.
+    ///
+    /// Sinks with no preparation cost (RAM) do nothing, which is this default. A prepared
+    /// range that is never written is simply erased again before its first write after a
+    /// later `begin`.
+    fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
+        let _ = (offset, len);
+        Ok(())
+    }
+
     /// Verifies the complete image in storage — its length, its SHA-256 against
     /// `expected_sha256` (read back from storage, not from RAM), and the target's own format
     /// checks — and only then makes it the image that boots next. On any failure nothing is
@@ -79,6 +92,11 @@ pub trait AsyncOtaSink {
     async fn write(&mut self, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
     /// See [`OtaSink::read`].
     async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+    /// See [`OtaSink::prepare`].
+    async fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// See [`OtaSink::finish`].
     async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error>;
     /// See [`OtaSink::abort`].

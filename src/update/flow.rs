@@ -259,17 +259,18 @@ where
     // Transfer, falling back to a stream when a server ignores Range.
     loop {
         match method {
-            Method::Stream => {
-                stream(client, sink, cfg, ctx, pending_get.take()).await?;
+            Method::Stream | Method::StreamErasedAhead => {
+                let ahead = method == Method::StreamErasedAhead;
+                stream(client, sink, cfg, ctx, pending_get.take(), ahead).await?;
                 break;
             }
             Method::RangedGetex | Method::RangedHeader => {
                 match ranged(client, sink, cfg, buf, ctx, method).await? {
                     None => break,
                     Some(full) => {
-                        method = Method::Stream;
+                        method = Method::StreamErasedAhead;
                         (ctx.progress)(Progress::Fallback {
-                            to: Method::Stream,
+                            to: method,
                             reason: "the server ignored Range (200 instead of 206)",
                         });
                         pending_get = Some(full);
@@ -547,10 +548,16 @@ where
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
         Strategy::ModemFile => (Method::ModemFile, "chosen by the caller"),
         Strategy::Ranged | Strategy::Auto => {
-            if cfg.strategy == Strategy::Auto && cfg.flow_control && ctx.done == 0 {
+            if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.flow_control {
                 (
                     Method::Stream,
                     "RTS/CTS flow control is on and nothing is to be resumed",
+                )
+            } else if cfg.strategy == Strategy::Auto && ctx.done == 0 {
+                (
+                    Method::StreamErasedAhead,
+                    "no flow control: flash is erased while the modem fetches, then written \
+                     in page-sized pieces",
                 )
             } else {
                 match client.send(&GetexProbe).await {
@@ -590,13 +597,15 @@ async fn put<E, S: AsyncOtaSink>(
 }
 
 /// One read of the whole body, written straight from the receive buffer. Bytes already in
-/// flash (a resume without Range) are skipped.
+/// flash (a resume without Range) are skipped. With `ahead`, the sink erases the rest of the
+/// image while the modem fetches it.
 async fn stream<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     sink: &mut S,
     cfg: &UpdateConfig<'_>,
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
+    ahead: bool,
 ) -> Res<(), T::Error, S::Error>
 where
     T: Read + Write,
@@ -606,8 +615,25 @@ where
     S: AsyncOtaSink,
 {
     let st = match pending {
-        Some(st) => st,
-        None => get(client, cfg, cfg.url, ctx).await?,
+        Some(st) => {
+            if ahead {
+                prepare(sink, ctx, ctx.size - ctx.done).await?;
+            }
+            st
+        }
+        None => {
+            let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
+            client.send(&SetHttpUrl::new(cfg.url)).await.map_err(m)?;
+            let get = HttpGet {
+                response_time: cfg.response_time,
+            };
+            client.send(&get).await.map_err(m)?;
+            if ahead {
+                // Erase while the modem fetches the body.
+                prepare(sink, ctx, ctx.size - ctx.done).await?;
+            }
+            get_result(client, get.result_deadline(), ctx).await?
+        }
     };
     if st.status != 200 {
         return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
@@ -628,16 +654,68 @@ where
         None => HttpRead::until_trailer(),
     }
     .with_wait_time(cfg.read_wait);
+    let total = read_into_sink(client, sink, cfg, ctx, &read, 0).await?;
+    if total != u64::from(ctx.size) {
+        return Err(ctx.fail(
+            Stage::Transfer,
+            Failure::Length {
+                expected: ctx.size,
+                got: total.min(u64::from(u32::MAX)) as u32,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Asks the sink to get the next `len` bytes ready (erase ahead).
+async fn prepare<E, S: AsyncOtaSink>(
+    sink: &mut S,
+    ctx: &Ctx<'_>,
+    len: u32,
+) -> Res<(), E, S::Error> {
+    if len == 0 {
+        return Ok(());
+    }
+    sink.prepare(ctx.done, len)
+        .await
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))
+}
+
+/// How many bytes at the end of a payload are kept to recognise a trailer that was counted
+/// as body (bytes lost on the UART).
+const TAIL: usize = 32;
+
+/// Reads one payload (`read`) whose first byte is image offset `start` straight into the
+/// sink, skipping bytes already durable and writing at most `program_size` bytes per sink
+/// write; checks the `+QHTTPREAD:` result. Returns the payload length.
+async fn read_into_sink<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+    read: &HttpRead,
+    start: u32,
+) -> Res<u64, T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    let piece = cfg.program_size.max(1) as usize;
+    let mut tail = [0u8; TAIL];
+    let mut tail_len = 0usize;
     let mut reader = client
-        .read_data(&read)
+        .read_data(read)
         .await
         .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
-    let mut pos: u64 = 0;
+    let mut pos = u64::from(start);
     loop {
-        let slice = reader
-            .fill_buf()
-            .await
-            .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+        let slice = match reader.fill_buf().await {
+            Ok(s) => s,
+            Err(e) => return Err(lost_or(ctx, &tail[..tail_len], e)),
+        };
         if slice.is_empty() {
             break;
         }
@@ -654,25 +732,48 @@ where
                 },
             ));
         }
-        put(sink, ctx, data).await?;
+        for p in data.chunks(piece) {
+            put(sink, ctx, p).await?;
+        }
+        keep_tail(&mut tail, &mut tail_len, slice);
         pos += n as u64;
         reader.consume(n);
     }
-    let (early, total) = reader
-        .finish_response(&read)
-        .await
-        .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+    let (early, total) = match reader.finish_response(read).await {
+        Ok(r) => r,
+        Err(e) => return Err(lost_or(ctx, &tail[..tail_len], e)),
+    };
     read_result(client, early, cfg, ctx).await?;
-    if total != u64::from(ctx.size) {
-        return Err(ctx.fail(
-            Stage::Transfer,
-            Failure::Length {
-                expected: ctx.size,
-                got: total.min(u64::from(u32::MAX)) as u32,
-            },
-        ));
+    Ok(total)
+}
+
+fn keep_tail(tail: &mut [u8; TAIL], len: &mut usize, new: &[u8]) {
+    if new.len() >= TAIL {
+        tail.copy_from_slice(&new[new.len() - TAIL..]);
+        *len = TAIL;
+    } else {
+        let keep = (*len).min(TAIL - new.len());
+        tail.copy_within(*len - keep..*len, 0);
+        tail[keep..keep + new.len()].copy_from_slice(new);
+        *len = keep + new.len();
     }
-    Ok(())
+}
+
+/// A payload that timed out with the modem's `\r\nOK\r\n` among its last bytes lost bytes
+/// on the UART: the trailer filled the count. Otherwise the error stands.
+fn lost_or<E, S>(ctx: &Ctx<'_>, tail: &[u8], e: ClientError<E>) -> UpdateError<E, S> {
+    const OK: &[u8] = b"\r\nOK\r\n";
+    if matches!(e, ClientError::Timeout) {
+        if let Some(p) = tail.windows(OK.len()).rposition(|w| w == OK) {
+            return ctx.fail(
+                Stage::Transfer,
+                Failure::BytesLost {
+                    at_least: (tail.len() - p) as u32,
+                },
+            );
+        }
+    }
+    ctx.fail(Stage::Transfer, Failure::Modem(e))
 }
 
 /// Requests `len` bytes at `start` with the chosen ranged method.
@@ -815,6 +916,9 @@ where
     if ctx.done >= ctx.size {
         return Ok(None);
     }
+    if let Some(range) = cfg.range_size {
+        return ranged_direct(client, sink, cfg, buf, ctx, method, range.max(1)).await;
+    }
     // In request-header mode the end of the buffer holds the request block.
     let hdr_len = if method == Method::RangedHeader {
         HEADER_BUF.min(buf.len() / 2)
@@ -873,6 +977,62 @@ where
         off = next;
         len = next_len;
     }
+}
+
+/// Ranged transfer straight into flash: each range's sectors are erased while the modem
+/// fetches it, then the range is written in page-sized pieces as it arrives. Returns
+/// `Some(status)` if the server ignored Range.
+async fn ranged_direct<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+    method: Method,
+    range: u32,
+) -> Res<Option<HttpStatus>, T::Error, S::Error>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
+    client
+        .send(&SetHttpUrl::new(cfg.url))
+        .await
+        .map_err(|e| m(ctx, e))?;
+    if method == Method::RangedHeader {
+        client
+            .send(&HttpConfig::RequestHeader(true))
+            .await
+            .map_err(|e| m(ctx, e))?;
+        ctx.header_mode = true;
+    }
+    let hdr_len = HEADER_BUF.min(buf.len());
+    let hdr = &mut buf[..hdr_len];
+    while ctx.done < ctx.size {
+        let off = ctx.done;
+        let len = range.min(ctx.size - off);
+        let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
+        prepare(sink, ctx, len).await?;
+        if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
+            return Ok(Some(st));
+        }
+        let read = HttpRead::exact(len).with_wait_time(cfg.read_wait);
+        let got = read_into_sink(client, sink, cfg, ctx, &read, off).await?;
+        if got != u64::from(len) {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: len,
+                    got: got as u32,
+                },
+            ));
+        }
+    }
+    Ok(None)
 }
 
 /// Download into the module's file system, then read it back in chunks.

@@ -37,9 +37,14 @@
 //! * [`Strategy::ModemFile`]: `AT+QHTTPREADFILE` into the module's UFS (after checking free
 //!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
 //!   UFS (after an MCU reset) is reused.
-//! * [`Strategy::Auto`]: stream when flow control is on and nothing is to be resumed;
-//!   otherwise ranged (GETEX if `AT+QHTTPGETEX=?` answers OK, else a `Range:` header). The
-//!   choice is reported as [`Progress::Strategy`].
+//! * [`Strategy::Auto`]: with RTS/CTS, a stream; without, a stream into flash erased
+//!   ahead ([`Method::StreamErasedAhead`]: the sectors are erased while the modem fetches
+//!   the body, and the body is written in page-sized pieces, so no flash stall outlasts the
+//!   UART's FIFO); when resuming, ranges from the resume point (GETEX if `AT+QHTTPGETEX=?`
+//!   answers OK, else a `Range:` header). The choice is reported as [`Progress::Strategy`].
+//!
+//! By default ranges are [`UpdateConfig::range_size`] (64 KiB) long and also go straight
+//! into flash erased ahead; with `range_size: None` they are chunk-sized and buffered.
 //!
 //! # Resuming
 //!
@@ -81,8 +86,13 @@ pub enum Strategy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Method {
-    /// One `AT+QHTTPREAD` of the whole body.
+    /// One `AT+QHTTPREAD` of the whole body, each flash sector erased when the body reaches
+    /// it (needs RTS/CTS: the MCU stops reading while a sector erases).
     Stream,
+    /// One `AT+QHTTPREAD` of the whole body into flash erased ahead (while the modem fetched
+    /// it), written in page-sized pieces, so no long flash stall falls inside the payload:
+    /// safe without flow control.
+    StreamErasedAhead,
     /// Chunks requested with `AT+QHTTPGETEX`.
     RangedGetex,
     /// Chunks requested with a `Range:` header in request-header mode.
@@ -146,8 +156,18 @@ pub struct UpdateConfig<'a> {
     pub public_key: Option<[u8; 32]>,
     /// How to fetch.
     pub strategy: Strategy,
-    /// Chunk size for ranged and modem-file transfers (clamped to the chunk buffer).
+    /// Chunk size for modem-file transfers and buffered ranges (clamped to the chunk
+    /// buffer).
     pub chunk_size: u32,
+    /// Size of each ranged request. `Some(n)`: ranges of `n` bytes go straight into flash
+    /// that [`OtaSink::prepare`](crate::ota::OtaSink::prepare) erased while the modem
+    /// fetched them (one network round trip per `n` bytes). `None`: buffered ranges of
+    /// `chunk_size`, each read completely into the chunk buffer before flash is touched
+    /// (safest for sinks whose writes stall long; one round trip per chunk).
+    pub range_size: Option<u32>,
+    /// Largest single sink write while a payload is arriving (a flash page: 256 bytes), so
+    /// that each write stalls the UART for less than its hardware FIFO lasts.
+    pub program_size: u32,
     /// PDP context for HTTP (`AT+QHTTPCFG="contextid"`).
     pub context_id: u8,
     /// HTTPS settings, used for `https://` URLs.
@@ -176,6 +196,8 @@ impl<'a> UpdateConfig<'a> {
             public_key: None,
             strategy: Strategy::Auto,
             chunk_size: 4096,
+            range_size: Some(64 * 1024),
+            program_size: 256,
             context_id: 1,
             tls: None,
             response_time: 60,
@@ -324,6 +346,13 @@ pub enum Failure<E, S> {
         /// Bytes needed.
         needed: u32,
     },
+    /// The body ended early inside the expected length (the modem's `OK` arrived among the
+    /// body bytes): bytes were lost between modem and MCU. Enable RTS/CTS, or let
+    /// [`Strategy::Auto`] erase flash ahead.
+    BytesLost {
+        /// Bytes missing, at least.
+        at_least: u32,
+    },
     /// The SHA-256 of what was written is not the manifest's.
     HashMismatch,
     /// An uploaded file's size or XOR checksum did not match.
@@ -392,6 +421,11 @@ impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
                 f,
                 "module file system has {free} bytes free, needs {needed}"
             )?,
+            Failure::BytesLost { at_least } => write!(
+                f,
+                "the body came up at least {at_least} bytes short: bytes were lost between \
+                 modem and MCU (enable RTS/CTS, or let Strategy::Auto erase flash ahead)"
+            )?,
             Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
             Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
             Failure::Sink(e) => write!(f, "sink: {e:?}")?,
@@ -419,6 +453,9 @@ impl<S: OtaSink> AsyncOtaSink for BlockingSink<'_, S> {
     }
     async fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), S::Error> {
         self.0.read(offset, buf)
+    }
+    async fn prepare(&mut self, offset: u32, len: u32) -> Result<(), S::Error> {
+        self.0.prepare(offset, len)
     }
     async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), S::Error> {
         self.0.finish(expected_sha256)
