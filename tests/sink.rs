@@ -289,10 +289,30 @@ fn cfg() -> SinkConfig {
 
 /// begin, write from the resume point in `chunk`-byte pieces, finish.
 fn run<S: OtaSink>(sink: &mut S, img: &Img, chunk: usize) -> Result<Resume, S::Error> {
+    run_with(sink, img, chunk, None)
+}
+
+/// [`run`], and with `prepare: Some(range)` the way the update flow fetches large ranges:
+/// `prepare(at, range)` at the start of each `range`-byte range, then its bytes in
+/// `chunk`-byte pieces (a piece never crosses into the next range).
+fn run_with<S: OtaSink>(
+    sink: &mut S,
+    img: &Img,
+    chunk: usize,
+    prepare: Option<usize>,
+) -> Result<Resume, S::Error> {
     let resume = sink.begin(&img.desc())?;
     let mut at = resume.offset as usize;
+    let mut range_end = at;
     while at < img.bytes.len() {
-        let end = (at + chunk).min(img.bytes.len());
+        let mut end = (at + chunk).min(img.bytes.len());
+        if let Some(range) = prepare {
+            if at == range_end {
+                sink.prepare(at as u32, range as u32)?;
+                range_end = at + range;
+            }
+            end = end.min(range_end);
+        }
         sink.write(at as u32, &img.bytes[at..end])?;
         at = end;
     }
@@ -597,6 +617,23 @@ fn power_cut_sweep_where(
     chunk: usize,
     at: impl Fn(u32) -> bool,
 ) -> usize {
+    power_cut_sweep_prepared(base, old, new, config, chunk, None, at)
+}
+
+/// [`power_cut_sweep_where`] with the update (and each resumed one) run by
+/// [`run_with`]`(.., prepare)`.
+fn power_cut_sweep_prepared(
+    base: &[u8],
+    old: &Img,
+    new: &Img,
+    config: SinkConfig,
+    chunk: usize,
+    prepare: Option<usize>,
+    at: impl Fn(u32) -> bool,
+) -> usize {
+    let run = |sink: &mut EspIdfSink<&mut MemFlash<'_>>, img: &Img, chunk| {
+        run_with(sink, img, chunk, prepare)
+    };
     // A clean run counts the operations.
     let total = {
         let mut mem = base.to_vec();
@@ -1479,4 +1516,454 @@ fn async_cancellation_closes_the_update() {
     .unwrap();
     drop(sink);
     assert_eq!(booted(&mem), (1, new.sha, Some(u32::MAX)));
+}
+
+// ----- prepare: erasing a range ahead of its bytes ----------------------------------------
+
+/// What a [`Logged`] flash saw, in order, with the test's marks between sink calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ev {
+    Mark(&'static str),
+    Erase(u32, u32),
+    Write(u32, usize),
+}
+
+type Log = std::rc::Rc<std::cell::RefCell<Vec<Ev>>>;
+
+/// A blocking flash that logs every erase and write into a log the test shares.
+struct Logged<'a> {
+    flash: MemFlash<'a>,
+    log: Log,
+}
+
+impl embedded_storage::nor_flash::ErrorType for Logged<'_> {
+    type Error = MemFlashError;
+}
+
+impl embedded_storage::nor_flash::ReadNorFlash for Logged<'_> {
+    const READ_SIZE: usize = 1;
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MemFlashError> {
+        embedded_storage::nor_flash::ReadNorFlash::read(&mut self.flash, offset, bytes)
+    }
+    fn capacity(&self) -> usize {
+        self.flash.as_slice().len()
+    }
+}
+
+impl embedded_storage::nor_flash::NorFlash for Logged<'_> {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), MemFlashError> {
+        self.log.borrow_mut().push(Ev::Erase(from, to));
+        embedded_storage::nor_flash::NorFlash::erase(&mut self.flash, from, to)
+    }
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MemFlashError> {
+        self.log.borrow_mut().push(Ev::Write(offset, bytes.len()));
+        embedded_storage::nor_flash::NorFlash::write(&mut self.flash, offset, bytes)
+    }
+}
+
+fn logged(mem: &mut [u8]) -> (Logged<'_>, Log) {
+    let log = Log::default();
+    let flash = Logged {
+        flash: MemFlash::new(mem),
+        log: log.clone(),
+    };
+    (flash, log)
+}
+
+/// The erases the log holds between the mark `from` and the next mark.
+fn erases_after(log: &[Ev], from: &str) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for ev in log {
+        match ev {
+            Ev::Mark(m) => inside = *m == from,
+            Ev::Erase(a, b) if inside => out.push((*a, *b)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// [`run_with`] with a mark before each sink call.
+fn run_marked(
+    sink: &mut EspIdfSink<Logged<'_>>,
+    log: &Log,
+    img: &Img,
+    chunk: usize,
+    range: usize,
+) -> Result<Resume, Err> {
+    let mark = |m| log.borrow_mut().push(Ev::Mark(m));
+    mark("begin");
+    let resume = sink.begin(&img.desc())?;
+    let mut at = resume.offset as usize;
+    let mut range_end = at;
+    while at < img.bytes.len() {
+        if at == range_end {
+            mark("prepare");
+            sink.prepare(at as u32, range as u32)?;
+            range_end = at + range;
+        }
+        let end = (at + chunk).min(img.bytes.len()).min(range_end);
+        mark("write");
+        sink.write(at as u32, &img.bytes[at..end])?;
+        at = end;
+    }
+    mark("finish");
+    sink.finish(&img.sha)?;
+    mark("done");
+    Ok(resume)
+}
+
+#[test]
+fn prepare_then_write_stores_the_same_bytes_as_write_alone() {
+    let img = image(40, 150_000);
+    let mut plain = chip();
+    update(&mut plain, cfg(), &img, 4096).unwrap();
+    for (range, chunk) in [
+        (0x1_0000, 4096),
+        (0x1_0000, 1000),
+        (0x1_0000, 0x1_0000),
+        (40_000, 777),
+        (4096, 1),
+        (1, 100),
+        (usize::MAX >> 1, 5000),
+    ] {
+        let mut mem = chip();
+        {
+            let mut f = flash(&mut mem);
+            let mut sink = EspIdfSink::new(&mut f, cfg());
+            run_with(&mut sink, &img, chunk, Some(range)).unwrap();
+        }
+        assert!(mem == plain, "range {range} chunk {chunk}");
+        assert_eq!(booted(&mem).1, img.sha);
+    }
+    // Resumed with prepare after a plain partial write.
+    let mut mem = chip();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    sink.write(0, &img.bytes[..30_000]).unwrap();
+    drop(sink);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    let r = run_with(&mut sink, &img, 3000, Some(0x1_0000)).unwrap();
+    assert_eq!(r.offset, 7 * SECTOR as u32);
+    drop(sink);
+    drop(f);
+    assert!(mem == plain);
+}
+
+/// The stats: with `prepare(pos, 64 KiB)` before each 64 KiB range, every slot erase happens
+/// in `prepare` (at most 64 KiB per call, never crossing a 64 KiB block) and the writes only
+/// program; the one erase left in writes is the journal's wrap, every 84 sectors.
+#[test]
+fn prepare_takes_every_slot_erase_out_of_the_writes() {
+    let img = image(41, 1_020_000);
+    let size = img.bytes.len();
+    let sectors = size.div_ceil(SECTOR) as u32;
+    let records = size as u32 / SECTOR as u32;
+    let wraps = (records - 1) / 84;
+    let slot = SLOTS[1] as u32;
+    let journal = slot + CAPACITY;
+    for (range, chunk) in [(0x1_0000usize, 4096usize), (0x1_0000, 1000), (40_000, 1460)] {
+        let mut mem = chip();
+        let (f, log) = logged(&mut mem);
+        let mut sink = EspIdfSink::new(f, cfg());
+        run_marked(&mut sink, &log, &img, chunk, range).unwrap();
+        let stats = sink.into_inner().flash.stats();
+        let log = log.borrow();
+        assert_eq!(booted(&mem).1, img.sha);
+
+        let in_prepare = erases_after(&log, "prepare");
+        let in_write = erases_after(&log, "write");
+        // Writes erase only the journal sector, on its wraps.
+        assert_eq!(
+            in_write,
+            vec![(journal, journal + SECTOR as u32); wraps as usize]
+        );
+        // Prepare erases every image sector once, nothing else, in calls of at most 64 KiB
+        // that stay inside one 64 KiB block.
+        let mut erased = vec![0u32; sectors as usize];
+        for &(from, to) in &in_prepare {
+            assert!(
+                from >= slot && to <= slot + sectors * SECTOR as u32,
+                "{from:x}..{to:x}"
+            );
+            assert!(from < to && (to - from) <= 0x1_0000);
+            assert_eq!(from / 0x1_0000, (to - 1) / 0x1_0000, "{from:x}..{to:x}");
+            for s in (from - slot) / SECTOR as u32..(to - slot) / SECTOR as u32 {
+                erased[s as usize] += 1;
+            }
+        }
+        assert!(erased.iter().all(|&n| n == 1));
+        let prepare_bytes: u32 = in_prepare.iter().map(|(a, b)| b - a).sum();
+        println!(
+            "image {size} B, range {range}, chunk {chunk}: {} erase calls in prepare \
+             ({prepare_bytes} B, largest {} B), {} in writes (journal wraps), {} in total; \
+             {} writes; without prepare: {} erase calls, {} in writes",
+            in_prepare.len(),
+            in_prepare.iter().map(|(a, b)| b - a).max().unwrap(),
+            in_write.len(),
+            stats.erases,
+            stats.writes,
+            sectors + wraps + 2,
+            sectors + wraps,
+        );
+        if range == 0x1_0000 {
+            // The slot is 64 KiB aligned and each range starts on a 64 KiB boundary.
+            assert_eq!(in_prepare.len() as u32, sectors.div_ceil(16));
+        }
+        // Slot erases in prepare, wraps, otadata, final journal clear.
+        assert_eq!(stats.erases, in_prepare.len() as u32 + wraps + 2);
+    }
+}
+
+#[test]
+fn prepare_contract() {
+    let img = image(42, 30_000);
+    let size = img.bytes.len() as u32;
+    let image_end = size.div_ceil(SECTOR as u32) * SECTOR as u32;
+    let slot = SLOTS[1];
+    let journal = slot + CAPACITY as usize;
+    let mut mem = chip();
+    // Old bytes in the target slot (not the journal), to see what prepare erases.
+    mem[slot..journal].fill(0x5A);
+    let before = mem.clone();
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    assert_eq!(sink.prepare(0, 4096), Err(SinkError::NotStarted));
+    sink.begin(&img.desc()).unwrap();
+    sink.write(0, &img.bytes[..100]).unwrap();
+    let ops = log.borrow().len();
+    // Not at the write position: refused, nothing erased, the session goes on.
+    for got in [0, 99, 101, 4096] {
+        assert_eq!(
+            sink.prepare(got, 4096),
+            Err(SinkError::OutOfOrder { expected: 100, got })
+        );
+    }
+    assert_eq!(log.borrow().len(), ops);
+    // Empty: nothing.
+    sink.prepare(100, 0).unwrap();
+    assert_eq!(log.borrow().len(), ops);
+    // The sector being filled (erased by the first write) is not erased again: only the
+    // next one.
+    sink.prepare(100, 3996).unwrap();
+    assert_eq!(log.borrow().len(), ops);
+    sink.prepare(100, 3997).unwrap();
+    assert_eq!(
+        log.borrow()[ops..],
+        [Ev::Erase(slot as u32 + 0x1000, slot as u32 + 0x2000)]
+    );
+    // Past the image end (even u32::MAX): clamped to the image's last sector.
+    sink.prepare(100, u32::MAX).unwrap();
+    assert_eq!(
+        log.borrow()[ops + 1..],
+        [Ev::Erase(slot as u32 + 0x2000, slot as u32 + image_end)]
+    );
+    sink.prepare(100, u32::MAX).unwrap();
+    assert_eq!(log.borrow().len(), ops + 2);
+    sink.write(100, &img.bytes[100..]).unwrap();
+    // At the end: nothing left to prepare.
+    sink.prepare(size, 4096).unwrap();
+    sink.finish(&img.sha).unwrap();
+    assert_eq!(sink.prepare(size, 4096), Err(SinkError::NotStarted));
+    let erased_in_writes = log
+        .borrow()
+        .iter()
+        .skip(ops + 2)
+        .filter(|e| matches!(e, Ev::Erase(a, _) if (slot..journal).contains(&(*a as usize))))
+        .count();
+    assert_eq!(erased_in_writes, 0);
+    drop(sink);
+    assert_eq!(booted(&mem).1, img.sha);
+    // Past the image end the old bytes are still there; the journal sector is clean.
+    let end = slot + image_end as usize;
+    assert_eq!(mem[end..journal], before[end..journal]);
+    assert!(mem[journal..journal + SECTOR].iter().all(|&b| b == 0xFF));
+    // abort closes the session too.
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    sink.abort().unwrap();
+    assert_eq!(sink.prepare(0, 4096), Err(SinkError::NotStarted));
+}
+
+/// What prepare erased belongs to its session: a new `begin` (same sink value, a new one
+/// after a reboot, or after a flash error) erases every sector past the resume point again
+/// before writing it.
+#[test]
+fn prepared_sectors_are_erased_again_in_a_new_session() {
+    let img = image(43, 40_000);
+    let slot = SLOTS[1] as u32;
+    let sector = SECTOR as u32;
+    let mut mem = chip();
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    let mark = |m| log.borrow_mut().push(Ev::Mark(m));
+    sink.begin(&img.desc()).unwrap();
+    mark("prepare");
+    sink.prepare(0, 0x1_0000).unwrap();
+    assert_eq!(
+        erases_after(&log.borrow(), "prepare"),
+        [(slot, slot + 10 * sector)]
+    );
+    mark("write");
+    sink.write(0, &img.bytes[..5000]).unwrap();
+    assert_eq!(erases_after(&log.borrow(), "write"), []);
+    // The same sink begins again: resumes at 4096, sector 1 is erased before its bytes.
+    assert_eq!(sink.begin(&img.desc()).unwrap().offset, sector);
+    mark("rewrite");
+    sink.write(sector, &img.bytes[SECTOR..10_000]).unwrap();
+    assert_eq!(
+        erases_after(&log.borrow(), "rewrite"),
+        [
+            (slot + sector, slot + 2 * sector),
+            (slot + 2 * sector, slot + 3 * sector)
+        ]
+    );
+    // Prepared ahead again, then the device reboots.
+    sink.prepare(10_000, 0x1_0000).unwrap();
+    drop(sink);
+    // A new sink ("after the reboot") erases again too.
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    assert_eq!(sink.begin(&img.desc()).unwrap().offset, 2 * sector);
+    log.borrow_mut().push(Ev::Mark("write"));
+    sink.write(2 * sector, &img.bytes[2 * SECTOR..]).unwrap();
+    let erased: Vec<_> = erases_after(&log.borrow(), "write");
+    assert_eq!(erased.len(), 8);
+    assert_eq!(erased[0], (slot + 2 * sector, slot + 3 * sector));
+    sink.finish(&img.sha).unwrap();
+    drop(sink);
+    assert_eq!(booted(&mem).1, img.sha);
+
+    // A flash error in prepare: the session is closed; begin resumes and erases again.
+    let old = image(44, 9_000);
+    let mut mem = chip_running(&old);
+    // Old bytes in the target slot: a write over a sector that was not erased fails.
+    mem[SLOTS[1]..SLOTS[1] + 0x8_0000].fill(0x5A);
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    sink.write(0, &img.bytes[..9000]).unwrap();
+    drop(sink);
+    f.fail_after(0);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    let r = sink.begin(&img.desc()).unwrap();
+    assert_eq!(r.offset, 2 * sector);
+    assert_eq!(
+        sink.prepare(r.offset, 0x1_0000),
+        Err(SinkError::Flash {
+            op: FlashOp::EraseSlot,
+            error: MemFlashError::PowerCut
+        })
+    );
+    assert_eq!(
+        sink.write(r.offset, &img.bytes[2 * SECTOR..]),
+        Err(SinkError::NotStarted)
+    );
+    assert_eq!(sink.prepare(r.offset, 0x1_0000), Err(SinkError::NotStarted));
+    // The cut erase left half of the range erased; the next session erases it all again.
+    run_with(&mut sink, &img, 3000, None).unwrap();
+    drop(sink);
+    drop(f);
+    assert_eq!(booted(&mem), (1, img.sha, Some(u32::MAX)));
+}
+
+#[test]
+fn power_cut_at_every_flash_operation_with_prepare() {
+    let old = image(45, 12_000);
+    let base = chip_running(&old);
+    // 10 sectors in 16 KiB ranges of 1000-byte pieces: prepare erases 4 sectors at a time,
+    // unaligned to 64 KiB, then the pieces only program.
+    let new = image(46, 40_000);
+    let cuts = power_cut_sweep_prepared(&base, &old, &new, cfg(), 1000, Some(0x4000), |_| true);
+    // Ranges that cross a 64 KiB block: prepare splits them.
+    let new = image(47, 150_000);
+    let cuts_64k = power_cut_sweep_prepared(
+        &base,
+        &old,
+        &new,
+        cfg().with_rollback(true),
+        4096,
+        Some(40_000),
+        |_| true,
+    );
+    println!("prepare power cuts: {cuts} (16 KiB ranges), {cuts_64k} (40 000-byte ranges)");
+    assert!(cuts > 50 && cuts_64k > 70, "{cuts} {cuts_64k}");
+}
+
+#[test]
+fn async_prepare_matches_blocking() {
+    let img = image(48, 100_000);
+    let range = 0x1_0000usize;
+    let mut mem_b = chip();
+    let blocking_erases = {
+        let mut f = flash(&mut mem_b);
+        run_with(&mut EspIdfSink::new(&mut f, cfg()), &img, 1000, Some(range)).unwrap();
+        f.stats().erases
+    };
+    let mut mem_a = chip();
+    let mut f = flash(&mut mem_a);
+    let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
+    block_on(async {
+        AsyncOtaSink::begin(&mut sink, &img.desc()).await.unwrap();
+        assert_eq!(
+            AsyncOtaSink::prepare(&mut sink, 1, 10).await,
+            Err(SinkError::OutOfOrder {
+                expected: 0,
+                got: 1
+            })
+        );
+        let mut at = 0;
+        while at < img.bytes.len() {
+            let range_end = (at + range).min(img.bytes.len());
+            AsyncOtaSink::prepare(&mut sink, at as u32, range as u32)
+                .await
+                .unwrap();
+            while at < range_end {
+                let end = (at + 1000).min(range_end);
+                AsyncOtaSink::write(&mut sink, at as u32, &img.bytes[at..end])
+                    .await
+                    .unwrap();
+                at = end;
+            }
+        }
+        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+    });
+    drop(sink);
+    assert_eq!(f.stats().erases, blocking_erases);
+    drop(f);
+    assert!(
+        mem_a == mem_b,
+        "async and blocking prepare wrote different bytes"
+    );
+    assert_eq!(booted(&mem_a).1, img.sha);
+
+    // A prepare cancelled mid-erase closes the session like a cancelled write.
+    let mut mem = chip();
+    let mut sink = AsyncEspIdfSink::new(Yielding(flash(&mut mem)), cfg());
+    block_on(AsyncOtaSink::begin(&mut sink, &img.desc())).unwrap();
+    {
+        let fut = AsyncOtaSink::prepare(&mut sink, 0, 0x2_0000);
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(
+        block_on(AsyncOtaSink::write(&mut sink, 0, &img.bytes[..4])),
+        Err(SinkError::NotStarted)
+    );
+    let r = block_on(AsyncOtaSink::begin(&mut sink, &img.desc())).unwrap();
+    assert_eq!(r.offset, 0);
+    block_on(async {
+        AsyncOtaSink::prepare(&mut sink, 0, u32::MAX).await?;
+        AsyncOtaSink::write(&mut sink, 0, &img.bytes).await?;
+        AsyncOtaSink::finish(&mut sink, &img.sha).await
+    })
+    .unwrap();
+    drop(sink);
+    assert_eq!(booted(&mem).1, img.sha);
 }

@@ -70,17 +70,17 @@ fn cleanup() -> Vec<Step> {
     vec![expect("AT+QHTTPSTOP\r"), reply("\r\nOK\r\n")]
 }
 
-fn run(
-    script: Vec<Step>,
-    cfg: &UpdateConfig<'_>,
-    mem: &mut [u8],
-) -> (
+/// What a run produced: the result, the progress events, the modem, the activated image
+/// and the bytes the sink holds.
+type RunOutput = (
     Result<Outcome, String>,
     Vec<Progress>,
     Sim,
     Option<Vec<u8>>,
     u32,
-) {
+);
+
+fn run(script: Vec<Step>, cfg: &UpdateConfig<'_>, mem: &mut [u8]) -> RunOutput {
     let sim = Sim::new(script);
     let (mut rx, mut resp) = ([0u8; 1024], [0u8; 256]);
     let mut client =

@@ -12,7 +12,7 @@
 //!  target slot (ota_N), `size` bytes
 //! ┌──────────────────────────────────────────────────────┬──────────────┐
 //! │ image: up to `capacity` = size − 4 KiB               │ journal      │
-//! │ (erased sector by sector just before its first byte) │ (last 4 KiB) │
+//! │ (each sector erased before its first byte is written)│ (last 4 KiB) │
 //! └──────────────────────────────────────────────────────┴──────────────┘
 //! ```
 //!
@@ -38,10 +38,21 @@
 //! - [`write`](OtaSink::write): offsets must be consecutive. Bytes are collected in a
 //!   64-byte buffer ([`WRITE_BUF_LEN`]) and written in whole `WRITE_SIZE` units; a large
 //!   write goes straight to flash. Each sector is erased just before its first byte is
-//!   written, never ahead (a sector the image never reaches keeps its old bytes). When a
-//!   sector is complete a journal record `{id, size, offset = sector end}` is appended, so
-//!   resume points are sector-aligned and the sector after one is always erased before it is
-//!   written again.
+//!   written, unless [`prepare`](OtaSink::prepare) erased it earlier in this session (a
+//!   sector the image never reaches keeps its old bytes). When a sector is complete a
+//!   journal record `{id, size, offset = sector end}` is appended, so resume points are
+//!   sector-aligned and the sector after one is always erased before it is written again.
+//! - [`prepare`](OtaSink::prepare)`(offset, len)`: `offset` must be the write position.
+//!   Erases, now, every sector overlapping `[offset, offset + len)` that this session has
+//!   not erased yet (the sector being filled already is), so the writes into that range
+//!   only program (a page in about a millisecond at most; a sector erase takes tens of
+//!   milliseconds, hundreds worst case). The update flow calls it while the modem is still
+//!   fetching a large range, so no erase stalls the UART mid-payload. The range is clamped
+//!   to the image end (rounded up to its sector): never past the image, so never the
+//!   journal sector or outside the slot. Contiguous sectors go in one `erase` call each,
+//!   split at 64 KiB-aligned flash addresses ([`PREPARE_ERASE_MAX`]). Only the session
+//!   remembers what was erased: nothing is journaled, and a later `begin` erases every
+//!   sector past the resume point again before its first write.
 //! - [`finish`](OtaSink::finish): pads the buffered tail with `0xFF` to `WRITE_SIZE`, then
 //!   reads the whole image back from flash (in [`VERIFY_BUF_LEN`]-byte chunks) computing its
 //!   SHA-256 and running [`ImageValidator`] (magic, chip id, segments, checksum, appended
@@ -58,8 +69,11 @@
 //! otadata entry write of `finish`; a cut before or during it leaves the old selection (a
 //! half-written entry fails its CRC and is ignored by the bootloader). A cut anywhere during
 //! the download loses at most the sector in progress: a new sink's `begin` resumes at the
-//! last recorded sector boundary. Journal wrap-around or clearing cut at the wrong moment
-//! loses the resume point, so that download restarts at 0 (see [`crate::ota::journal`]).
+//! last recorded sector boundary. `prepare` changes nothing here: it only erases sectors at
+//! or past the write position (never a recorded one), and journal records still cover only
+//! sectors whose bytes are all written. Journal wrap-around or clearing cut at the wrong
+//! moment loses the resume point, so that download restarts at 0 (see
+//! [`crate::ota::journal`]).
 //! After the otadata write, `finish` clears the journal on a best-effort basis and returns
 //! `Ok` even if that fails: the image *is* selected, and a leftover record is only read
 //! when that slot is the target again (and whatever it resumes is re-verified).
@@ -165,6 +179,19 @@ pub const TABLE_BUF_LEN: usize = 768;
 
 /// Chunk size of the partition table read.
 const TABLE_CHUNK: usize = 64;
+
+/// The most one `erase` call of [`prepare`](OtaSink::prepare) covers: 64 KiB (one NOR
+/// block). A run of sectors is split at 64 KiB-aligned flash addresses, so a whole aligned
+/// block is one call (a driver may erase it with one block erase) and no call spans more.
+///
+/// Why bound it: one erase call runs to its end before anything else does. On ESP32 chips
+/// code in flash cannot run meanwhile (the cache is off during flash operations), and an
+/// async executor cannot poll another task (nor a timeout fire) until the call returns. A
+/// 64 KiB block erase takes about 150 ms typically and up to about 2 s worst case on common
+/// NOR chips; one call covering a whole 1 MiB range could stall 16 times as long. Between
+/// calls the caller's other work (watchdog, link keep-alive, timeouts) gets a chance, and a
+/// cancelled or cut `prepare` loses at most one call's work.
+pub const PREPARE_ERASE_MAX: u32 = 0x1_0000;
 
 /// Size of the stack buffer `finish` reads the image back through.
 pub const VERIFY_BUF_LEN: usize = 256;
@@ -295,8 +322,8 @@ pub enum FlashOp {
 
 /// Why a sink call failed, naming the stage. `E` is the flash's error type.
 ///
-/// After [`Flash`](Self::Flash) during `write` or `finish`, the session is closed: call
-/// `begin` again (it resumes from the journal) or `abort`. The input errors
+/// After [`Flash`](Self::Flash) during `write`, `prepare` or `finish`, the session is
+/// closed: call `begin` again (it resumes from the journal) or `abort`. The input errors
 /// ([`OutOfOrder`](Self::OutOfOrder), [`PastImageEnd`](Self::PastImageEnd),
 /// [`Incomplete`](Self::Incomplete), [`ReadOutOfRange`](Self::ReadOutOfRange)) change
 /// nothing. [`HashMismatch`](Self::HashMismatch) and [`Image`](Self::Image) from `finish`
@@ -370,11 +397,11 @@ pub enum SinkError<E> {
         /// The capacity.
         capacity: u32,
     },
-    /// `write`, `read` or `finish` without a successful `begin` (or after an error closed
-    /// the session, or after `finish` / `abort`).
+    /// `write`, `prepare`, `read` or `finish` without a successful `begin` (or after an
+    /// error closed the session, or after `finish` / `abort`).
     #[error("no update in progress")]
     NotStarted,
-    /// A write not at the end of what was written.
+    /// A write (or `prepare`) not at the end of what was written.
     #[error("write at {got}, expected {expected}")]
     OutOfOrder {
         /// The offset the next write must use.
@@ -646,7 +673,8 @@ enum Src {
 /// One flash operation the writer needs next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
-    /// Erase `from..to` (one sector of the slot).
+    /// Erase `from..to`: one sector of the slot while writing; up to [`PREPARE_ERASE_MAX`]
+    /// bytes of whole sectors in `prepare`.
     Erase { from: u32, to: u32 },
     /// Write bytes at `addr`.
     Program { addr: u32, src: Src },
@@ -657,10 +685,13 @@ enum Op {
 /// The write engine: decides buffering, erases, writes and journal records; does no I/O.
 ///
 /// Offsets are slot-relative. Invariants: `flushed <= pos`, except after the final padded
-/// flush; `flushed` is a multiple of `unit`; `pos - flushed == buf_len` while buffering;
-/// `erased` is a sector boundary and the sector holding `flushed` is erased iff
-/// `flushed < erased`; nothing is ever written at or past `round_up(size, unit) <=
-/// capacity`.
+/// flush; `flushed` is a multiple of `unit`; `pos - flushed == buf_len` while buffering
+/// (and the buffer never crosses a sector boundary, so `pos` is in the sector holding
+/// `flushed`); `erased` is a sector boundary, the sector holding `flushed` is erased iff
+/// `flushed < erased`, and every sector from it up to `erased` is erased and holds nothing
+/// past `flushed` (`prepare` may move `erased` several sectors ahead); nothing is ever
+/// erased at or past `round_up(size, sector)` nor written at or past `round_up(size, unit)`,
+/// both `<= capacity`.
 #[derive(Clone, Debug)]
 struct Writer {
     base: u32,
@@ -706,6 +737,44 @@ impl Writer {
             });
         }
         Ok(())
+    }
+
+    /// Checks a `prepare(offset, len)` and returns the slot-relative end of the sectors it
+    /// gets ready: `[offset, offset + len)` clamped to the image size, rounded up to a
+    /// sector. An empty range returns `erased` (nothing to do).
+    fn prepare_end<E>(&self, offset: u32, len: u32) -> Result<u32, SinkError<E>> {
+        if offset != self.pos {
+            return Err(SinkError::OutOfOrder {
+                expected: self.pos,
+                got: offset,
+            });
+        }
+        let end = offset.saturating_add(len).min(self.size);
+        if end <= offset {
+            return Ok(self.erased);
+        }
+        // `size <= capacity`, a sector multiple below the slot end: no overflow in practice;
+        // saturate to a sector boundary anyway.
+        let top = u32::MAX / self.sector * self.sector;
+        Ok(end
+            .div_ceil(self.sector)
+            .checked_mul(self.sector)
+            .unwrap_or(top))
+    }
+
+    /// The next erase of a `prepare` up to `end` (from [`prepare_end`](Self::prepare_end)):
+    /// the sectors from `erased` on, up to `end` or the next [`PREPARE_ERASE_MAX`]-aligned
+    /// flash address, whichever comes first. `None` once everything up to `end` is erased.
+    fn next_prepare(&self, end: u32) -> Option<Op> {
+        if self.erased >= end {
+            return None;
+        }
+        let from = self.base + self.erased;
+        let block_end = u64::from(from / PREPARE_ERASE_MAX + 1) * u64::from(PREPARE_ERASE_MAX);
+        // `base + end` is a flash address (the end of the image's last sector): the cast
+        // of the smaller of the two is lossless.
+        let to = (u64::from(self.base) + u64::from(end)).min(block_end) as u32;
+        Some(Op::Erase { from, to })
     }
 
     /// The next operation for `input`, of which `consumed` bytes are taken already (input
@@ -782,7 +851,7 @@ impl Writer {
     /// Records that `op` was carried out.
     fn commit(&mut self, op: Op, consumed: &mut usize) {
         match op {
-            Op::Erase { .. } => self.erased += self.sector,
+            Op::Erase { to, .. } => self.erased = to - self.base,
             Op::Program {
                 src: Src::Buffer(n),
                 ..
@@ -1299,6 +1368,23 @@ impl<F: NorFlash> EspIdfSink<F> {
         Ok(())
     }
 
+    fn do_prepare(&mut self, offset: u32, len: u32) -> Result<(), SinkError<F::Error>> {
+        let end = self.core.writing()?.writer.prepare_end(offset, len)?;
+        // Out of the sink while flash is touched: an error leaves the session closed (and
+        // the next `begin` forgets what was erased ahead).
+        let mut w = self.core.take_writing()?;
+        while let Some(op) = w.writer.next_prepare(end) {
+            if let Op::Erase { from, to } = op {
+                self.flash
+                    .erase(from, to)
+                    .map_err(flash_err(FlashOp::EraseSlot))?;
+            }
+            w.writer.commit(op, &mut 0);
+        }
+        self.core.session = Session::Writing(w);
+        Ok(())
+    }
+
     fn do_read(&mut self, offset: u32, out: &mut [u8]) -> Result<(), SinkError<F::Error>> {
         let (addr, flash_len) = self.core.read_split(offset, out.len())?;
         let (on_flash, _) = out.split_at_mut(flash_len);
@@ -1430,8 +1516,8 @@ fn read_unaligned<F: NorFlash>(flash: &mut F, addr: u32, out: &mut [u8]) -> Resu
 
 /// The ESP-IDF sink contract on a blocking flash; see the [module docs](self).
 ///
-/// Errors: see [`SinkError`]. After a flash error in `write` or `finish`, call `begin`
-/// again: it resumes at the last recorded sector boundary.
+/// Errors: see [`SinkError`]. After a flash error in `write`, `prepare` or `finish`, call
+/// `begin` again: it resumes at the last recorded sector boundary.
 impl<F: NorFlash> OtaSink for EspIdfSink<F> {
     type Error = SinkError<F::Error>;
 
@@ -1450,6 +1536,16 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
     /// Works during an update and after `finish` (the activated image).
     fn read(&mut self, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error> {
         self.do_read(offset, buf)
+    }
+
+    /// Erases now the sectors of `[offset, offset + len)` this session has not erased yet
+    /// (see the [module docs](self)), so that writing them only programs. `offset` must be
+    /// the write position ([`SinkError::OutOfOrder`] otherwise, changing nothing); the range
+    /// is clamped to the image end, so a `len` past it (even `u32::MAX`) is fine and an
+    /// empty range does nothing. Each `erase` call covers at most [`PREPARE_ERASE_MAX`]
+    /// bytes. A flash error closes the session like one in `write`: `begin` again.
+    fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
+        self.do_prepare(offset, len)
     }
 
     fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
@@ -1471,11 +1567,12 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
 ///
 /// Cancel safety: `read`, [`boot_choice`](Self::boot_choice),
 /// [`running_slot`](Self::running_slot) and [`current_state`](Self::current_state) only read
-/// and are cancel-safe. Cancelling `begin`, `write`, `finish`, `abort`,
+/// and are cancel-safe. Cancelling `begin`, `write`, `prepare`, `finish`, `abort`,
 /// [`mark_valid`](Self::mark_valid) or [`mark_invalid_and_rollback`](Self::mark_invalid_and_rollback)
 /// mid-way has the effect of a power cut at that point on flash, and a cancelled `begin`,
-/// `write` or `finish` closes the update like an error does: the next `write` or `finish`
-/// returns [`SinkError::NotStarted`]; call `begin` again to resume from the journal.
+/// `write`, `prepare` or `finish` closes the update like an error does: the next `write` or
+/// `finish` returns [`SinkError::NotStarted`]; call `begin` again to resume from the
+/// journal.
 #[derive(Debug)]
 pub struct AsyncEspIdfSink<F> {
     flash: F,
@@ -1630,6 +1727,24 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
         // session closed.
         let mut w = self.core.take_writing()?;
         drive_async(&mut self.flash, &mut w, data, false).await?;
+        self.core.session = Session::Writing(w);
+        Ok(())
+    }
+
+    async fn do_prepare(&mut self, offset: u32, len: u32) -> Result<(), SinkError<F::Error>> {
+        let end = self.core.writing()?.writer.prepare_end(offset, len)?;
+        // Out of the sink while flash is touched: an error or a cancellation leaves the
+        // session closed.
+        let mut w = self.core.take_writing()?;
+        while let Some(op) = w.writer.next_prepare(end) {
+            if let Op::Erase { from, to } = op {
+                self.flash
+                    .erase(from, to)
+                    .await
+                    .map_err(flash_err(FlashOp::EraseSlot))?;
+            }
+            w.writer.commit(op, &mut 0);
+        }
         self.core.session = Session::Writing(w);
         Ok(())
     }
@@ -1794,6 +1909,10 @@ impl<F: AsyncNorFlash> AsyncOtaSink for AsyncEspIdfSink<F> {
         self.do_read(offset, buf).await
     }
 
+    async fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
+        self.do_prepare(offset, len).await
+    }
+
     async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
         self.do_finish(expected_sha256).await
     }
@@ -1817,8 +1936,21 @@ mod tests {
     /// enforces erase-before-write and checks every operation; returns the slot and the
     /// journal offsets recorded.
     fn simulate(data: &[u8], resume: u32, chunks: &[usize], unit: u32) -> (Vec<u8>, Vec<u32>) {
+        let (slot, records, _) = simulate_prepared(data, resume, chunks, unit, None);
+        (slot, records)
+    }
+
+    /// [`simulate`], calling `prepare(pos, len)` before each chunk when `prepare` is
+    /// `Some(len)`. Also returns the number of erases the writes (not `prepare`) did.
+    fn simulate_prepared(
+        data: &[u8],
+        resume: u32,
+        chunks: &[usize],
+        unit: u32,
+        prepare: Option<u32>,
+    ) -> (Vec<u8>, Vec<u32>, usize) {
         let size = data.len() as u32;
-        let slot_len = 16 * SECTOR as usize;
+        let slot_len = 80 * SECTOR as usize;
         // Old contents: the durable prefix, then non-erased junk.
         let mut slot = vec![0x5Au8; slot_len];
         slot[..resume as usize].copy_from_slice(&data[..resume as usize]);
@@ -1827,10 +1959,23 @@ mod tests {
         let mut w = Writer::new(0, SECTOR, unit, size, resume);
         let mut apply = |op: Op, w: &Writer, input: &[u8], slot: &mut Vec<u8>| match op {
             Op::Erase { from, to } => {
-                assert_eq!((from % SECTOR, to - from), (0, SECTOR));
+                assert!(from < to && from % SECTOR == 0 && to % SECTOR == 0);
+                assert!(to - from <= PREPARE_ERASE_MAX);
+                assert_eq!(
+                    from / PREPARE_ERASE_MAX,
+                    (to - 1) / PREPARE_ERASE_MAX,
+                    "crosses a 64 KiB block"
+                );
                 assert!(to <= size.div_ceil(SECTOR) * SECTOR, "erase past the image");
-                assert!(!erased[(from / SECTOR) as usize], "erased twice");
-                erased[(from / SECTOR) as usize] = true;
+                // Never a sector holding durable (recorded) or written bytes.
+                assert!(
+                    from >= w.flushed.next_multiple_of(SECTOR),
+                    "erase over written bytes"
+                );
+                for s in from / SECTOR..to / SECTOR {
+                    assert!(!erased[s as usize], "erased twice");
+                    erased[s as usize] = true;
+                }
                 slot[from as usize..to as usize].fill(0xFF);
             }
             Op::Program { addr, src } => {
@@ -1857,14 +2002,32 @@ mod tests {
         };
         let mut at = resume as usize;
         let mut sizes = chunks.iter().cycle();
+        let mut write_erases = 0;
         while at < data.len() {
             let n = (*sizes.next().unwrap()).max(1);
             let input = &data[at..(at + n).min(data.len())];
             let mut consumed = 0;
+            if let Some(len) = prepare {
+                let end = w.prepare_end::<()>(at as u32, len).unwrap();
+                while let Some(op) = w.next_prepare(end) {
+                    assert_eq!(w.next_prepare(end), Some(op));
+                    apply(op, &w, &[], &mut slot);
+                    w.commit(op, &mut consumed);
+                }
+                assert_eq!(consumed, 0);
+                // Everything the range touches is erased now.
+                let want = (at as u32).saturating_add(len).min(size);
+                if want > at as u32 {
+                    assert!(w.erased >= want, "{} < {want}", w.erased);
+                }
+            }
             w.check::<()>(at as u32, input.len()).unwrap();
             while let Some(op) = w.next(input, &mut consumed, false) {
                 // Asking again without committing gives the same operation.
                 assert_eq!(w.next(input, &mut consumed, false), Some(op));
+                if matches!(op, Op::Erase { .. }) {
+                    write_erases += 1;
+                }
                 apply(op, &w, input, &mut slot);
                 w.commit(op, &mut consumed);
             }
@@ -1874,11 +2037,14 @@ mod tests {
         }
         let mut consumed = 0;
         while let Some(op) = w.next(&[], &mut consumed, true) {
+            if matches!(op, Op::Erase { .. }) {
+                write_erases += 1;
+            }
             apply(op, &w, &[], &mut slot);
             w.commit(op, &mut consumed);
         }
         assert_eq!(w.buf_len, 0);
-        (slot, records)
+        (slot, records, write_erases)
     }
 
     fn pattern(len: usize) -> Vec<u8> {
@@ -1913,6 +2079,102 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prepare_erases_ahead_and_writes_only_program() {
+        for size in [1usize, 100, 4096, 4097, 70_000, 300_000] {
+            let data = pattern(size);
+            let (plain, plain_records) = simulate(&data, 0, &[4096], 4);
+            for (chunks, len) in [
+                (&[4096usize][..], 0x1_0000u32),
+                (&[1000], 0x1_0000),
+                (&[1000, 3, 70_000], 40_000),
+                (&[65_536], 65_536),
+                (&[7], 1),
+                (&[5000], u32::MAX),
+            ] {
+                for unit in [1u32, 4, 64] {
+                    let (slot, records, write_erases) =
+                        simulate_prepared(&data, 0, chunks, unit, Some(len));
+                    assert_eq!(slot, plain, "size {size} {chunks:?} {len} {unit}");
+                    assert_eq!(records, plain_records);
+                    // Each prepare covers at least the chunk that follows it.
+                    if len as usize >= chunks.iter().copied().max().unwrap() {
+                        assert_eq!(write_erases, 0, "size {size} {chunks:?} {len} {unit}");
+                    }
+                }
+            }
+        }
+        // Resumed: the sector at the resume point is erased by prepare, not before.
+        let data = pattern(20_000);
+        for resume in [4096u32, 8192] {
+            let (slot, _, write_erases) = simulate_prepared(&data, resume, &[999], 4, Some(8192));
+            assert_eq!(&slot[..data.len()], &data[..]);
+            assert_eq!(write_erases, 0);
+        }
+    }
+
+    #[test]
+    fn prepare_splits_at_64_kib_blocks() {
+        // A slot at 0x11_0000 (64 KiB aligned), image of 300 000 bytes (74 sectors).
+        let base = 0x11_0000;
+        let mut w = Writer::new(base, SECTOR, 4, 300_000, 0);
+        let erases = |w: &mut Writer, offset: u32, len: u32| {
+            let end = w.prepare_end::<()>(offset, len).unwrap();
+            let mut ops = Vec::new();
+            while let Some(op) = w.next_prepare(end) {
+                let Op::Erase { from, to } = op else {
+                    unreachable!()
+                };
+                ops.push((from - base, to - base));
+                w.commit(op, &mut 0);
+            }
+            ops
+        };
+        assert_eq!(erases(&mut w, 0, 0x1_0000), [(0, 0x1_0000)]);
+        // Again: nothing left to erase.
+        assert_eq!(erases(&mut w, 0, 0x1_0000), []);
+        assert_eq!(erases(&mut w, 0, 0), []);
+        // One byte into the next block.
+        assert_eq!(erases(&mut w, 0, 0x1_0001), [(0x1_0000, 0x1_1000)]);
+        // A range that crosses a block boundary: two calls, split at the boundary.
+        assert_eq!(
+            erases(&mut w, 0, 0x2_8000),
+            [(0x1_1000, 0x2_0000), (0x2_0000, 0x2_8000)]
+        );
+        // Clamped to the image end (73.2 sectors: 74 sectors, 0x4A000).
+        assert_eq!(
+            erases(&mut w, 0, u32::MAX),
+            [
+                (0x2_8000, 0x3_0000),
+                (0x3_0000, 0x4_0000),
+                (0x4_0000, 0x4_A000)
+            ]
+        );
+        assert_eq!(erases(&mut w, 0, u32::MAX), []);
+        // An unaligned slot: splits follow flash addresses, not slot offsets.
+        let base = 0x11_3000;
+        let mut w = Writer::new(base, SECTOR, 4, 300_000, 0);
+        let end = w.prepare_end::<()>(0, 0x1_0000).unwrap();
+        let mut ops = Vec::new();
+        while let Some(op) = w.next_prepare(end) {
+            ops.push(op);
+            w.commit(op, &mut 0);
+        }
+        assert_eq!(
+            ops,
+            [
+                Op::Erase {
+                    from: 0x11_3000,
+                    to: 0x12_0000
+                },
+                Op::Erase {
+                    from: 0x12_0000,
+                    to: 0x12_3000
+                }
+            ]
+        );
     }
 
     #[test]
@@ -1955,6 +2217,25 @@ mod tests {
         assert_eq!(w.next(&[1, 2, 3], &mut consumed, false), None);
         assert_eq!((consumed, w.pos, w.buf_len), (3, 3, 3));
         assert_eq!(w.check::<()>(3, 97), Ok(()));
+        // prepare: at the write position only; clamped to the image; empty is nothing.
+        assert_eq!(
+            w.prepare_end::<()>(0, 10),
+            Err(SinkError::OutOfOrder {
+                expected: 3,
+                got: 0
+            })
+        );
+        assert_eq!(w.prepare_end::<()>(3, 1), Ok(SECTOR));
+        assert_eq!(w.prepare_end::<()>(3, u32::MAX), Ok(SECTOR));
+        assert_eq!(w.prepare_end::<()>(3, 0), Ok(0));
+        // The sector holding the 3 buffered bytes is not erased yet: prepare erases it.
+        assert_eq!(
+            w.next_prepare(SECTOR),
+            Some(Op::Erase {
+                from: 0,
+                to: SECTOR
+            })
+        );
     }
 
     fn layout(count: u8, factory: bool) -> SlotLayout {
@@ -2154,6 +2435,24 @@ mod tests {
             let resume = (resume_sectors * SECTOR).min(size as u32 / SECTOR * SECTOR);
             let (slot, _) = simulate(&data, resume, &chunks, 1 << unit_pow);
             proptest::prop_assert_eq!(&slot[..size], &data[..]);
+        }
+
+        #[test]
+        fn prepare_never_breaks_flash_rules(
+            size in 1usize..200_000,
+            chunks in proptest::collection::vec(1usize..70_000, 1..8),
+            unit_pow in 0u32..7,
+            resume_sectors in 0u32..40,
+            len in proptest::prop_oneof![0u32..100_000, proptest::strategy::Just(u32::MAX)],
+        ) {
+            let data = pattern(size);
+            let resume = (resume_sectors * SECTOR).min(size as u32 / SECTOR * SECTOR);
+            let (slot, records, _) =
+                simulate_prepared(&data, resume, &chunks, 1 << unit_pow, Some(len));
+            let (plain, plain_records) = simulate(&data, resume, &chunks, 1 << unit_pow);
+            proptest::prop_assert_eq!(&slot[..size], &data[..]);
+            proptest::prop_assert!(slot == plain);
+            proptest::prop_assert_eq!(records, plain_records);
         }
     }
 }
