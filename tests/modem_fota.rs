@@ -106,7 +106,7 @@ fn qualcomm_https_spelling_and_wrong_package() {
     let (r, _, sim) = run(s, &cfg);
     let e = r.unwrap_err();
     assert!(
-        e.contains("Upgrade") && e.contains("510") && e.contains("source firmware"),
+        e.contains("at upgrade") && e.contains("510") && e.contains("source firmware"),
         "{e}"
     );
     sim.assert_done();
@@ -133,7 +133,7 @@ fn ec200u_path_trap_608_is_decoded() {
     });
     let (r, _, sim) = run(s, &cfg);
     let e = r.unwrap_err();
-    assert!(e.contains("Download") && e.contains("608"), "{e}");
+    assert!(e.contains("at download") && e.contains("608"), "{e}");
     sim.assert_done();
 }
 
@@ -153,7 +153,7 @@ fn silence_after_ok_times_out_at_the_start_deadline() {
     };
     let e = r.unwrap_err();
     assert!(
-        e.contains("Download") && e.contains("no FOTA report"),
+        e.contains("at download") && e.contains("no FOTA report"),
         "{e}"
     );
     let waited = sim.now_ms() - sim_clock_start;
@@ -179,7 +179,10 @@ fn same_revision_after_end_0_is_not_success() {
     let cfg = ModemFotaConfig::new("http://example.com/bg96.zip", ChipFamily::Qualcomm);
     let (r, events, sim) = run(s, &cfg);
     let e = r.unwrap_err();
-    assert!(e.contains("Confirm") && e.contains("did not change"), "{e}");
+    assert!(
+        e.contains("at confirmation") && e.contains("did not change"),
+        "{e}"
+    );
     assert!(events.contains(&FotaProgress::Restoring(20)));
     sim.assert_done();
     let _ = (FotaStage::Confirm, core::mem::size_of::<FotaFailure<()>>());

@@ -67,17 +67,30 @@ impl core::ops::Add<Duration> for Instant {
 pub trait Clock {
     /// The current time.
     fn now(&self) -> Instant;
+
+    /// Called by the blocking client on every turn of its wait loop while nothing is ready.
+    /// The default does nothing (a pure spin). Override it to save power or CPU: sleep
+    /// briefly (a host tool: `thread::sleep` of 1 ms), or wait for an interrupt. Keep it
+    /// shorter than the UART's hardware FIFO lasts at the line rate (128 bytes at 921600
+    /// baud fill in 1.4 ms), unless the receive path is interrupt-driven into a ring buffer.
+    fn relax(&self) {}
 }
 
 impl<C: Clock + ?Sized> Clock for &C {
     fn now(&self) -> Instant {
         (**self).now()
     }
+    fn relax(&self) {
+        (**self).relax()
+    }
 }
 
 impl<C: Clock + ?Sized> Clock for &mut C {
     fn now(&self) -> Instant {
         (**self).now()
+    }
+    fn relax(&self) {
+        (**self).relax()
     }
 }
 

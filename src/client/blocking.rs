@@ -65,6 +65,9 @@ impl<C: Clock> Clock for SpinClock<C> {
     fn now(&self) -> Instant {
         self.0.now()
     }
+    fn relax(&self) {
+        self.0.relax()
+    }
 }
 
 impl<C: Clock> AsyncClock for SpinClock<C> {
@@ -73,6 +76,9 @@ impl<C: Clock> AsyncClock for SpinClock<C> {
             if self.0.now() >= deadline {
                 Poll::Ready(())
             } else {
+                // Nothing else was ready either (a read is polled first): let the caller's
+                // clock rest for a moment.
+                self.0.relax();
                 Poll::Pending
             }
         })

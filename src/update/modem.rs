@@ -140,6 +140,18 @@ pub enum FotaStage {
     Confirm,
 }
 
+impl core::fmt::Display for FotaStage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            FotaStage::Configure => "configuration",
+            FotaStage::Request => "request",
+            FotaStage::Download => "download",
+            FotaStage::Upgrade => "upgrade",
+            FotaStage::Confirm => "confirmation",
+        })
+    }
+}
+
 /// What went wrong.
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -181,7 +193,14 @@ impl<E> FotaError<E> {
     pub fn code(&self) -> Option<u16> {
         match &self.failure {
             FotaFailure::Download { code, .. } | FotaFailure::Upgrade { code, .. } => Some(*code),
-            FotaFailure::Modem(ClientError::Rejected(crate::client::Rejection::Cme(c))) => c.code(),
+            FotaFailure::Modem(ClientError::Rejected(crate::client::Rejection::Cme(c))) => {
+                match c {
+                    crate::client::ModemCode::Numeric(n) => Some(*n),
+                    crate::client::ModemCode::Text(t) => {
+                        crate::quectel::error::CmeError::from_text(t.as_bytes()).map(|e| e.code())
+                    }
+                }
+            }
             _ => None,
         }
     }
@@ -199,9 +218,15 @@ impl<E> FotaError<E> {
 
 impl<E: core::fmt::Debug> core::fmt::Display for FotaError<E> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "module upgrade failed ({:?}): ", self.stage)?;
+        write!(f, "module upgrade failed at {}: ", self.stage)?;
         match &self.failure {
-            FotaFailure::Modem(e) => write!(f, "{e}"),
+            FotaFailure::Modem(e) => {
+                write!(f, "{e}")?;
+                match self.meaning() {
+                    Some(m) => write!(f, " ({m})"),
+                    None => Ok(()),
+                }
+            }
             FotaFailure::Silent => f.write_str("no FOTA report within the deadline"),
             FotaFailure::Download { code, meaning } => {
                 write!(f, "download ended with {code}: {meaning}")

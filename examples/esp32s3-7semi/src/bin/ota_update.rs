@@ -1,0 +1,142 @@
+//! Firmware update over the EC200U, blocking.
+//!
+//! 1. Bring the modem up (power, `AT`, `ATE0`, `AT+CMEE=1`, SIM, registration, PDP).
+//! 2. If this image is fresh from an update, that bring-up was its self-test: confirm the
+//!    image (VALID) or mark it INVALID and reset into the previous one.
+//! 3. Fetch the manifest, and if it offers a new version, download the image into the
+//!    other OTA slot, verify it from flash and select it; then reset into it.
+//! 4. Check again every `config::UPDATE_CHECK_INTERVAL`.
+//!
+//! Settings: `src/config.rs`. Build, flash and serve: see the README.
+
+#![no_std]
+#![no_main]
+
+use core::time::Duration;
+
+use cellular_ota::client::blocking::Client;
+use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig};
+use cellular_ota::update::{Outcome, update_blocking};
+use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
+use cellular_ota_esp32s3_7semi::boot::{self, Settled};
+use cellular_ota_esp32s3_7semi::clock::HalClock;
+use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
+use cellular_ota_esp32s3_7semi::trace::Traced;
+use cellular_ota_esp32s3_7semi::{block_on, config, flash, modem, update_config};
+use esp_backtrace as _;
+use esp_hal::uart::Uart;
+use esp_println::println;
+
+cellular_ota_esp32s3_7semi::app_descriptor!();
+
+#[esp_hal::main]
+fn main() -> ! {
+    let p = esp_hal::init(esp_hal::Config::default());
+    println!(
+        "\ncellular-ota example (blocking) {} on {}",
+        config::FIRMWARE_VERSION,
+        board::CHIP_NAME
+    );
+
+    // SAFETY: the modem's GPIOs are taken only here; nothing else uses GPIOs.
+    let pins = unsafe { ModemPins::take() };
+    let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
+    let uart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
+        .expect("UART1 configuration")
+        .with_rx(pins.rx)
+        .with_tx(pins.tx);
+
+    let mut flash = board::flash(p.FLASH);
+    let running = flash::running_slot(&mut flash);
+    let rejected = flash::newer_image_rejected(&mut flash);
+    let sink_config = SinkConfig::new(board::CHIP)
+        .with_rollback(config::ROLLBACK_BOOTLOADER)
+        .with_running_slot(running);
+    let mut sink = EspIdfSink::new(&mut flash, sink_config);
+
+    let (mut rx, mut response) = ([0u8; 2048], [0u8; 512]);
+    let mut client = Client::new(
+        Traced::new(uart),
+        HalClock,
+        &mut rx,
+        &mut response,
+        UrcLog::default(),
+    );
+
+    // The bring-up is the new image's self-test.
+    let trial = block_on(boot::trial(&mut sink));
+    let brought_up = block_on(modem::bring_up(client.as_async(), pwrkey.as_mut()));
+    if let Err(e) = &brought_up {
+        println!("modem bring-up failed: {e}");
+    }
+    if let Settled::RollBack { .. } = block_on(boot::settle(&mut sink, trial, brought_up.is_ok())) {
+        reset();
+    }
+    let Ok(modem_info) = brought_up else {
+        println!("retrying in 60 s");
+        block_on(modem::pause(client.as_async(), Duration::from_secs(60)));
+        reset();
+    };
+
+    let update = update_config(&modem_info);
+    let mut chunk = [0u8; config::CHUNK_SIZE];
+    if rejected {
+        // The server most likely still offers the image that was just rejected; installing
+        // it again at once would loop (download, reboot, fail, roll back) all day.
+        println!(
+            "the newest image was rejected and rolled back: next update check in {} s",
+            config::UPDATE_CHECK_INTERVAL.as_secs()
+        );
+        block_on(modem::pause(
+            client.as_async(),
+            config::UPDATE_CHECK_INTERVAL,
+        ));
+    }
+    loop {
+        for attempt in 1..=config::UPDATE_ATTEMPTS {
+            if attempt > 1 {
+                block_on(modem::pause(client.as_async(), config::RETRY_DELAY));
+            }
+            if let Err(e) = block_on(modem::activate_pdp(client.as_async())) {
+                println!("{e}");
+                continue;
+            }
+            println!(
+                "checking for an update (attempt {attempt} of {})",
+                config::UPDATE_ATTEMPTS
+            );
+            let mut progress = ProgressLog::default();
+            match update_blocking(&mut client, &mut sink, &update, &mut chunk, &mut |p| {
+                progress.on(p)
+            }) {
+                Ok(outcome) => {
+                    report::outcome(&outcome);
+                    if let Outcome::Installed { .. } = outcome {
+                        reset();
+                    }
+                    break;
+                }
+                Err(e) => {
+                    report::update_error(&e);
+                    if !report::is_retryable(&e) {
+                        break;
+                    }
+                }
+            }
+        }
+        println!(
+            "next check in {} s",
+            config::UPDATE_CHECK_INTERVAL.as_secs()
+        );
+        block_on(modem::pause(
+            client.as_async(),
+            config::UPDATE_CHECK_INTERVAL,
+        ));
+    }
+}
+
+/// Resets the chip (after the console had time to print).
+fn reset() -> ! {
+    esp_hal::delay::Delay::new().delay_millis(200);
+    esp_hal::system::software_reset()
+}

@@ -1,0 +1,144 @@
+//! Firmware update over the EC200U, async: the same steps as `ota_update`, on embassy
+//! (esp-rtos), with the async UART, an embassy-time clock, the crate's async `update` and
+//! `AsyncEspIdfSink`.
+//!
+//! esp-storage's `FlashStorage` is blocking; it is wrapped in
+//! [`AsyncFlash`](cellular_ota_esp32s3_7semi::flash::AsyncFlash), which yields to the
+//! executor after every erase and write, rather than using the crate's `BlockingSink`
+//! adapter (which would run a whole sink call, up to a verification read of the entire
+//! image, without giving other tasks a turn). Flash operations still stall the CPU while
+//! they run; esp-storage has no asynchronous mode.
+
+#![no_std]
+#![no_main]
+
+use core::time::Duration;
+
+use cellular_ota::client::asynch::Client;
+use cellular_ota::ota::esp_idf::sink::{AsyncEspIdfSink, SinkConfig};
+use cellular_ota::update::{Outcome, update};
+use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
+use cellular_ota_esp32s3_7semi::boot::{self, Settled};
+use cellular_ota_esp32s3_7semi::clock::EmbassyClock;
+use cellular_ota_esp32s3_7semi::flash::{self, AsyncFlash};
+use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
+use cellular_ota_esp32s3_7semi::trace::Traced;
+use cellular_ota_esp32s3_7semi::{config, modem, update_config};
+use embassy_executor::Spawner;
+use esp_backtrace as _;
+use esp_hal::timer::timg::TimerGroup;
+use esp_hal::uart::Uart;
+use esp_println::println;
+
+cellular_ota_esp32s3_7semi::app_descriptor!();
+
+#[esp_hal::main]
+async fn main(_spawner: Spawner) {
+    let p = esp_hal::init(esp_hal::Config::default());
+    let timg0 = TimerGroup::new(p.TIMG0);
+    esp_rtos::start(timg0.timer0, p.FROM_CPU_INTR0);
+    println!(
+        "\ncellular-ota example (async) {} on {}",
+        config::FIRMWARE_VERSION,
+        board::CHIP_NAME
+    );
+
+    // SAFETY: the modem's GPIOs are taken only here; nothing else uses GPIOs.
+    let pins = unsafe { ModemPins::take() };
+    let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
+    let uart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
+        .expect("UART1 configuration")
+        .with_rx(pins.rx)
+        .with_tx(pins.tx)
+        .into_async();
+
+    let mut flash = board::flash(p.FLASH);
+    let running = flash::running_slot(&mut flash);
+    let rejected = flash::newer_image_rejected(&mut flash);
+    let sink_config = SinkConfig::new(board::CHIP)
+        .with_rollback(config::ROLLBACK_BOOTLOADER)
+        .with_running_slot(running);
+    let mut sink = AsyncEspIdfSink::new(AsyncFlash(&mut flash), sink_config);
+
+    let (mut rx, mut response) = ([0u8; 2048], [0u8; 512]);
+    let mut client = Client::new(
+        Traced::new(uart),
+        EmbassyClock,
+        &mut rx,
+        &mut response,
+        UrcLog::default(),
+    );
+
+    // The bring-up is the new image's self-test.
+    let trial = boot::trial(&mut sink).await;
+    let brought_up = modem::bring_up(&mut client, pwrkey.as_mut()).await;
+    if let Err(e) = &brought_up {
+        println!("modem bring-up failed: {e}");
+    }
+    if let Settled::RollBack { .. } = boot::settle(&mut sink, trial, brought_up.is_ok()).await {
+        reset().await;
+    }
+    let Ok(modem_info) = brought_up else {
+        println!("retrying in 60 s");
+        modem::pause(&mut client, Duration::from_secs(60)).await;
+        reset().await
+    };
+
+    let update_cfg = update_config(&modem_info);
+    let mut chunk = [0u8; config::CHUNK_SIZE];
+    if rejected {
+        // The server most likely still offers the image that was just rejected; installing
+        // it again at once would loop (download, reboot, fail, roll back) all day.
+        println!(
+            "the newest image was rejected and rolled back: next update check in {} s",
+            config::UPDATE_CHECK_INTERVAL.as_secs()
+        );
+        modem::pause(&mut client, config::UPDATE_CHECK_INTERVAL).await;
+    }
+    loop {
+        for attempt in 1..=config::UPDATE_ATTEMPTS {
+            if attempt > 1 {
+                modem::pause(&mut client, config::RETRY_DELAY).await;
+            }
+            if let Err(e) = modem::activate_pdp(&mut client).await {
+                println!("{e}");
+                continue;
+            }
+            println!(
+                "checking for an update (attempt {attempt} of {})",
+                config::UPDATE_ATTEMPTS
+            );
+            let mut progress = ProgressLog::default();
+            let result = update(&mut client, &mut sink, &update_cfg, &mut chunk, &mut |p| {
+                progress.on(p)
+            })
+            .await;
+            match result {
+                Ok(outcome) => {
+                    report::outcome(&outcome);
+                    if let Outcome::Installed { .. } = outcome {
+                        reset().await;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    report::update_error(&e);
+                    if !report::is_retryable(&e) {
+                        break;
+                    }
+                }
+            }
+        }
+        println!(
+            "next check in {} s",
+            config::UPDATE_CHECK_INTERVAL.as_secs()
+        );
+        modem::pause(&mut client, config::UPDATE_CHECK_INTERVAL).await;
+    }
+}
+
+/// Resets the chip (after the console had time to print).
+async fn reset() -> ! {
+    embassy_time::Timer::after_millis(200).await;
+    esp_hal::system::software_reset()
+}

@@ -1,0 +1,255 @@
+//! Everything a user of this example changes, in one place.
+//!
+//! The strings can also be set when building, from environment variables, so a build script
+//! or CI can make firmware for a fleet without editing this file:
+//!
+//! ```sh
+//! OTA_FIRMWARE_VERSION=1.0.1 \
+//! OTA_FIRMWARE_URL=http://ota.example.net/7semi/firmware.bin \
+//! OTA_MANIFEST_URL=http://ota.example.net/7semi/firmware.bin.manifest \
+//! OTA_PUBLIC_KEY=0123...64 hex digits... \
+//! OTA_APN=internet \
+//!   cargo build-c3
+//! ```
+//!
+//! | variable | constant | default |
+//! |---|---|---|
+//! | `OTA_FIRMWARE_VERSION` | [`FIRMWARE_VERSION`] | the package version in `Cargo.toml` |
+//! | `OTA_FIRMWARE_URL` | [`FIRMWARE_URL`] | `http://example.com/ota/firmware.bin` |
+//! | `OTA_MANIFEST_URL` (empty: no manifest) | [`MANIFEST_URL`] | `http://example.com/ota/firmware.bin.manifest` |
+//! | `OTA_PUBLIC_KEY` (64 hex digits) | [`PUBLIC_KEY`] | none: manifests are not authenticated |
+//! | `OTA_APN`, `OTA_APN_USER`, `OTA_APN_PASSWORD` | [`APN`], [`APN_USER`], [`APN_PASSWORD`] | `internet`, empty, empty |
+//! | `OTA_SIM_PIN` | [`SIM_PIN`] | none |
+//! | `OTA_MODEM_FOTA_URL` | [`MODEM_FOTA_URL`] | `http://example.com/ec200u/fota.pack` |
+//! | `OTA_ROLLBACK_BOOTLOADER` (`1`/`true`) | [`ROLLBACK_BOOTLOADER`] | `false` |
+//! | `OTA_TRACE_AT` (`1`/`true`) | [`TRACE_AT`] | `false` |
+//!
+//! rustc records which variables `option_env!` read, so cargo rebuilds when one of them
+//! changes.
+
+use core::time::Duration;
+
+use cellular_ota::quectel::pdp::AuthMethod;
+use cellular_ota::update::Tls;
+
+/// `option_env!($name)`, or `$default` when the variable is not set (usable in constants).
+macro_rules! env_or {
+    ($name:literal, $default:expr) => {
+        match option_env!($name) {
+            Some(v) => v,
+            None => $default,
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The firmware update (ota_update, ota_update_async)
+
+/// The version of this firmware. It is written into the image's app descriptor (what
+/// `espflash` and ESP-IDF tools show) and compared with the manifest's `version`: the same
+/// version means "up to date", an older one is refused unless [`ALLOW_DOWNGRADE`].
+///
+/// Build every new image with a higher version, and sign it with the same version
+/// (`sign_image sign --version <this>`). Format `MAJOR.MINOR.PATCH[-PRE]`, at most 31 bytes.
+pub const FIRMWARE_VERSION: &str = env_or!("OTA_FIRMWARE_VERSION", env!("CARGO_PKG_VERSION"));
+
+/// Where the app image lives: the output of `espflash save-image --chip esp32s3 <elf>
+/// firmware.bin` (not the ELF, not a `--merge` image). `http://` or `https://`.
+pub const FIRMWARE_URL: &str = env_or!("OTA_FIRMWARE_URL", "http://example.com/ota/firmware.bin");
+
+/// Where the manifest made by `cargo run --example sign_image -- sign ...` lives.
+///
+/// Keep one: without a manifest the device cannot tell whether the image on the server is
+/// the one it runs, so it downloads and installs it again on every boot. Set
+/// `OTA_MANIFEST_URL=` (empty) to build without one anyway (for a first test).
+pub const MANIFEST_URL: Option<&str> = non_empty(env_or!(
+    "OTA_MANIFEST_URL",
+    "http://example.com/ota/firmware.bin.manifest"
+));
+
+/// The Ed25519 public key manifests must be signed with (printed by
+/// `sign_image keygen` / `sign_image pubkey`). `None` accepts unsigned manifests: then
+/// anyone who can alter the HTTP traffic can install any firmware. Use `None` only on the
+/// bench.
+pub const PUBLIC_KEY: Option<[u8; 32]> = match option_env!("OTA_PUBLIC_KEY") {
+    Some(hex) if !hex.is_empty() => Some(hex32(hex)),
+    _ => None,
+};
+
+/// Accept a manifest that offers an older version than [`FIRMWARE_VERSION`].
+pub const ALLOW_DOWNGRADE: bool = false;
+
+/// HTTPS settings, used when a URL starts with `https://`. `None` uses the crate's defaults
+/// (verify the server, SNI on, no CA upload: the modem must already trust the server). To
+/// upload a CA certificate, for example:
+///
+/// ```ignore
+/// pub const TLS: Option<Tls<'static>> = Some(Tls {
+///     ssl_ctx: 1,
+///     version: cellular_ota::quectel::ssl::SslVersion::All,
+///     sec_level: cellular_ota::quectel::ssl::SecLevel::VerifyServer,
+///     sni: true,
+///     ignore_local_time: true,
+///     ca_cert: Some(cellular_ota::update::CaCert { file: "UFS:ca.pem", pem: include_bytes!("../ca.pem") }),
+/// });
+/// ```
+pub const TLS: Option<Tls<'static>> = None;
+
+/// How many times to try an update before giving up until the next boot. A retry resumes
+/// where the previous attempt stopped (the sink keeps a journal in the target slot).
+pub const UPDATE_ATTEMPTS: u32 = 3;
+
+/// How often a running device asks the server for a newer version (and how long it waits
+/// after all attempts failed, or after a new image was rejected and rolled back).
+pub const UPDATE_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Pause between two attempts.
+pub const RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// Chunk size of a ranged download; also the size of the buffer that holds a chunk (and the
+/// manifest). 4 KiB is one flash sector.
+pub const CHUNK_SIZE: usize = 4096;
+
+/// Whether the flashed second-stage bootloader was built with
+/// `CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y` (see the README). With `true`, a new image is
+/// selected in state NEW and must confirm itself after its first boot, or the bootloader
+/// returns to the previous one at the next reset. espflash's stock bootloader has no
+/// rollback: keep `false` with it (the self-test still marks a failing image invalid, but a
+/// new image that hangs before its self-test is not rolled back).
+pub const ROLLBACK_BOOTLOADER: bool = env_flag(option_env!("OTA_ROLLBACK_BOOTLOADER"));
+
+// ---------------------------------------------------------------------------------------------
+// The modem's own firmware (modem_fota)
+
+/// The EC200U FOTA package (`.pack`, made by Quectel for your exact source revision), served
+/// over HTTP(S). At most 255 bytes.
+pub const MODEM_FOTA_URL: &str =
+    env_or!("OTA_MODEM_FOTA_URL", "http://example.com/ec200u/fota.pack");
+
+/// Longest silence while the module downloads the package (between its
+/// `+QIND: "FOTA","DOWNLOADING"` reports, or until `HTTPEND`). Quectel's own harness allows
+/// 300 s for the whole download; raise it for a large package on a slow cell.
+pub const MODEM_FOTA_DOWNLOAD_GAP: Duration =
+    cellular_ota::quectel::fota::FOTA_DOWNLOAD_END_TIMEOUT;
+
+/// Longest silence while the module reboots and upgrades (between two reports, until
+/// `END`). Real upgrades took 8 to 20 minutes on other Quectel modules, reporting progress
+/// along the way.
+pub const MODEM_FOTA_UPGRADE_GAP: Duration = cellular_ota::quectel::fota::FOTA_UPGRADE_END_TIMEOUT;
+
+/// After `END,0`: how long the module may take to reboot and answer `AT` again.
+pub const MODEM_FOTA_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Cellular network
+
+/// The APN of your SIM's operator.
+pub const APN: &str = env_or!("OTA_APN", "internet");
+
+/// APN user name; usually empty.
+pub const APN_USER: &str = env_or!("OTA_APN_USER", "");
+
+/// APN password; usually empty.
+pub const APN_PASSWORD: &str = env_or!("OTA_APN_PASSWORD", "");
+
+/// APN authentication (none, PAP, CHAP, PAP or CHAP).
+pub const APN_AUTH: AuthMethod = AuthMethod::None;
+
+/// The PDP context for HTTP and FOTA (1 on almost every SIM).
+pub const PDP_CONTEXT: u8 = 1;
+
+/// The SIM PIN, if the SIM asks for one.
+pub const SIM_PIN: Option<&str> = non_empty(env_or!("OTA_SIM_PIN", ""));
+
+/// Longest wait for network registration (`AT+CEREG?` home or roaming). The first
+/// registration of a new SIM can take minutes.
+pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(180);
+
+// ---------------------------------------------------------------------------------------------
+// Board wiring
+
+/// UART baud rate between the ESP32 and the modem (the EC200U's default is 115200, 8N1, no
+/// flow control).
+pub const MODEM_BAUD: u32 = 115_200;
+
+/// GPIO the ESP32 receives on (wired to the modem's TXD).
+#[cfg(feature = "esp32s3")]
+pub const MODEM_RX_GPIO: u8 = 12;
+/// GPIO the ESP32 sends on (wired to the modem's RXD).
+#[cfg(feature = "esp32s3")]
+pub const MODEM_TX_GPIO: u8 = 13;
+/// GPIO driving the modem's PWRKEY, or `None` if the modem powers up by itself.
+///
+/// **Medium confidence**: GPIO10 comes from one community project for this board (reference
+/// `esp-idf-ota.md` §5), not from a 7Semi schematic. The example only pulses it when the
+/// modem does not answer `AT`, so a wrong pin costs nothing on a modem that starts by itself.
+#[cfg(feature = "esp32s3")]
+pub const MODEM_PWRKEY_GPIO: Option<u8> = Some(10);
+
+// ESP32-C3 proxy pins: only so that the same source compiles (and runs on a C3 board wired
+// to an EC200U module the same way). Free pins on an ESP32-C3-DevKitM-1.
+/// GPIO the ESP32 receives on (wired to the modem's TXD).
+#[cfg(feature = "esp32c3")]
+pub const MODEM_RX_GPIO: u8 = 5;
+/// GPIO the ESP32 sends on (wired to the modem's RXD).
+#[cfg(feature = "esp32c3")]
+pub const MODEM_TX_GPIO: u8 = 4;
+/// GPIO driving the modem's PWRKEY, or `None` if the modem powers up by itself.
+#[cfg(feature = "esp32c3")]
+pub const MODEM_PWRKEY_GPIO: Option<u8> = Some(6);
+
+/// The GPIO level that presses PWRKEY. On the 7Semi board (and most carrier boards) the
+/// GPIO drives PWRKEY through an inverting transistor, so HIGH presses it.
+pub const PWRKEY_ACTIVE_HIGH: bool = true;
+
+/// How long PWRKEY is pressed to switch the modem on. The EC200U needs at least 2 s; at
+/// 3 s or more a running modem switches off, so stay in between (reference §5).
+pub const PWRKEY_ON_PULSE: Duration = Duration::from_millis(2_500);
+
+/// Longest wait for the modem to answer `AT`: after power-up (7 to 30 s on Quectel modules)
+/// and again after the PWRKEY pulse.
+pub const MODEM_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Print every byte exchanged with the modem in the transcript format (`-> ` / `<- ` lines)
+/// that `cargo run --example explain` reads. Slow: every payload byte is printed too, so
+/// keep it off for downloads unless the console is the USB-serial-JTAG port.
+pub const TRACE_AT: bool = env_flag(option_env!("OTA_TRACE_AT"));
+
+// ---------------------------------------------------------------------------------------------
+// Compile-time helpers for the environment variables above.
+
+/// `None` for an empty string.
+const fn non_empty(s: &str) -> Option<&str> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+/// `1`, `true`, `yes` or `on` (lower case) is true; anything else, or unset, is false.
+const fn env_flag(v: Option<&str>) -> bool {
+    match v {
+        Some(s) => matches!(s.as_bytes(), b"1" | b"true" | b"yes" | b"on"),
+        None => false,
+    }
+}
+
+/// 64 hex digits to 32 bytes, at compile time.
+const fn hex32(s: &str) -> [u8; 32] {
+    const fn nibble(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("OTA_PUBLIC_KEY: not a hex digit"),
+        }
+    }
+    let b = s.as_bytes();
+    if b.len() != 64 {
+        panic!("OTA_PUBLIC_KEY must be 64 hex digits (32 bytes)");
+    }
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nibble(b[2 * i]) << 4) | nibble(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}

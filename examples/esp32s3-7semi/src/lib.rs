@@ -1,0 +1,110 @@
+//! Code shared by the three example binaries for the 7Semi ESP32-S3 + Quectel EC200U board.
+//!
+//! - [`config`]: every setting a user changes (URLs, APN, key, pins, baud, version).
+//! - [`board`]: what differs between ESP32-S3 and ESP32-C3 (chip id, valid pins, flash).
+//! - [`clock`]: the crate's `Clock` over esp-hal's timer, `AsyncClock` over embassy-time.
+//! - [`trace`]: the UART seen by the AT client, optionally printing every byte as a
+//!   transcript that `cargo run --example explain` decodes.
+//! - [`modem`]: power-up, sync, SIM, registration and PDP context, written once (async) and
+//!   driven by both the blocking and the async binary.
+//! - [`boot`]: after booting a new image, the self-test that confirms it or rolls it back.
+//! - [`flash`]: the running slot from the MMU, and esp-storage seen as async flash.
+//! - [`report`]: printing progress, URCs and errors with their codes and meanings.
+//!
+//! The blocking binary runs the async code of [`modem`] and [`boot`] with [`block_on`], the
+//! same way `cellular_ota::update::update_blocking` runs the crate's async update flow: one
+//! implementation, two ways of waiting.
+
+#![no_std]
+
+pub mod config;
+
+pub mod board;
+pub mod boot;
+pub mod clock;
+pub mod flash;
+pub mod modem;
+pub mod report;
+pub mod trace;
+
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+
+/// Polls `fut` until it completes, spinning on every `Pending`.
+///
+/// Meant for futures that are only pending while they wait for a UART byte or a deadline
+/// through the blocking client's adapters (`client.as_async()`), which are polled, never
+/// woken: spinning is exactly what a blocking loop would do.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+/// Places the ESP-IDF app descriptor in the binary, with [`config::FIRMWARE_VERSION`] as its
+/// version (the default `esp_app_desc!()` would use the package version only).
+///
+/// `espflash save-image` refuses an ELF without it, and the OTA sink checks for it before it
+/// selects a downloaded image. Invoke it once in every binary.
+#[macro_export]
+macro_rules! app_descriptor {
+    () => {
+        esp_bootloader_esp_idf::esp_app_desc!(
+            $crate::config::FIRMWARE_VERSION,
+            env!("CARGO_BIN_NAME"),
+            esp_bootloader_esp_idf::BUILD_TIME,
+            esp_bootloader_esp_idf::BUILD_DATE,
+            esp_bootloader_esp_idf::ESP_IDF_COMPATIBLE_VERSION,
+            esp_bootloader_esp_idf::MMU_PAGE_SIZE,
+            0,
+            u16::MAX,
+            esp_bootloader_esp_idf::SECURE_VERSION
+        );
+    };
+}
+
+/// The UART settings for the modem: [`config::MODEM_BAUD`], 8 data bits, no parity, one stop
+/// bit, no flow control.
+pub fn modem_uart_config() -> esp_hal::uart::Config {
+    esp_hal::uart::Config::default().with_baudrate(config::MODEM_BAUD)
+}
+
+/// The update settings from [`config`], for the modem `modem` (its chipset family picks the
+/// error-code tables). Prints a warning for each setting that weakens the update.
+///
+/// # Panics
+///
+/// If [`config::FIRMWARE_VERSION`] is not `MAJOR.MINOR.PATCH[-PRE]`.
+pub fn update_config(modem: &modem::ModemInfo) -> cellular_ota::update::UpdateConfig<'static> {
+    let running = cellular_ota::ota::manifest::Version::parse(config::FIRMWARE_VERSION)
+        .expect("config::FIRMWARE_VERSION must be MAJOR.MINOR.PATCH[-PRE]");
+    let mut update = cellular_ota::update::UpdateConfig::new(config::FIRMWARE_URL);
+    update.manifest_url = config::MANIFEST_URL;
+    update.running_version = Some(running);
+    update.allow_downgrade = config::ALLOW_DOWNGRADE;
+    update.public_key = config::PUBLIC_KEY;
+    update.chunk_size = config::CHUNK_SIZE as u32;
+    update.context_id = config::PDP_CONTEXT;
+    update.tls = config::TLS;
+    // No RTS/CTS on this board, and the UART FIFO holds 128 bytes (11 ms at 115200 baud):
+    // `Strategy::Auto` then erases the target sectors while the modem fetches the body and
+    // writes it in page-sized pieces, so no flash stall outlasts the FIFO.
+    update.flow_control = false;
+    update.family = modem.family;
+    if update.manifest_url.is_none() {
+        esp_println::println!(
+            "WARNING: no manifest URL: the image is installed again on every check"
+        );
+    }
+    if update.public_key.is_none() {
+        esp_println::println!(
+            "WARNING: no public key: manifests are not authenticated (bench use only)"
+        );
+    }
+    update
+}

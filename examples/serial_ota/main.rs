@@ -1,0 +1,150 @@
+//! Firmware updates and diagnostics for a Quectel modem on a host serial port.
+//!
+//! ```text
+//! cargo run --example serial_ota -- --port /dev/ttyUSB2 probe [--json]
+//! cargo run --example serial_ota -- --port /dev/ttyUSB2 download URL --out FILE
+//!     [--manifest URL --pubkey HEX [--running-version V]] [--validate esp32s3|esp32c3]
+//!     [--strategy auto|stream|ranged|modem-file] [--max-size 16M]
+//! cargo run --example serial_ota -- --port /dev/ttyUSB2 fota URL [--family auto|qualcomm|asr|unisoc]
+//! ```
+//!
+//! Global options: `--baud` (115200), `--apn` (`internet`), `--rtscts`, `--log FILE` (a
+//! transcript of every byte, in the format `cargo run --example explain FILE` decodes),
+//! `-v` (show URCs). Progress bars go to stderr, results to stdout; any failure prints
+//! `error: ...` with the modem's code and its meaning and exits with 1.
+//!
+//! * `probe`: identity, revision, IMEI, ICCID, SIM, signal, registration, PDP context (the
+//!   APN is configured and the context activated if it is down), and which HTTP and FOTA
+//!   commands the firmware accepts (their `=?` test forms).
+//! * `download`: the crate's update flow (`update_blocking`) into memory, then to a file;
+//!   optionally checked as an ESP-IDF app image.
+//! * `fota`: the module's own firmware (`upgrade_modem_blocking`). A USB port disappears
+//!   while the module reboots: the port is re-opened every second until it is back.
+
+mod common;
+mod download;
+mod fota;
+mod port;
+mod probe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::common::{Res, say, ui};
+
+const EXAMPLES: &str = "Examples:
+  serial_ota --port /dev/ttyUSB2 probe
+  serial_ota --port /dev/ttyUSB2 --log modem.log download https://example.com/fw.bin \\
+      --out fw.bin --validate esp32s3
+  serial_ota --port /dev/ttyUSB2 fota http://example.com/EC200U_delta.bin
+  cargo run --example explain modem.log
+
+Exit code 1 on any failure, with the stage, the modem's code and its meaning.";
+
+/// Firmware updates over a Quectel cellular modem on a serial port.
+#[derive(Debug, Parser)]
+#[command(name = "serial_ota", version, after_help = EXAMPLES)]
+struct Cli {
+    /// The modem's AT port, e.g. /dev/ttyUSB2.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Modem options"
+    )]
+    port: Option<String>,
+    /// Baud rate (a USB port ignores it).
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 115_200,
+        value_name = "N",
+        help_heading = "Modem options"
+    )]
+    baud: u32,
+    /// APN for the PDP context, configured when the context is down.
+    #[arg(
+        long,
+        global = true,
+        default_value = "internet",
+        help_heading = "Modem options"
+    )]
+    apn: String,
+    /// RTS/CTS flow control on the port and in the modem (AT+IFC=2,2).
+    #[arg(long, global = true, help_heading = "Modem options")]
+    rtscts: bool,
+    /// Write a transcript of every byte both ways to FILE (decode it with the explain
+    /// example).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Modem options"
+    )]
+    log: Option<PathBuf>,
+    /// Show URCs as they arrive.
+    #[arg(short, long, global = true, help_heading = "Modem options")]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Identify the modem and check what an update needs.
+    Probe {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download an image with the update flow and write it to a file.
+    Download(download::DownloadArgs),
+    /// Upgrade the module's own firmware (AT+QFOTADL).
+    Fota(fota::FotaArgs),
+}
+
+/// Options every subcommand uses.
+#[derive(Debug)]
+pub struct Global {
+    pub port: String,
+    pub baud: u32,
+    pub apn: String,
+    pub rtscts: bool,
+    pub log: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(port) = cli.port.clone() else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "the following required argument was not provided: --port <PATH>",
+            )
+            .exit()
+    };
+    let g = Global {
+        port,
+        baud: cli.baud,
+        apn: cli.apn,
+        rtscts: cli.rtscts,
+        log: cli.log,
+        verbose: cli.verbose,
+    };
+    let r: Res<()> = match &cli.command {
+        Cmd::Probe { json } => probe::run(&g, *json),
+        Cmd::Download(a) => download::run(&g, a),
+        Cmd::Fota(a) => fota::run(&g, a),
+    };
+    let _ = ui().clear();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(format!("error: {}", e.0));
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! The `serial_ota` example, run as a user would, against the simulated EC200U on a
+//! pseudo-terminal (real time) and a local HTTP server.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cellular_ota_sim::{
+    FotaTiming, ModemConfig, ModemStart, Personality, PtyModem, TestServer, WorldConfig,
+    fota_package, test_app_image,
+};
+use sha2::{Digest, Sha256};
+
+/// The built example, next to the test binaries (built on demand when this test runs alone).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if !bin.exists() {
+        // Running this test alone (`cargo test --test serial_ota`) builds no examples.
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(p) => p,
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--example", name, "--profile", profile])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok && bin.exists(), "{} not built", bin.display());
+    }
+    bin
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} after {:.1} s\n--- stdout\n{}--- stderr\n{}",
+            self.code,
+            self.took.as_secs_f64(),
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// Runs the example with `args`, killing it after `limit`.
+fn serial_ota(args: &[&str], limit: Duration) -> Run {
+    let t0 = Instant::now();
+    let mut child = Command::new(example("serial_ota"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes on threads so a chatty child never blocks.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).ok();
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).ok();
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let run = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        took: t0.elapsed(),
+    };
+    eprintln!("serial_ota {}: {run:?}", args.join(" "));
+    assert!(status.is_some(), "killed after {limit:?}: {run:?}");
+    run
+}
+
+/// An EC200U that is up, registered and quiet, with short boot and FOTA timings, resolving
+/// `fw.example` to `server`.
+fn fast_ec200u(server: &TestServer) -> ModemConfig {
+    let mut cfg = ModemConfig::new(Personality::Ec200u)
+        .ready()
+        .quiet()
+        .with_host("fw.example", server.addr());
+    cfg.boot_time = Duration::from_millis(1500);
+    cfg.registration_delay = Duration::from_millis(200);
+    cfg.pdp_activate_time = Duration::from_millis(100);
+    cfg.fota = FotaTiming {
+        start_delay: Duration::from_millis(200),
+        reboot_time: Duration::from_secs(1),
+        upgrade_time: Duration::from_secs(2),
+    };
+    cfg
+}
+
+fn port(modem: &PtyModem) -> String {
+    modem.slave_path().to_string_lossy().into_owned()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("serial_ota-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn probe_prints_identity_network_and_commands() {
+    let server = TestServer::start([("x.bin", vec![0u8; 16])]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+
+    let r = serial_ota(&["--port", &p, "probe"], Duration::from_secs(30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    for want in [
+        "EC200U",
+        "unisoc",
+        "EC200UCNAAR01A04M08_01.001.01.001",
+        "866123456789012",
+        "89860012345678901234",
+        "READY",
+        "-67 dBm",
+        "registered, home network",
+        "activated now",
+        "AT+QHTTPURL=?",
+        "AT+QFOTADL=?",
+    ] {
+        assert!(r.stdout.contains(want), "{want:?} missing: {r:?}");
+    }
+    assert!(r.took < Duration::from_secs(10), "{r:?}");
+
+    // The same modem again, as JSON: the context is now already up.
+    let r = serial_ota(&["probe", "--port", &p, "--json"], Duration::from_secs(30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["identity"]["model"], "EC200U");
+    assert_eq!(v["identity"]["family"], "unisoc");
+    assert_eq!(v["signal"]["dbm"], -67);
+    assert_eq!(v["registration"]["cereg"]["registered"], true);
+    assert_eq!(v["pdp"]["active"], true);
+    assert_eq!(v["pdp"]["activated_now"], false);
+    assert!(v["pdp"]["ip"].is_string(), "{v}");
+    let supported = |cmd: &str| {
+        v["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["command"] == cmd)
+            .map(|c| c["supported"].clone())
+            .unwrap_or_else(|| panic!("{cmd} not probed: {v}"))
+    };
+    assert_eq!(supported("AT+QHTTPURL=?"), true);
+    assert_eq!(supported("AT+QHTTPGET=?"), true);
+    assert_eq!(supported("AT+QFOTADL=?"), true);
+    // The simulated EC200U has no ranged GET.
+    assert_eq!(supported("AT+QHTTPGETEX=?"), false);
+}
+
+#[test]
+fn download_writes_the_served_image_and_logs_a_decodable_transcript() {
+    // An ESP32-S3 app image, small: the pty runs at 115200 baud in real time.
+    let image = test_app_image(9, "1.2.3", 20 * 1024);
+    let server = TestServer::start([("fw.bin", image.clone())]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+    let out = temp("download.bin");
+    let log = temp("download.log");
+    let _ = std::fs::remove_file(&out);
+
+    let r = serial_ota(
+        &[
+            "--port",
+            &p,
+            "--log",
+            log.to_str().unwrap(),
+            "download",
+            "http://fw.example/fw.bin",
+            "--out",
+            out.to_str().unwrap(),
+            "--validate",
+            "esp32s3",
+            "--max-size",
+            "1M",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let written = std::fs::read(&out).unwrap();
+    let sha = hex(&Sha256::digest(&image));
+    assert_eq!(hex(&Sha256::digest(&written)), sha);
+    assert!(r.stdout.contains(&format!("sha256      {sha}")), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("bytes       {}", image.len())),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("valid for esp32s3"), "{r:?}");
+    assert!(r.stdout.contains("version     1.2.3"), "{r:?}");
+    assert!(r.took < Duration::from_secs(20), "{r:?}");
+
+    // The transcript decodes with the explain example: every command, the payload.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("-> AT+QHTTPGET")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("<- ")), "{text}");
+    let explained = Command::new(example("explain"))
+        .args(["--json", log.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(explained.status.success(), "{explained:?}");
+    let events: Vec<serde_json::Value> = String::from_utf8(explained.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["kind"].as_str()).collect();
+    assert!(kinds.contains(&"command"), "{kinds:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "payload" && e["bytes"] == image.len()),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["raw"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("+QHTTPGET: 0,200"))),
+        "{events:?}"
+    );
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn fota_upgrades_the_module_and_prints_both_revisions() {
+    let from = Personality::Ec200u.revision();
+    let to = format!("{from}X");
+    let server = TestServer::start([("pkg.bin", fota_package(from, &to, 50_000))]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+    let r = serial_ota(
+        &["--port", &p, "fota", "http://fw.example/pkg.bin"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let line = format!("{from}_01.001.01.001 → {to}_01.001.01.001");
+    assert!(r.stdout.contains(&line), "{line:?} missing: {r:?}");
+    for milestone in ["download", "rebooted", "upgrade started", "END,0"] {
+        assert!(r.stderr.contains(milestone), "{milestone:?} missing: {r:?}");
+    }
+    assert!(r.took < Duration::from_secs(25), "{r:?}");
+}
+
+#[test]
+fn fota_failure_names_the_code_and_its_meaning() {
+    // A package for another source revision: the EC200U ends the download stage fine and
+    // then refuses the upgrade.
+    let server = TestServer::start([("pkg.bin", fota_package("OTHER", "NEW", 10_000))]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+    let r = serial_ota(
+        &["--port", &p, "fota", "http://fw.example/pkg.bin"],
+        Duration::from_secs(40),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("error: module upgrade failed"), "{r:?}");
+    assert!(r.stderr.contains("upgrade ended with"), "{r:?}");
+}
+
+#[test]
+fn missing_port_is_a_clear_error() {
+    let path = "/dev/ttyUSB_serial_ota_missing";
+    assert!(!Path::new(path).exists());
+    let r = serial_ota(&["--port", path, "probe"], Duration::from_secs(10));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "error: no such device: {path} — is the modem plugged in? try ls /dev/ttyUSB*"
+        )),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn silent_modem_is_a_clear_error() {
+    // Still booting for a minute: nothing answers AT.
+    let mut cfg = ModemConfig::new(Personality::Ec200u).quiet();
+    cfg.start = ModemStart::Booting;
+    cfg.boot_time = Duration::from_secs(60);
+    let modem = PtyModem::spawn(WorldConfig::new(cfg)).unwrap();
+    let p = port(&modem);
+    let r = serial_ota(&["--port", &p, "probe"], Duration::from_secs(20));
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "error: no answer to AT on {p} at 115200 baud: wrong port (the EC200U exposes \
+             several; the AT port is usually ttyUSB2) or wrong baud?"
+        )),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn busy_port_is_a_clear_error() {
+    // Another program holds the port (flock(1) takes the same lock serialport takes).
+    if Command::new("flock").arg("--version").output().is_err() {
+        eprintln!("flock(1) not installed; skipped");
+        return;
+    }
+    let server = TestServer::start([("x.bin", vec![0u8; 16])]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+    let mut holder = Command::new("flock")
+        .args(["--exclusive", &p, "sleep", "20"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = serial_ota(&["--port", &p, "probe"], Duration::from_secs(10));
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains(&format!("error: {p} is busy")), "{r:?}");
+}
+
+#[test]
+fn port_is_required() {
+    let r = serial_ota(&["probe"], Duration::from_secs(10));
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--port"), "{r:?}");
+}
+
+#[test]
+fn fota_waits_for_a_port_that_disappears_and_comes_back() {
+    // The port is reached through a symlink; removing it while the module upgrades looks
+    // like a USB port that re-enumerates: the example must drop it, re-open it when it is
+    // back, and finish the upgrade.
+    use std::io::BufRead;
+    let from = Personality::Ec200u.revision();
+    let to = format!("{from}Y");
+    let server = TestServer::start([("pkg.bin", fota_package(from, &to, 20_000))]).unwrap();
+    let mut cfg = fast_ec200u(&server);
+    cfg.fota.upgrade_time = Duration::from_secs(4);
+    let modem = PtyModem::spawn(WorldConfig::new(cfg)).unwrap();
+    let link = temp("ttyUSB-link");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(modem.slave_path(), &link).unwrap();
+
+    let t0 = Instant::now();
+    let mut child = Command::new(example("serial_ota"))
+        .args([
+            "--port",
+            link.to_str().unwrap(),
+            "fota",
+            "http://fw.example/pkg.bin",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).ok();
+        s
+    });
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let link2 = link.clone();
+    let slave = modem.slave_path().to_path_buf();
+    let t_err = std::thread::spawn(move || {
+        let mut all = String::new();
+        let mut pulled = false;
+        for line in err.lines() {
+            let Ok(line) = line else { break };
+            if !pulled && line.contains("upgrade started") {
+                pulled = true;
+                std::fs::remove_file(&link2).unwrap();
+                std::thread::sleep(Duration::from_millis(1500));
+                std::os::unix::fs::symlink(&slave, &link2).unwrap();
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if t0.elapsed() > Duration::from_secs(40) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = Run {
+        code: status.and_then(|s| s.code()),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+        took: t0.elapsed(),
+    };
+    eprintln!("{r:?}");
+    let _ = std::fs::remove_file(&link);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("port lost: "), "{r:?}");
+    assert!(r.stderr.contains("port back: "), "{r:?}");
+    assert!(r.stdout.contains(&format!("→ {to}_01.001.01.001")), "{r:?}");
+    assert!(r.took < Duration::from_secs(25), "{r:?}");
+}
+
+#[test]
+fn download_failures_name_the_stage_and_the_code() {
+    let server = TestServer::start([("fw.bin", vec![7u8; 1024])]).unwrap();
+    let modem = PtyModem::spawn(WorldConfig::new(fast_ec200u(&server))).unwrap();
+    let p = port(&modem);
+    let out = temp("never.bin");
+    let out = out.to_str().unwrap();
+    // The server has no such file.
+    let r = serial_ota(
+        &[
+            "--port",
+            &p,
+            "download",
+            "http://fw.example/missing.bin",
+            "--out",
+            out,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(r.stderr.contains("server answered HTTP 404"), "{r:?}");
+    // A host the modem cannot reach: the modem's own HTTP error code, with its meaning.
+    let r = serial_ota(
+        &[
+            "--port",
+            &p,
+            "download",
+            "http://nowhere.example/fw.bin",
+            "--out",
+            out,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("update failed at request after 0 bytes: modem answered +CME ERROR: 716 (socket connect error)"),
+        "{r:?}"
+    );
+    assert!(!Path::new(out).exists());
+}
