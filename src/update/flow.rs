@@ -814,6 +814,34 @@ where
     }
 }
 
+/// Sets the URL for ranged requests and, for `Range:` headers, switches request-header mode
+/// on (the clean-up switches it off again).
+async fn start_ranges<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+    method: Method,
+) -> Res<(), T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
+    client
+        .send(&SetHttpUrl::new(cfg.url))
+        .await
+        .map_err(|e| m(ctx, e))?;
+    if method == Method::RangedHeader {
+        client
+            .send(&HttpConfig::RequestHeader(true))
+            .await
+            .map_err(|e| m(ctx, e))?;
+        ctx.header_mode = true;
+    }
+    Ok(())
+}
+
 /// What a range request got.
 enum RangeAnswer {
     /// 206 with the expected length.
@@ -927,18 +955,7 @@ where
     };
     let (buf, hdr) = buf.split_at_mut(buf.len() - hdr_len);
     let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
-    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
-    client
-        .send(&SetHttpUrl::new(cfg.url))
-        .await
-        .map_err(|e| m(ctx, e))?;
-    if method == Method::RangedHeader {
-        client
-            .send(&HttpConfig::RequestHeader(true))
-            .await
-            .map_err(|e| m(ctx, e))?;
-        ctx.header_mode = true;
-    }
+    start_ranges(client, cfg, ctx, method).await?;
     let mut off = ctx.done;
     let mut len = chunk.min(ctx.size - off);
     let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
@@ -998,18 +1015,7 @@ where
     H: UrcHandler,
     S: AsyncOtaSink,
 {
-    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
-    client
-        .send(&SetHttpUrl::new(cfg.url))
-        .await
-        .map_err(|e| m(ctx, e))?;
-    if method == Method::RangedHeader {
-        client
-            .send(&HttpConfig::RequestHeader(true))
-            .await
-            .map_err(|e| m(ctx, e))?;
-        ctx.header_mode = true;
-    }
+    start_ranges(client, cfg, ctx, method).await?;
     let hdr_len = HEADER_BUF.min(buf.len());
     let hdr = &mut buf[..hdr_len];
     while ctx.done < ctx.size {
