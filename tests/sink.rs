@@ -617,11 +617,13 @@ fn power_cut_sweep_where(
     chunk: usize,
     at: impl Fn(u32) -> bool,
 ) -> usize {
-    power_cut_sweep_prepared(base, old, new, config, chunk, None, at)
+    power_cut_sweep_prepared(base, old, new, config, chunk, None, at, |_, _| {})
 }
 
 /// [`power_cut_sweep_where`] with the update (and each resumed one) run by
-/// [`run_with`]`(.., prepare)`.
+/// [`run_with`]`(.., prepare)`; `resumed(k, offset)` sees where the update resumed after
+/// the cut at operation `k` (not called for a cut after activation).
+#[allow(clippy::too_many_arguments)]
 fn power_cut_sweep_prepared(
     base: &[u8],
     old: &Img,
@@ -630,6 +632,7 @@ fn power_cut_sweep_prepared(
     chunk: usize,
     prepare: Option<usize>,
     at: impl Fn(u32) -> bool,
+    mut resumed: impl FnMut(u32, u32),
 ) -> usize {
     let run = |sink: &mut EspIdfSink<&mut MemFlash<'_>>, img: &Img, chunk| {
         run_with(sink, img, chunk, prepare)
@@ -686,6 +689,7 @@ fn power_cut_sweep_prepared(
         let mut sink = EspIdfSink::new(&mut f, config);
         let resume = run(&mut sink, new, chunk).unwrap_or_else(|e| panic!("cut {k}: {e:?}"));
         assert_eq!(resume.offset as usize % SECTOR, 0);
+        resumed(k, resume.offset);
         if resume.offset > 0 {
             resumed_mid_way += 1;
         }
@@ -737,6 +741,136 @@ fn power_cut_sweep_over_a_journal_wrap() {
         (240..270).contains(&k) || k % 16 == 0 || k > 266
     });
     assert!(cuts > 40, "{cuts}");
+}
+
+/// The flash operations (erases and writes, counted as `MemFlash::fail_after` counts them)
+/// of a clean prepared update from `base`, with the mark each one came after.
+fn operations(base: &[u8], img: &Img, chunk: usize, range: usize) -> Vec<(&'static str, Ev)> {
+    let mut mem = base.to_vec();
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    run_marked(&mut sink, &log, img, chunk, range).unwrap();
+    drop(sink);
+    let mut mark = "";
+    let mut ops = Vec::new();
+    for ev in log.borrow().iter() {
+        match ev {
+            Ev::Mark(m) => mark = m,
+            ev => ops.push((mark, *ev)),
+        }
+    }
+    ops
+}
+
+#[test]
+fn power_cut_sweep_over_an_early_journal_wrap() {
+    // 90 sectors in 64 KiB ranges: after five ranges (80 records) the journal has room for
+    // 4, so the sixth prepare wraps it early (tombstone, erase, the record for 80 sectors
+    // again at slot 0), and the writes never erase.
+    let old = image(14, 9_000);
+    let new = image(15, 90 * SECTOR - 200);
+    let base = chip_running(&old);
+    let journal = (
+        SLOTS[1] as u32 + CAPACITY,
+        SLOTS[1] as u32 + SLOT_SIZE as u32,
+    );
+    let ops = operations(&base, &new, 4 * SECTOR, 0x1_0000);
+    assert!(
+        ops.iter()
+            .all(|(m, ev)| *m != "write" || !matches!(ev, Ev::Erase(..)))
+    );
+    let early: Vec<u32> = (0..ops.len() as u32)
+        .filter(|&k| ops[k as usize] == ("prepare", Ev::Erase(journal.0, journal.1)))
+        .collect();
+    assert_eq!(early.len(), 1, "{early:?}");
+    let wrap = early[0];
+    // The early wrap: tombstone write, erase, the record written again.
+    assert!(matches!(ops[wrap as usize - 1], ("prepare", Ev::Write(a, _)) if a >= journal.0));
+    assert!(matches!(ops[wrap as usize + 1], ("prepare", Ev::Write(a, 48)) if a == journal.0));
+    let durable = 80 * SECTOR as u32;
+    let mut seen = Vec::new();
+    let cuts = power_cut_sweep_prepared(
+        &base,
+        &old,
+        &new,
+        cfg(),
+        4 * SECTOR,
+        Some(0x1_0000),
+        // Every operation around the early wrap, every 8th elsewhere, and the finish.
+        |k| (wrap - 4..=wrap + 4).contains(&k) || k % 8 == 0 || k as usize + 6 > ops.len(),
+        |k, offset| {
+            if (wrap - 4..=wrap + 4).contains(&k) {
+                seen.push((k, offset));
+            }
+        },
+    );
+    // Before the wrap's erase the resume point is intact; a cut in its erase or before the
+    // record lands may lose it (start clean, safe); once it lands, nothing is lost.
+    for &(k, offset) in &seen {
+        if k < wrap - 2 {
+            // Still writing the fifth range.
+            assert!(offset < durable, "cut {k}");
+        } else if k < wrap {
+            // The fifth range's last record (or the tombstone) was cut: intact.
+            assert!(offset == durable || k == wrap - 2, "cut {k}");
+        } else if k <= wrap + 1 {
+            assert!(offset == 0 || offset == durable, "cut {k}: {offset}");
+        } else {
+            assert!(offset >= durable, "cut {k}: {offset}");
+        }
+    }
+    assert_eq!(seen.len(), 9);
+    println!("early wrap at operation {wrap}: resumes {seen:?}; {cuts} cuts");
+    assert!(cuts > 30, "{cuts}");
+}
+
+#[test]
+fn power_cut_sweep_over_a_whole_image_prepare() {
+    // 90 sectors in one prepare: more records than the journal holds, so every 2nd sector
+    // is recorded; a cut loses at most two sectors plus the one in progress.
+    let old = image(16, 9_000);
+    let new = image(17, 90 * SECTOR - 200);
+    let base = chip_running(&old);
+    let ops = operations(&base, &new, 4 * SECTOR, usize::MAX >> 1);
+    assert!(
+        ops.iter()
+            .all(|(m, ev)| *m != "write" || !matches!(ev, Ev::Erase(..)))
+    );
+    // Operation k's position in the image when it is a write of the slot (0 before any).
+    let slot = SLOTS[1] as u32;
+    let mut written = vec![0u32; ops.len()];
+    let mut pos = 0;
+    for (k, (_, ev)) in ops.iter().enumerate() {
+        written[k] = pos;
+        if let Ev::Write(a, n) = ev {
+            if (slot..slot + CAPACITY).contains(a) {
+                pos = a - slot + *n as u32;
+            }
+        }
+    }
+    let mut lost = Vec::new();
+    let cuts = power_cut_sweep_prepared(
+        &base,
+        &old,
+        &new,
+        cfg(),
+        4 * SECTOR,
+        Some(usize::MAX >> 1),
+        |k| k % 5 == 0 || k as usize + 6 > ops.len(),
+        |k, offset| {
+            // Bytes fully written before the cut, less at most 2 sectors of stride.
+            let done = written[k as usize] / SECTOR as u32 * SECTOR as u32;
+            assert!(offset <= done, "cut {k}: {offset} > {done}");
+            assert!(
+                offset + 2 * SECTOR as u32 >= done,
+                "cut {k}: resumed at {offset}, {done} written"
+            );
+            lost.push((done - offset) / SECTOR as u32);
+        },
+    );
+    // Some cuts lose two sectors (the stride), none more.
+    assert_eq!(lost.iter().max(), Some(&2));
+    assert!(cuts > 30, "{cuts}");
 }
 
 fn assert_rejected(
@@ -1586,7 +1720,7 @@ fn erases_after(log: &[Ev], from: &str) -> Vec<(u32, u32)> {
     out
 }
 
-/// [`run_with`] with a mark before each sink call.
+/// [`run_with`] with a mark before each sink call (`range` 0: no prepare).
 fn run_marked(
     sink: &mut EspIdfSink<Logged<'_>>,
     log: &Log,
@@ -1600,12 +1734,15 @@ fn run_marked(
     let mut at = resume.offset as usize;
     let mut range_end = at;
     while at < img.bytes.len() {
-        if at == range_end {
+        if at == range_end && range > 0 {
             mark("prepare");
             sink.prepare(at as u32, range as u32)?;
             range_end = at + range;
         }
-        let end = (at + chunk).min(img.bytes.len()).min(range_end);
+        let mut end = (at + chunk).min(img.bytes.len());
+        if range > 0 {
+            end = end.min(range_end);
+        }
         mark("write");
         sink.write(at as u32, &img.bytes[at..end])?;
         at = end;
@@ -1654,19 +1791,41 @@ fn prepare_then_write_stores_the_same_bytes_as_write_alone() {
     assert!(mem == plain);
 }
 
-/// The stats: with `prepare(pos, 64 KiB)` before each 64 KiB range, every slot erase happens
-/// in `prepare` (at most 64 KiB per call, never crossing a 64 KiB block) and the writes only
-/// program; the one erase left in writes is the journal's wrap, every 84 sectors.
+/// The stats: with `prepare(pos, 64 KiB)` before each 64 KiB range, or one `prepare` for the
+/// whole image (a stream), every erase happens in `prepare` and the writes only program:
+/// ZERO erases during the writes. Slot erases come in calls of at most 64 KiB that never
+/// cross a 64 KiB block; the journal, when a range's records would not fit, wraps early
+/// inside `prepare` (the only other erases there). Without `prepare` the writes erase every
+/// slot sector and the journal sector on each of its wraps (every 84 sectors).
 #[test]
-fn prepare_takes_every_slot_erase_out_of_the_writes() {
+fn prepare_leaves_no_erase_to_the_writes() {
     let img = image(41, 1_020_000);
     let size = img.bytes.len();
     let sectors = size.div_ceil(SECTOR) as u32;
-    let records = size as u32 / SECTOR as u32;
-    let wraps = (records - 1) / 84;
+    let boundaries = size as u32 / SECTOR as u32;
     let slot = SLOTS[1] as u32;
     let journal = slot + CAPACITY;
-    for (range, chunk) in [(0x1_0000usize, 4096usize), (0x1_0000, 1000), (40_000, 1460)] {
+    let in_journal = |a: u32| (journal..journal + SECTOR as u32).contains(&a);
+    // Without prepare: the writes erase every slot sector and the journal on its wraps.
+    let (plain_write_erases, plain_wraps) = {
+        let mut mem = chip();
+        let (f, log) = logged(&mut mem);
+        let mut sink = EspIdfSink::new(f, cfg());
+        run_marked(&mut sink, &log, &img, 4096, 0).unwrap();
+        let in_write = erases_after(&log.borrow(), "write");
+        let wraps = in_write.iter().filter(|(a, _)| in_journal(*a)).count() as u32;
+        assert_eq!(wraps, (boundaries - 1) / 84);
+        assert_eq!(in_write.len() as u32, sectors + wraps);
+        (in_write.len(), wraps)
+    };
+    let whole = usize::MAX >> 1;
+    for (range, chunk) in [
+        (0x1_0000usize, 4096usize),
+        (0x1_0000, 1000),
+        (40_000, 1460),
+        (whole, 4096),
+        (whole, 1460),
+    ] {
         let mut mem = chip();
         let (f, log) = logged(&mut mem);
         let mut sink = EspIdfSink::new(f, cfg());
@@ -1675,17 +1834,21 @@ fn prepare_takes_every_slot_erase_out_of_the_writes() {
         let log = log.borrow();
         assert_eq!(booted(&mem).1, img.sha);
 
-        let in_prepare = erases_after(&log, "prepare");
+        // No erase at all while the bytes are written.
         let in_write = erases_after(&log, "write");
-        // Writes erase only the journal sector, on its wraps.
-        assert_eq!(
-            in_write,
-            vec![(journal, journal + SECTOR as u32); wraps as usize]
+        assert_eq!(in_write, [], "range {range} chunk {chunk}");
+        let in_prepare = erases_after(&log, "prepare");
+        let (early_wraps, slot_erases): (Vec<_>, Vec<_>) =
+            in_prepare.iter().partition(|(a, _)| in_journal(*a));
+        assert!(
+            early_wraps
+                .iter()
+                .all(|&&e| e == (journal, journal + SECTOR as u32))
         );
         // Prepare erases every image sector once, nothing else, in calls of at most 64 KiB
         // that stay inside one 64 KiB block.
         let mut erased = vec![0u32; sectors as usize];
-        for &(from, to) in &in_prepare {
+        for &&(from, to) in &slot_erases {
             assert!(
                 from >= slot && to <= slot + sectors * SECTOR as u32,
                 "{from:x}..{to:x}"
@@ -1697,25 +1860,55 @@ fn prepare_takes_every_slot_erase_out_of_the_writes() {
             }
         }
         assert!(erased.iter().all(|&n| n == 1));
-        let prepare_bytes: u32 = in_prepare.iter().map(|(a, b)| b - a).sum();
+        // Journal records the writes appended (all of them program only).
+        let records: Vec<usize> = {
+            let mut inside = false;
+            let mut n = 0;
+            let mut out = Vec::new();
+            for ev in log.iter() {
+                match ev {
+                    Ev::Mark(m) => {
+                        if inside && *m != "write" {
+                            out.push(n);
+                            n = 0;
+                        }
+                        inside = *m == "write";
+                    }
+                    Ev::Write(a, _) if inside && in_journal(*a) => n += 1,
+                    _ => {}
+                }
+            }
+            out
+        };
+        let total_records: usize = records.iter().sum();
+        let prepare_bytes: u32 = slot_erases.iter().map(|(a, b)| b - a).sum();
         println!(
-            "image {size} B, range {range}, chunk {chunk}: {} erase calls in prepare \
-             ({prepare_bytes} B, largest {} B), {} in writes (journal wraps), {} in total; \
-             {} writes; without prepare: {} erase calls, {} in writes",
-            in_prepare.len(),
-            in_prepare.iter().map(|(a, b)| b - a).max().unwrap(),
+            "image {size} B, range {range:#x}, chunk {chunk}: erases in writes {} (without \
+             prepare {plain_write_erases}, of which {plain_wraps} journal wraps); in prepare \
+             {} slot erase calls ({prepare_bytes} B, largest {} B) and {} early journal wraps; \
+             {total_records} journal records in the writes; {} erases, {} writes in total",
             in_write.len(),
+            slot_erases.len(),
+            slot_erases.iter().map(|(a, b)| b - a).max().unwrap(),
+            early_wraps.len(),
             stats.erases,
             stats.writes,
-            sectors + wraps + 2,
-            sectors + wraps,
         );
         if range == 0x1_0000 {
             // The slot is 64 KiB aligned and each range starts on a 64 KiB boundary.
-            assert_eq!(in_prepare.len() as u32, sectors.div_ceil(16));
+            assert_eq!(slot_erases.len() as u32, sectors.div_ceil(16));
+            // A record per sector; the journal wraps early about as often as it used to.
+            assert_eq!(total_records as u32, boundaries);
+            assert_eq!(early_wraps.len(), 3);
         }
-        // Slot erases in prepare, wraps, otadata, final journal clear.
-        assert_eq!(stats.erases, in_prepare.len() as u32 + wraps + 2);
+        if range == whole {
+            // One prepare, an empty journal: every 3rd sector recorded (249 boundaries,
+            // room for 84), and no journal erase at all until the final clear.
+            assert_eq!(total_records, 83);
+            assert_eq!(early_wraps.len(), 0);
+        }
+        // Slot erases and early wraps in prepare, otadata, final journal clear.
+        assert_eq!(stats.erases, in_prepare.len() as u32 + 2);
     }
 }
 
@@ -1879,7 +2072,16 @@ fn power_cut_at_every_flash_operation_with_prepare() {
     // 10 sectors in 16 KiB ranges of 1000-byte pieces: prepare erases 4 sectors at a time,
     // unaligned to 64 KiB, then the pieces only program.
     let new = image(46, 40_000);
-    let cuts = power_cut_sweep_prepared(&base, &old, &new, cfg(), 1000, Some(0x4000), |_| true);
+    let cuts = power_cut_sweep_prepared(
+        &base,
+        &old,
+        &new,
+        cfg(),
+        1000,
+        Some(0x4000),
+        |_| true,
+        |_, _| {},
+    );
     // Ranges that cross a 64 KiB block: prepare splits them.
     let new = image(47, 150_000);
     let cuts_64k = power_cut_sweep_prepared(
@@ -1890,6 +2092,7 @@ fn power_cut_at_every_flash_operation_with_prepare() {
         4096,
         Some(40_000),
         |_| true,
+        |_, _| {},
     );
     println!("prepare power cuts: {cuts} (16 KiB ranges), {cuts_64k} (40 000-byte ranges)");
     assert!(cuts > 50 && cuts_64k > 70, "{cuts} {cuts_64k}");

@@ -6,7 +6,9 @@
 //!
 //! - [`Journal::record`] appends one fixed-size record `{id, size, offset}`;
 //! - [`Journal::load`] scans the region and returns the newest valid record;
-//! - [`Journal::clear`] forgets everything (the next download starts clean).
+//! - [`Journal::clear`] forgets everything (the next download starts clean);
+//! - [`Journal::make_room`] wraps early, at a moment the caller picks, so that the next
+//!   records it announces append without an erase (see "Making room ahead of time").
 //!
 //! # On-flash format
 //!
@@ -44,8 +46,19 @@
 //!   that erase (or before the new record lands) loses the resume point: the next download
 //!   starts clean, which is safe, just slower. With a 4 KiB region and 48-byte records this
 //!   happens once every 84 records.
+//! - **Making room ahead of time is an early wrap, with the same guarantee.**
+//!   [`make_room`](Journal::make_room)`(want)` checks that `want` more records fit before
+//!   the reserved last slot ([`Journal::room`]); if not, and if compacting helps (see
+//!   [`plan_make_room`]), it compacts now: a [`clear`](Journal::clear) (tombstone in the
+//!   first free slot, region erase) followed by a [`record`](Journal::record) of the newest
+//!   progress record at slot 0. A cut during the tombstone write leaves the journal as it was; a cut during
+//!   the erase, or before the record lands, loses the resume point (the next download
+//!   starts clean, which is safe); once the record lands nothing is lost. Either way no
+//!   older progress record can come back. The tombstone reserve is kept: records never take
+//!   the last slot, so a later `clear` always has room for its tombstone.
 //! - **Nothing is erased needlessly.** `clear` on a region with no used slot does nothing;
-//!   an erase happens only on `clear` of a used region and on wrap.
+//!   an erase happens only on `clear` of a used region, on wrap and on a `make_room` that
+//!   compacts.
 //!
 //! Limitation: a *torn erase* is modelled as "some bytes erased, the rest unchanged" (what
 //! [`MemFlash`](crate::ota::mem_flash::MemFlash) does). A chip that leaves a half-erased
@@ -350,6 +363,35 @@ pub fn plan_clear(cursor: &Cursor, slots: u32) -> ClearPlan {
     }
 }
 
+/// Records that fit before the next wrap with the cursor at `next` in a region of `slots`
+/// slots: the free slots before the last one, which is reserved for the wrap tombstone.
+pub fn room(next: u32, slots: u32) -> u32 {
+    slots.saturating_sub(1).saturating_sub(next)
+}
+
+/// How sparsely a caller that means to append `want` records must record to append at most
+/// `room`: 1 (every one) if they fit, else `ceil(want / room)` (one kept per that many, so
+/// at most `room` in all), `u32::MAX` with no room at all.
+pub fn record_stride(want: u32, room: u32) -> u32 {
+    if want <= room {
+        1
+    } else if room == 0 {
+        u32::MAX
+    } else {
+        want.div_ceil(room)
+    }
+}
+
+/// Plans a [`Journal::make_room`]: `true` to compact now (clear, then write the newest
+/// progress record again at slot 0). That is when `want` records do not fit before the next
+/// wrap and compacting lowers the [`record_stride`] they need (in particular whenever they
+/// fit a compacted region); never when compacting would not help.
+pub fn plan_make_room(cursor: &Cursor, slots: u32, want: u32) -> bool {
+    let now = room(cursor.next, slots);
+    let compacted = room(u32::from(cursor.latest.is_some()), slots);
+    record_stride(want, compacted) < record_stride(want, now)
+}
+
 /// A resume journal over a flash region; see the [module docs](self) for the format and the
 /// power-cut rules.
 ///
@@ -435,6 +477,20 @@ impl Journal {
     /// The cursor from the last scan or operation, if the journal has one (no I/O).
     pub fn cursor(&self) -> Option<Cursor> {
         self.cursor
+    }
+
+    /// Records that [`record`](Self::record) can append before the next wrap (the free
+    /// slots before the reserved last one), from the cursor; `None` without a cursor (no
+    /// I/O).
+    pub fn room(&self) -> Option<u32> {
+        self.cursor.map(|c| room(c.next, self.slots))
+    }
+
+    /// The room a compacted journal has: `slots() - 1`, less one for the newest progress
+    /// record if there is one. `None` without a cursor (no I/O).
+    pub fn room_when_compacted(&self) -> Option<u32> {
+        self.cursor
+            .map(|c| room(u32::from(c.latest.is_some()), self.slots))
     }
 
     fn slot_addr(&self, index: u32) -> u32 {
@@ -543,6 +599,39 @@ impl Journal {
         Ok(())
     }
 
+    /// Makes room for the next `want` [`record`](Self::record)s so that they append without
+    /// a wrap (so without an erase), wrapping early now if they would not fit; returns the
+    /// room there is afterwards ([`room`](Self::room)). That is at least `want` unless even a
+    /// compacted region is too small (`want > slots() - 2` with a progress record); the
+    /// caller then appends only every [`record_stride`]`(want, room)`-th record, and this
+    /// call has compacted only if that lowered the stride.
+    ///
+    /// Scans first if the journal has no cursor yet. No write or erase if the room suffices
+    /// (or compacting would not help, see [`plan_make_room`]); otherwise a
+    /// [`clear`](Self::clear) (tombstone, region erase) and a [`record`](Self::record) of the
+    /// newest progress record at slot 0. A cut during it may lose the resume point (see the
+    /// module docs); on error the cursor is dropped and the next call rescans.
+    pub fn make_room<F: NorFlash>(
+        &mut self,
+        flash: &mut F,
+        want: u32,
+    ) -> Result<u32, JournalError<F::Error>> {
+        let cursor = match self.cursor {
+            Some(c) => c,
+            None => {
+                self.load(flash)?;
+                self.cursor.unwrap_or(Cursor::EMPTY)
+            }
+        };
+        if plan_make_room(&cursor, self.slots, want) {
+            self.clear(flash)?;
+            if let Some(rec) = cursor.latest {
+                self.record(flash, &rec)?;
+            }
+        }
+        Ok(self.room().unwrap_or(0))
+    }
+
     /// The async twin of [`load`](Self::load). Cancel-safe (it only reads; a cancelled scan
     /// leaves no cursor and the next call rescans).
     pub async fn load_async<F: AsyncNorFlash>(
@@ -604,6 +693,29 @@ impl Journal {
             latest: Some(*rec),
         });
         Ok(())
+    }
+
+    /// The async twin of [`make_room`](Self::make_room). Cancelling it has the effect of a
+    /// power cut at that point.
+    pub async fn make_room_async<F: AsyncNorFlash>(
+        &mut self,
+        flash: &mut F,
+        want: u32,
+    ) -> Result<u32, JournalError<F::Error>> {
+        let cursor = match self.cursor {
+            Some(c) => c,
+            None => {
+                self.load_async(flash).await?;
+                self.cursor.unwrap_or(Cursor::EMPTY)
+            }
+        };
+        if plan_make_room(&cursor, self.slots, want) {
+            self.clear_async(flash).await?;
+            if let Some(rec) = cursor.latest {
+                self.record_async(flash, &rec).await?;
+            }
+        }
+        Ok(self.room().unwrap_or(0))
     }
 
     /// The async twin of [`clear`](Self::clear). Cancelling it has the effect of a power cut
@@ -843,6 +955,101 @@ mod tests {
                 erase: true
             }
         );
+        // Room: the free slots before the reserved last one.
+        assert_eq!(
+            (room(0, 85), room(3, 85), room(84, 85), room(85, 85)),
+            (84, 81, 0, 0)
+        );
+        // make_room compacts only when the room is short and compacting adds some.
+        let latest = Some(JournalRecord {
+            id: [1; 32],
+            size: 1,
+            offset: 0,
+        });
+        let at = |next, latest| Cursor {
+            next,
+            tail_cleared: false,
+            latest,
+        };
+        assert!(!plan_make_room(&at(3, latest), 85, 81));
+        assert!(plan_make_room(&at(3, latest), 85, 82));
+        assert!(plan_make_room(&at(85, None), 85, 1));
+        // Compacted already: nothing to gain, even if `want` does not fit.
+        assert!(!plan_make_room(&Cursor::EMPTY, 85, 500));
+        assert!(!plan_make_room(&at(1, latest), 85, 500));
+        // More than a compacted region holds: only if it lowers the stride.
+        assert!(plan_make_room(&at(1, None), 85, 500)); // 7 -> 6
+        assert!(!plan_make_room(&at(2, latest), 85, 500)); // 7 either way
+        assert!(plan_make_room(&at(30, latest), 85, 160)); // 3 -> 2
+        assert!(!plan_make_room(&at(30, latest), 85, 0));
+        assert!(plan_make_room(&at(84, latest), 85, 1000)); // no room -> 13
+        assert_eq!(
+            (
+                record_stride(0, 0),
+                record_stride(5, 5),
+                record_stride(6, 5),
+                record_stride(384, 84),
+                record_stride(1, 0)
+            ),
+            (1, 1, 2, 5, u32::MAX)
+        );
+    }
+
+    #[test]
+    fn make_room_wraps_early_and_keeps_the_newest_record() {
+        let mut mem = std::vec![0u8; 0x3000];
+        let mut flash: MemFlash<'_> = MemFlash::new_erased(&mut mem);
+        let mut j = Journal::new(START, END, geometry()).unwrap();
+        assert_eq!(j.room(), None);
+        // Scans first; an empty region has all the room there is: no I/O.
+        assert_eq!(j.make_room(&mut flash, 1000).unwrap(), 84);
+        assert_eq!((flash.stats().writes, flash.stats().erases), (0, 0));
+        for i in 0..60 {
+            j.record(&mut flash, &rec(9, i * 4096)).unwrap();
+        }
+        assert_eq!((j.room(), j.room_when_compacted()), (Some(24), Some(83)));
+        // Enough room: nothing happens.
+        flash.reset_stats();
+        assert_eq!(j.make_room(&mut flash, 24).unwrap(), 24);
+        assert_eq!((flash.stats().writes, flash.stats().erases), (0, 0));
+        // Not enough: tombstone, erase, the newest record again at slot 0.
+        assert_eq!(j.make_room(&mut flash, 25).unwrap(), 83);
+        assert_eq!((flash.stats().writes, flash.stats().erases), (2, 1));
+        let mut fresh = Journal::new(START, END, geometry()).unwrap();
+        assert_eq!(fresh.load(&mut flash).unwrap(), Some(rec(9, 59 * 4096)));
+        assert_eq!(fresh.cursor().unwrap().next, 1);
+        // The 83 records it promised append without an erase.
+        flash.reset_stats();
+        for i in 0..83 {
+            fresh.record(&mut flash, &rec(9, (60 + i) * 4096)).unwrap();
+        }
+        assert_eq!((flash.stats().writes, flash.stats().erases), (83, 0));
+        assert_eq!(fresh.room(), Some(0));
+        // Asking for more than a compacted region holds: compacts, returns what there is.
+        assert_eq!(fresh.make_room(&mut flash, 500).unwrap(), 83);
+        assert_eq!(fresh.make_room(&mut flash, 500).unwrap(), 83);
+        assert_eq!(flash.stats().erases, 1);
+        // A region with nothing to keep (cleared) compacts to an empty one.
+        fresh.clear(&mut flash).unwrap();
+        assert_eq!(fresh.make_room(&mut flash, 84).unwrap(), 84);
+        assert_eq!(fresh.load(&mut flash).unwrap(), None);
+        // Garbage only, no record: a make_room that compacts leaves no record behind.
+        let mut mem = std::vec![0u8; 0x3000];
+        let mut flash: MemFlash<'_> = MemFlash::new_erased(&mut mem);
+        flash.as_mut_slice()[START as usize + 10 * 48] = 0;
+        let mut j = Journal::new(START, END, geometry()).unwrap();
+        assert_eq!(j.make_room(&mut flash, 80).unwrap(), 84);
+        assert_eq!(j.load(&mut flash).unwrap(), None);
+        assert_eq!(j.cursor().unwrap().next, 0);
+        // Read errors are reported.
+        let mut small = std::vec![0u8; 0x1800];
+        let mut fs: MemFlash<'_> = MemFlash::new_erased(&mut small);
+        let mut j = Journal::new(START, END, geometry()).unwrap();
+        assert!(matches!(
+            j.make_room(&mut fs, 1),
+            Err(JournalError::Read(_))
+        ));
+        assert!(block_on(j.make_room_async(&mut fs, 1)).is_err());
     }
 
     #[test]
@@ -945,6 +1152,8 @@ mod tests {
     enum Op {
         Record(JournalRecord),
         Clear,
+        /// `make_room(want)`: an early wrap when the room is short.
+        MakeRoom(u32),
     }
 
     fn script() -> Vec<Op> {
@@ -956,6 +1165,14 @@ mod tests {
                 ops.push(Op::Clear);
                 ops.push(Op::Clear);
             }
+            // Early wraps, the way the OTA sink asks for room for a range of 16 sectors
+            // (compacting when the room is short), and now and then with nothing to do.
+            if i % 16 == 7 {
+                ops.push(Op::MakeRoom(16));
+            }
+            if [30, 31, 100, 170].contains(&i) {
+                ops.push(Op::MakeRoom(160));
+            }
         }
         ops.push(Op::Clear);
         ops.push(Op::Record(rec(6, 0)));
@@ -963,9 +1180,10 @@ mod tests {
     }
 
     fn state_after(ops: &[Op]) -> Option<JournalRecord> {
-        ops.iter().fold(None, |_, op| match op {
+        ops.iter().fold(None, |state, op| match op {
             Op::Record(r) => Some(*r),
             Op::Clear => None,
+            Op::MakeRoom(_) => state,
         })
     }
 
@@ -977,6 +1195,7 @@ mod tests {
         match op {
             Op::Record(r) => j.record(flash, &r),
             Op::Clear => j.clear(flash),
+            Op::MakeRoom(want) => j.make_room(flash, want).map(|_| ()),
         }
     }
 
@@ -992,9 +1211,15 @@ mod tests {
             let mut j = Journal::new(REGION.0, REGION.1, geometry()).unwrap();
             let mut failed_at = None;
             let mut wrapping = false;
+            let mut early_wraps = 0;
             for (i, op) in ops.iter().enumerate() {
-                let next = j.cursor().map_or(0, |c| c.next);
-                wrapping = matches!(op, Op::Record(_)) && next + 1 >= j.slots();
+                let cursor = j.cursor().unwrap_or(Cursor::EMPTY);
+                wrapping = match op {
+                    Op::Record(_) => cursor.next + 1 >= j.slots(),
+                    Op::MakeRoom(want) => plan_make_room(&cursor, j.slots(), *want),
+                    Op::Clear => false,
+                };
+                early_wraps += usize::from(matches!(op, Op::MakeRoom(_)) && wrapping);
                 match run(&mut j, &mut flash, *op) {
                     Ok(()) => {}
                     Err(JournalError::Write(MemFlashError::PowerCut))
@@ -1007,6 +1232,8 @@ mod tests {
             }
             let Some(i) = failed_at else {
                 assert!(flash.is_armed(), "the script ended without using cut {k}");
+                // The script wraps early (compacting) more than once.
+                assert!(early_wraps >= 3, "{early_wraps}");
                 break;
             };
             cut_points += 1;
@@ -1080,6 +1307,10 @@ mod tests {
             match op {
                 Op::Record(r) => block_on(ja.record_async(&mut fa, &r)).unwrap(),
                 Op::Clear => block_on(ja.clear_async(&mut fa)).unwrap(),
+                Op::MakeRoom(want) => {
+                    let room = block_on(ja.make_room_async(&mut fa, want)).unwrap();
+                    assert_eq!(Some(room), ja.room());
+                }
             }
             run(&mut jb, &mut fb, op).unwrap();
             assert_eq!(fa.as_slice(), fb.as_slice());

@@ -62,6 +62,11 @@ pub trait OtaSink {
     /// range arrives, while the modem is still fetching, so that no long erase stalls the
     /// UART in the middle of a payload. `offset` is the current write position.
     ///
+    /// After `prepare`, the writes of the prepared range perform no erase of any kind (a
+    /// flash sink also makes room in its resume journal ahead of time; for ranges larger
+    /// than its journal it records progress every few sectors instead of every sector, so a
+    /// power cut may cost a few sectors of re-download).
+    ///
     /// Sinks with no preparation cost (RAM) do nothing, which is this default. A prepared
     /// range that is never written is simply erased again before its first write after a
     /// later `begin`.

@@ -40,19 +40,40 @@
 //!   write goes straight to flash. Each sector is erased just before its first byte is
 //!   written, unless [`prepare`](OtaSink::prepare) erased it earlier in this session (a
 //!   sector the image never reaches keeps its old bytes). When a sector is complete a
-//!   journal record `{id, size, offset = sector end}` is appended, so resume points are
-//!   sector-aligned and the sector after one is always erased before it is written again.
+//!   journal record `{id, size, offset = sector end}` is appended (inside a region
+//!   `prepare` planned more sparsely, see below), so resume points are sector-aligned and
+//!   the sector after one is always erased before it is written again. A record that finds
+//!   the journal full wraps it (a journal sector erase) — unless `prepare` made room first.
 //! - [`prepare`](OtaSink::prepare)`(offset, len)`: `offset` must be the write position.
-//!   Erases, now, every sector overlapping `[offset, offset + len)` that this session has
-//!   not erased yet (the sector being filled already is), so the writes into that range
-//!   only program (a page in about a millisecond at most; a sector erase takes tens of
-//!   milliseconds, hundreds worst case). The update flow calls it while the modem is still
-//!   fetching a large range, so no erase stalls the UART mid-payload. The range is clamped
-//!   to the image end (rounded up to its sector): never past the image, so never the
-//!   journal sector or outside the slot. Contiguous sectors go in one `erase` call each,
-//!   split at 64 KiB-aligned flash addresses ([`PREPARE_ERASE_MAX`]). Only the session
-//!   remembers what was erased: nothing is journaled, and a later `begin` erases every
-//!   sector past the resume point again before its first write.
+//!   Afterwards the writes into the prepared region — everything below the end of the
+//!   last sector the range touches, clamped to the image — **erase nothing at all**, slot
+//!   or journal, and only program (a page in about a millisecond at most; a sector erase
+//!   takes tens of milliseconds, hundreds worst case, and a 4 KiB one stalls an ESP32's
+//!   UART servicing for about 45 ms). The update flow calls it while the modem is still
+//!   fetching a large range, so no erase stalls the UART mid-payload. Two parts:
+//!   1. *Journal room.* The region will append one record per sector boundary it passes
+//!      (after the last recorded one), and the journal holds 84 records between wraps (85
+//!      48-byte slots in 4 KiB, the last kept for a tombstone). If they do not fit in what
+//!      is left, the journal wraps early, now ([`Journal::make_room`]: tombstone, journal
+//!      sector erase, the current durable offset recorded again at slot 0). If they do not
+//!      fit even an empty journal (a region of more than 84 sectors, about 336 KiB, such as
+//!      a whole-image prepare for a stream), the region is recorded only every `stride`-th
+//!      sector, the smallest stride that fits, plus its last boundary: a 1 MiB image
+//!      prepared whole is recorded every 3rd sector (83 records), a 1.5 MiB one every 5th
+//!      (77), and a cut then loses at most `stride` sectors instead of one. Past the
+//!      prepared region every sector is recorded again. 64 KiB ranges (16 sectors) always
+//!      fit: every sector stays recorded, and the journal wraps early in about one
+//!      `prepare` in six instead of in a write.
+//!   2. *Slot sectors.* Erases, now, every sector overlapping `[offset, offset + len)` that
+//!      this session has not erased yet (the sector being filled already is). The range is
+//!      clamped to the image end (rounded up to its sector): never past the image, so
+//!      never the journal sector or outside the slot. Contiguous sectors go in one `erase`
+//!      call each, split at 64 KiB-aligned flash addresses ([`PREPARE_ERASE_MAX`]). Only
+//!      the session remembers what was erased and the record plan: nothing is journaled,
+//!      and a later `begin` erases every sector past the resume point again before its
+//!      first write and records every sector again.
+//!
+//!   An empty range (`len` 0, or `offset` at the image end) does nothing.
 //! - [`finish`](OtaSink::finish): pads the buffered tail with `0xFF` to `WRITE_SIZE`, then
 //!   reads the whole image back from flash (in [`VERIFY_BUF_LEN`]-byte chunks) computing its
 //!   SHA-256 and running [`ImageValidator`] (magic, chip id, segments, checksum, appended
@@ -69,11 +90,14 @@
 //! otadata entry write of `finish`; a cut before or during it leaves the old selection (a
 //! half-written entry fails its CRC and is ignored by the bootloader). A cut anywhere during
 //! the download loses at most the sector in progress: a new sink's `begin` resumes at the
-//! last recorded sector boundary. `prepare` changes nothing here: it only erases sectors at
-//! or past the write position (never a recorded one), and journal records still cover only
-//! sectors whose bytes are all written. Journal wrap-around or clearing cut at the wrong
-//! moment loses the resume point, so that download restarts at 0 (see
-//! [`crate::ota::journal`]).
+//! last recorded sector boundary. `prepare` keeps this: it only erases sectors at or past
+//! the write position (never a recorded one), and journal records still cover only sectors
+//! whose bytes are all written; in a region it had to record sparsely a cut loses up to
+//! `stride` sectors (still sector-aligned). Its early journal wrap has the guarantee of a
+//! normal wrap: cut during the tombstone write, nothing is lost; cut during the journal
+//! erase or before the record lands again, the resume point is lost and the download
+//! restarts at 0 (safe, just slower). Journal wrap-around or clearing cut at the wrong
+//! moment loses the resume point the same way (see [`crate::ota::journal`]).
 //! After the otadata write, `finish` clears the journal on a best-effort basis and returns
 //! `Ok` even if that fails: the image *is* selected, and a leftover record is only read
 //! when that slot is the target again (and whatever it resumes is re-verified).
@@ -157,7 +181,7 @@ use super::partition::{
     ENTRY_LEN, MAX_OTA_SLOTS, PARTITION_TABLE_OFFSET, PartitionTable, PartitionTableError,
 };
 use crate::ota::journal::{
-    FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord,
+    FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord, record_stride,
 };
 use crate::ota::sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
 
@@ -678,7 +702,8 @@ enum Op {
     Erase { from: u32, to: u32 },
     /// Write bytes at `addr`.
     Program { addr: u32, src: Src },
-    /// Append a journal record: the image is durable up to `offset`.
+    /// Append a journal record: the image is durable up to `offset` (a sector boundary).
+    /// Appends without an erase inside a region `prepare` planned (it made room).
     Record { offset: u32 },
 }
 
@@ -691,7 +716,11 @@ enum Op {
 /// `flushed < erased`, and every sector from it up to `erased` is erased and holds nothing
 /// past `flushed` (`prepare` may move `erased` several sectors ahead); nothing is ever
 /// erased at or past `round_up(size, sector)` nor written at or past `round_up(size, unit)`,
-/// both `<= capacity`.
+/// both `<= capacity`; `recorded` is a sector boundary `<= min(flushed, size)`.
+///
+/// Journal records: every sector boundary the image passes is recorded, except up to the
+/// record plan's `stride_last` (set by `prepare`, see [`plan_records`](Self::plan_records)),
+/// where only `stride_last` and every `stride`-th boundary before it are.
 #[derive(Clone, Debug)]
 struct Writer {
     base: u32,
@@ -702,6 +731,8 @@ struct Writer {
     flushed: u32,
     erased: u32,
     recorded: u32,
+    stride_last: u32,
+    stride: u32,
     buf: [u8; WRITE_BUF_LEN],
     buf_len: usize,
 }
@@ -717,9 +748,56 @@ impl Writer {
             flushed: resume,
             erased: resume,
             recorded: resume,
+            stride_last: resume,
+            stride: 1,
             buf: [0xFF; WRITE_BUF_LEN],
             buf_len: 0,
         }
+    }
+
+    /// The last sector boundary the journal may be asked to record for what is prepared
+    /// once a `prepare` up to `end` (from [`prepare_end`](Self::prepare_end)) is done: the
+    /// prepared region ends at `max(erased, end)`; records never pass the image size.
+    fn record_horizon(&self, end: u32) -> u32 {
+        let top = self.erased.max(end).min(self.size);
+        top / self.sector * self.sector
+    }
+
+    /// Journal records the writes up to `last` (a sector boundary) append at one per sector:
+    /// the boundaries after the last recorded one.
+    fn records_to(&self, last: u32) -> u32 {
+        last.saturating_sub(self.recorded) / self.sector
+    }
+
+    /// Plans the journal records up to `last` so that at most `room` are appended: every
+    /// boundary if they fit, otherwise `last` and every `stride`-th boundary before it
+    /// (`last - j * stride` sectors) after the last recorded one, with the smallest stride
+    /// that fits ([`record_stride`]: `ceil(n / room)` for `n` boundaries, so
+    /// `ceil(n / stride) <= room` records). Past `last`, every boundary again. A `room` of 0
+    /// is taken as 1 (the sink's journal always has more).
+    fn plan_records(&mut self, last: u32, room: u32) {
+        self.stride = record_stride(self.records_to(last), room.max(1));
+        self.stride_last = last;
+    }
+
+    /// The sector boundary to record now, if any: the largest boundary up to
+    /// `min(flushed, size)`, past `recorded`, that the record plan asks for.
+    fn due_record(&self) -> Option<u32> {
+        let at = self.flushed.min(self.size) / self.sector * self.sector;
+        if at <= self.recorded {
+            return None;
+        }
+        if at >= self.stride_last {
+            return Some(at);
+        }
+        // `recorded < at < stride_last`: the plan's points are `stride_last - j * step`;
+        // the first one at or below `at` (none if the step does not fit below
+        // `stride_last`).
+        let step = u64::from(self.stride) * u64::from(self.sector);
+        let behind = u64::from(self.stride_last - at).div_ceil(step.max(1)) * step;
+        let due = u64::from(self.stride_last).checked_sub(behind)?;
+        // `due < stride_last`: it fits a u32.
+        (due > u64::from(self.recorded)).then_some(due as u32)
     }
 
     fn check<E>(&self, offset: u32, len: usize) -> Result<(), SinkError<E>> {
@@ -741,8 +819,8 @@ impl Writer {
 
     /// Checks a `prepare(offset, len)` and returns the slot-relative end of the sectors it
     /// gets ready: `[offset, offset + len)` clamped to the image size, rounded up to a
-    /// sector. An empty range returns `erased` (nothing to do).
-    fn prepare_end<E>(&self, offset: u32, len: u32) -> Result<u32, SinkError<E>> {
+    /// sector. `None` for an empty range (nothing to do).
+    fn prepare_end<E>(&self, offset: u32, len: u32) -> Result<Option<u32>, SinkError<E>> {
         if offset != self.pos {
             return Err(SinkError::OutOfOrder {
                 expected: self.pos,
@@ -751,15 +829,16 @@ impl Writer {
         }
         let end = offset.saturating_add(len).min(self.size);
         if end <= offset {
-            return Ok(self.erased);
+            return Ok(None);
         }
         // `size <= capacity`, a sector multiple below the slot end: no overflow in practice;
         // saturate to a sector boundary anyway.
         let top = u32::MAX / self.sector * self.sector;
-        Ok(end
-            .div_ceil(self.sector)
-            .checked_mul(self.sector)
-            .unwrap_or(top))
+        Ok(Some(
+            end.div_ceil(self.sector)
+                .checked_mul(self.sector)
+                .unwrap_or(top),
+        ))
     }
 
     /// The next erase of a `prepare` up to `end` (from [`prepare_end`](Self::prepare_end)):
@@ -782,13 +861,8 @@ impl Writer {
     /// when everything given is written or buffered. Calling again without
     /// [`commit`](Self::commit) returns the same operation.
     fn next(&mut self, input: &[u8], consumed: &mut usize, finalize: bool) -> Option<Op> {
-        if self.flushed > self.recorded
-            && self.flushed <= self.size
-            && self.flushed.is_multiple_of(self.sector)
-        {
-            return Some(Op::Record {
-                offset: self.flushed,
-            });
+        if let Some(offset) = self.due_record() {
+            return Some(Op::Record { offset });
         }
         let src = self.next_program(input, consumed, finalize)?;
         if self.flushed >= self.erased {
@@ -1369,10 +1443,18 @@ impl<F: NorFlash> EspIdfSink<F> {
     }
 
     fn do_prepare(&mut self, offset: u32, len: u32) -> Result<(), SinkError<F::Error>> {
-        let end = self.core.writing()?.writer.prepare_end(offset, len)?;
+        let Some(end) = self.core.writing()?.writer.prepare_end(offset, len)? else {
+            return Ok(());
+        };
         // Out of the sink while flash is touched: an error leaves the session closed (and
         // the next `begin` forgets what was erased ahead).
         let mut w = self.core.take_writing()?;
+        let last = w.writer.record_horizon(end);
+        let room = w
+            .journal
+            .make_room(&mut self.flash, w.writer.records_to(last))
+            .map_err(journal_err)?;
+        w.writer.plan_records(last, room);
         while let Some(op) = w.writer.next_prepare(end) {
             if let Op::Erase { from, to } = op {
                 self.flash
@@ -1538,12 +1620,14 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
         self.do_read(offset, buf)
     }
 
-    /// Erases now the sectors of `[offset, offset + len)` this session has not erased yet
-    /// (see the [module docs](self)), so that writing them only programs. `offset` must be
-    /// the write position ([`SinkError::OutOfOrder`] otherwise, changing nothing); the range
-    /// is clamped to the image end, so a `len` past it (even `u32::MAX`) is fine and an
-    /// empty range does nothing. Each `erase` call covers at most [`PREPARE_ERASE_MAX`]
-    /// bytes. A flash error closes the session like one in `write`: `begin` again.
+    /// Makes the writes of `[offset, offset + len)` erase nothing (see the
+    /// [module docs](self)): wraps the journal early if the records they will append do not
+    /// fit (recording sparsely if they do not fit even an empty journal), then erases the
+    /// sectors this session has not erased yet. `offset` must be the write position
+    /// ([`SinkError::OutOfOrder`] otherwise, changing nothing); the range is clamped to the
+    /// image end, so a `len` past it (even `u32::MAX`) is fine and an empty range does
+    /// nothing. Each slot `erase` call covers at most [`PREPARE_ERASE_MAX`] bytes. A flash
+    /// error closes the session like one in `write`: `begin` again.
     fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
         self.do_prepare(offset, len)
     }
@@ -1732,10 +1816,19 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
     }
 
     async fn do_prepare(&mut self, offset: u32, len: u32) -> Result<(), SinkError<F::Error>> {
-        let end = self.core.writing()?.writer.prepare_end(offset, len)?;
+        let Some(end) = self.core.writing()?.writer.prepare_end(offset, len)? else {
+            return Ok(());
+        };
         // Out of the sink while flash is touched: an error or a cancellation leaves the
         // session closed.
         let mut w = self.core.take_writing()?;
+        let last = w.writer.record_horizon(end);
+        let room = w
+            .journal
+            .make_room_async(&mut self.flash, w.writer.records_to(last))
+            .await
+            .map_err(journal_err)?;
+        w.writer.plan_records(last, room);
         while let Some(op) = w.writer.next_prepare(end) {
             if let Op::Erase { from, to } = op {
                 self.flash
@@ -1936,26 +2029,95 @@ mod tests {
     /// enforces erase-before-write and checks every operation; returns the slot and the
     /// journal offsets recorded.
     fn simulate(data: &[u8], resume: u32, chunks: &[usize], unit: u32) -> (Vec<u8>, Vec<u32>) {
-        let (slot, records, _) = simulate_prepared(data, resume, chunks, unit, None);
-        (slot, records)
+        let sim = simulate_prepared(data, resume, chunks, unit, Prep::Never, JOURNAL_ROOM);
+        (sim.slot, sim.records)
     }
 
-    /// [`simulate`], calling `prepare(pos, len)` before each chunk when `prepare` is
-    /// `Some(len)`. Also returns the number of erases the writes (not `prepare`) did.
+    /// Records a journal sector of 4 KiB holds before it wraps (85 slots of 48 bytes, the
+    /// last reserved for the tombstone).
+    const JOURNAL_ROOM: u32 = 84;
+
+    /// What [`simulate_prepared`] saw.
+    struct Sim {
+        /// The slot's bytes afterwards.
+        slot: Vec<u8>,
+        /// The journal offsets recorded, in order.
+        records: Vec<u32>,
+        /// Slot erases the writes (not `prepare`) did.
+        write_erases: usize,
+        /// Journal wraps the writes did (each one a journal sector erase).
+        write_wraps: usize,
+        /// Early journal wraps `prepare` did (`make_room` compacting).
+        prepare_wraps: usize,
+        /// The largest record stride `prepare` planned.
+        max_stride: u32,
+    }
+
+    /// A model of the journal's room: `next` slots used of `cap + 1` (the last one is the
+    /// tombstone reserve), and whether a progress record is the newest.
+    struct JournalModel {
+        cap: u32,
+        next: u32,
+        latest: bool,
+    }
+
+    impl JournalModel {
+        /// `Journal::record`: true if it had to wrap (erase).
+        fn record(&mut self) -> bool {
+            let wrap = self.next >= self.cap;
+            self.next = if wrap { 1 } else { self.next + 1 };
+            self.latest = true;
+            wrap
+        }
+
+        /// `Journal::make_room`: the room afterwards and whether it compacted (erase).
+        fn make_room(&mut self, want: u32) -> (u32, bool) {
+            let room = self.cap - self.next;
+            let compacted = self.cap - u32::from(self.latest);
+            if record_stride(want, compacted) < record_stride(want, room) {
+                self.next = u32::from(self.latest);
+                return (compacted, true);
+            }
+            (room, false)
+        }
+    }
+
+    /// When [`simulate_prepared`] calls `prepare`.
+    #[derive(Clone, Copy, Debug)]
+    enum Prep {
+        Never,
+        /// `prepare(pos, len)` before each chunk.
+        EachChunk(u32),
+        /// The update flow's way: `prepare(pos, len)` at the start of each `len`-byte range,
+        /// chunks cut at the range end (`u32::MAX`: one prepare for the whole image).
+        Ranges(u32),
+    }
+
+    /// [`simulate`], calling `prepare` as `prep` says, the way the sink does: the journal (a
+    /// model holding `journal_room` records before it wraps) makes room for the records the
+    /// prepared region needs, then the writer plans its records and the sectors are erased.
     fn simulate_prepared(
         data: &[u8],
         resume: u32,
         chunks: &[usize],
         unit: u32,
-        prepare: Option<u32>,
-    ) -> (Vec<u8>, Vec<u32>, usize) {
+        prep: Prep,
+        journal_room: u32,
+    ) -> Sim {
         let size = data.len() as u32;
-        let slot_len = 80 * SECTOR as usize;
+        let slot_len = (80 * SECTOR as usize).max(data.len().div_ceil(4096) * 4096 + 4096);
         // Old contents: the durable prefix, then non-erased junk.
         let mut slot = vec![0x5Au8; slot_len];
         slot[..resume as usize].copy_from_slice(&data[..resume as usize]);
         let mut erased = vec![false; slot_len / SECTOR as usize];
         let mut records = Vec::new();
+        // begin: a resumed journal holds the resume record; a fresh one is cleared.
+        let journal = core::cell::RefCell::new(JournalModel {
+            cap: journal_room,
+            next: u32::from(resume > 0),
+            latest: resume > 0,
+        });
+        let mut write_wraps = 0;
         let mut w = Writer::new(0, SECTOR, unit, size, resume);
         let mut apply = |op: Op, w: &Writer, input: &[u8], slot: &mut Vec<u8>| match op {
             Op::Erase { from, to } => {
@@ -1995,24 +2157,58 @@ mod tests {
             Op::Record { offset } => {
                 assert_eq!(offset % SECTOR, 0);
                 assert!(offset <= size);
+                assert!(
+                    offset > records.last().copied().unwrap_or(resume),
+                    "not after"
+                );
                 // The durability claim: everything before it is on "flash".
                 assert_eq!(&slot[..offset as usize], &data[..offset as usize]);
                 records.push(offset);
+                write_wraps += usize::from(journal.borrow_mut().record());
             }
         };
         let mut at = resume as usize;
         let mut sizes = chunks.iter().cycle();
         let mut write_erases = 0;
+        let mut prepare_wraps = 0;
+        let mut max_stride = 1;
+        let mut range_end = at;
         while at < data.len() {
             let n = (*sizes.next().unwrap()).max(1);
-            let input = &data[at..(at + n).min(data.len())];
+            let mut stop = (at + n).min(data.len());
+            let prepare = match prep {
+                Prep::Never => None,
+                Prep::EachChunk(len) => Some(len),
+                Prep::Ranges(len) => {
+                    let start = at >= range_end;
+                    if start {
+                        range_end = at.saturating_add(len as usize);
+                    }
+                    stop = stop.min(range_end);
+                    start.then_some(len)
+                }
+            };
+            let input = &data[at..stop];
             let mut consumed = 0;
             if let Some(len) = prepare {
-                let end = w.prepare_end::<()>(at as u32, len).unwrap();
-                while let Some(op) = w.next_prepare(end) {
-                    assert_eq!(w.next_prepare(end), Some(op));
-                    apply(op, &w, &[], &mut slot);
-                    w.commit(op, &mut consumed);
+                if let Some(end) = w.prepare_end::<()>(at as u32, len).unwrap() {
+                    let last = w.record_horizon(end);
+                    let (room, wrapped) = journal.borrow_mut().make_room(w.records_to(last));
+                    prepare_wraps += usize::from(wrapped);
+                    w.plan_records(last, room);
+                    max_stride = max_stride.max(w.stride);
+                    // The plan fits the room it was given.
+                    let n = w.records_to(last);
+                    assert!(
+                        n.div_ceil(w.stride) <= room.max(1),
+                        "{n} / {} > {room}",
+                        w.stride
+                    );
+                    while let Some(op) = w.next_prepare(end) {
+                        assert_eq!(w.next_prepare(end), Some(op));
+                        apply(op, &w, &[], &mut slot);
+                        w.commit(op, &mut consumed);
+                    }
                 }
                 assert_eq!(consumed, 0);
                 // Everything the range touches is erased now.
@@ -2044,7 +2240,19 @@ mod tests {
             w.commit(op, &mut consumed);
         }
         assert_eq!(w.buf_len, 0);
-        (slot, records, write_erases)
+        // Whatever the plan, the image's last boundary is recorded (if it passed one).
+        let last = size / SECTOR * SECTOR;
+        if last > resume {
+            assert_eq!(records.last(), Some(&last));
+        }
+        Sim {
+            slot,
+            records,
+            write_erases,
+            write_wraps,
+            prepare_wraps,
+            max_stride,
+        }
     }
 
     fn pattern(len: usize) -> Vec<u8> {
@@ -2095,13 +2303,21 @@ mod tests {
                 (&[5000], u32::MAX),
             ] {
                 for unit in [1u32, 4, 64] {
-                    let (slot, records, write_erases) =
-                        simulate_prepared(&data, 0, chunks, unit, Some(len));
-                    assert_eq!(slot, plain, "size {size} {chunks:?} {len} {unit}");
-                    assert_eq!(records, plain_records);
+                    let sim = simulate_prepared(
+                        &data,
+                        0,
+                        chunks,
+                        unit,
+                        Prep::EachChunk(len),
+                        JOURNAL_ROOM,
+                    );
+                    assert_eq!(sim.slot, plain, "size {size} {chunks:?} {len} {unit}");
+                    // At most 73 sectors: every one recorded, no wrap anywhere.
+                    assert_eq!(sim.records, plain_records);
+                    assert_eq!((sim.write_wraps, sim.prepare_wraps), (0, 0));
                     // Each prepare covers at least the chunk that follows it.
                     if len as usize >= chunks.iter().copied().max().unwrap() {
-                        assert_eq!(write_erases, 0, "size {size} {chunks:?} {len} {unit}");
+                        assert_eq!(sim.write_erases, 0, "size {size} {chunks:?} {len} {unit}");
                     }
                 }
             }
@@ -2109,10 +2325,137 @@ mod tests {
         // Resumed: the sector at the resume point is erased by prepare, not before.
         let data = pattern(20_000);
         for resume in [4096u32, 8192] {
-            let (slot, _, write_erases) = simulate_prepared(&data, resume, &[999], 4, Some(8192));
-            assert_eq!(&slot[..data.len()], &data[..]);
-            assert_eq!(write_erases, 0);
+            let sim = simulate_prepared(
+                &data,
+                resume,
+                &[999],
+                4,
+                Prep::EachChunk(8192),
+                JOURNAL_ROOM,
+            );
+            assert_eq!(&sim.slot[..data.len()], &data[..]);
+            assert_eq!((sim.write_erases, sim.write_wraps), (0, 0));
         }
+    }
+
+    /// The journal side of `prepare`: with 64 KiB ranges, or one prepare for the whole
+    /// image, the writes never wrap the journal (no erase at all during the writes). Ranges
+    /// that fit the journal keep a record per sector (an early wrap in `prepare` makes room
+    /// when needed); a region larger than the journal holds is recorded every `stride`
+    /// sectors, the smallest stride that fits.
+    #[test]
+    fn prepare_keeps_journal_wraps_out_of_the_writes() {
+        // (image size, prepare length, chunk, expected stride, expected records)
+        let cases: [(usize, u32, usize, u32, usize); 6] = [
+            // 1 MiB-ish image (249 boundaries).
+            (1_020_000, 0x1_0000, 4096, 1, 249),
+            (1_020_000, 0x1_0000, 1000, 1, 249),
+            (1_020_000, u32::MAX, 4096, 3, 83),
+            // A 1.5 MiB stream (384 boundaries).
+            (0x18_0000, 0x1_0000, 1460, 1, 384),
+            (0x18_0000, u32::MAX, 1460, 5, 77),
+            // Just more than the journal holds: every other sector.
+            (85 * 4096 + 10, u32::MAX, 4096, 2, 43),
+        ];
+        for (size, len, chunk, stride, n_records) in cases {
+            let data = pattern(size);
+            let plain = simulate_prepared(&data, 0, &[chunk], 4, Prep::Never, JOURNAL_ROOM);
+            let sim = simulate_prepared(&data, 0, &[chunk], 4, Prep::Ranges(len), JOURNAL_ROOM);
+            assert_eq!(sim.slot, plain.slot);
+            assert_eq!((sim.write_erases, sim.write_wraps), (0, 0), "{size} {len}");
+            assert_eq!((sim.max_stride, sim.records.len()), (stride, n_records));
+            // Resume points stay sector boundaries, at most `stride` sectors apart.
+            let mut prev = 0;
+            for &r in &sim.records {
+                assert!(r % SECTOR == 0 && r - prev <= stride * SECTOR, "{prev} {r}");
+                prev = r;
+            }
+            assert!(sim.records.iter().all(|r| plain.records.contains(r)));
+            std::println!(
+                "image {size} B, prepare {len:#x}, chunk {chunk}: {} records (stride {}), \
+                 journal erases in writes {} (without prepare {}), early wraps in prepare {}",
+                sim.records.len(),
+                sim.max_stride,
+                sim.write_wraps,
+                plain.write_wraps,
+                sim.prepare_wraps,
+            );
+            if len == 0x1_0000 {
+                // Per-sector records, the same wraps as without prepare, moved into prepare.
+                assert_eq!(sim.records, plain.records);
+                assert!(plain.write_wraps > 0);
+                assert!(sim.prepare_wraps >= plain.write_wraps);
+            } else {
+                // One prepare for everything, on an empty journal: no wrap at all.
+                assert_eq!(sim.prepare_wraps, 0);
+            }
+        }
+        // Resumed (the journal holds just the resume record: a wrap would gain nothing): the
+        // whole-image prepare strides over what is left, 344 boundaries in a room of 83.
+        let data = pattern(0x18_0000);
+        let resume = 40 * SECTOR;
+        let sim = simulate_prepared(&data, resume, &[4096], 4, Prep::Ranges(u32::MAX), 84);
+        assert_eq!(
+            (sim.write_erases, sim.write_wraps, sim.prepare_wraps),
+            (0, 0, 0)
+        );
+        assert_eq!((sim.max_stride, sim.records.len()), (5, 69));
+        let sim = simulate_prepared(&data, resume, &[4096], 4, Prep::Ranges(0x1_0000), 84);
+        assert_eq!((sim.write_erases, sim.write_wraps), (0, 0));
+        assert_eq!(sim.max_stride, 1);
+        // A prepare again inside a strided region (here before every chunk) never needs an
+        // erase in the writes either; it may wrap early to record more densely.
+        for (chunks, len) in [(&[4096usize][..], u32::MAX), (&[70_000, 5000], 80_000)] {
+            for room in [20, 84] {
+                let sim = simulate_prepared(&data, 0, chunks, 4, Prep::EachChunk(len), room);
+                assert_eq!((sim.write_erases, sim.write_wraps), (0, 0), "{chunks:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn record_plan_rules() {
+        let mut w = Writer::new(0, SECTOR, 4, 100 * SECTOR + 5, 0);
+        // Without a plan: every boundary, one at a time.
+        assert_eq!(w.due_record(), None);
+        w.flushed = SECTOR;
+        assert_eq!(w.due_record(), Some(SECTOR));
+        w.recorded = SECTOR;
+        // 40 boundaries up to sector 41 in a room of 10: every 4th, and the last.
+        assert_eq!(w.record_horizon(41 * SECTOR + 1), 41 * SECTOR);
+        assert_eq!(w.records_to(41 * SECTOR), 40);
+        w.plan_records(41 * SECTOR, 10);
+        assert_eq!(w.stride, 4);
+        let mut due = Vec::new();
+        for s in 2..=45 {
+            w.flushed = s * SECTOR;
+            if let Some(r) = w.due_record() {
+                due.push(r / SECTOR);
+                w.recorded = r;
+            }
+        }
+        assert_eq!(due, [5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 42, 43, 44, 45]);
+        // A room of 0 is taken as 1; fitting boundaries keep stride 1.
+        w.plan_records(60 * SECTOR, 0);
+        assert_eq!(w.stride, 15);
+        w.plan_records(60 * SECTOR, 15);
+        assert_eq!(w.stride, 1);
+        // The horizon covers what is erased already and never passes the image end.
+        w.erased = 70 * SECTOR;
+        assert_eq!(w.record_horizon(50 * SECTOR), 70 * SECTOR);
+        assert_eq!(w.record_horizon(u32::MAX), 100 * SECTOR);
+        // A boundary passed before a re-plan that lands on no stride point of the new plan
+        // is simply not recorded; the next one the plan asks for is.
+        let mut w = Writer::new(0, SECTOR, 4, 100 * SECTOR, 0);
+        w.plan_records(90 * SECTOR, 30);
+        assert_eq!(w.stride, 3);
+        w.flushed = 2 * SECTOR + 8;
+        assert_eq!(w.due_record(), None);
+        w.plan_records(20 * SECTOR, 4);
+        assert_eq!(w.stride, 5);
+        assert_eq!(w.due_record(), None);
+        w.flushed = 5 * SECTOR;
+        assert_eq!(w.due_record(), Some(5 * SECTOR));
     }
 
     #[test]
@@ -2121,7 +2464,7 @@ mod tests {
         let base = 0x11_0000;
         let mut w = Writer::new(base, SECTOR, 4, 300_000, 0);
         let erases = |w: &mut Writer, offset: u32, len: u32| {
-            let end = w.prepare_end::<()>(offset, len).unwrap();
+            let end = w.prepare_end::<()>(offset, len).unwrap().unwrap_or(0);
             let mut ops = Vec::new();
             while let Some(op) = w.next_prepare(end) {
                 let Op::Erase { from, to } = op else {
@@ -2156,7 +2499,7 @@ mod tests {
         // An unaligned slot: splits follow flash addresses, not slot offsets.
         let base = 0x11_3000;
         let mut w = Writer::new(base, SECTOR, 4, 300_000, 0);
-        let end = w.prepare_end::<()>(0, 0x1_0000).unwrap();
+        let end = w.prepare_end::<()>(0, 0x1_0000).unwrap().unwrap();
         let mut ops = Vec::new();
         while let Some(op) = w.next_prepare(end) {
             ops.push(op);
@@ -2225,9 +2568,9 @@ mod tests {
                 got: 0
             })
         );
-        assert_eq!(w.prepare_end::<()>(3, 1), Ok(SECTOR));
-        assert_eq!(w.prepare_end::<()>(3, u32::MAX), Ok(SECTOR));
-        assert_eq!(w.prepare_end::<()>(3, 0), Ok(0));
+        assert_eq!(w.prepare_end::<()>(3, 1), Ok(Some(SECTOR)));
+        assert_eq!(w.prepare_end::<()>(3, u32::MAX), Ok(Some(SECTOR)));
+        assert_eq!(w.prepare_end::<()>(3, 0), Ok(None));
         // The sector holding the 3 buffered bytes is not erased yet: prepare erases it.
         assert_eq!(
             w.next_prepare(SECTOR),
@@ -2444,15 +2787,39 @@ mod tests {
             unit_pow in 0u32..7,
             resume_sectors in 0u32..40,
             len in proptest::prop_oneof![0u32..100_000, proptest::strategy::Just(u32::MAX)],
+            journal_room in proptest::prop_oneof![2u32..20, proptest::strategy::Just(84)],
+            ranges in proptest::bool::ANY,
         ) {
             let data = pattern(size);
             let resume = (resume_sectors * SECTOR).min(size as u32 / SECTOR * SECTOR);
-            let (slot, records, _) =
-                simulate_prepared(&data, resume, &chunks, 1 << unit_pow, Some(len));
+            let sim = simulate_prepared(
+                &data,
+                resume,
+                &chunks,
+                1 << unit_pow,
+                if ranges { Prep::Ranges(len.max(1)) } else { Prep::EachChunk(len) },
+                journal_room,
+            );
             let (plain, plain_records) = simulate(&data, resume, &chunks, 1 << unit_pow);
-            proptest::prop_assert_eq!(&slot[..size], &data[..]);
-            proptest::prop_assert!(slot == plain);
-            proptest::prop_assert_eq!(records, plain_records);
+            proptest::prop_assert_eq!(&sim.slot[..size], &data[..]);
+            proptest::prop_assert!(sim.slot == plain);
+            // Fewer records at most (a stride), all of them sector boundaries the plain
+            // run records too; a plan of a whole journal's worth keeps every one.
+            proptest::prop_assert!(sim.records.iter().all(|r| plain_records.contains(r)));
+            if journal_room == 84 {
+                proptest::prop_assert_eq!(&sim.records, &plain_records);
+            }
+            // Resume points at most `max_stride` sectors apart.
+            let mut prev = resume;
+            for &r in &sim.records {
+                proptest::prop_assert!(r - prev <= sim.max_stride * SECTOR);
+                prev = r;
+            }
+            // A prepare covering each chunk (or each range, whatever the chunks) leaves no
+            // erase, slot or journal, to the writes.
+            if ranges || len as usize >= chunks.iter().copied().max().unwrap_or(0) {
+                proptest::prop_assert_eq!((sim.write_erases, sim.write_wraps), (0, 0));
+            }
         }
     }
 }
