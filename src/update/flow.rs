@@ -548,16 +548,11 @@ where
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
         Strategy::ModemFile => (Method::ModemFile, "chosen by the caller"),
         Strategy::Ranged | Strategy::Auto => {
-            if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.flow_control {
-                (
-                    Method::Stream,
-                    "RTS/CTS flow control is on and nothing is to be resumed",
-                )
-            } else if cfg.strategy == Strategy::Auto && ctx.done == 0 {
+            if cfg.strategy == Strategy::Auto && ctx.done == 0 {
                 (
                     Method::StreamErasedAhead,
-                    "no flow control: flash is erased while the modem fetches, then written \
-                     in page-sized pieces",
+                    "nothing to resume: one read, into flash erased while the modem fetches \
+                     (no erase stalls the UART, with or without flow control)",
                 )
             } else {
                 match client.send(&GetexProbe).await {
@@ -763,7 +758,22 @@ fn keep_tail(tail: &mut [u8; TAIL], len: &mut usize, new: &[u8]) {
 /// on the UART: the trailer filled the count. Otherwise the error stands.
 fn lost_or<E, S>(ctx: &Ctx<'_>, tail: &[u8], e: ClientError<E>) -> UpdateError<E, S> {
     const OK: &[u8] = b"\r\nOK\r\n";
+    const RESULT: &[u8] = b"+QHTTPREAD: ";
     if matches!(e, ClientError::Timeout) {
+        // The modem ended the body itself with an error (the server closed early): that is
+        // the failure, not the UART.
+        if let Some(p) = tail.windows(RESULT.len()).rposition(|w| w == RESULT) {
+            let digits = tail[p + RESULT.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u32, |v, &b| {
+                    v.saturating_mul(10).saturating_add(u32::from(b - b'0'))
+                });
+            if digits != 0 {
+                let code = u16::try_from(digits).unwrap_or(u16::MAX);
+                return ctx.fail(Stage::Transfer, Failure::Http(HttpError::from_code(code)));
+            }
+        }
         if let Some(p) = tail.windows(OK.len()).rposition(|w| w == OK) {
             return ctx.fail(
                 Stage::Transfer,
@@ -871,7 +881,9 @@ where
                 got: got.unwrap_or(0),
             },
         )),
+        // The whole body (or a chunked one, whose length the stream then checks).
         (200, Some(n)) if n == ctx.size => Ok(RangeAnswer::Whole(st)),
+        (200, None) => Ok(RangeAnswer::Whole(st)),
         (200, got) => Err(ctx.fail(
             Stage::HttpStatus,
             Failure::Length {

@@ -37,11 +37,12 @@
 //! * [`Strategy::ModemFile`]: `AT+QHTTPREADFILE` into the module's UFS (after checking free
 //!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
 //!   UFS (after an MCU reset) is reused.
-//! * [`Strategy::Auto`]: with RTS/CTS, a stream; without, a stream into flash erased
-//!   ahead ([`Method::StreamErasedAhead`]: the sectors are erased while the modem fetches
-//!   the body, and the body is written in page-sized pieces, so no flash stall outlasts the
-//!   UART's FIFO); when resuming, ranges from the resume point (GETEX if `AT+QHTTPGETEX=?`
-//!   answers OK, else a `Range:` header). The choice is reported as [`Progress::Strategy`].
+//! * [`Strategy::Auto`]: a stream into flash erased ahead ([`Method::StreamErasedAhead`]:
+//!   the sectors are erased while the modem fetches the body, and the body is written in
+//!   page-sized pieces, so no flash stall outlasts the UART's FIFO; with or without RTS/CTS,
+//!   and faster than erasing as the body arrives); when resuming, ranges from the resume
+//!   point (GETEX if `AT+QHTTPGETEX=?` answers OK, else a `Range:` header). The choice is
+//!   reported as [`Progress::Strategy`].
 //!
 //! By default ranges are [`UpdateConfig::range_size`] (64 KiB) long and also go straight
 //! into flash erased ahead; with `range_size: None` they are chunk-sized and buffered.
@@ -178,7 +179,8 @@ pub struct UpdateConfig<'a> {
     pub read_wait: u16,
     /// Module file for [`Strategy::ModemFile`].
     pub modem_file: &'a str,
-    /// RTS/CTS is active between MCU and modem (lets [`Strategy::Auto`] stream).
+    /// RTS/CTS is active between MCU and modem. Informational for now: [`Strategy::Auto`]
+    /// erases ahead either way, which is both safe without flow control and faster with it.
     pub flow_control: bool,
     /// The module's chipset family, if known (GETEX is probed regardless).
     pub family: Option<ChipFamily>,

@@ -1,0 +1,661 @@
+//! A whole firmware update on a simulated device, on virtual time: a local HTTP server with a
+//! generated ESP32-S3 image and its signed manifest, a simulated Quectel modem (EC200U,
+//! EC200T or EG06) behind a byte-accurate UART, a simulated NOR flash holding version 1.0.0,
+//! `cellular_ota::update::update_blocking` into the ESP-IDF A/B sink, and the ESP-IDF
+//! bootloader's slot choice at the end.
+//!
+//! ```text
+//! cargo run --release --example simulated_ota
+//! cargo run --release --example simulated_ota -- --strategy stream --flow-control off
+//! cargo run --release --example simulated_ota -- --fault modem-reboot --fault ignore-range
+//! cargo run --release --example simulated_ota -- --json --size 262144 --fault mcu-reset
+//! cargo run --release --example simulated_ota -- --table            # the README's table
+//! ```
+//!
+//! The device behaves like firmware: after a failed attempt it recovers (MCU reset: new
+//! client and sink over the same flash; power cut: everything restarts from the flash as the
+//! cut left it; modem reboot or lost PDP context: the modem is brought up again) and calls the
+//! update again, which resumes from what is durable in flash. `--attempts` bounds that.
+//!
+//! Faults (`--fault`, repeatable): every name of `cellular_ota_sim::FAULTS` with its
+//! arguments (e.g. `byte-loss=100000,3`, `server-500@/fw.bin`; offsets count payload
+//! bytes, `img+N` means byte N of the image body; a `trigger:` prefix such as `manifest:`,
+//! `started:`, `bytes=N:` or `attempt=N:` delays it), and these aliases:
+//!
+//! | alias | what happens | exit |
+//! |---|---|---|
+//! | `drop-link` | the TCP connection drops after 40 % of the body (once) and the network deactivates the PDP context | 0 (resumes) |
+//! | `modem-reboot` | the modem reboots after 40 % of the body | 0 (resumes) |
+//! | `mcu-reset` | the MCU resets after 40 % of the body | 0 (resumes) |
+//! | `power-cut` | the power fails at the first flash operation after 40 % of the image is durable | 0 (resumes) |
+//! | `ignore-range` | the server ignores `Range` (200 with the whole file) | 0 (falls back to a stream) |
+//! | `corrupt-image` | the server's copy has a flipped byte (the manifest has the good SHA-256) | 1 |
+//! | `wrong-chip` | the image is built for ESP32-C3 (signed as it is) | 1 |
+//! | `http-404` | the server answers 404 for the image | 1 |
+//!
+//! Exit status: 0 = the new image is verified, activated and the bootloader boots it; 1 = the
+//! update failed with a typed error and the old image still boots; 2 = no valid image would
+//! boot (never expected); 64 = bad command line.
+//!
+//! # What the numbers mean
+//!
+//! * **transfer interval**: the virtual time from the last attempt's `Progress::Started` to
+//!   its `Progress::Verifying`: the image request(s), the modem fetching the body from the
+//!   network, flash erases, the UART transfer and the flash writes — everything between
+//!   "the transfer starts" and "the last byte is durable in flash". Not in it: modem
+//!   bring-up, the manifest, the read-back verification and the activation.
+//! * **throughput, % of line rate**: (image bytes moved in that attempt) / (transfer
+//!   interval) divided by the UART's line rate of baud / 10 bytes per second (8N1: ten bit
+//!   times per byte).
+//! * **payload interval**: from the first to the last `Progress::Bytes` of the last attempt
+//!   (the body flowing into flash), for the same ratio without the request overhead.
+//! * **UART bytes lost**: bytes that arrived at the MCU's UART while its 128-byte FIFO and
+//!   driver ring were full (only possible without RTS/CTS).
+
+#[path = "../tests/sim_device/mod.rs"]
+mod sim_device;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use cellular_ota::update::{Failure, Outcome, Progress, Strategy};
+use cellular_ota_sim::{Fault, Personality};
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use sim_device::{
+    Booted, Device, Event, ImageKind, Report, Setup, hex, method_name, parse_trigger,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StrategyArg {
+    Auto,
+    Stream,
+    Ranged,
+    ModemFile,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Modem {
+    Ec200u,
+    Ec200t,
+    Eg06,
+}
+
+/// A complete firmware update through a simulated Quectel modem into simulated ESP32-S3
+/// flash, on virtual time.
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    after_help = "Exit status: 0 = the new image is verified, activated and boots; 1 = the update \
+                  failed with a typed error and the old image still boots; 2 = no valid image \
+                  would boot (never expected); 64 = bad command line."
+)]
+struct Cli {
+    /// Image size in bytes.
+    #[arg(long, default_value_t = 1_572_864)]
+    size: usize,
+    /// UART baud rate (8N1) between MCU and modem.
+    #[arg(long, default_value_t = 921_600)]
+    baud: u32,
+    /// RTS/CTS hardware flow control.
+    #[arg(long, value_enum, default_value = "off")]
+    flow_control: OnOff,
+    /// How to fetch the image.
+    #[arg(long, value_enum, default_value = "auto")]
+    strategy: StrategyArg,
+    /// Size of each ranged request in bytes, or `none` for buffered 4 KiB chunks.
+    #[arg(long, default_value = "65536")]
+    range_size: String,
+    /// The modem.
+    #[arg(long, value_enum, default_value = "ec200u")]
+    modem: Modem,
+    /// A fault to inject (repeatable): a simulator fault (`byte-loss=100000,3`,
+    /// `server-500@/fw.bin`, `manifest:http-get-error=702`, ...) or an alias: `drop-link`,
+    /// `modem-reboot`, `mcu-reset`, `power-cut`, `ignore-range` (the device resumes or falls
+    /// back: exit 0), `corrupt-image`, `wrong-chip`, `http-404` (exit 1).
+    #[arg(long = "fault", value_name = "FAULT")]
+    faults: Vec<String>,
+    /// Attempts the device makes at most.
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
+    /// Random seed of the simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object (no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Measure every strategy × baud rate × flow control (one attempt each) and print a
+    /// table (Markdown, or JSON lines with --json).
+    #[arg(long)]
+    table: bool,
+}
+
+fn personality(m: Modem) -> Personality {
+    match m {
+        Modem::Ec200u => Personality::Ec200u,
+        Modem::Ec200t => Personality::Ec200t,
+        Modem::Eg06 => Personality::Eg06,
+    }
+}
+
+fn strategy(s: StrategyArg) -> Strategy {
+    match s {
+        StrategyArg::Auto => Strategy::Auto,
+        StrategyArg::Stream => Strategy::Stream,
+        StrategyArg::Ranged => Strategy::Ranged,
+        StrategyArg::ModemFile => Strategy::ModemFile,
+    }
+}
+
+/// Expands aliases into simulator faults; returns (faults, transient faults, image kind).
+fn expand_faults(
+    faults: &[String],
+    image_len: usize,
+) -> Result<(Vec<String>, Vec<String>, ImageKind), String> {
+    let at = image_len * 2 / 5;
+    let (mut out, mut transient, mut image) = (Vec::new(), Vec::new(), ImageKind::Good);
+    for f in faults {
+        match f.as_str() {
+            "drop-link" => {
+                transient.push(format!(
+                    "server-close-early={at}@{}",
+                    sim_device::IMAGE_PATH
+                ));
+                out.push(format!("bytes={}:pdp-deact=0", at / 2));
+            }
+            "modem-reboot" => out.push(format!("modem-reboot=img+{at}")),
+            "mcu-reset" => out.push(format!("mcu-reset=img+{at}")),
+            "power-cut" => out.push(format!("bytes={at}:power-cut=0")),
+            "ignore-range" => out.push("server-ignore-range".into()),
+            "corrupt-image" => image = ImageKind::Corrupt,
+            "wrong-chip" => image = ImageKind::WrongChip,
+            "http-404" => out.push(format!("server-404@{}", sim_device::IMAGE_PATH)),
+            other => {
+                let (_, fault) = parse_trigger(other);
+                let plain = fault.replace("img+", "");
+                if !plain.starts_with("mcu-reset-in=") {
+                    plain
+                        .parse::<Fault>()
+                        .map_err(|e| format!("--fault {other}: {e}"))?;
+                }
+                out.push(other.to_string());
+            }
+        }
+    }
+    Ok((out, transient, image))
+}
+
+/// Numbers of one run.
+struct Numbers {
+    bytes: usize,
+    moved: u32,
+    transfer: Option<Duration>,
+    payload: Option<(Duration, u32)>,
+    line_rate: f64,
+}
+
+impl Numbers {
+    fn of(report: &Report, image_len: usize, baud: u32) -> Numbers {
+        let a = report.last();
+        let moved = image_len as u32 - a.resumed_from.unwrap_or(0).min(image_len as u32);
+        let transfer = match (a.t_started, a.t_verifying) {
+            (Some(s), Some(v)) => Some(v - s),
+            _ => None,
+        };
+        let payload = match (a.t_first_bytes, a.t_last_bytes) {
+            (Some(f), Some(l)) if l > f => Some((l - f, a.last_bytes_done - a.first_bytes_done)),
+            _ => None,
+        };
+        Numbers {
+            bytes: image_len,
+            moved,
+            transfer,
+            payload,
+            line_rate: f64::from(baud) / 10.0,
+        }
+    }
+
+    fn transfer_pct(&self) -> Option<f64> {
+        self.transfer
+            .map(|t| f64::from(self.moved) / t.as_secs_f64() / self.line_rate * 100.0)
+    }
+
+    fn payload_pct(&self) -> Option<f64> {
+        self.payload
+            .map(|(t, n)| f64::from(n) / t.as_secs_f64() / self.line_rate * 100.0)
+    }
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn exit_code(report: &Report) -> u8 {
+    match (report.installed(), report.booted) {
+        (_, Booted::Nothing | Booted::Other) => 2,
+        (Some(_), Booted::New) => 0,
+        _ => 1,
+    }
+}
+
+fn slot_name(report: &Report) -> Value {
+    match report.boot.target {
+        Some(cellular_ota_sim::BootTarget::Ota(n)) => json!(format!("ota_{n}")),
+        Some(t) => json!(format!("{t:?}")),
+        None => Value::Null,
+    }
+}
+
+fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Duration) -> Value {
+    let last = report.last();
+    let sha = match report.installed() {
+        Some(Outcome::Installed { sha256, .. }) => json!(hex(sha256)),
+        _ => Value::Null,
+    };
+    let e = report.error();
+    let error = match &last.result {
+        Ok(_) => Value::Null,
+        Err(e) => json!(e.to_string()),
+    };
+    json!({
+        "ok": exit_code(report) == 0,
+        "exit": exit_code(report),
+        "strategy": last.method.map(method_name),
+        "requested_strategy": format!("{:?}", cli.strategy).to_lowercase(),
+        "range_size": setup.range_size,
+        "modem": format!("{:?}", setup.personality).to_lowercase(),
+        "baud": setup.baud,
+        "flow_control": setup.flow,
+        "faults": cli.faults,
+        "bytes": n.bytes,
+        "bytes_moved_last_attempt": n.moved,
+        "resumed_from": last.resumed_from,
+        "attempt_resumed_from": report.attempts.iter().map(|a| a.resumed_from).collect::<Vec<_>>(),
+        "sha256": sha,
+        "boot_slot": slot_name(report),
+        "boot_image": format!("{:?}", report.booted).to_lowercase(),
+        "virtual_seconds": round(report.virtual_time.as_secs_f64(), 3),
+        "transfer_seconds": n.transfer.map(|t| round(t.as_secs_f64(), 3)),
+        "line_rate_pct": n.transfer_pct().map(|p| round(p, 1)),
+        "payload_seconds": n.payload.map(|(t, _)| round(t.as_secs_f64(), 3)),
+        "payload_line_rate_pct": n.payload_pct().map(|p| round(p, 1)),
+        "line_rate_bytes_per_second": n.line_rate,
+        "uart_bytes_lost": report.uart_lost,
+        "flash_busy_seconds": round(report.flash.busy.as_secs_f64(), 3),
+        "flash_erases": report.flash.erases,
+        "flash_writes": report.flash.writes,
+        "error": error,
+        "error_stage": e.map(|e| e.stage.to_string()),
+        "error_code": e.and_then(|e| e.code()),
+        "attempts": report.attempts.len(),
+        "attempt_errors": report.attempts.iter().filter_map(|a| a.result.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>(),
+        "fallbacks": report.attempts.iter().flat_map(|a| a.fallbacks.iter().map(|m| method_name(*m))).collect::<Vec<_>>(),
+        "power_cycles": report.power_cycles,
+        "mcu_resets": report.mcu_resets,
+        "wall_seconds": round(wall.as_secs_f64(), 3),
+    })
+}
+
+fn make_setup(cli: &Cli) -> Result<Setup, String> {
+    let mut setup = Setup::new(personality(cli.modem));
+    setup.strategy = strategy(cli.strategy);
+    setup.range_size = match cli.range_size.as_str() {
+        "none" => None,
+        n => Some(
+            n.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("--range-size {n}: a positive number or `none`"))?,
+        ),
+    };
+    setup.baud = cli.baud;
+    setup.flow = cli.flow_control == OnOff::On;
+    setup.size = sim_device::code_size_for(cli.size);
+    setup.attempts = cli.attempts.max(1);
+    setup.seed = cli.seed;
+    let len = sim_device::test_image_len(setup.size);
+    let (faults, transient, image) = expand_faults(&cli.faults, len)?;
+    setup.faults = faults;
+    setup.transient_faults = transient;
+    setup.image = image;
+    Ok(setup)
+}
+
+fn run_one(cli: &Cli) -> Result<u8, String> {
+    let setup = make_setup(cli)?;
+    let wall = Instant::now();
+    let mut device = Device::new(setup.clone());
+    let image_len = device.served.len();
+    let pb = if cli.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        let pb =
+            ProgressBar::with_draw_target(Some(image_len as u64), ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{prefix} [{bar:32.cyan/blue}] {bytes}/{total_bytes} {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb
+    };
+    let log = |pb: &ProgressBar, line: String| {
+        if !cli.json {
+            if pb.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                pb.println(line);
+            }
+        }
+    };
+    log(
+        &pb,
+        format!(
+            "simulated {:?} at {} baud, RTS/CTS {}, {} image of {image_len} bytes (v{} over v{}), strategy {:?}{}",
+            setup.personality,
+            setup.baud,
+            if setup.flow { "on" } else { "off" },
+            if device.manifest.is_some() {
+                "signed"
+            } else {
+                "unsigned"
+            },
+            sim_device::NEW_VERSION,
+            sim_device::OLD_VERSION,
+            setup.strategy,
+            if cli.faults.is_empty() {
+                String::new()
+            } else {
+                format!(", faults {:?}", cli.faults)
+            }
+        ),
+    );
+    let mut last_msg = Duration::ZERO;
+    let report = device.run(&mut |world, ev| match ev {
+        Event::Attempt(n) => pb.set_prefix(format!("attempt {n}")),
+        Event::Recovered(what) => log(&pb, format!("  {what}")),
+        Event::Failed(e) => log(&pb, format!("  attempt failed: {e}")),
+        Event::Progress(p) => match p {
+            Progress::Strategy { method, reason } => {
+                log(&pb, format!("  method {}: {reason}", method_name(method)))
+            }
+            Progress::Fallback { to, reason } => {
+                log(&pb, format!("  fallback to {}: {reason}", method_name(to)))
+            }
+            Progress::Started {
+                total,
+                resumed_from,
+            } => {
+                pb.set_length(u64::from(total));
+                pb.set_position(u64::from(resumed_from));
+                if resumed_from > 0 {
+                    log(&pb, format!("  resuming from byte {resumed_from}"));
+                }
+            }
+            Progress::Bytes { done, .. } => {
+                pb.set_position(u64::from(done));
+                let t = world.elapsed();
+                if t - last_msg >= Duration::from_millis(200) {
+                    last_msg = t;
+                    pb.set_message(format!("{:.1} s virtual", t.as_secs_f64()));
+                }
+            }
+            Progress::Verifying => pb.set_message("verifying"),
+            Progress::Activating => pb.set_message("activating"),
+            Progress::Manifest { .. } => {}
+        },
+    });
+    pb.finish_and_clear();
+    let wall = wall.elapsed();
+    let n = Numbers::of(&report, image_len, setup.baud);
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary_json(cli, &setup, &report, &n, wall))
+                .expect("json")
+        );
+    } else {
+        print_summary(&setup, &report, &n, wall);
+    }
+    Ok(exit_code(&report))
+}
+
+fn print_summary(setup: &Setup, report: &Report, n: &Numbers, wall: Duration) {
+    let last = report.last();
+    let code = exit_code(report);
+    println!(
+        "{}",
+        match code {
+            0 => "result: new image verified, activated and booting",
+            1 => "result: update failed safely, the old image still boots",
+            _ => "result: NO VALID IMAGE WOULD BOOT",
+        }
+    );
+    println!(
+        "strategy:        {}",
+        last.method.map_or("(none)", method_name)
+    );
+    println!(
+        "attempts:        {} ({} power cycles, {} MCU resets)",
+        report.attempts.len(),
+        report.power_cycles,
+        report.mcu_resets
+    );
+    for (i, a) in report.attempts.iter().enumerate() {
+        if let Err(e) = &a.result {
+            println!("  attempt {}:     {e}", i + 1);
+        }
+    }
+    println!(
+        "bytes:           {} (last attempt moved {}, resumed from {})",
+        n.bytes,
+        n.moved,
+        last.resumed_from.unwrap_or(0)
+    );
+    println!(
+        "virtual time:    {:.3} s in total",
+        report.virtual_time.as_secs_f64()
+    );
+    match (n.transfer, n.transfer_pct()) {
+        (Some(t), Some(p)) => println!(
+            "transfer:        {:.3} s from Started to Verifying of the last attempt: {:.0} B/s = {p:.1} % of the line rate ({} baud / 10 = {:.0} B/s)",
+            t.as_secs_f64(),
+            f64::from(n.moved) / t.as_secs_f64(),
+            setup.baud,
+            n.line_rate
+        ),
+        _ => println!("transfer:        (did not complete)"),
+    }
+    if let (Some((t, b)), Some(p)) = (n.payload, n.payload_pct()) {
+        println!(
+            "payload:         {:.3} s from the first to the last byte written ({b} bytes): {p:.1} % of the line rate",
+            t.as_secs_f64()
+        );
+    }
+    println!(
+        "flash:           {:.3} s busy (interrupts off), {} erases, {} writes",
+        report.flash.busy.as_secs_f64(),
+        report.flash.erases,
+        report.flash.writes
+    );
+    println!("UART bytes lost: {}", report.uart_lost);
+    match report.installed() {
+        Some(Outcome::Installed { sha256, .. }) => {
+            println!("SHA-256:         {} (verified from flash)", hex(sha256))
+        }
+        Some(Outcome::UpToDate) => println!("SHA-256:         (already running the new image)"),
+        None => println!("SHA-256:         (not installed)"),
+    }
+    println!(
+        "boots:           {} ({:?} image): {}",
+        match report.boot.target {
+            Some(cellular_ota_sim::BootTarget::Ota(s)) => format!("ota_{s}"),
+            Some(t) => format!("{t:?}"),
+            None => "nothing".into(),
+        },
+        report.booted,
+        report.boot.reason
+    );
+    if report.uart_lost > 0 {
+        let bytes_lost = report
+            .error()
+            .is_some_and(|e| matches!(e.failure, Failure::BytesLost { .. }));
+        println!(
+            "note:            {} bytes arrived while the MCU's UART buffers were full: flash \
+             operations run with interrupts off, a 4 KiB sector erase takes 45 ms, and \
+             without RTS/CTS the modem keeps sending into the 128-byte FIFO.{} Use \
+             --flow-control on, or --strategy auto (erases ahead, writes page-sized pieces).",
+            report.uart_lost,
+            if bytes_lost {
+                " The update flow noticed (BytesLost) and activated nothing."
+            } else {
+                ""
+            }
+        );
+    }
+    println!("wall time:       {:.2} s", wall.as_secs_f64());
+}
+
+/// One row of the measurement table.
+struct Row {
+    label: &'static str,
+    strategy: StrategyArg,
+    range: &'static str,
+}
+
+fn run_table(cli: &Cli) -> Result<u8, String> {
+    let rows = [
+        Row {
+            label: "stream",
+            strategy: StrategyArg::Stream,
+            range: "65536",
+        },
+        Row {
+            label: "auto",
+            strategy: StrategyArg::Auto,
+            range: "65536",
+        },
+        Row {
+            label: "ranged (direct, 64 KiB)",
+            strategy: StrategyArg::Ranged,
+            range: "65536",
+        },
+        Row {
+            label: "ranged (buffered, 4 KiB)",
+            strategy: StrategyArg::Ranged,
+            range: "none",
+        },
+        Row {
+            label: "modem-file",
+            strategy: StrategyArg::ModemFile,
+            range: "65536",
+        },
+    ];
+    if !cli.json {
+        println!(
+            "| strategy | method | modem | baud | RTS/CTS | result | transfer s | % line rate | payload % | UART bytes lost | flash busy s | virtual s |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    }
+    let mut worst = 0;
+    for row in &rows {
+        for baud in [115_200u32, 460_800, 921_600] {
+            for flow in [OnOff::On, OnOff::Off] {
+                let mut one = Cli::parse_from(["simulated_ota"]);
+                one.size = cli.size;
+                one.baud = baud;
+                one.flow_control = flow;
+                one.strategy = row.strategy;
+                one.range_size = row.range.to_string();
+                one.modem = cli.modem;
+                one.faults = cli.faults.clone();
+                one.attempts = 1;
+                one.seed = cli.seed;
+                // A module whose UFS cannot hold the image cannot use modem-file: EG06.
+                let len = sim_device::test_image_len(sim_device::code_size_for(cli.size)) as u64;
+                if row.strategy == StrategyArg::ModemFile
+                    && personality(cli.modem).ufs_total() < len
+                {
+                    one.modem = Modem::Eg06;
+                }
+                let setup = make_setup(&one)?;
+                let wall = Instant::now();
+                let mut device = Device::new(setup.clone());
+                let report = device.run(&mut |_, _| {});
+                let n = Numbers::of(&report, device.served.len(), baud);
+                worst = worst.max(exit_code(&report));
+                let result = match report.error() {
+                    None => "ok".to_string(),
+                    Some(e) => match &e.failure {
+                        Failure::BytesLost { .. } => "BytesLost".into(),
+                        Failure::NoSpace { .. } => "NoSpace".into(),
+                        _ => format!("failed at {}", e.stage),
+                    },
+                };
+                if cli.json {
+                    let mut v = summary_json(&one, &setup, &report, &n, wall.elapsed());
+                    v["row"] = json!(row.label);
+                    println!("{v}");
+                } else {
+                    let f = |x: Option<f64>, d: usize| {
+                        x.map_or("–".to_string(), |x| format!("{x:.d$}"))
+                    };
+                    println!(
+                        "| {} | {} | {:?} | {baud} | {} | {result} | {} | {} | {} | {} | {:.1} | {:.1} |",
+                        row.label,
+                        report.last().method.map_or("–", method_name),
+                        setup.personality,
+                        if flow == OnOff::On { "on" } else { "off" },
+                        f(n.transfer.map(|t| t.as_secs_f64()), 2),
+                        f(n.transfer_pct(), 1),
+                        f(n.payload_pct(), 1),
+                        report.uart_lost,
+                        report.flash.busy.as_secs_f64(),
+                        report.virtual_time.as_secs_f64(),
+                    );
+                }
+            }
+        }
+    }
+    if !cli.json {
+        println!(
+            "\nimage {} bytes (ESP32-S3 app image, signed manifest), 1 attempt each; line rate = baud / 10 bytes/s; transfer = Started → Verifying of the attempt, payload = first → last byte written.",
+            sim_device::test_image_len(sim_device::code_size_for(cli.size))
+        );
+    }
+    // A failed row is a measurement, not a failure of the table; only an unbootable device is.
+    Ok(if worst == 2 { 2 } else { 0 })
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return ExitCode::from(if usage { 64 } else { 0 });
+        }
+    };
+    let r = if cli.table {
+        run_table(&cli)
+    } else {
+        run_one(&cli)
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(64)
+        }
+    }
+}

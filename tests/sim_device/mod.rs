@@ -1,0 +1,1001 @@
+//! A simulated device that updates its firmware through a simulated Quectel modem, used by
+//! `tests/faults.rs`, `tests/power_cut.rs` and `examples/simulated_ota.rs` (which includes
+//! this file with `#[path]`).
+//!
+//! The device is an ESP32-S3 with 4 MiB of flash ([`build_chip_image`]: version 1.0.0 in
+//! `ota_0`, `ota_1` free), a modem on a UART and a server holding the new image and its
+//! signed manifest. It behaves like firmware: it brings the modem up, calls
+//! [`update_blocking`] with an [`EspIdfSink`] over the flash, and after a failure recovers
+//! the way a device would before trying again (resuming from what is durable in flash):
+//!
+//! * **MCU reset** (`mcu-reset`): the old client and sink are gone; the bootloader runs, the
+//!   UART is re-initialised and drained, and a new client and sink are made over the same
+//!   flash.
+//! * **power cut** (`power-cut`): the whole device (MCU and modem) loses power. A new
+//!   [`World`] starts from the flash contents the cut left, the modem boots from scratch.
+//! * **modem reboot** and **lost PDP context**: the bring-up before each attempt waits for
+//!   the modem to answer, sets it up again and re-activates the context.
+//!
+//! After every attempt the bootloader model ([`boot`]) is asked what would boot now; the
+//! [`Report`] keeps each answer so tests can check that a valid image boots at every point.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use cellular_ota::client::blocking::Client;
+use cellular_ota::client::{CountUrcs, Error as ClientError, TimeoutExt};
+use cellular_ota::ota::esp_idf::image::ChipId;
+use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig, SinkError};
+use cellular_ota::ota::manifest::{
+    MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
+};
+use cellular_ota::ota::mem_flash::MemFlashError;
+use cellular_ota::quectel::general::{
+    Attention, ErrorFormat, IndicationType, SetEcho, SetErrorFormat, SetFlowControl, SetIndication,
+};
+use cellular_ota::quectel::pdp::{
+    ActivateContext, ActiveContexts, AuthMethod, ConfigureContext, PdpType,
+};
+use cellular_ota::update::{
+    Failure, Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
+};
+use cellular_ota_sim::boot::layout;
+use cellular_ota_sim::{
+    BootOptions, BootOutcome, BootTarget, FlashConfig, FlashStats, ModemConfig, Personality,
+    SimFlash, TestServer, UartConfig, World, WorldConfig, boot_with, build_chip_image,
+    test_app_image,
+};
+use ed25519_compact::{KeyPair, Seed};
+use embedded_io::ErrorKind;
+use sha2::{Digest, Sha256};
+
+/// ESP32-S3 (`chip_id` 9).
+pub const S3: u16 = 9;
+/// The chip id of ESP32-C3, for "built for the wrong chip".
+pub const C3: u16 = 5;
+/// The version the device runs at the start.
+pub const OLD_VERSION: &str = "1.0.0";
+/// The version the server offers.
+pub const NEW_VERSION: &str = "2.0.0";
+/// The fixed Ed25519 test key (its 32-byte seed). Test use only.
+pub const TEST_KEY_SEED: [u8; 32] = *b"cellular-ota simulated test key!";
+/// Another key, for "signed by the wrong key".
+pub const OTHER_KEY_SEED: [u8; 32] = *b"not the key the device trusts!!!";
+/// Image path on the server.
+pub const IMAGE_PATH: &str = "/fw.bin";
+/// Manifest path on the server.
+pub const MANIFEST_PATH: &str = "/fw.bin.manifest";
+/// A second copy of the image (redirect target).
+pub const MIRROR_PATH: &str = "/mirror/fw.bin";
+
+/// What the stock bootloader (rollback off) boots from this flash, without changing it (with
+/// rollback off the model writes nothing, so no copy of the 4 MiB is needed).
+pub fn boot(flash: &mut SimFlash) -> BootOutcome {
+    boot_with(
+        flash.image_mut(),
+        BootOptions {
+            chip_id: S3,
+            rollback: false,
+        },
+    )
+}
+
+/// The device's flash as the sink sees it: the simulated chip, and when its power fails the
+/// MCU dies with it (the same supply feeds both), so nothing the update flow does after the
+/// cut (its clean-up commands to the modem) happens: the UART fails at once, as after a
+/// reset, until the device is powered again.
+pub struct DeviceFlash<'a> {
+    flash: &'a mut SimFlash,
+    world: World,
+}
+
+impl DeviceFlash<'_> {
+    fn check<T>(&self, r: Result<T, MemFlashError>) -> Result<T, MemFlashError> {
+        if matches!(r, Err(MemFlashError::PowerCut)) && !self.world.mcu_reset_pending() {
+            self.world.schedule_mcu_reset(Duration::ZERO);
+        }
+        r
+    }
+}
+
+impl embedded_storage::nor_flash::ErrorType for DeviceFlash<'_> {
+    type Error = MemFlashError;
+}
+
+impl embedded_storage::nor_flash::ReadNorFlash for DeviceFlash<'_> {
+    const READ_SIZE: usize = <SimFlash as embedded_storage::nor_flash::ReadNorFlash>::READ_SIZE;
+
+    fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), MemFlashError> {
+        let r = embedded_storage::nor_flash::ReadNorFlash::read(self.flash, offset, bytes);
+        self.check(r)
+    }
+
+    fn capacity(&self) -> usize {
+        embedded_storage::nor_flash::ReadNorFlash::capacity(self.flash)
+    }
+}
+
+impl embedded_storage::nor_flash::NorFlash for DeviceFlash<'_> {
+    const WRITE_SIZE: usize = <SimFlash as embedded_storage::nor_flash::NorFlash>::WRITE_SIZE;
+    const ERASE_SIZE: usize = <SimFlash as embedded_storage::nor_flash::NorFlash>::ERASE_SIZE;
+
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), MemFlashError> {
+        let r = embedded_storage::nor_flash::NorFlash::erase(self.flash, from, to);
+        self.check(r)
+    }
+
+    fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), MemFlashError> {
+        let r = embedded_storage::nor_flash::NorFlash::write(self.flash, offset, bytes);
+        self.check(r)
+    }
+}
+
+/// The update error of this device.
+pub type Error = UpdateError<ErrorKind, SinkError<MemFlashError>>;
+
+/// The test key pair.
+pub fn test_key() -> KeyPair {
+    KeyPair::from_seed(Seed::new(TEST_KEY_SEED))
+}
+
+/// What the server publishes as the manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestMode {
+    /// A manifest for the served image, signed with the test key, version [`NEW_VERSION`].
+    Signed,
+    /// No manifest: the device identifies the image by URL and length.
+    Absent,
+    /// Signed with a key the device does not trust.
+    WrongKey,
+    /// Signed with the test key, with this version.
+    Version(&'static str),
+}
+
+/// What the server serves as the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageKind {
+    /// A valid image for the device's chip.
+    Good,
+    /// One byte of the served copy flipped after the manifest was made (transport or storage
+    /// corruption): the SHA-256 does not match the manifest.
+    Corrupt,
+    /// A broken build that was signed as it is (the manifest matches the bytes): only the
+    /// image checks of the sink can refuse it.
+    CorruptSigned,
+    /// A valid image, but for ESP32-C3.
+    WrongChip,
+    /// Larger than the slot can take (slot size minus the journal sector).
+    Oversized,
+}
+
+/// Everything a run is made of.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The modem.
+    pub personality: Personality,
+    /// `UpdateConfig::strategy`.
+    pub strategy: Strategy,
+    /// `UpdateConfig::range_size`.
+    pub range_size: Option<u32>,
+    /// UART baud rate (both ends).
+    pub baud: u32,
+    /// RTS/CTS: the host drives RTS and the modem gets `AT+IFC=2,2`; also
+    /// `UpdateConfig::flow_control`.
+    pub flow: bool,
+    /// Code bytes of the new image ([`test_app_image`]); the image is a few hundred bytes
+    /// longer.
+    pub size: usize,
+    /// The manifest the server publishes.
+    pub manifest: ManifestMode,
+    /// The image the server serves.
+    pub image: ImageKind,
+    /// Faults by their simulator names ([`cellular_ota_sim::FAULTS`]), injected before the
+    /// first attempt, or when a trigger fires: `<trigger>:<fault>` with trigger `attempt=N`
+    /// (before attempt N), `ready` (the modem bring-up of an attempt is done, the update flow
+    /// starts), `manifest` (the manifest was accepted), `started` (the transfer
+    /// starts), `bytes=N` (N image bytes are durable), `verifying` or `activating`. In the
+    /// fault, `img+N` stands for payload offset N of the image (after the manifest's bytes).
+    /// Besides the simulator's names, `mcu-reset-in=<ms>` resets the MCU that long after the
+    /// trigger (not tied to a payload).
+    pub faults: Vec<String>,
+    /// Server behaviours that last for the first attempt only: the server (or the network
+    /// path to it) recovers before the second one.
+    pub transient_faults: Vec<String>,
+    /// Attempts the device makes at most.
+    pub attempts: u32,
+    /// Random seed of the world.
+    pub seed: u64,
+    /// Leave the modem's signal-quality URCs (`+QIND: "csq",..`, about 4 a minute, some
+    /// between an `OK` and its result URC) on. A careful device turns them off with
+    /// `AT+QINDCFG="csq",0` before long transfers (quectel-at.md §1.1), which the bring-up
+    /// does unless this is set. A modem reboot turns them on again until the next bring-up.
+    pub csq_urcs: bool,
+}
+
+impl Setup {
+    /// Defaults: this modem, auto strategy, 64 KiB ranges, 921 600 baud without flow
+    /// control, a 256 KiB signed image, no faults, one attempt, `csq` URCs turned off by the
+    /// bring-up.
+    pub fn new(personality: Personality) -> Self {
+        Setup {
+            personality,
+            strategy: Strategy::Auto,
+            range_size: Some(64 * 1024),
+            baud: 921_600,
+            flow: false,
+            size: 256 * 1024,
+            manifest: ManifestMode::Signed,
+            image: ImageKind::Good,
+            faults: Vec::new(),
+            transient_faults: Vec::new(),
+            attempts: 1,
+            seed: 1,
+            csq_urcs: false,
+        }
+    }
+}
+
+/// When a fault is injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Before attempt N (1 = at power-on).
+    Attempt(u32),
+    /// After the bring-up of an attempt, before the update flow.
+    Ready,
+    /// `Progress::Manifest`.
+    Manifest,
+    /// `Progress::Started`.
+    Started,
+    /// The first `Progress::Bytes` with at least this many bytes durable.
+    Bytes(u32),
+    /// `Progress::Verifying`.
+    Verifying,
+    /// `Progress::Activating`.
+    Activating,
+}
+
+/// Splits `<trigger>:<fault>`; a fault without a known trigger is injected before attempt 1.
+pub fn parse_trigger(f: &str) -> (Trigger, &str) {
+    if let Some((t, rest)) = f.split_once(':') {
+        let t = t.trim();
+        let trig = match t {
+            "ready" => Some(Trigger::Ready),
+            "manifest" => Some(Trigger::Manifest),
+            "started" => Some(Trigger::Started),
+            "verifying" => Some(Trigger::Verifying),
+            "activating" => Some(Trigger::Activating),
+            _ => match t.split_once('=') {
+                Some(("bytes", n)) => n.parse().ok().map(Trigger::Bytes),
+                Some(("attempt", n)) => n.parse().ok().map(Trigger::Attempt),
+                _ => None,
+            },
+        };
+        if let Some(trig) = trig {
+            return (trig, rest.trim());
+        }
+    }
+    (Trigger::Attempt(1), f.trim())
+}
+
+/// Injects one fault: a simulator fault name, or `mcu-reset-in=<ms>`.
+pub fn inject_one(world: &World, fault: &str) {
+    if let Some(ms) = fault.strip_prefix("mcu-reset-in=") {
+        let ms: u64 = ms.trim().parse().expect("mcu-reset-in=<ms>");
+        world.schedule_mcu_reset(Duration::from_millis(ms));
+        return;
+    }
+    world
+        .inject_str(fault)
+        .unwrap_or_else(|e| panic!("fault `{fault}`: {e}"));
+}
+
+/// Replaces every `img+N` with `base + N`.
+fn resolve_offsets(fault: &str, base: u64) -> String {
+    let mut out = String::new();
+    let mut rest = fault;
+    while let Some(i) = rest.find("img+") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i + 4..];
+        let end = tail
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let n: u64 = tail[..end].parse().unwrap_or(0);
+        out.push_str(&(base + n).to_string());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+struct Pending {
+    trigger: Trigger,
+    fault: String,
+}
+
+fn fire(world: &World, pending: &mut Vec<Pending>, p: &Progress) {
+    pending.retain(|f| {
+        let hit = match (f.trigger, p) {
+            (Trigger::Manifest, Progress::Manifest { .. }) => true,
+            (Trigger::Started, Progress::Started { .. }) => true,
+            (Trigger::Bytes(n), Progress::Bytes { done, .. }) => *done >= n,
+            (Trigger::Verifying, Progress::Verifying) => true,
+            (Trigger::Activating, Progress::Activating) => true,
+            _ => false,
+        };
+        if hit {
+            inject_one(world, &f.fault);
+        }
+        !hit
+    });
+}
+
+/// What the bootloader boots, by content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Booted {
+    /// The new image (the one the server serves).
+    New,
+    /// The image the device ran at the start.
+    Old,
+    /// Something else that validates (never expected).
+    Other,
+    /// Nothing valid: the chip would reset for ever.
+    Nothing,
+}
+
+/// Something the device did, for a progress display.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// Attempt `n` (from 1) starts.
+    Attempt(u32),
+    /// The update flow reported progress.
+    Progress(Progress),
+    /// The device recovered from something before an attempt.
+    Recovered(&'a str),
+    /// An attempt failed.
+    Failed(&'a Error),
+}
+
+/// Why an attempt failed.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// The modem could not be brought up (the update never started).
+    BringUp(ClientError<ErrorKind>),
+    /// The update flow failed.
+    Update(Error),
+}
+
+impl std::fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttemptError::BringUp(e) => write!(f, "modem bring-up failed: {e}"),
+            AttemptError::Update(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// One attempt.
+#[derive(Debug)]
+pub struct Attempt {
+    /// What `update_blocking` returned.
+    pub result: Result<Outcome, AttemptError>,
+    /// The method chosen (and after a fallback, the last one).
+    pub method: Option<Method>,
+    /// Fallbacks reported.
+    pub fallbacks: Vec<Method>,
+    /// `Progress::Started::resumed_from`.
+    pub resumed_from: Option<u32>,
+    /// Virtual time of the attempt's start (before the bring-up).
+    pub t_begin: Duration,
+    /// Virtual time when the flow reported `Started`.
+    pub t_started: Option<Duration>,
+    /// Virtual time of the first `Bytes` event.
+    pub t_first_bytes: Option<Duration>,
+    /// Virtual time of the last `Bytes` event.
+    pub t_last_bytes: Option<Duration>,
+    /// Image bytes durable when the first `Bytes` event came (the write before it counts
+    /// too: `done` of that event).
+    pub first_bytes_done: u32,
+    /// `done` of the last `Bytes` event.
+    pub last_bytes_done: u32,
+    /// Virtual time when the flow reported `Verifying`.
+    pub t_verifying: Option<Duration>,
+    /// Virtual time when the attempt returned.
+    pub t_end: Duration,
+    /// UART bytes lost during the attempt.
+    pub uart_lost: u64,
+    /// What the bootloader would boot right after the attempt.
+    pub boot: BootOutcome,
+    /// Which image that is.
+    pub booted: Booted,
+}
+
+impl Attempt {
+    /// The update error, if the flow failed.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.result {
+            Err(AttemptError::Update(e)) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug)]
+pub struct Report {
+    /// Every attempt, in order.
+    pub attempts: Vec<Attempt>,
+    /// What the bootloader boots at the end.
+    pub boot: BootOutcome,
+    /// Which image that is.
+    pub booted: Booted,
+    /// UART bytes lost over the whole run (all power cycles).
+    pub uart_lost: u64,
+    /// Virtual time of the whole run (all power cycles).
+    pub virtual_time: Duration,
+    /// Power cycles the device went through.
+    pub power_cycles: u32,
+    /// MCU resets the device went through.
+    pub mcu_resets: u32,
+    /// Flash operation counters of the last power cycle.
+    pub flash: FlashStats,
+}
+
+impl Report {
+    /// The last attempt.
+    pub fn last(&self) -> &Attempt {
+        self.attempts.last().expect("at least one attempt")
+    }
+
+    /// The final outcome: the new image installed (or found already running after a power
+    /// cycle), or the last attempt's error.
+    pub fn installed(&self) -> Option<&Outcome> {
+        self.last().result.as_ref().ok()
+    }
+
+    /// The last attempt's update error.
+    pub fn error(&self) -> Option<&Error> {
+        self.last().error()
+    }
+}
+
+/// The whole device: server, modem world, flash.
+pub struct Device {
+    /// The setup it was made from.
+    pub setup: Setup,
+    /// The HTTP server.
+    pub server: TestServer,
+    /// The bytes served as the image.
+    pub served: Vec<u8>,
+    /// The manifest served, if any.
+    pub manifest: Option<Vec<u8>>,
+    /// The image the device runs at the start (in `ota_0`).
+    pub old_image: Vec<u8>,
+    /// The current world (a power cycle makes a new one).
+    pub world: World,
+    /// The flash chip.
+    pub flash: SimFlash,
+    /// What the bootloader booted at the last reset (power-on, MCU reset).
+    pub running: BootOutcome,
+    image_url: String,
+    manifest_url: String,
+    public_key: [u8; 32],
+    pending: Vec<Pending>,
+    power_cycles: u32,
+    mcu_resets: u32,
+    lost_before: u64,
+    elapsed_before: Duration,
+}
+
+/// The device's flash at the start (4 MiB, [`build_chip_image`] with version
+/// [`OLD_VERSION`], 64 KiB of code, in `ota_0`), and that old image; built once per process.
+pub fn base_flash() -> &'static (Vec<u8>, Vec<u8>) {
+    static BASE: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let old = test_app_image(S3, OLD_VERSION, 64 * 1024);
+        let chip = build_chip_image(S3, Some(&old));
+        (old, chip)
+    })
+}
+
+/// The length of [`test_app_image`] with `code` code bytes: header, the app-descriptor
+/// segment, the code segment (padded to 4), checksum padding to 16, the appended SHA-256.
+pub fn test_image_len(code: usize) -> usize {
+    (297 + code.next_multiple_of(4)).next_multiple_of(16) + 32
+}
+
+/// The code size of the largest [`test_app_image`] of at most `size` bytes (exactly `size`
+/// when it is a multiple of 16 of at least 336).
+pub fn code_size_for(size: usize) -> usize {
+    let mut code = size.saturating_sub(329) & !3;
+    while code > 4 && test_image_len(code) > size {
+        code -= 4;
+    }
+    code.max(4)
+}
+
+/// The served image for a setup (deterministic).
+pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
+    let chip = if setup.image == ImageKind::WrongChip {
+        C3
+    } else {
+        S3
+    };
+    let size = if setup.image == ImageKind::Oversized {
+        layout::OTA_1.1 as usize
+    } else {
+        setup.size
+    };
+    let good = test_app_image(chip, NEW_VERSION, size);
+    let mut served = good.clone();
+    if matches!(setup.image, ImageKind::Corrupt | ImageKind::CorruptSigned) {
+        let at = served.len() / 2;
+        served[at] ^= 0x40;
+    }
+    (good, served)
+}
+
+/// A manifest for `image` with `version`, signed with `key` (or unsigned).
+pub fn manifest_for(image: &[u8], version: &str, key: Option<&KeyPair>) -> Vec<u8> {
+    let version = Version::parse(version).expect("version");
+    let sha256: [u8; 32] = Sha256::digest(image).into();
+    let size = u32::try_from(image.len()).expect("size");
+    let signature: Option<[u8; 64]> = key.map(|k| {
+        let unsigned = Manifest {
+            version,
+            size,
+            sha256,
+            signature: None,
+        };
+        let mut msg = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let msg = unsigned.signed_message(&mut msg).expect("message");
+        *k.sk.sign(msg, None)
+    });
+    let mut out = [0u8; MAX_WRITTEN_LEN];
+    let n = write_manifest(&version, size, &sha256, signature.as_ref(), &mut out).expect("write");
+    out[..n].to_vec()
+}
+
+fn make_world(setup: &Setup, booting: bool, seed: u64) -> World {
+    let mut modem = ModemConfig::new(setup.personality);
+    if !booting {
+        modem = modem.ready();
+    }
+    let mut uart = UartConfig::default().with_baud(setup.baud);
+    uart.host_rts = setup.flow;
+    World::new(WorldConfig::new(modem).with_uart(uart).with_seed(seed))
+}
+
+/// The bring-up a device does before each update attempt: wait until the modem answers
+/// (it may be booting), echo off, numeric errors, `csq` URCs off (unless `csq`), RTS/CTS if
+/// wanted, and PDP context 1 active (waiting for registration).
+pub fn bring_up<H: cellular_ota::client::UrcHandler>(
+    c: &mut Client<'_, cellular_ota_sim::HostUart, cellular_ota_sim::SimClock, H>,
+    world: &World,
+    flow: bool,
+    csq: bool,
+) -> Result<(), ClientError<ErrorKind>> {
+    let deadline = world.elapsed() + Duration::from_secs(90);
+    loop {
+        match c.send(&Attention.with_timeout(Duration::from_millis(300))) {
+            Ok(()) => break,
+            Err(e) if world.elapsed() >= deadline => return Err(e),
+            Err(ClientError::Io(e)) => return Err(ClientError::Io(e)),
+            Err(_) => {
+                c.reset();
+                // Idle (URCs still go to the handler) before trying again.
+                let _ = c.wait_for(Duration::from_millis(500), |_| None::<()>);
+            }
+        }
+    }
+    c.send(&SetEcho(false))?;
+    c.send(&SetErrorFormat(ErrorFormat::Numeric))?;
+    if !csq {
+        c.send(&SetIndication {
+            kind: IndicationType::Csq,
+            enable: false,
+            save: None,
+        })?;
+    }
+    if flow {
+        c.send(&SetFlowControl::HARDWARE)?;
+    }
+    let deadline = world.elapsed() + Duration::from_secs(60);
+    loop {
+        let active = match c.send(&ActiveContexts) {
+            Ok(l) => l.get(1).is_some_and(|s| s.state.is_active()),
+            Err(ClientError::Io(e)) => return Err(ClientError::Io(e)),
+            Err(_) => false,
+        };
+        if active {
+            return Ok(());
+        }
+        let r = c
+            .send(&ConfigureContext {
+                cid: 1,
+                pdp_type: PdpType::Ipv4,
+                apn: "internet",
+                user: "",
+                password: "",
+                auth: AuthMethod::None,
+            })
+            .and_then(|()| c.send(&ActivateContext { cid: 1 }));
+        match r {
+            Ok(()) => return Ok(()),
+            Err(e) if world.elapsed() >= deadline => return Err(e),
+            Err(ClientError::Io(e)) => return Err(ClientError::Io(e)),
+            Err(_) => {
+                // Not registered yet: wait a second.
+                let _ = c.wait_for(Duration::from_secs(1), |_| None::<()>);
+            }
+        }
+    }
+}
+
+/// Reads and discards whatever the modem sends until it has been quiet for `quiet` (what a
+/// freshly reset MCU sees of a payload the modem was still sending).
+pub fn drain_quiet(world: &World, quiet: Duration, max: Duration) {
+    let uart = world.host_uart();
+    let start = world.elapsed();
+    let mut last = start;
+    let mut buf = [0u8; 1024];
+    loop {
+        match uart.try_read(&mut buf) {
+            Ok(n) if n > 0 => last = world.elapsed(),
+            _ => {}
+        }
+        let now = world.elapsed();
+        if now - last >= quiet || now - start >= max {
+            return;
+        }
+        world.advance(Duration::from_micros(500));
+    }
+}
+
+/// Whether a device retries after this error: not after a refused manifest, an image that
+/// cannot fit, a client error status (4xx), or an image that verified against a signed
+/// manifest yet is not bootable (the published image itself is bad).
+pub fn retryable(e: &Error, with_manifest: bool) -> bool {
+    match &e.failure {
+        Failure::Manifest(_) | Failure::TooLarge { .. } | Failure::NoSpace { .. } => false,
+        Failure::Status(s) => !(400..500).contains(s),
+        Failure::Sink(SinkError::ImageTooLarge { .. }) => false,
+        Failure::Sink(SinkError::Image(_)) => !with_manifest,
+        _ => true,
+    }
+}
+
+impl Device {
+    /// A device at power-on with version 1.0.0 running and the server up.
+    pub fn new(setup: Setup) -> Device {
+        let (good, served) = make_image(&setup);
+        let key = test_key();
+        let manifest = match setup.manifest {
+            ManifestMode::Absent => None,
+            ManifestMode::Signed => Some(manifest_for(
+                if setup.image == ImageKind::CorruptSigned {
+                    &served
+                } else {
+                    &good
+                },
+                NEW_VERSION,
+                Some(&key),
+            )),
+            ManifestMode::WrongKey => Some(manifest_for(
+                &good,
+                NEW_VERSION,
+                Some(&KeyPair::from_seed(Seed::new(OTHER_KEY_SEED))),
+            )),
+            ManifestMode::Version(v) => Some(manifest_for(&good, v, Some(&key))),
+        };
+        let mut files = vec![
+            (IMAGE_PATH.to_string(), served.clone()),
+            (MIRROR_PATH.to_string(), served.clone()),
+        ];
+        if let Some(m) = &manifest {
+            files.push((MANIFEST_PATH.to_string(), m.clone()));
+        }
+        let server = TestServer::start(files).expect("server");
+        let world = make_world(&setup, false, setup.seed);
+        world.attach_server(&server);
+        let (old_image, chip) = base_flash();
+        let old_image = old_image.clone();
+        let mut flash = SimFlash::with_image(&world, FlashConfig::default(), chip);
+        let running = boot(&mut flash);
+        assert_eq!(
+            running.target,
+            Some(BootTarget::Ota(0)),
+            "{}",
+            running.reason
+        );
+        let image_url = server.url(IMAGE_PATH);
+        let manifest_url = server.url(MANIFEST_PATH);
+        Device {
+            setup,
+            server,
+            served,
+            manifest,
+            old_image,
+            world,
+            flash,
+            running,
+            image_url,
+            manifest_url,
+            public_key: *key.pk,
+            pending: Vec::new(),
+            power_cycles: 0,
+            mcu_resets: 0,
+            lost_before: 0,
+            elapsed_before: Duration::ZERO,
+        }
+    }
+
+    /// The image URL.
+    pub fn image_url(&self) -> &str {
+        &self.image_url
+    }
+
+    /// Arms faults (see [`Setup::faults`] for the syntax); those for attempt 1 are injected
+    /// at once.
+    pub fn inject(&mut self, faults: &[String]) {
+        let base = self.manifest.as_ref().map_or(0, |m| m.len() as u64);
+        for f in faults {
+            let (trigger, fault) = parse_trigger(f);
+            let fault = resolve_offsets(fault, base);
+            self.pending.push(Pending { trigger, fault });
+        }
+        self.fire_attempt(1);
+    }
+
+    fn fire_attempt(&mut self, n: u32) {
+        self.fire_exact(Trigger::Attempt(n));
+    }
+
+    fn fire_exact(&mut self, t: Trigger) {
+        let world = self.world.clone();
+        self.pending.retain(|f| {
+            let hit = f.trigger == t;
+            if hit {
+                inject_one(&world, &f.fault);
+            }
+            !hit
+        });
+    }
+
+    fn slot_holds(&self, slot: BootTarget, image: &[u8]) -> bool {
+        let off = match slot {
+            BootTarget::Ota(0) => layout::OTA_0.0,
+            BootTarget::Ota(1) => layout::OTA_1.0,
+            _ => return false,
+        } as usize;
+        self.flash.image().get(off..off + image.len()) == Some(image)
+    }
+
+    /// What boots now, and which image it is.
+    pub fn boot_now(&mut self) -> (BootOutcome, Booted) {
+        let b = boot(&mut self.flash);
+        let booted = match b.target {
+            Some(t) if self.slot_holds(t, &self.served) => Booted::New,
+            Some(t) if self.slot_holds(t, &self.old_image) => Booted::Old,
+            Some(_) => Booted::Other,
+            None => Booted::Nothing,
+        };
+        (b, booted)
+    }
+
+    /// Total virtual time so far (over power cycles).
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed_before + self.world.elapsed()
+    }
+
+    /// Total UART bytes lost so far (over power cycles).
+    pub fn uart_lost(&self) -> u64 {
+        self.lost_before + self.world.uart_bytes_lost()
+    }
+
+    /// The power went off: the device starts again from the flash as it is, with a new
+    /// world (the modem boots from scratch).
+    pub fn power_cycle(&mut self) {
+        self.power_cycles += 1;
+        self.lost_before += self.world.uart_bytes_lost();
+        self.elapsed_before += self.world.elapsed();
+        let image = self.flash.snapshot();
+        let seed = self
+            .setup
+            .seed
+            .wrapping_add(u64::from(self.power_cycles) * 7919);
+        self.world = make_world(&self.setup, true, seed);
+        self.world.attach_server(&self.server);
+        self.flash = SimFlash::with_image(&self.world, FlashConfig::default(), &image);
+        self.running = boot(&mut self.flash);
+    }
+
+    /// Recovers from what the last attempt left: a power cut, an MCU reset.
+    fn recover(&mut self, on: &mut dyn FnMut(&World, Event<'_>)) {
+        if !self.flash.is_powered() {
+            self.power_cycle();
+            on(
+                &self.world,
+                Event::Recovered("power cut: the device restarted"),
+            );
+        }
+        if self.world.mcu_reset_pending() {
+            self.mcu_resets += 1;
+            self.world.acknowledge_mcu_reset();
+            self.running = boot(&mut self.flash);
+            on(
+                &self.world,
+                Event::Recovered("MCU reset: the device restarted"),
+            );
+        }
+        // Whatever the modem still sends (the rest of a payload) is of no use now.
+        drain_quiet(
+            &self.world,
+            Duration::from_millis(50),
+            Duration::from_secs(120),
+        );
+    }
+
+    /// One attempt: bring-up, then `update_blocking`.
+    pub fn attempt(&mut self, n: u32, on: &mut dyn FnMut(&World, Event<'_>)) -> Attempt {
+        self.recover(on);
+        if n > 1 {
+            self.fire_attempt(n);
+        }
+        on(&self.world, Event::Attempt(n));
+        let world = self.world.clone();
+        let lost0 = world.uart_bytes_lost();
+        let mut a = Attempt {
+            result: Ok(Outcome::UpToDate),
+            method: None,
+            fallbacks: Vec::new(),
+            resumed_from: None,
+            t_begin: world.elapsed(),
+            t_started: None,
+            t_first_bytes: None,
+            t_last_bytes: None,
+            first_bytes_done: 0,
+            last_bytes_done: 0,
+            t_verifying: None,
+            t_end: Duration::ZERO,
+            uart_lost: 0,
+            boot: self.running.clone(),
+            booted: Booted::Old,
+        };
+        let (mut rx, mut resp) = ([0u8; 2048], [0u8; 512]);
+        let mut client = Client::new(
+            world.host_uart(),
+            world.clock(),
+            &mut rx,
+            &mut resp,
+            CountUrcs(0),
+        );
+        a.result = match bring_up(&mut client, &world, self.setup.flow, self.setup.csq_urcs) {
+            Err(e) => Err(AttemptError::BringUp(e)),
+            Ok(()) => {
+                self.fire_exact(Trigger::Ready);
+                // The version that runs: the new one only if the bootloader booted it.
+                let running_new = self.running.target.is_some_and(|t| {
+                    self.slot_holds(t, &self.served) && self.setup.image == ImageKind::Good
+                });
+                let running_version = if running_new {
+                    NEW_VERSION
+                } else {
+                    OLD_VERSION
+                };
+                let slot = self.running.slot();
+                let mut config = UpdateConfig::new(&self.image_url);
+                if self.manifest.is_some() {
+                    config.manifest_url = Some(&self.manifest_url);
+                    config.running_version = Some(Version::parse(running_version).unwrap());
+                    config.public_key = Some(self.public_key);
+                }
+                config.strategy = self.setup.strategy;
+                config.range_size = self.setup.range_size;
+                config.flow_control = self.setup.flow;
+                config.family = Some(self.setup.personality.family());
+                let mut sink = EspIdfSink::new(
+                    DeviceFlash {
+                        flash: &mut self.flash,
+                        world: world.clone(),
+                    },
+                    SinkConfig::new(ChipId::ESP32S3).with_running_slot(slot),
+                );
+                let mut chunk = [0u8; 4096];
+                let w = world.clone();
+                let pending = &mut self.pending;
+                let r = update_blocking(&mut client, &mut sink, &config, &mut chunk, &mut |p| {
+                    fire(&w, pending, &p);
+                    let t = w.elapsed();
+                    match p {
+                        Progress::Strategy { method, .. } => a.method = Some(method),
+                        Progress::Fallback { to, .. } => {
+                            a.method = Some(to);
+                            a.fallbacks.push(to);
+                        }
+                        Progress::Started { resumed_from, .. } => {
+                            a.resumed_from = Some(resumed_from);
+                            a.t_started = Some(t);
+                        }
+                        Progress::Bytes { done, .. } => {
+                            if a.t_first_bytes.is_none() {
+                                a.t_first_bytes = Some(t);
+                                a.first_bytes_done = done;
+                            }
+                            a.t_last_bytes = Some(t);
+                            a.last_bytes_done = done;
+                        }
+                        Progress::Verifying => a.t_verifying = Some(t),
+                        _ => {}
+                    }
+                    on(&w, Event::Progress(p));
+                });
+                r.map_err(AttemptError::Update)
+            }
+        };
+        drop(client);
+        if let Err(AttemptError::Update(e)) = &a.result {
+            on(&world, Event::Failed(e));
+        }
+        a.t_end = world.elapsed();
+        a.uart_lost = world.uart_bytes_lost() - lost0;
+        let (b, booted) = self.boot_now();
+        a.boot = b;
+        a.booted = booted;
+        a
+    }
+
+    /// Runs attempts until one installs the image, an error is not worth retrying, or the
+    /// attempts are used up.
+    pub fn run(&mut self, on: &mut dyn FnMut(&World, Event<'_>)) -> Report {
+        let faults = self.setup.faults.clone();
+        self.inject(&faults);
+        let transient = self.setup.transient_faults.clone();
+        self.inject(&transient);
+        let mut attempts = Vec::new();
+        for n in 1..=self.setup.attempts.max(1) {
+            let a = self.attempt(n, on);
+            if n == 1 && !transient.is_empty() {
+                self.server.clear_behaviors();
+            }
+            let stop = match &a.result {
+                Ok(_) => true,
+                Err(AttemptError::Update(e)) => !retryable(e, self.manifest.is_some()),
+                Err(AttemptError::BringUp(_)) => false,
+            };
+            attempts.push(a);
+            if stop {
+                break;
+            }
+        }
+        // Whatever the last attempt left (a cut power supply included), the bootloader has
+        // the last word.
+        let (boot, booted) = self.boot_now();
+        Report {
+            attempts,
+            boot,
+            booted,
+            uart_lost: self.uart_lost(),
+            virtual_time: self.elapsed(),
+            power_cycles: self.power_cycles,
+            mcu_resets: self.mcu_resets,
+            flash: self.flash.stats(),
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A short name of a method.
+pub fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Stream => "stream",
+        Method::StreamErasedAhead => "stream-erased-ahead",
+        Method::RangedGetex => "ranged-getex",
+        Method::RangedHeader => "ranged-header",
+        Method::ModemFile => "modem-file",
+    }
+}

@@ -1,0 +1,243 @@
+//! The `simulated_ota` example, run as a user would, with `--json`: the default update, every
+//! documented `--fault` alias with its documented exit status, the naive streamer that loses
+//! bytes, and the measurement table. A smaller image keeps it fast.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const SIZE: &str = "262144";
+
+fn binary() -> &'static PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The examples are built next to the test binaries (`target/<profile>/examples`).
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().unwrap().parent().unwrap();
+        let bin = dir
+            .join("examples")
+            .join(format!("simulated_ota{}", std::env::consts::EXE_SUFFIX));
+        // Running this test alone (`cargo test --test simulated_ota_cli`) does not build
+        // examples, and a binary from an earlier build may be stale: ask cargo (a no-op when
+        // it is up to date), with the profile of this test binary's directory.
+        let profile = dir.file_name().unwrap().to_str().unwrap();
+        let profile = if profile == "debug" { "dev" } else { profile };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--example", "simulated_ota", "--profile", profile])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok && bin.exists(), "{} not built", bin.display());
+        bin
+    })
+}
+
+/// Runs the example with `--json --size SIZE` and `args`; returns the exit status and the
+/// JSON values printed (one object, or one per line with `--table`).
+fn run(args: &[&str]) -> (i32, Vec<Value>) {
+    run_sized(SIZE, args)
+}
+
+fn run_sized(size: &str, args: &[&str]) -> (i32, Vec<Value>) {
+    let out = Command::new(binary())
+        .args(["--json", "--size", size])
+        .args(args)
+        .output()
+        .unwrap();
+    let code = out.status.code().expect("exit status");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let values = if args.contains(&"--table") {
+        stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    } else if stdout.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec![serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))]
+    };
+    (code, values)
+}
+
+fn one(args: &[&str]) -> (i32, Value) {
+    let (code, mut v) = run(args);
+    assert_eq!(v.len(), 1, "{args:?}: exit {code}, no JSON");
+    (code, v.remove(0))
+}
+
+/// The summary of a successful update.
+fn assert_installed(args: &[&str], v: &Value) {
+    assert_eq!(v["ok"], true, "{args:?}: {v:#}");
+    assert_eq!(v["exit"], 0, "{args:?}");
+    assert_eq!(v["boot_slot"], "ota_1", "{args:?}");
+    assert_eq!(v["boot_image"], "new", "{args:?}");
+    assert_eq!(v["error"], Value::Null, "{args:?}");
+    assert_eq!(v["bytes"], 262_144, "{args:?}");
+    let sha = v["sha256"].as_str().unwrap();
+    assert_eq!(sha.len(), 64, "{args:?}");
+    assert!(v["virtual_seconds"].as_f64().unwrap() > 0.0);
+    let pct = v["line_rate_pct"].as_f64().unwrap();
+    assert!(pct > 0.0 && pct <= 100.5, "{args:?}: {pct}");
+}
+
+/// The summary of an update that failed safely.
+fn assert_failed_safely(args: &[&str], code: i32, v: &Value, stage: &str) {
+    assert_eq!(code, 1, "{args:?}: {v:#}");
+    assert_eq!(v["ok"], false, "{args:?}");
+    assert_eq!(v["boot_slot"], "ota_0", "{args:?}");
+    assert_eq!(v["boot_image"], "old", "{args:?}");
+    assert_eq!(v["sha256"], Value::Null, "{args:?}");
+    assert_eq!(v["error_stage"], stage, "{args:?}: {v:#}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+}
+
+#[test]
+fn default_update_installs_without_losing_bytes() {
+    let args = [];
+    let (code, v) = one(&args);
+    assert_eq!(code, 0, "{v:#}");
+    assert_installed(&args, &v);
+    assert_eq!(v["strategy"], "stream-erased-ahead");
+    assert_eq!(v["uart_bytes_lost"], 0);
+    assert_eq!(v["attempts"], 1);
+    assert_eq!(v["modem"], "ec200u");
+    assert_eq!(v["baud"], 921_600);
+}
+
+#[test]
+fn faults_that_resume_end_installed() {
+    for (fault, extra) in [
+        ("drop-link", &[][..]),
+        ("modem-reboot", &[]),
+        ("mcu-reset", &[]),
+        ("power-cut", &[]),
+        ("ignore-range", &[]),
+        ("ignore-range", &["--strategy", "ranged"]),
+        ("byte-corrupt=img+1000", &["--modem", "eg06"]),
+    ] {
+        let mut args = vec!["--fault", fault];
+        args.extend_from_slice(extra);
+        let (code, v) = one(&args);
+        assert_eq!(code, 0, "{args:?}: {v:#}");
+        assert_installed(&args, &v);
+        let attempts = v["attempts"].as_u64().unwrap();
+        match fault {
+            "ignore-range" => {
+                assert_eq!(attempts, 1, "{args:?}");
+                if extra.contains(&"ranged") {
+                    assert_eq!(v["fallbacks"][0], "stream-erased-ahead", "{args:?}");
+                }
+            }
+            _ => assert!(attempts >= 2, "{args:?}: {v:#}"),
+        }
+        match fault {
+            "mcu-reset" => assert_eq!(v["mcu_resets"], 1),
+            "power-cut" => assert_eq!(v["power_cycles"], 1),
+            // A later attempt resumed from the bytes already in flash.
+            "drop-link" | "modem-reboot" => {
+                let resumed = v["attempt_resumed_from"].as_array().unwrap();
+                assert!(
+                    resumed[1..].iter().any(|r| r.as_u64().unwrap_or(0) > 0),
+                    "{args:?}: {v:#}"
+                )
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn faults_that_fail_leave_the_old_image_booting() {
+    for (fault, stage, error_code) in [
+        ("corrupt-image", "verification", None),
+        ("wrong-chip", "activation", None),
+        ("http-404", "HTTP status", Some(404)),
+    ] {
+        let args = ["--fault", fault];
+        let (code, v) = one(&args);
+        assert_failed_safely(&args, code, &v, stage);
+        if let Some(c) = error_code {
+            assert_eq!(v["error_code"], c, "{args:?}");
+        }
+    }
+}
+
+/// The README's demonstration, at the default size (1.5 MB): a plain stream without flow
+/// control loses bytes while flash sectors erase, and the flow reports `BytesLost` (which it
+/// can only do when the modem's `OK` trailer itself arrived, as it does here); `auto` with
+/// the same settings loses nothing.
+#[test]
+fn naive_streamer_loses_bytes_and_auto_does_not() {
+    const DEFAULT_SIZE: &str = "1572864";
+    let naive = [
+        "--strategy",
+        "stream",
+        "--flow-control",
+        "off",
+        "--baud",
+        "921600",
+        "--attempts",
+        "1",
+    ];
+    let (code, mut v) = run_sized(DEFAULT_SIZE, &naive);
+    let v = v.remove(0);
+    assert_failed_safely(&naive, code, &v, "transfer");
+    assert!(v["uart_bytes_lost"].as_u64().unwrap() > 100_000, "{v:#}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("bytes were lost between modem and MCU"),
+        "BytesLost expected: {v:#}"
+    );
+    let auto = [
+        "--flow-control",
+        "off",
+        "--baud",
+        "921600",
+        "--attempts",
+        "1",
+    ];
+    let (code, mut v) = run_sized(DEFAULT_SIZE, &auto);
+    let v = v.remove(0);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["strategy"], "stream-erased-ahead");
+    assert_eq!(v["uart_bytes_lost"], 0);
+    // With RTS/CTS the plain stream loses nothing either (but waits for every erase).
+    let flow = [
+        "--strategy",
+        "stream",
+        "--flow-control",
+        "on",
+        "--attempts",
+        "1",
+    ];
+    let (code, v) = one(&flow);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["uart_bytes_lost"], 0);
+}
+
+#[test]
+fn bad_command_lines_are_usage_errors() {
+    assert_eq!(run(&["--fault", "no-such-fault"]).0, 64);
+    assert_eq!(run(&["--strategy", "carrier-pigeon"]).0, 64);
+    assert_eq!(run(&["--range-size", "0"]).0, 64);
+}
+
+#[test]
+fn measurement_table_covers_every_strategy_baud_and_flow_setting() {
+    let (code, rows) = run_sized("65536", &["--table"]);
+    assert_eq!(code, 0);
+    assert_eq!(rows.len(), 5 * 3 * 2);
+    for r in &rows {
+        assert_ne!(r["exit"], 2, "{r:#}");
+        if r["row"] == "auto" {
+            assert_eq!(r["uart_bytes_lost"], 0, "{r:#}");
+            assert_eq!(r["ok"], true, "{r:#}");
+        }
+    }
+}
