@@ -1327,6 +1327,273 @@ fn layouts_without_a_free_slot_are_refused() {
     ));
 }
 
+/// What the full parser (`PartitionTable::parse`, then `check_fits`) says about the table
+/// at 0x8000: `Ok` or its error. The sink checks the table as it reads it, without the
+/// parsed table, and must agree.
+fn parser_verdict(mem: &[u8]) -> Result<(), partition::PartitionTableError> {
+    let table = partition::PartitionTable::parse(&mem[0x8000..0x8000 + 0xC00])?;
+    table.check_fits(mem.len())
+}
+
+/// `begin` through the blocking and the async sink.
+fn begin_both(mem: &[u8], config: SinkConfig, img: &Img) -> Result<Resume, Err> {
+    let mut a = mem.to_vec();
+    let blocking = EspIdfSink::new(&mut flash(&mut a), config).begin(&img.desc());
+    let mut b = mem.to_vec();
+    let mut f = flash(&mut b);
+    let asynchronous = block_on(async {
+        let mut sink = AsyncEspIdfSink::new(&mut f, config);
+        AsyncOtaSink::begin(&mut sink, &img.desc()).await
+    });
+    assert_eq!(blocking, asynchronous);
+    blocking
+}
+
+#[test]
+fn partition_table_errors_are_the_parsers() {
+    let img = image(28, 10_000);
+    let nvs = entry(PartitionType::Data(DataSubType::Nvs), 0x9000, 0x4000, "nvs");
+    let otadata = entry(
+        PartitionType::Data(DataSubType::Ota),
+        0xD000,
+        0x2000,
+        "otadata",
+    );
+    let phy = entry(PartitionType::Data(DataSubType::Phy), 0xF000, 0x1000, "phy");
+    let ota0 = entry(app(0), 0x10000, 0x100000, "ota_0");
+    let ota1 = entry(app(1), 0x110000, 0x100000, "ota_1");
+    let base = [nvs, otadata, phy, ota0, ota1];
+    let with = |f: &dyn Fn(&mut [PartitionEntry; 5])| {
+        let mut t = base;
+        f(&mut t);
+        t
+    };
+    use partition::PartitionTableError as E;
+    let cases: Vec<([PartitionEntry; 5], E)> = vec![
+        // nvs (listed first, kept by nobody) inside ota_1: the slot must not be written.
+        (
+            with(&|t| t[0].offset = 0x1F0000),
+            E::Overlap {
+                first: 0,
+                second: 4,
+            },
+        ),
+        (
+            with(&|t| t[4].offset = 0x100000),
+            E::Overlap {
+                first: 3,
+                second: 4,
+            },
+        ),
+        (
+            with(&|t| t[2].offset = 0xE000),
+            E::Overlap {
+                first: 1,
+                second: 2,
+            },
+        ),
+        (
+            with(&|t| t[4].offset = 0x118000),
+            E::Misaligned {
+                index: 4,
+                offset: 0x118000,
+                alignment: 0x10000,
+            },
+        ),
+        (
+            with(&|t| t[1].size = 0x1000),
+            E::OtadataSize {
+                index: 1,
+                size: 0x1000,
+            },
+        ),
+        (with(&|t| t[0].size = 0), E::ZeroSize { index: 0 }),
+        (
+            with(&|t| t[4].kind = app(0)),
+            E::DuplicateOtaSlot { index: 4, slot: 0 },
+        ),
+        (with(&|t| t[4].kind = app(2)), E::OtaSlotGap { missing: 1 }),
+        (
+            with(&|t| t[4].offset = 0x3F0000),
+            E::ExceedsFlash {
+                index: 4,
+                end: 0x4F0000,
+                capacity: FLASH_SIZE,
+            },
+        ),
+        // Past the flash and a gap: the gap (a layout rule) is reported, as by the parser.
+        (
+            with(&|t| {
+                t[4].offset = 0x3F0000;
+                t[4].kind = app(3);
+            }),
+            E::OtaSlotGap { missing: 1 },
+        ),
+        (
+            with(&|t| {
+                t[1].kind = PartitionType::Data(DataSubType::Ota);
+                t[2] = entry(
+                    PartitionType::Data(DataSubType::Ota),
+                    0x20_0000,
+                    0x2000,
+                    "x",
+                );
+                t[4].offset = 0x210000;
+            }),
+            E::DuplicateOtadata { index: 2 },
+        ),
+    ];
+    for (entries, want) in &cases {
+        for md5 in [true, false] {
+            let mut mem = vec![0xFF; FLASH_SIZE];
+            partition::encode(entries, &mut mem[0x8000..0x9000], md5).unwrap();
+            assert_eq!(parser_verdict(&mem), Err(*want));
+            assert_eq!(
+                begin_both(&mem, cfg(), &img),
+                Err(SinkError::PartitionTable(*want)),
+                "{want:?}"
+            );
+            // A broken record after the entries outranks the layout error, as in the parser.
+            mem[0x8000 + 5 * 32] = 0x12;
+            let Err(record_error) = parser_verdict(&mem) else {
+                panic!("{want:?}")
+            };
+            assert!(matches!(
+                record_error,
+                E::BadMagic { index: 5, .. } | E::Md5Mismatch
+            ));
+            assert_eq!(
+                begin_both(&mem, cfg(), &img),
+                Err(SinkError::PartitionTable(record_error))
+            );
+        }
+    }
+    // Every byte of the table flipped: the sink says what the parser says.
+    let good = chip();
+    for pos in 0..7 * 32 {
+        let mut mem = good.clone();
+        mem[0x8000 + pos] ^= 0x04;
+        let got = begin_both(&mem, cfg(), &img);
+        match parser_verdict(&mem) {
+            Err(e) => assert_eq!(got, Err(SinkError::PartitionTable(e)), "byte {pos}"),
+            // A flipped label or flag bit, or an end-marker byte past the first four.
+            Ok(()) => assert!(got.is_ok(), "byte {pos}: {got:?}"),
+        }
+    }
+    // An entry after the MD5 record, and a second MD5 record.
+    let mut mem = vec![0xFF; FLASH_SIZE];
+    partition::encode(&base[..4], &mut mem[0x8000..0x9000], true).unwrap();
+    mem[0x8000 + 5 * 32..0x8000 + 6 * 32].copy_from_slice(&ota1.encode());
+    assert_eq!(
+        begin_both(&mem, cfg(), &img),
+        Err(SinkError::PartitionTable(E::EntryAfterMd5 { index: 5 }))
+    );
+    let mut mem = chip();
+    mem.copy_within(0x8000 + 5 * 32..0x8000 + 6 * 32, 0x8000 + 6 * 32);
+    assert_eq!(
+        begin_both(&mem, cfg(), &img),
+        Err(SinkError::PartitionTable(E::DuplicateMd5 { index: 6 }))
+    );
+}
+
+#[test]
+fn sixteen_slots_in_any_table_order() {
+    let img = image(29, 10_000);
+    // otadata, factory and ota_15 .. ota_0 (listed backwards), 64 KiB slots.
+    let mut entries = vec![
+        entry(
+            PartitionType::Data(DataSubType::Ota),
+            0xD000,
+            0x2000,
+            "otadata",
+        ),
+        entry(
+            PartitionType::App(AppSubType::Factory),
+            0x10000,
+            0x10000,
+            "factory",
+        ),
+    ];
+    for n in (0..16u8).rev() {
+        entries.push(entry(
+            app(n),
+            0x20000 + u32::from(n) * 0x10000,
+            0x10000,
+            "ota",
+        ));
+    }
+    let mem = chip_with(&entries);
+    // Factory runs (erased otadata): ota_0 is the target.
+    let r = begin_both(&mem, cfg(), &img).unwrap();
+    assert_eq!(r.capacity, 0xF000);
+    let mut m = mem.clone();
+    let mut f = flash(&mut m);
+    let mut sink = EspIdfSink::new(&mut f, cfg());
+    sink.begin(&img.desc()).unwrap();
+    assert_eq!(sink.target().unwrap().offset, 0x20000);
+    drop(sink);
+    // ota_15 runs: ota_0 again; ota_7 runs: ota_8.
+    let mut sink = EspIdfSink::new(&mut f, cfg().with_running_slot(Some(15)));
+    sink.begin(&img.desc()).unwrap();
+    assert_eq!(sink.target().unwrap().slot, 0);
+    let mut sink = EspIdfSink::new(&mut f, cfg().with_running_slot(Some(7)));
+    sink.begin(&img.desc()).unwrap();
+    assert_eq!(
+        (sink.target().unwrap().slot, sink.target().unwrap().offset),
+        (8, 0xA0000)
+    );
+    assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(7));
+}
+
+#[test]
+fn partition_table_is_read_in_64_byte_chunks_up_to_its_end() {
+    // The table is read in 64-byte chunks up to the one holding the end marker (at most
+    // 768 bytes): the reads of `boot_choice` minus the otadata reads.
+    let reads = |mem: &mut Vec<u8>| {
+        let mut f = flash(mem);
+        let mut sink = EspIdfSink::new(&mut f, cfg());
+        let _ = sink.boot_choice();
+        drop(sink);
+        f.stats().reads
+    };
+    let otadata = entry(
+        PartitionType::Data(DataSubType::Ota),
+        0xD000,
+        0x2000,
+        "otadata",
+    );
+    let table = |partitions: u32| {
+        let mut entries = vec![
+            otadata,
+            entry(app(0), 0x100000, 0x10000, "a"),
+            entry(app(1), 0x110000, 0x10000, "b"),
+        ];
+        for i in 0..partitions - 3 {
+            entries.push(entry(
+                PartitionType::Data(DataSubType::Nvs),
+                0x20000 + i * 0x1000,
+                0x1000,
+                "n",
+            ));
+        }
+        chip_with(&entries)
+    };
+    let base = reads(&mut table(3)) - 3; // 3 partitions, MD5, end: 5 records, 3 chunks.
+    for partitions in 3..=22u32 {
+        let records = partitions + 2;
+        let chunks = (records * 32).div_ceil(64);
+        assert_eq!(reads(&mut table(partitions)), base + chunks, "{partitions}");
+    }
+    // Longer: 12 chunks, then refused.
+    let mut mem = table(23);
+    assert_eq!(reads(&mut mem), 12);
+    let mut f = flash(&mut mem);
+    assert_eq!(
+        EspIdfSink::new(&mut f, cfg()).boot_choice(),
+        Err(SinkError::PartitionTableTooLong { max_partitions: 22 })
+    );
+}
+
 #[test]
 fn mark_valid_and_rollback_follow_the_bootloader() {
     let old = image(23, 10_000);

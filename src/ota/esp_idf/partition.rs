@@ -21,6 +21,10 @@
 //! `gen_esp32part.py` enforces, so a table that parses here is one the bootloader and
 //! `esp_ota_ops` handle correctly. [`encode`] writes a table (with MD5) for tests and
 //! simulators; it does not validate, so tests can also build broken tables.
+//!
+//! [`TableScanner`] makes the same checks record by record, as the table is read, and keeps
+//! only what an OTA updater needs ([`OtaLayout`]: otadata, factory, the `ota_N` slots), so
+//! a device never holds the whole [`PartitionTable`] (about 3.4 KiB) on its stack.
 
 use embedded_storage::nor_flash::ReadNorFlash;
 use md5::{Digest, Md5};
@@ -363,6 +367,14 @@ impl PartitionEntry {
     /// Whether `self` and `other` share at least one byte.
     pub const fn overlaps(&self, other: &PartitionEntry) -> bool {
         (self.offset as u64) < other.end() && (other.offset as u64) < self.end()
+    }
+
+    /// Where the partition lies: its offset and size.
+    pub const fn span(&self) -> PartitionSpan {
+        PartitionSpan {
+            offset: self.offset,
+            size: self.size,
+        }
     }
 }
 
@@ -716,39 +728,7 @@ fn validate(entries: &[PartitionEntry]) -> Result<(), PartitionTableError> {
     let mut otadata_seen = false;
     let mut slots: u16 = 0;
     for (index, e) in entries.iter().enumerate() {
-        if e.size == 0 {
-            return Err(PartitionTableError::ZeroSize { index });
-        }
-        if e.end() > 1 << 32 {
-            return Err(PartitionTableError::OutOfRange { index });
-        }
-        let alignment = e.kind.alignment();
-        if !e.offset.is_multiple_of(alignment) {
-            return Err(PartitionTableError::Misaligned {
-                index,
-                offset: e.offset,
-                alignment,
-            });
-        }
-        if e.kind == PartitionType::Data(DataSubType::Ota) {
-            if e.size != OTADATA_SIZE {
-                return Err(PartitionTableError::OtadataSize {
-                    index,
-                    size: e.size,
-                });
-            }
-            if otadata_seen {
-                return Err(PartitionTableError::DuplicateOtadata { index });
-            }
-            otadata_seen = true;
-        }
-        if let Some(slot) = e.ota_slot() {
-            let bit = 1u16 << slot;
-            if slots & bit != 0 {
-                return Err(PartitionTableError::DuplicateOtaSlot { index, slot });
-            }
-            slots |= bit;
-        }
+        check_entry(index, e, &mut otadata_seen, &mut slots)?;
         for (first, earlier) in entries[..index].iter().enumerate() {
             if earlier.overlaps(e) {
                 return Err(PartitionTableError::Overlap {
@@ -758,7 +738,56 @@ fn validate(entries: &[PartitionEntry]) -> Result<(), PartitionTableError> {
             }
         }
     }
-    // Contiguous from ota_0: the set bits are exactly the low `count` bits.
+    check_slot_gap(slots)
+}
+
+/// The rules for partition `index` that need no other partition, in [`validate`]'s order:
+/// size, range, alignment, otadata (size, at most one), OTA slot unique. `otadata_seen` and
+/// `slots` (a bit per `ota_N` seen) carry what the earlier partitions had.
+fn check_entry(
+    index: usize,
+    e: &PartitionEntry,
+    otadata_seen: &mut bool,
+    slots: &mut u16,
+) -> Result<(), PartitionTableError> {
+    if e.size == 0 {
+        return Err(PartitionTableError::ZeroSize { index });
+    }
+    if e.end() > 1 << 32 {
+        return Err(PartitionTableError::OutOfRange { index });
+    }
+    let alignment = e.kind.alignment();
+    if !e.offset.is_multiple_of(alignment) {
+        return Err(PartitionTableError::Misaligned {
+            index,
+            offset: e.offset,
+            alignment,
+        });
+    }
+    if e.kind == PartitionType::Data(DataSubType::Ota) {
+        if e.size != OTADATA_SIZE {
+            return Err(PartitionTableError::OtadataSize {
+                index,
+                size: e.size,
+            });
+        }
+        if *otadata_seen {
+            return Err(PartitionTableError::DuplicateOtadata { index });
+        }
+        *otadata_seen = true;
+    }
+    if let Some(slot) = e.ota_slot() {
+        let bit = 1u16 << slot;
+        if *slots & bit != 0 {
+            return Err(PartitionTableError::DuplicateOtaSlot { index, slot });
+        }
+        *slots |= bit;
+    }
+    Ok(())
+}
+
+/// Contiguous from `ota_0`: the set bits of `slots` are exactly the low `count` bits.
+fn check_slot_gap(slots: u16) -> Result<(), PartitionTableError> {
     let count = slots.count_ones();
     if count < 16 && slots != (1u16 << count) - 1 {
         return Err(PartitionTableError::OtaSlotGap {
@@ -766,6 +795,388 @@ fn validate(entries: &[PartitionEntry]) -> Result<(), PartitionTableError> {
         });
     }
     Ok(())
+}
+
+/// Where a partition lies: flash offset and length in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PartitionSpan {
+    /// Flash address of the first byte.
+    pub offset: u32,
+    /// Length in bytes.
+    pub size: u32,
+}
+
+impl PartitionSpan {
+    /// One past the last byte, as a `u64` so it cannot overflow.
+    pub const fn end(&self) -> u64 {
+        self.offset as u64 + self.size as u64
+    }
+
+    /// Whether `self` and `other` share at least one byte.
+    pub const fn overlaps(&self, other: &PartitionSpan) -> bool {
+        (self.offset as u64) < other.end() && (other.offset as u64) < self.end()
+    }
+}
+
+/// What an OTA updater needs from a partition table, in about 150 bytes: otadata, the first
+/// factory app and the `ota_N` slots.
+///
+/// Made by a [`TableScanner`] (or [`OtaLayout::parse`]) after exactly the checks of
+/// [`PartitionTable::parse`], so a table gives an `OtaLayout` if and only if it parses, and
+/// then the same otadata, factory and slots as the parsed table ([`From<&PartitionTable>`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct OtaLayout {
+    otadata: Option<PartitionSpan>,
+    factory: Option<PartitionSpan>,
+    /// `ota_0 .. ota_{ota_count-1}`; the rest are zero.
+    slots: [PartitionSpan; MAX_OTA_SLOTS as usize],
+    ota_count: u8,
+    partitions: u8,
+    md5: Md5Status,
+}
+
+impl OtaLayout {
+    /// Checks a table from its bytes like [`PartitionTable::parse`] (same errors, in the
+    /// same order) and keeps only the layout; the records are never held together, but the
+    /// scanner keeps the span of every partition for the overlap check (760 bytes).
+    pub fn parse(bytes: &[u8]) -> Result<Self, PartitionTableError> {
+        let mut scan = TableScanner::<MAX_PARTITIONS>::new();
+        for record in bytes.chunks_exact(ENTRY_LEN) {
+            let Ok(record) = <&[u8; ENTRY_LEN]>::try_from(record) else {
+                break;
+            };
+            if !scan.feed(record) {
+                break;
+            }
+        }
+        scan.finish()
+    }
+
+    /// The otadata partition (data/ota), if any; its size is [`OTADATA_SIZE`].
+    pub fn otadata(&self) -> Option<PartitionSpan> {
+        self.otadata
+    }
+
+    /// The first factory app partition, if any.
+    pub fn factory(&self) -> Option<PartitionSpan> {
+        self.factory
+    }
+
+    /// The `ota_N` partition for slot `slot`, if any.
+    pub fn ota_slot(&self, slot: u8) -> Option<PartitionSpan> {
+        if slot >= self.ota_count {
+            return None;
+        }
+        self.slots.get(usize::from(slot)).copied()
+    }
+
+    /// Number of `ota_N` slots (the bootloader's `app_count`); they are `ota_0 ..
+    /// ota_{count-1}`.
+    pub fn ota_count(&self) -> u8 {
+        self.ota_count
+    }
+
+    /// The OTA slots in slot order (`ota_0`, `ota_1`, …), whatever their order in the table.
+    pub fn ota_slots(&self) -> impl Iterator<Item = PartitionSpan> + '_ {
+        self.slots.iter().take(usize::from(self.ota_count)).copied()
+    }
+
+    /// Number of partitions in the table (all types).
+    pub fn partitions(&self) -> usize {
+        usize::from(self.partitions)
+    }
+
+    /// Whether the table carried an MD5 record (it matched, or the check would have failed).
+    pub fn md5_status(&self) -> Md5Status {
+        self.md5
+    }
+}
+
+impl From<&PartitionTable> for OtaLayout {
+    fn from(table: &PartitionTable) -> Self {
+        let ota_count = table.ota_count();
+        let mut slots = [PartitionSpan::default(); MAX_OTA_SLOTS as usize];
+        for (n, s) in slots.iter_mut().enumerate().take(usize::from(ota_count)) {
+            // n < 16.
+            if let Some(p) = table.ota_slot(n as u8) {
+                *s = p.span();
+            }
+        }
+        OtaLayout {
+            otadata: table.otadata().map(PartitionEntry::span),
+            factory: table.factory().map(PartitionEntry::span),
+            slots,
+            ota_count,
+            // At most MAX_PARTITIONS (95).
+            partitions: table.len() as u8,
+            md5: table.md5_status(),
+        }
+    }
+}
+
+/// How far a problem found by [`TableScanner`] outranks another: [`PartitionTable::parse`]
+/// reports record errors before layout errors, and [`PartitionTable::check_fits`] runs only
+/// on a valid table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// A partition ends past the flash ([`PartitionTableError::ExceedsFlash`]).
+    Fit,
+    /// A layout rule ([`validate`]).
+    Layout,
+    /// A record that cannot be read as part of the table (magic, MD5, too many).
+    Record,
+}
+
+/// Checks a partition table record by record, as it is read, without holding it: the lean
+/// counterpart of [`PartitionTable::parse`] (plus [`PartitionTable::check_fits`] when made
+/// with [`with_flash_capacity`](Self::with_flash_capacity)), ending in an [`OtaLayout`].
+///
+/// Feed the 32-byte records in table order with [`feed`](Self::feed) until it returns
+/// `false`, then call [`finish`](Self::finish). The result is exactly `parse`'s (and
+/// `check_fits`'s): the same error for the same table, found in the same order (record
+/// errors, then a missing end marker or an empty table, then the first layout error by
+/// partition index, then an OTA slot gap, then the first partition past the flash).
+/// Records past the first [`MAX_RECORDS`] are ignored, as `parse` ignores bytes past
+/// [`PARTITION_TABLE_MAX_LEN`].
+///
+/// What it holds: an MD5 state (the digest of the partition records is compared with the
+/// MD5 record when one comes), the layout it is building, the first problem found, and the
+/// span (offset, size: 8 bytes) of each of up to `N` partitions, so that every partition is
+/// checked against every earlier one for overlap, as `parse` does. A table with more than
+/// `N` partitions (at most [`MAX_PARTITIONS`]) is [`PartitionTableError::TooManyEntries`].
+/// `TableScanner<24>` is about 0.5 KiB; the default (95 partitions) about 1.1 KiB.
+///
+/// ```
+/// use cellular_ota::ota::esp_idf::partition::{
+///     self, AppSubType, DataSubType, PartitionEntry, PartitionType, TableScanner, ENTRY_LEN,
+/// };
+///
+/// let entries = [
+///     PartitionEntry::new(PartitionType::Data(DataSubType::Ota), 0xD000, 0x2000, "otadata").unwrap(),
+///     PartitionEntry::new(PartitionType::App(AppSubType::Ota(0)), 0x10000, 0x10000, "ota_0").unwrap(),
+///     PartitionEntry::new(PartitionType::App(AppSubType::Ota(1)), 0x20000, 0x10000, "ota_1").unwrap(),
+/// ];
+/// let mut table = [0u8; 256];
+/// partition::encode(&entries, &mut table, true).unwrap();
+///
+/// // As if read from flash in 64-byte chunks.
+/// let mut scan = TableScanner::<8>::with_flash_capacity(0x40000);
+/// 'read: for chunk in table.chunks(64) {
+///     for record in chunk.chunks_exact(ENTRY_LEN) {
+///         if !scan.feed(record.try_into().unwrap()) {
+///             break 'read;
+///         }
+///     }
+/// }
+/// let layout = scan.finish().unwrap();
+/// assert_eq!(layout.otadata().unwrap().offset, 0xD000);
+/// assert_eq!(layout.ota_count(), 2);
+/// assert_eq!(layout.ota_slot(1).unwrap().offset, 0x20000);
+/// ```
+#[derive(Clone, Debug)]
+pub struct TableScanner<const N: usize = MAX_PARTITIONS> {
+    md5: Md5,
+    /// Records taken so far (at most [`MAX_RECORDS`]).
+    records: usize,
+    /// The end marker was seen.
+    ended: bool,
+    md5_status: Md5Status,
+    /// The problem to report, the highest [`Rank`] found first.
+    problem: Option<(Rank, PartitionTableError)>,
+    /// Flash size for the [`PartitionTableError::ExceedsFlash`] check, if asked for.
+    capacity: Option<usize>,
+    /// Spans of partitions `0 .. count`.
+    spans: [PartitionSpan; N],
+    count: usize,
+    /// A bit per `ota_N` seen.
+    slot_bits: u16,
+    otadata: Option<PartitionSpan>,
+    factory: Option<PartitionSpan>,
+    slots: [PartitionSpan; MAX_OTA_SLOTS as usize],
+}
+
+impl<const N: usize> Default for TableScanner<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> TableScanner<N> {
+    /// A scanner that checks what [`PartitionTable::parse`] checks.
+    pub fn new() -> Self {
+        TableScanner {
+            md5: Md5::new(),
+            records: 0,
+            ended: false,
+            md5_status: Md5Status::Absent,
+            problem: None,
+            capacity: None,
+            spans: [PartitionSpan::default(); N],
+            count: 0,
+            slot_bits: 0,
+            otadata: None,
+            factory: None,
+            slots: [PartitionSpan::default(); MAX_OTA_SLOTS as usize],
+        }
+    }
+
+    /// A scanner that also checks, like [`PartitionTable::check_fits`], that every
+    /// partition ends within a flash of `capacity` bytes.
+    pub fn with_flash_capacity(capacity: usize) -> Self {
+        let mut scan = Self::new();
+        scan.capacity = Some(capacity);
+        scan
+    }
+
+    /// Takes the next record. Returns whether more records are wanted: `false` once the end
+    /// marker, a record error or the [`MAX_RECORDS`]th record was seen (further records are
+    /// then ignored).
+    pub fn feed(&mut self, record: &[u8; ENTRY_LEN]) -> bool {
+        if !self.wants_more() {
+            return false;
+        }
+        let index = self.records;
+        self.records += 1;
+        let magic = u16::from_le_bytes([record[0], record[1]]);
+        if let Some(entry) = PartitionEntry::decode(record) {
+            if self.md5_status == Md5Status::Verified {
+                self.latch(Rank::Record, PartitionTableError::EntryAfterMd5 { index });
+            } else if self.count >= N.min(MAX_PARTITIONS) {
+                self.latch(Rank::Record, PartitionTableError::TooManyEntries);
+            } else {
+                self.md5.update(record);
+                self.add(&entry);
+            }
+        } else if magic == MD5_MAGIC {
+            if self.md5_status == Md5Status::Verified {
+                self.latch(Rank::Record, PartitionTableError::DuplicateMd5 { index });
+            } else {
+                let digest: [u8; 16] = self.md5.finalize_reset().into();
+                if digest[..] == record[MD5_OFFSET..] {
+                    self.md5_status = Md5Status::Verified;
+                } else {
+                    self.latch(Rank::Record, PartitionTableError::Md5Mismatch);
+                }
+            }
+        } else if record[..4] == [0xFF; 4] {
+            self.ended = true;
+        } else {
+            self.latch(
+                Rank::Record,
+                PartitionTableError::BadMagic {
+                    index,
+                    found: magic,
+                },
+            );
+        }
+        self.wants_more()
+    }
+
+    /// Whether [`feed`](Self::feed) would take another record.
+    pub fn wants_more(&self) -> bool {
+        !self.ended && self.rank() < Some(Rank::Record) && self.records < MAX_RECORDS
+    }
+
+    /// The verdict on the records fed so far: the layout, or the error
+    /// [`PartitionTable::parse`] (and [`PartitionTable::check_fits`]) gives for them
+    /// ([`PartitionTableError::MissingEndMarker`] if no end marker was fed).
+    pub fn finish(&self) -> Result<OtaLayout, PartitionTableError> {
+        if let Some((Rank::Record, e)) = self.problem {
+            return Err(e);
+        }
+        if !self.ended {
+            return Err(PartitionTableError::MissingEndMarker);
+        }
+        if self.count == 0 {
+            return Err(PartitionTableError::Empty);
+        }
+        if let Some((Rank::Layout, e)) = self.problem {
+            return Err(e);
+        }
+        check_slot_gap(self.slot_bits)?;
+        if let Some((_, e)) = self.problem {
+            return Err(e);
+        }
+        // At most 16 set bits, at most MAX_PARTITIONS (95) partitions.
+        let ota_count = self.slot_bits.count_ones() as u8;
+        Ok(OtaLayout {
+            otadata: self.otadata,
+            factory: self.factory,
+            slots: self.slots,
+            ota_count,
+            partitions: self.count as u8,
+            md5: self.md5_status,
+        })
+    }
+
+    fn rank(&self) -> Option<Rank> {
+        self.problem.map(|(rank, _)| rank)
+    }
+
+    /// Keeps `error` unless a problem of the same or a higher rank came first.
+    fn latch(&mut self, rank: Rank, error: PartitionTableError) {
+        if self.rank() < Some(rank) {
+            self.problem = Some((rank, error));
+        }
+    }
+
+    /// Partition `self.count`: its span is kept, and unless a layout error came first, it
+    /// is checked like [`validate`] (itself, then against every earlier partition) and
+    /// against the flash size.
+    fn add(&mut self, entry: &PartitionEntry) {
+        let index = self.count;
+        let span = entry.span();
+        let Some(slot) = self.spans.get_mut(index) else {
+            return;
+        };
+        *slot = span;
+        self.count += 1;
+        if self.rank() >= Some(Rank::Layout) {
+            return;
+        }
+        let mut otadata_seen = self.otadata.is_some();
+        if let Err(e) = check_entry(index, entry, &mut otadata_seen, &mut self.slot_bits) {
+            self.latch(Rank::Layout, e);
+            return;
+        }
+        let earlier = self.spans.get(..index).unwrap_or(&[]);
+        if let Some(first) = earlier.iter().position(|s| s.overlaps(&span)) {
+            self.latch(
+                Rank::Layout,
+                PartitionTableError::Overlap {
+                    first,
+                    second: index,
+                },
+            );
+            return;
+        }
+        match entry.kind {
+            PartitionType::Data(DataSubType::Ota) => self.otadata = Some(span),
+            PartitionType::App(AppSubType::Factory) if self.factory.is_none() => {
+                self.factory = Some(span);
+            }
+            PartitionType::App(AppSubType::Ota(n)) => {
+                if let Some(s) = self.slots.get_mut(usize::from(n & 0x0F)) {
+                    *s = span;
+                }
+            }
+            _ => {}
+        }
+        if let Some(capacity) = self.capacity {
+            if span.end() > capacity as u64 {
+                self.latch(
+                    Rank::Fit,
+                    PartitionTableError::ExceedsFlash {
+                        index,
+                        end: span.end(),
+                        capacity,
+                    },
+                );
+            }
+        }
+    }
 }
 
 /// Writes a partition table for `entries` into `out` and returns the number of record bytes
@@ -1339,6 +1750,279 @@ mod tests {
 
     extern crate std;
 
+    /// Feeds every whole record of `bytes` (also those after the scanner stopped wanting
+    /// more: they must be ignored) to a `TableScanner<N>`.
+    fn scan<const N: usize>(
+        bytes: &[u8],
+        capacity: Option<usize>,
+    ) -> Result<OtaLayout, PartitionTableError> {
+        let mut scanner = match capacity {
+            Some(c) => TableScanner::<N>::with_flash_capacity(c),
+            None => TableScanner::<N>::new(),
+        };
+        for record in bytes.chunks_exact(ENTRY_LEN) {
+            let wanted = scanner.wants_more();
+            let more = scanner.feed(record.try_into().unwrap());
+            assert!(wanted || !more);
+            assert_eq!(more, scanner.wants_more());
+        }
+        scanner.finish()
+    }
+
+    /// What the scanner must give: `parse`, then `check_fits`, projected.
+    fn reference(bytes: &[u8], capacity: Option<usize>) -> Result<OtaLayout, PartitionTableError> {
+        let table = PartitionTable::parse(bytes)?;
+        if let Some(c) = capacity {
+            table.check_fits(c)?;
+        }
+        Ok(OtaLayout::from(&table))
+    }
+
+    /// The scanner agrees with `parse` (+ `check_fits`) with every capacity, and with a
+    /// small `N` on a table cut to `N` records (where `TooManyEntries` cannot come up).
+    fn assert_scan_matches(bytes: &[u8]) {
+        for capacity in [None, Some(0x2_0000), Some(0x40_0000)] {
+            let want = reference(bytes, capacity);
+            assert_eq!(
+                scan::<MAX_PARTITIONS>(bytes, capacity),
+                want,
+                "{capacity:?}"
+            );
+            // A larger N changes nothing: the table format caps the partitions.
+            assert_eq!(scan::<100>(bytes, capacity), want, "{capacity:?}");
+            let cut = &bytes[..bytes.len().min(24 * ENTRY_LEN)];
+            assert_eq!(
+                scan::<24>(cut, capacity),
+                reference(cut, capacity),
+                "{capacity:?}"
+            );
+        }
+        assert_eq!(OtaLayout::parse(bytes), reference(bytes, None));
+    }
+
+    #[test]
+    fn scanner_keeps_what_an_updater_needs() {
+        let l = OtaLayout::parse(&encoded(&standard(), true)).unwrap();
+        assert_eq!(
+            l.otadata(),
+            Some(PartitionSpan {
+                offset: 0xD000,
+                size: 0x2000
+            })
+        );
+        assert_eq!(l.factory(), None);
+        assert_eq!(l.ota_count(), 2);
+        assert_eq!(l.ota_slot(1).unwrap().offset, 0x110000);
+        assert_eq!(l.ota_slot(2), None);
+        assert_eq!(
+            l.ota_slots()
+                .map(|s| s.offset)
+                .collect::<std::vec::Vec<_>>(),
+            [0x10000, 0x110000]
+        );
+        assert_eq!(l.partitions(), 5);
+        assert_eq!(l.md5_status(), Md5Status::Verified);
+        assert_eq!(
+            OtaLayout::parse(&encoded(&standard(), false))
+                .unwrap()
+                .md5_status(),
+            Md5Status::Absent
+        );
+        assert_eq!(standard()[3].span().end(), 0x110000);
+        assert!(standard()[3].span().overlaps(&PartitionSpan {
+            offset: 0x10FFFF,
+            size: 1
+        }));
+        assert!(!standard()[3].span().overlaps(&PartitionSpan {
+            offset: 0x110000,
+            size: 1
+        }));
+        // The first factory is kept (more than one is allowed).
+        let mut entries = std::vec::Vec::from(standard());
+        entries.push(e(
+            PartitionType::App(AppSubType::Factory),
+            0x210000,
+            0x10000,
+            "f1",
+        ));
+        entries.push(e(
+            PartitionType::App(AppSubType::Factory),
+            0x220000,
+            0x10000,
+            "f2",
+        ));
+        let l = OtaLayout::parse(&encoded(&entries, true)).unwrap();
+        assert_eq!(l.factory().unwrap().offset, 0x210000);
+        assert_scan_matches(&encoded(&entries, true));
+    }
+
+    #[test]
+    fn scanner_matches_parse_on_the_known_cases() {
+        assert_scan_matches(&encoded(&standard(), true));
+        assert_scan_matches(&encoded(&standard(), false));
+        assert_scan_matches(&[0xFF; PARTITION_TABLE_MAX_LEN]);
+        assert_scan_matches(&[]);
+        let good = encoded(&standard(), true);
+        assert_scan_matches(&good[..6 * 32]);
+        for pos in 0..7 * 32 {
+            for bit in [0x01, 0x80] {
+                let mut buf = good;
+                buf[pos] ^= bit;
+                assert_scan_matches(&buf);
+            }
+        }
+        // Every layout rule, from the table order's point of view.
+        let base = standard();
+        let mut cases: std::vec::Vec<std::vec::Vec<PartitionEntry>> = std::vec::Vec::new();
+        let mut t = base;
+        t[3].offset = 0x18000;
+        cases.push(t.into());
+        let mut t = base;
+        t[4].offset = 0x100000;
+        cases.push(t.into());
+        // ota_1 overlapping nvs, listed before it: neither is otadata nor a slot yet.
+        let mut t = base;
+        t[0].offset = 0x110000;
+        cases.push(t.into());
+        let mut t = base;
+        t[1].size = 0x1000;
+        cases.push(t.into());
+        let mut t = base;
+        t[2].size = 0;
+        cases.push(t.into());
+        let mut t = base;
+        t[4].offset = 0xFFFF_0000;
+        t[4].size = 0x2_0000;
+        cases.push(t.into());
+        let mut t = base;
+        t[4].kind = PartitionType::App(AppSubType::Ota(0));
+        cases.push(t.into());
+        let mut t = base;
+        t[4].kind = PartitionType::App(AppSubType::Ota(2));
+        cases.push(t.into());
+        // A gap and a partition past a small flash: the gap wins (check_fits runs last).
+        let mut t = base;
+        t[4].kind = PartitionType::App(AppSubType::Ota(2));
+        t[4].offset = 0x3F_0000;
+        cases.push(t.into());
+        // Past the flash first, then a layout error: the layout error wins.
+        let mut t = base;
+        t[3].offset = 0x50_0000;
+        t[4].size = 0;
+        cases.push(t.into());
+        for entries in &cases {
+            assert_scan_matches(&encoded(entries, true));
+            assert_scan_matches(&encoded(entries, false));
+            // A broken record after the layout error: the record error wins.
+            let mut buf = encoded(entries, false);
+            buf[entries.len() * 32] = 0x12;
+            assert_scan_matches(&buf);
+        }
+    }
+
+    #[test]
+    fn scanner_limits() {
+        let entries: std::vec::Vec<PartitionEntry> = (0..96u32)
+            .map(|i| {
+                e(
+                    PartitionType::Data(DataSubType::Nvs),
+                    0x10000 + i * 0x1000,
+                    0x1000,
+                    "n",
+                )
+            })
+            .collect();
+        let mut buf = [0u8; PARTITION_TABLE_MAX_LEN];
+        encode(&entries[..95], &mut buf, false).unwrap();
+        assert_eq!(OtaLayout::parse(&buf).unwrap().partitions(), 95);
+        assert_scan_matches(&buf);
+        for (i, rec) in buf.chunks_exact_mut(32).enumerate() {
+            rec.copy_from_slice(&entries[i].encode());
+        }
+        assert_eq!(
+            OtaLayout::parse(&buf),
+            Err(PartitionTableError::TooManyEntries)
+        );
+        assert_scan_matches(&buf);
+        // Records past the 96th are not part of the table.
+        let mut long = std::vec![0xFFu8; PARTITION_TABLE_MAX_LEN + 64];
+        encode(&entries[..94], &mut long[..PARTITION_TABLE_MAX_LEN], false).unwrap();
+        long[94 * 32..96 * 32].fill(0);
+        assert_eq!(
+            OtaLayout::parse(&long),
+            Err(PartitionTableError::BadMagic {
+                index: 94,
+                found: 0
+            })
+        );
+        long[94 * 32..96 * 32]
+            .copy_from_slice(&[entries[94].encode(), entries[95].encode()].concat());
+        assert_eq!(
+            scan::<MAX_PARTITIONS>(&long, None),
+            Err(PartitionTableError::TooManyEntries)
+        );
+        encode(&entries[..94], &mut long[..PARTITION_TABLE_MAX_LEN], true).unwrap();
+        long[95 * 32..96 * 32].copy_from_slice(&entries[95].encode());
+        assert_eq!(
+            scan::<MAX_PARTITIONS>(&long, None),
+            Err(PartitionTableError::EntryAfterMd5 { index: 95 })
+        );
+        // A scanner for N partitions refuses the (N+1)th, at its record.
+        let table = encoded(&standard(), true);
+        assert!(scan::<5>(&table, None).is_ok());
+        assert_eq!(
+            scan::<4>(&table, None),
+            Err(PartitionTableError::TooManyEntries)
+        );
+        let mut scanner = TableScanner::<4>::default();
+        for rec in table.chunks_exact(32).take(4) {
+            assert!(scanner.feed(rec.try_into().unwrap()));
+        }
+        assert!(!scanner.feed(table[4 * 32..5 * 32].try_into().unwrap()));
+        assert!(!scanner.wants_more());
+        // Nothing fed: no end marker.
+        assert_eq!(
+            TableScanner::<4>::new().finish(),
+            Err(PartitionTableError::MissingEndMarker)
+        );
+    }
+
+    fn arb_entry() -> impl proptest::strategy::Strategy<Value = PartitionEntry> {
+        use proptest::prelude::*;
+        let kind = prop_oneof![
+            (0x10u8..0x14).prop_map(|s| PartitionType::from_raw(0, s)),
+            Just(PartitionType::App(AppSubType::Factory)),
+            Just(PartitionType::App(AppSubType::Test)),
+            Just(PartitionType::Data(DataSubType::Ota)),
+            Just(PartitionType::Data(DataSubType::Nvs)),
+            Just(PartitionType::Other {
+                ty: 0x40,
+                subtype: 1
+            }),
+        ];
+        let offset = prop_oneof![
+            4 => (0u32..64).prop_map(|k| k * 0x1_0000),
+            2 => (0u32..1024).prop_map(|k| k * 0x1000),
+            1 => (0u32..64).prop_map(|k| k * 0x800),
+            1 => Just(0xFFFF_0000u32),
+        ];
+        let size = prop_oneof![
+            Just(0x2000u32),
+            Just(0x1000),
+            Just(0x1_0000),
+            Just(0x10_0000),
+            Just(0),
+            Just(0x2_0000),
+        ];
+        (kind, offset, size).prop_map(|(kind, offset, size)| PartitionEntry {
+            kind,
+            offset,
+            size,
+            label: [b'x'; 16],
+            flags: PartitionFlags::NONE,
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
@@ -1350,6 +2034,55 @@ mod tests {
             let mut buf = encoded(&standard(), false);
             buf[pos] = val;
             let _ = PartitionTable::parse(&buf);
+        }
+
+        #[test]
+        fn scanner_matches_parse_on_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            assert_scan_matches(&bytes);
+        }
+
+        #[test]
+        fn scanner_matches_parse_on_random_tables(
+            entries in proptest::collection::vec(arb_entry(), 0..30),
+            md5 in proptest::prelude::any::<bool>(),
+            mutation in proptest::option::of((0usize..32 * 32, proptest::prelude::any::<u8>())),
+        ) {
+            let mut buf = [0xFFu8; PARTITION_TABLE_MAX_LEN];
+            encode(&entries, &mut buf, md5).unwrap();
+            if let Some((pos, val)) = mutation {
+                buf[pos] = val;
+            }
+            assert_scan_matches(&buf);
+        }
+
+        #[test]
+        fn scanner_matches_parse_on_valid_tables(
+            slots in 0u8..=16,
+            factory in proptest::prelude::any::<bool>(),
+            extra in 0usize..=4,
+            order in proptest::collection::vec(proptest::prelude::any::<u32>(), 24),
+            md5 in proptest::prelude::any::<bool>(),
+        ) {
+            // otadata, optional factory, the slots and some data partitions, in a shuffled
+            // order, without overlaps: these parse, so the layouts must agree.
+            let mut entries = std::vec![e(PartitionType::Data(DataSubType::Ota), 0xD000, 0x2000, "otadata")];
+            if factory {
+                entries.push(e(PartitionType::App(AppSubType::Factory), 0x10000, 0x10000, "factory"));
+            }
+            for n in 0..slots {
+                entries.push(e(PartitionType::App(AppSubType::Ota(n)), 0x20000 + u32::from(n) * 0x20000, 0x20000, "ota"));
+            }
+            for i in 0..extra as u32 {
+                entries.push(e(PartitionType::Data(DataSubType::Nvs), 0x9000 + i * 0x1000, 0x1000, "nvs"));
+            }
+            let mut keyed: std::vec::Vec<(u32, PartitionEntry)> =
+                entries.iter().zip(&order).map(|(e, k)| (*k, *e)).collect();
+            keyed.sort_by_key(|(k, _)| *k);
+            let entries: std::vec::Vec<PartitionEntry> = keyed.into_iter().map(|(_, e)| e).collect();
+            let buf = encoded(&entries, md5);
+            let layout = OtaLayout::parse(&buf);
+            proptest::prop_assert!(layout.is_ok(), "{layout:?}");
+            assert_scan_matches(&buf);
         }
     }
 }

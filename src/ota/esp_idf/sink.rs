@@ -126,9 +126,14 @@
 //!
 //! No heap. The sink value is about 0.5 KiB (config, the session with its 64-byte write
 //! buffer and journal cursor, and the last activated image's [`ImageInfo`]). `begin`,
-//! `abort` and the boot-side methods read the partition table into a [`TABLE_BUF_LEN`]
-//! (768-byte) buffer and parse it in a synchronous helper whose frame (about 3.5 KiB, the
-//! parsed table) is gone before the next flash access, so an async future never holds it.
+//! `abort` and the boot-side methods read the partition table in 64-byte chunks and check
+//! each record as it arrives ([`TableScanner`]), with every check of
+//! [`PartitionTable::parse`](super::partition::PartitionTable::parse) and `check_fits` and
+//! the same errors, but without the parsed table: the scanner holds an MD5 state, the
+//! offset and size of each partition read (for the pairwise overlap check), and otadata,
+//! factory and the OTA slots, about 0.5 KiB. On a Cortex-M4 (opt-level `s`) the table step
+//! takes under 1 KiB of stack (the reading frame, about 0.6 KiB, plus the MD5 compression);
+//! the async sink holds the scanner and one chunk in its future across the reads.
 //! `finish` needs about 1.5 KiB (read buffer, SHA-256 state and the validator); `write`
 //! under 1 KiB.
 //!
@@ -178,7 +183,7 @@ use super::otadata::{
     OtadataLayoutError, PlanError, boot_slot, select_entry,
 };
 use super::partition::{
-    ENTRY_LEN, MAX_OTA_SLOTS, PARTITION_TABLE_OFFSET, PartitionTable, PartitionTableError,
+    ENTRY_LEN, MAX_OTA_SLOTS, OtaLayout, PARTITION_TABLE_OFFSET, PartitionTableError, TableScanner,
 };
 use crate::ota::journal::{
     FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord, record_stride,
@@ -195,14 +200,18 @@ pub const WRITE_BUF_LEN: usize = 64;
 /// `erase(start, start + 4096)` call.
 pub const SECTOR_SIZE: u32 = 0x1000;
 
-/// Bytes of the partition table the sink reads: 24 records, enough for 22 partitions plus
-/// the MD5 record and the end marker (ESP-IDF allows 95; a longer table is
-/// [`SinkError::PartitionTableTooLong`]). The table is read in 64-byte chunks up to its end
-/// marker, so a typical 7-partition table costs four small reads.
+/// Bytes of the partition table the sink reads at most: 24 records, enough for 22
+/// partitions plus the MD5 record and the end marker (ESP-IDF allows 95; a longer table is
+/// [`SinkError::PartitionTableTooLong`]). The table is read in 64-byte chunks up to the one
+/// holding its end marker, so a typical 7-partition table costs four small reads, and
+/// checked as it is read ([`TableScanner`]): no buffer of this size is held.
 pub const TABLE_BUF_LEN: usize = 768;
 
 /// Chunk size of the partition table read.
 const TABLE_CHUNK: usize = 64;
+
+/// Records in [`TABLE_BUF_LEN`] bytes: the most partitions the sink's scanner ever sees.
+const TABLE_RECORDS: usize = TABLE_BUF_LEN / ENTRY_LEN;
 
 /// The most one `erase` call of [`prepare`](OtaSink::prepare) covers: 64 KiB (one NOR
 /// block). A run of sectors is split at 64 KiB-aligned flash addresses, so a whole aligned
@@ -526,23 +535,23 @@ struct SlotLayout {
 }
 
 impl SlotLayout {
-    fn from_table<E>(table: &PartitionTable) -> Result<Self, SinkError<E>> {
-        let otadata = table.otadata().ok_or(SinkError::NoOtadata)?.offset;
-        let ota_count = table.ota_count();
+    fn from_layout<E>(layout: &OtaLayout) -> Result<Self, SinkError<E>> {
+        let otadata = layout.otadata().ok_or(SinkError::NoOtadata)?.offset;
+        let ota_count = layout.ota_count();
         if ota_count == 0 {
             return Err(SinkError::NoOtaSlots);
         }
         let mut slots = [(0, 0); MAX_OTA_SLOTS as usize];
         for (n, s) in slots.iter_mut().enumerate().take(usize::from(ota_count)) {
             // n < 16.
-            let p = table.ota_slot(n as u8).ok_or(SinkError::NoOtaSlots)?;
+            let p = layout.ota_slot(n as u8).ok_or(SinkError::NoOtaSlots)?;
             *s = (p.offset, p.size);
         }
         Ok(SlotLayout {
             otadata,
             ota_count,
             slots,
-            factory: table.factory().is_some(),
+            factory: layout.factory().is_some(),
         })
     }
 
@@ -556,31 +565,61 @@ impl SlotLayout {
     }
 }
 
-/// Whether `chunk` (whole 32-byte records) holds the table's end marker, recognised as
-/// ESP-IDF does by four `0xFF` bytes at the start of a record.
-fn has_end_marker(chunk: &[u8]) -> bool {
-    chunk
-        .chunks_exact(ENTRY_LEN)
-        .any(|r| r.get(..4) == Some(&[0xFF; 4][..]))
+/// The partition table check while it is read: at most [`TABLE_RECORDS`] partitions, so
+/// every one is checked against every earlier one for overlap.
+type Scanner = TableScanner<TABLE_RECORDS>;
+
+/// Feeds one chunk read from the table (whole 32-byte records) to the scanner and returns
+/// whether the chunk holds the table's end marker, recognised as ESP-IDF does by four `0xFF`
+/// bytes at the start of a record. Reading stops after that chunk (or after
+/// [`TABLE_BUF_LEN`] bytes), whatever the scanner found before it, so the reads are the same
+/// whatever the table holds.
+#[inline(never)]
+fn scan_chunk(scan: &mut Scanner, chunk: &[u8; TABLE_CHUNK]) -> bool {
+    let mut end = false;
+    for record in chunk.chunks_exact(ENTRY_LEN) {
+        let Ok(record) = <&[u8; ENTRY_LEN]>::try_from(record) else {
+            continue;
+        };
+        scan.feed(record);
+        end |= record[..4] == [0xFF; 4];
+    }
+    end
 }
 
-/// Parses and checks the table bytes read so far (whole chunks, ending with the one that
-/// holds the end marker, or a full [`TABLE_BUF_LEN`] buffer) and keeps what the sink needs.
-/// The parsed table (about 3.4 KiB) lives only in this call's frame.
+/// The verdict on the table once `read` bytes of it were scanned (up to the chunk holding
+/// the end marker, or [`TABLE_BUF_LEN`]): what the sink needs, or why the table is refused.
 #[inline(never)]
-fn layout_from_table_bytes<E>(bytes: &[u8], capacity: usize) -> Result<SlotLayout, SinkError<E>> {
-    let table = PartitionTable::parse(bytes).map_err(|e| match e {
-        PartitionTableError::MissingEndMarker if bytes.len() >= TABLE_BUF_LEN => {
+fn layout_from_scan<E>(scan: &Scanner, read: usize) -> Result<SlotLayout, SinkError<E>> {
+    let layout = scan.finish().map_err(|e| match e {
+        PartitionTableError::MissingEndMarker if read >= TABLE_BUF_LEN => {
             SinkError::PartitionTableTooLong {
-                max_partitions: (TABLE_BUF_LEN / ENTRY_LEN - 2) as u8,
+                max_partitions: (TABLE_RECORDS - 2) as u8,
             }
         }
         other => SinkError::PartitionTable(other),
     })?;
-    table
-        .check_fits(capacity)
-        .map_err(SinkError::PartitionTable)?;
-    SlotLayout::from_table(&table)
+    SlotLayout::from_layout(&layout)
+}
+
+/// Reads the partition table at `offset` in [`TABLE_CHUNK`]-byte chunks, checking it as it
+/// goes, and keeps what the sink needs. The scanner (about 0.5 KiB) lives only in this
+/// call's frame.
+#[inline(never)]
+fn read_table<F: NorFlash>(flash: &mut F, offset: u32) -> Result<SlotLayout, SinkError<F::Error>> {
+    let mut scan = Scanner::with_flash_capacity(flash.capacity());
+    let mut read = 0;
+    loop {
+        let mut chunk = [0u8; TABLE_CHUNK];
+        flash
+            .read(offset + read as u32, &mut chunk)
+            .map_err(flash_err(FlashOp::ReadPartitionTable))?;
+        read += TABLE_CHUNK;
+        if scan_chunk(&mut scan, &chunk) || read >= TABLE_BUF_LEN {
+            break;
+        }
+    }
+    layout_from_scan(&scan, read)
 }
 
 /// The running app: the configured slot, else what otadata selects (honouring states).
@@ -1337,21 +1376,7 @@ impl<F: NorFlash> EspIdfSink<F> {
 
     /// Reads the partition table (up to its end marker) and both otadata entries.
     fn read_layout(&mut self) -> Result<(SlotLayout, [OtaSelectEntry; 2]), SinkError<F::Error>> {
-        let layout = {
-            let mut buf = [0u8; TABLE_BUF_LEN];
-            let mut len = 0;
-            while let Some(chunk) = buf.get_mut(len..len + TABLE_CHUNK) {
-                let at = self.core.config.partition_table_offset + len as u32;
-                self.flash
-                    .read(at, chunk)
-                    .map_err(flash_err(FlashOp::ReadPartitionTable))?;
-                len += TABLE_CHUNK;
-                if has_end_marker(chunk) {
-                    break;
-                }
-            }
-            layout_from_table_bytes(buf.get(..len).unwrap_or(&[]), self.flash.capacity())?
-        };
+        let layout = read_table(&mut self.flash, self.core.config.partition_table_offset)?;
         let entries = self.otadata(&layout)?.read_entries().map_err(otadata_err)?;
         Ok((layout, entries))
     }
@@ -1701,20 +1726,22 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
         &mut self,
     ) -> Result<(SlotLayout, [OtaSelectEntry; 2]), SinkError<F::Error>> {
         let layout = {
-            let mut buf = [0u8; TABLE_BUF_LEN];
-            let mut len = 0;
-            while let Some(chunk) = buf.get_mut(len..len + TABLE_CHUNK) {
-                let at = self.core.config.partition_table_offset + len as u32;
+            // Held across the reads: the scanner (about 0.5 KiB) and one chunk.
+            let offset = self.core.config.partition_table_offset;
+            let mut scan = Scanner::with_flash_capacity(self.flash.capacity());
+            let mut read = 0;
+            loop {
+                let mut chunk = [0u8; TABLE_CHUNK];
                 self.flash
-                    .read(at, chunk)
+                    .read(offset + read as u32, &mut chunk)
                     .await
                     .map_err(flash_err(FlashOp::ReadPartitionTable))?;
-                len += TABLE_CHUNK;
-                if has_end_marker(chunk) {
+                read += TABLE_CHUNK;
+                if scan_chunk(&mut scan, &chunk) || read >= TABLE_BUF_LEN {
                     break;
                 }
             }
-            layout_from_table_bytes(buf.get(..len).unwrap_or(&[]), self.flash.capacity())?
+            layout_from_scan(&scan, read)?
         };
         let entries = self
             .otadata(&layout)?
