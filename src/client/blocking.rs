@@ -1,6 +1,6 @@
 //! The blocking client: the async client driven to completion on the spot.
 //!
-//! There is one implementation of the client logic, in [`asynch`](super::asynch). This
+//! There is one implementation of the client logic, in [`asynch`]. This
 //! module adapts a blocking transport (`embedded_io::{Read, Write, ReadReady}`) and a plain
 //! [`Clock`] to the async traits — a read that is not ready yet, or a deadline not reached
 //! yet, is simply "pending" — and polls the async futures in a loop until they finish. The

@@ -49,7 +49,7 @@
 //!
 //! # Resuming
 //!
-//! The sink keeps the resume point ([`OtaSink::begin`](crate::ota::OtaSink::begin)); the
+//! The sink keeps the resume point ([`OtaSink::begin`]); the
 //! flow re-hashes what is already in flash and asks the server only for the rest. A new
 //! update for the same image (same manifest SHA-256, or same URL and length without a
 //! manifest) continues; a different image starts clean.
@@ -161,7 +161,7 @@ pub struct UpdateConfig<'a> {
     /// buffer).
     pub chunk_size: u32,
     /// Size of each ranged request. `Some(n)`: ranges of `n` bytes go straight into flash
-    /// that [`OtaSink::prepare`](crate::ota::OtaSink::prepare) erased while the modem
+    /// that [`OtaSink::prepare`] erased while the modem
     /// fetched them (one network round trip per `n` bytes). `None`: buffered ranges of
     /// `chunk_size`, each read completely into the chunk buffer before flash is touched
     /// (safest for sinks whose writes stall long; one round trip per chunk).
