@@ -437,20 +437,8 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
-    use std::vec::Vec;
 
-    fn encode<C: AtCommand>(cmd: &C) -> Result<Vec<u8>, EncodeError> {
-        let mut buf = [0u8; 512];
-        let mut enc = Encoder::new(&mut buf);
-        cmd.encode(&mut enc)?;
-        Ok(enc.as_bytes().to_vec())
-    }
-
-    fn is_one_line(b: &[u8]) -> bool {
-        b.starts_with(b"AT")
-            && !b.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0))
-            && b.iter().filter(|&&c| c == b'"').count() % 2 == 0
-    }
+    use crate::quectel::test_support::{encode, is_one_line};
 
     macro_rules! enc {
         ($($cmd:expr => $bytes:expr),* $(,)?) => {$(

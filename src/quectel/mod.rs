@@ -14,6 +14,8 @@ pub mod pdp;
 pub mod ssl;
 pub mod urc;
 
+mod test_support;
+
 /// The chipset family inside a Quectel module. Behaviour (FOTA codes and URCs, HTTP range
 /// support, file-system paths) differs per family, not per module name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

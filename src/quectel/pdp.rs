@@ -540,38 +540,7 @@ mod tests {
     use std::string::String;
     use std::vec::Vec;
 
-    fn encoded<C: AtCommand>(cmd: &C, out: &mut [u8]) -> Result<usize, EncodeError> {
-        let mut e = Encoder::new(out);
-        cmd.encode(&mut e)?;
-        Ok(e.len())
-    }
-
-    /// One AT line: starts with `AT`, no CR/LF/NUL, balanced quotes.
-    fn well_formed(b: &[u8]) -> bool {
-        b.starts_with(b"AT")
-            && !b.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0))
-            && b.iter().filter(|&&c| c == b'"').count() % 2 == 0
-    }
-
-    macro_rules! encodes {
-        ($($cmd:expr => $bytes:expr;)*) => {$({
-            let mut buf = [0u8; 512];
-            let n = encoded(&$cmd, &mut buf).unwrap();
-            assert_eq!(
-                core::str::from_utf8(&buf[..n]).unwrap(),
-                core::str::from_utf8($bytes).unwrap(),
-                "{}", stringify!($cmd)
-            );
-            assert!(well_formed(&buf[..n]));
-        })*};
-    }
-
-    macro_rules! refuses {
-        ($($cmd:expr => $err:expr;)*) => {$({
-            let mut buf = [0u8; 512];
-            assert_eq!(encoded(&$cmd, &mut buf), Err($err), "{}", stringify!($cmd));
-        })*};
-    }
+    use crate::quectel::test_support::{encoded, encodes, is_one_line as well_formed, refuses};
 
     fn parse<C: AtCommand>(cmd: C, stored: &[u8]) -> Result<C::Response<'_>, ParseError> {
         cmd.parse(Lines::new(stored))
