@@ -59,12 +59,15 @@
 //!
 //! * No TLS and no DNS: `https://` is fetched as plain HTTP, names resolve only through
 //!   [`ModemConfig::hosts`].
-//! * The whole HTTP body is fetched and buffered before `+QHTTPGET:`; the modem's real
-//!   buffer limits and streaming during `AT+QHTTPREAD` are not modelled.
+//! * The body is fetched for real at once, then forwarded by `AT+QHTTPREAD` no faster than
+//!   the modelled downlink delivers it; the modem's buffer is unbounded (no TCP window
+//!   stalls the server), and a server that closes early is noticed only after the bytes it
+//!   sent.
 //! * Error codes where no source exists are guesses (listed in the [`modem`] module docs);
 //!   EC200U HTTP behaviour is largely unconfirmed (§11).
 //! * RTS is ideal (deasserted exactly at "full") and honoured in command mode too; the host's
-//!   RX interrupt empties the FIFO instantly whenever interrupts are on; the modem's own
+//!   RX interrupt (or DMA, [`UartConfig::host_rx_dma`]) empties the FIFO instantly whenever
+//!   it can run; the modem's own
 //!   receive buffer never overflows (CTS is not modelled).
 //! * FOTA packages are simulator packages ([`fota_package`]); no real delta is applied.
 //! * URCs are never interleaved inside a payload (undocumented on real modules, §11.3).

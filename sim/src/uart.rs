@@ -17,6 +17,10 @@
 //!      [`World::advance_interrupts_off`](crate::World::advance_interrupts_off)). Then only
 //!      the FIFO fills.
 //!
+//!   With [`UartConfig::host_rx_dma`] the ring is filled by DMA instead (ESP32-S3: UHCI with
+//!   GDMA into internal RAM, which runs on while the CPU is stalled in a flash operation),
+//!   so the ring keeps filling during flash operations too.
+//!
 //!   Reads take from the ring first, then from the FIFO. A byte that arrives when both are
 //!   full is **lost** and counted ([`UartStats::lost`]) — unless RTS/CTS flow control is on.
 //! * **Flow control.** When the modem has `AT+IFC=2,<x>` (it obeys RTS) and the host drives
@@ -58,6 +62,9 @@ pub struct UartConfig {
     pub host_ring: usize,
     /// Size of the host's transmit buffer (FIFO plus driver buffer) in bytes.
     pub host_tx_buffer: usize,
+    /// Whether the ring is filled by DMA (keeps filling while the host is inside a flash
+    /// operation with interrupts off) rather than by the receive interrupt.
+    pub host_rx_dma: bool,
     /// Whether the host UART drives RTS. Flow control needs this *and* the modem's
     /// `AT+IFC=2,..`.
     pub host_rts: bool,
@@ -77,6 +84,7 @@ impl Default for UartConfig {
             host_fifo: 128,
             host_ring: 1024,
             host_tx_buffer: 1024,
+            host_rx_dma: false,
             host_rts: true,
             idle_step: Duration::from_millis(1),
             max_read: usize::MAX,
@@ -96,6 +104,14 @@ impl UartConfig {
     pub fn with_rx_buffers(mut self, fifo: usize, ring: usize) -> Self {
         self.host_fifo = fifo;
         self.host_ring = ring;
+        self
+    }
+
+    /// The same settings with a DMA-filled receive ring of `ring` bytes (ESP32-S3 UHCI):
+    /// unlike an interrupt-driven ring it keeps filling during flash operations.
+    pub fn with_rx_dma(mut self, ring: usize) -> Self {
+        self.host_ring = ring;
+        self.host_rx_dma = true;
         self
     }
 }
@@ -128,6 +144,9 @@ pub(crate) enum Mark {
     Reboot,
     /// The host MCU resets here (fault `mcu-reset`).
     McuReset,
+    /// Do not start this byte before virtual time `t` (ns): it has not arrived from the
+    /// network yet.
+    NotBefore(u64),
 }
 
 /// The two directions of the wire plus the host's buffers.
@@ -184,9 +203,15 @@ impl Link {
         (BITS_PER_BYTE * 1_000_000_000 + baud / 2) / baud
     }
 
+    /// Whether bytes move from the FIFO into the ring now (the receive interrupt can run,
+    /// or DMA moves them).
+    fn ring_fills(&self) -> bool {
+        self.interrupts || self.cfg.host_rx_dma
+    }
+
     fn host_free(&self) -> usize {
         let fifo_free = self.cfg.host_fifo.saturating_sub(self.fifo.len());
-        if self.interrupts {
+        if self.ring_fills() {
             fifo_free + self.cfg.host_ring.saturating_sub(self.ring.len())
         } else {
             fifo_free
@@ -201,9 +226,9 @@ impl Link {
         self.modem_obeys_rts && self.cfg.host_rts && self.host_free() == 0
     }
 
-    /// Moves FIFO bytes into the ring, as the receive interrupt does.
+    /// Moves FIFO bytes into the ring, as the receive interrupt (or DMA) does.
     pub(crate) fn isr(&mut self) {
-        if !self.interrupts {
+        if !self.ring_fills() {
             return;
         }
         while self.ring.len() < self.cfg.host_ring {
@@ -222,7 +247,7 @@ impl Link {
         } else {
             b
         };
-        if self.interrupts && self.ring.len() < self.cfg.host_ring && self.fifo.is_empty() {
+        if self.ring_fills() && self.ring.len() < self.cfg.host_ring && self.fifo.is_empty() {
             self.ring.push_back(b);
         } else if self.fifo.len() < self.cfg.host_fifo {
             self.fifo.push_back(b);
@@ -339,6 +364,12 @@ impl State {
             Mark::Stall(ns) => self.link.stall_until = Some(self.now + ns),
             Mark::Reboot => self.modem_reboot(),
             Mark::McuReset => self.mcu_reset(),
+            Mark::NotBefore(t) => {
+                if t > self.now {
+                    let until = self.link.stall_until.map_or(t, |u| u.max(t));
+                    self.link.stall_until = Some(until);
+                }
+            }
         }
     }
 

@@ -223,7 +223,7 @@ impl State {
                         ));
                     }
                     Ok(f) if !(200..300).contains(&f.status) || f.truncated => {
-                        let (h, _) = self.net.cfg.timing(&url, f.head.len(), 0, f.real);
+                        let (_, h) = self.net.cfg.timing(&url, f.head.len(), f.real);
                         let code = if f.truncated { 717 } else { 701 };
                         steps.push((
                             t0 + duration_ns(h),
@@ -234,7 +234,7 @@ impl State {
                         let (h, done) =
                             self.net
                                 .cfg
-                                .timing(&url, f.head.len(), f.body.len(), f.real);
+                                .download(&url, f.head.len(), f.body.len(), f.real);
                         let (h, done) = (t0 + duration_ns(h), t0 + duration_ns(done));
                         for i in 1..=download_urcs {
                             let at = h + (done - h) * i / download_urcs;

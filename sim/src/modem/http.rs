@@ -60,6 +60,29 @@ pub(crate) struct Stored {
     pub(crate) head: Vec<u8>,
     pub(crate) body: Vec<u8>,
     pub(crate) truncated: bool,
+    /// When the response (header block, then body) arrives from the network: its first
+    /// byte at `net_from` (virtual ns), then one byte every `8 / downlink` seconds. The
+    /// module reports `+QHTTPGET:` once the header block is in and the body keeps arriving
+    /// while `AT+QHTTPREAD` forwards it (§4.6: `<wait_time>` is the longest gap *between
+    /// received packets*, and an EC21 log shows a pause mid-body, so the module streams
+    /// rather than buffering the whole body first).
+    pub(crate) net_from: u64,
+    pub(crate) downlink_bps: u64,
+}
+
+impl Stored {
+    /// Virtual time (ns) by which the first `n` bytes of head-then-body have arrived.
+    pub(crate) fn arrived(&self, n: u64) -> u64 {
+        let bps = u128::from(self.downlink_bps.max(1));
+        let ns = u128::from(n) * 8 * 1_000_000_000 / bps;
+        self.net_from
+            .saturating_add(u64::try_from(ns).unwrap_or(u64::MAX))
+    }
+
+    /// Virtual time (ns) by which the whole body has arrived.
+    pub(crate) fn complete_at(&self) -> u64 {
+        self.arrived((self.head.len() + self.body.len()) as u64)
+    }
 }
 
 #[derive(Debug)]
@@ -360,10 +383,7 @@ impl State {
             Err(FetchError::Protocol) => return Err(CmdError::Cme(701)),
             Err(FetchError::Timeout) => ("+QHTTPGET: 702".to_string(), None, duration_ns(timeout)),
             Ok(f) => {
-                let (headers_at, done) =
-                    self.net
-                        .cfg
-                        .timing(&url, f.head.len(), f.body.len(), f.real);
+                let (first_byte, headers_at) = self.net.cfg.timing(&url, f.head.len(), f.real);
                 if headers_at > timeout {
                     ("+QHTTPGET: 702".to_string(), None, duration_ns(timeout))
                 } else {
@@ -375,8 +395,10 @@ impl State {
                         head: f.head,
                         body: f.body,
                         truncated: f.truncated,
+                        net_from: self.now.saturating_add(duration_ns(first_byte)),
+                        downlink_bps: self.net.cfg.downlink_bps,
                     };
-                    (line, Some(stored), duration_ns(done))
+                    (line, Some(stored), duration_ns(headers_at))
                 }
             }
         };
@@ -429,12 +451,14 @@ impl State {
             return Err(CmdError::Cme(705));
         };
         self.emit(b"\r\nCONNECT\r\n");
+        // Byte `i` of what is forwarded cannot leave before it arrived from the network.
+        let head = resp.head.len() as u64;
         if self.modem.http.cfg.responseheader {
             let mut all = resp.head.clone();
             all.extend_from_slice(&resp.body);
-            self.emit_payload(&all);
+            self.emit_payload_paced(&all, &|i| resp.arrived(i + 1));
         } else {
-            self.emit_payload(&resp.body);
+            self.emit_payload_paced(&resp.body, &|i| resp.arrived(head + i + 1));
         }
         self.emit(b"\r\nOK\r\n");
         let code = self
@@ -468,7 +492,10 @@ impl State {
             .take()
             .unwrap_or(if resp.truncated { 717 } else { 0 });
         let rate = self.modem.cfg.ufs_write_bytes_per_sec.max(1);
-        let ns = (resp.body.len() as u64).saturating_mul(1_000_000_000) / rate + 10_000_000;
+        // Done when the body has arrived from the network and is written to UFS.
+        let write = (resp.body.len() as u64).saturating_mul(1_000_000_000) / rate;
+        let arrive = resp.complete_at().saturating_sub(self.now);
+        let ns = write.max(arrive) + 10_000_000;
         self.modem.http.readfile = Some(PendingReadFile {
             drive,
             name,

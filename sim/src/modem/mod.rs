@@ -645,6 +645,16 @@ impl State {
 
     /// Payload bytes of a data-mode answer, with the payload faults applied.
     pub(crate) fn emit_payload(&mut self, data: &[u8]) {
+        self.emit_payload_paced(data, &|_| 0);
+    }
+
+    /// [`emit_payload`](Self::emit_payload) for bytes that arrive from the network while
+    /// they are forwarded: `arrived(i)` is the virtual time (ns) by which byte `i` of `data`
+    /// is in the module; the transmitter does not start a block of [`PACE`] bytes before its
+    /// last byte has arrived.
+    pub(crate) fn emit_payload_paced(&mut self, data: &[u8], arrived: &dyn Fn(u64) -> u64) {
+        /// Granularity of the network pacing, in bytes.
+        const PACE: usize = 512;
         let start = self.modem.payload_offset;
         let end = start + data.len() as u64;
         self.modem.payload_offset = end;
@@ -657,17 +667,21 @@ impl State {
                 true
             }
         });
-        if hits.is_empty() {
-            self.emit(data);
-            return;
-        }
         hits.sort_by_key(|f| f.at);
         let base = self.link_end_pos();
+        let now = self.now;
         let mut out = Vec::with_capacity(data.len());
         let mut marks = Vec::new();
         let mut skip = 0u64;
         let mut hit = hits.iter().peekable();
         for (i, &b) in data.iter().enumerate() {
+            if i % PACE == 0 {
+                let last = (i + PACE).min(data.len()) - 1;
+                let t = arrived(last as u64);
+                if t > now {
+                    marks.push((base + out.len() as u64, Mark::NotBefore(t)));
+                }
+            }
             let off = start + i as u64;
             let mut xor = 0u8;
             while let Some(f) = hit.next_if(|f| f.at == off) {
@@ -689,14 +703,22 @@ impl State {
             }
             out.push(b ^ xor);
         }
-        for (pos, m) in marks {
-            let at = self
-                .link
-                .marks
-                .iter()
-                .position(|(p, _)| *p > pos)
-                .unwrap_or(self.link.marks.len());
-            self.link.marks.insert(at, (pos, m));
+        let in_order = match (self.link.marks.back(), marks.first()) {
+            (Some((last, _)), Some((first, _))) => last <= first,
+            _ => true,
+        };
+        if in_order {
+            self.link.marks.extend(marks);
+        } else {
+            for (pos, m) in marks {
+                let at = self
+                    .link
+                    .marks
+                    .iter()
+                    .position(|(p, _)| *p > pos)
+                    .unwrap_or(self.link.marks.len());
+                self.link.marks.insert(at, (pos, m));
+            }
         }
         if out.is_empty() {
             self.tx_kick();
