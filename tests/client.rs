@@ -427,6 +427,43 @@ mod data_reader {
     }
 
     #[test]
+    fn a_trickle_of_stray_lines_does_not_keep_a_dead_payload_alive() {
+        use embedded_io::BufRead;
+        // The modem rebooted mid-payload: what follows is its boot URCs and a signal report
+        // every 3 s, counted as payload. Each arrives well within the 5 s timeout, but 512
+        // bytes never do, so the read ends after one timeout instead of after all of them.
+        let mut script = vec![
+            expect("AT+QHTTPREAD=80\r"),
+            reply("\r\nCONNECT\r\n0123456789"),
+        ];
+        for _ in 0..20 {
+            script.push(reply_after(3000, "\r\n+QIND: \"csq\",20,99\r\n"));
+        }
+        let sim = Sim::new(script);
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let mut r = c.read_data(&Read(DataLength::Exact(4096))).unwrap();
+        let started = sim.now_ms();
+        let mut got = 0usize;
+        let err = loop {
+            match r.fill_buf() {
+                Ok(d) => {
+                    let n = d.len();
+                    got += n;
+                    r.consume(n);
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::Timeout), "{err:?}");
+        let took = sim.now_ms() - started;
+        assert!((5000..6500).contains(&took), "timed out after {took} ms");
+        // The first stray line arrived and was counted before the timeout.
+        assert!(got > 10 && got < 512, "{got}");
+    }
+
+    #[test]
     fn finish_discards_unread_payload() {
         let sim = Sim::new(script());
         let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);

@@ -119,6 +119,7 @@ where
         } = self;
         let timeout = cmd.timeout();
         let mut deadline = clock.now() + timeout;
+        let mut got = 0u64;
         loop {
             let now = clock.now();
             while let Some(ev) = engine.poll(now) {
@@ -131,7 +132,11 @@ where
                     }
                     Step::Data(d) => {
                         on_data(d);
-                        deadline = now + timeout;
+                        let old = got;
+                        got += d.len() as u64;
+                        if got / PROGRESS_BYTES != old / PROGRESS_BYTES {
+                            deadline = now + timeout;
+                        }
                     }
                     Step::Done(r) => {
                         engine.expect_data(None);
@@ -186,8 +191,8 @@ where
     ///
     /// A refusal before the payload (`+CME ERROR: 402` at the end of a file, `+CME ERROR:
     /// 705` for "nothing to read") is returned here as [`Error::Rejected`]. The deadline
-    /// `cmd.timeout()` covers the wait for `CONNECT` and then every gap between payload
-    /// bytes.
+    /// `cmd.timeout()` covers the wait for `CONNECT`, then restarts each time the payload
+    /// passes another [`PROGRESS_BYTES`] boundary.
     pub async fn read_data<Cmd: AtCommand>(
         &mut self,
         cmd: &Cmd,
@@ -368,6 +373,9 @@ pub(crate) async fn wait_bytes<T: Read, C: AsyncClock>(
     }
 }
 
+/// Payload bytes that must arrive within each timeout of a [`DataReader`].
+pub const PROGRESS_BYTES: u64 = 512;
+
 /// A zero-copy reader over a payload that follows `CONNECT`.
 ///
 /// [`fill_buf`](embedded_io_async::BufRead::fill_buf) lends payload bytes straight out of the
@@ -376,10 +384,12 @@ pub(crate) async fn wait_bytes<T: Read, C: AsyncClock>(
 /// trailer of an unknown-length payload was proven). URCs that arrive meanwhile (never
 /// inside the payload: the engine frames no lines in data mode) reach the URC handler.
 ///
-/// Every wait is bounded: the command's timeout restarts with every byte consumed, so it
-/// limits the gap between bytes. On [`Error::Timeout`] the engine leaves data mode; the
-/// modem may still be sending, so reset the client (and stop the HTTP session) before the
-/// next command.
+/// Every wait is bounded: the command's timeout restarts each time the payload passes
+/// another [`PROGRESS_BYTES`] boundary, so it limits the time per 512 payload bytes. A real
+/// transfer is far faster than 512 bytes per timeout; a trickle of stray lines (the URCs of
+/// a modem that rebooted mid-payload, counted as payload) is slower and cannot keep a dead
+/// transfer alive. On [`Error::Timeout`] the engine leaves data mode; the modem may still be
+/// sending, so reset the client (and stop the HTTP session) before the next command.
 ///
 /// Call [`DataReader::finish`] after the payload to collect the command's final result.
 /// Dropping the reader before that leaves the modem's answer to arrive as unclaimed lines.
@@ -535,8 +545,9 @@ where
         let before = self.client.engine.data_available().len();
         self.client.engine.consume_data(amt);
         let taken = amt.min(before);
+        let old = self.position;
         self.position += taken as u64;
-        if taken > 0 {
+        if self.position / PROGRESS_BYTES != old / PROGRESS_BYTES {
             self.deadline = self.client.clock.now() + self.timeout;
         }
     }

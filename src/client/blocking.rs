@@ -152,8 +152,10 @@ where
     /// `AT+QHTTPREAD`, `AT+QFDWL`) and hands every payload slice to `on_data`, straight out
     /// of the receive buffer (no copy). Returns the parsed answer and the payload length.
     ///
-    /// The deadline `cmd.timeout()` restarts whenever payload bytes arrive, so it bounds the
-    /// gap between bytes rather than the whole transfer.
+    /// The deadline `cmd.timeout()` restarts each time the payload passes another
+    /// [`PROGRESS_BYTES`](asynch::PROGRESS_BYTES) boundary (512 bytes), so it bounds the time
+    /// per 512 bytes rather than the whole transfer, and a trickle of stray lines cannot keep
+    /// a dead transfer alive.
     pub fn send_receive<Cmd: AtCommand>(
         &mut self,
         cmd: &Cmd,

@@ -1222,8 +1222,9 @@ impl AtCommand for HttpPostFile<'_> {
 /// * With nothing to read the modem answers `+CME ERROR: 705` instead of `CONNECT`.
 ///
 /// `<wait_time>` (1..=65535 s, default 60) is the longest gap the modem allows between two
-/// received packets, not a total. Timeout: the gap between payload bytes, `wait_time` + 1 s
-/// (so the modem's own error report arrives first).
+/// received packets, not a total. Timeout: `wait_time` + 1 s (so the modem's own error report
+/// arrives first) for each 512 payload bytes
+/// ([`PROGRESS_BYTES`](crate::client::asynch::PROGRESS_BYTES)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HttpRead {
