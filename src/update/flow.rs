@@ -43,6 +43,9 @@ struct Ctx<'p> {
     progress: &'p mut dyn FnMut(Progress),
     header_mode: bool,
     file: Option<FileHandle>,
+    /// Image offset up to which the sink was asked to get flash ready
+    /// ([`AsyncOtaSink::prepare`]).
+    prepared: u32,
 }
 
 impl Ctx<'_> {
@@ -112,6 +115,7 @@ where
         progress,
         header_mode: false,
         file: None,
+        prepared: 0,
     };
     let result = run(client, sink, config, buf, &mut ctx).await;
     cleanup(client, &mut ctx, result.is_err()).await;
@@ -548,7 +552,13 @@ where
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
         Strategy::ModemFile => (Method::ModemFile, "chosen by the caller"),
         Strategy::Ranged | Strategy::Auto => {
-            if cfg.strategy == Strategy::Auto && ctx.done == 0 {
+            if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.rx_dma {
+                (
+                    Method::Stream,
+                    "nothing to resume and the UART receives by DMA while flash erases: one \
+                     read, erasing block by block as the body arrives",
+                )
+            } else if cfg.strategy == Strategy::Auto && ctx.done == 0 {
                 (
                     Method::StreamErasedAhead,
                     "nothing to resume: one read, into flash erased while the modem fetches \
@@ -570,7 +580,8 @@ where
     Ok(method)
 }
 
-/// Writes `data` at the current offset, hashes it and reports progress.
+/// Writes `data` at the current offset, hashes it and reports progress. Flash not prepared
+/// yet is prepared first, one [`ERASE_BLOCK`] at a time ([`prepare_for`]).
 async fn put<E, S: AsyncOtaSink>(
     sink: &mut S,
     ctx: &mut Ctx<'_>,
@@ -578,6 +589,11 @@ async fn put<E, S: AsyncOtaSink>(
 ) -> Res<(), E, S::Error> {
     if data.is_empty() {
         return Ok(());
+    }
+    if let Some(len) = prepare_for(ctx, data.len() as u32) {
+        sink.prepare(ctx.done, len)
+            .await
+            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
     }
     sink.write(ctx.done, data)
         .await
@@ -613,6 +629,7 @@ where
         Some(st) => {
             if ahead {
                 prepare(sink, ctx, ctx.size - ctx.done).await?;
+                ctx.prepared = ctx.size;
             }
             st
         }
@@ -626,6 +643,7 @@ where
             if ahead {
                 // Erase while the modem fetches the body.
                 prepare(sink, ctx, ctx.size - ctx.done).await?;
+                ctx.prepared = ctx.size;
             }
             get_result(client, get.result_deadline(), ctx).await?
         }
@@ -676,13 +694,36 @@ async fn prepare<E, S: AsyncOtaSink>(
         .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))
 }
 
+/// Size of the flash blocks erased one at a time while a body arrives
+/// ([`ERASE_BLOCK`]-aligned image offsets: one 64 KiB block erase each, which NOR flash
+/// does several times faster per byte than sixteen 4 KiB sector erases).
+const ERASE_BLOCK: u32 = 0x1_0000;
+
+/// Before writing `n` more bytes: if they reach past what is prepared, the length to
+/// prepare from the write position up to the next [`ERASE_BLOCK`] boundary after them
+/// (normally one block erase), recorded as prepared.
+fn prepare_for(ctx: &mut Ctx<'_>, n: u32) -> Option<u32> {
+    let need = ctx.done.saturating_add(n).min(ctx.size);
+    if need <= ctx.prepared {
+        return None;
+    }
+    let target = need
+        .div_ceil(ERASE_BLOCK)
+        .saturating_mul(ERASE_BLOCK)
+        .min(ctx.size);
+    ctx.prepared = target;
+    Some(target - ctx.done)
+}
+
 /// How many bytes at the end of a payload are kept to recognise a trailer that was counted
 /// as body (bytes lost on the UART).
 const TAIL: usize = 32;
 
 /// Reads one payload (`read`) whose first byte is image offset `start` straight into the
 /// sink, skipping bytes already durable and writing at most `program_size` bytes per sink
-/// write; checks the `+QHTTPREAD:` result. Returns the payload length.
+/// write ([`put`] prepares flash one [`ERASE_BLOCK`] at a time just before the body reaches
+/// it, unless it was prepared ahead). Checks the `+QHTTPREAD:` result. Returns the payload
+/// length.
 async fn read_into_sink<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     sink: &mut S,
@@ -1009,8 +1050,9 @@ where
 }
 
 /// Ranged transfer straight into flash: each range's sectors are erased while the modem
-/// fetches it, then the range is written in page-sized pieces as it arrives. Returns
-/// `Some(status)` if the server ignored Range.
+/// fetches it (or, with [`UpdateConfig::rx_dma`], block by block as the range arrives),
+/// then the range is written in page-sized pieces as it arrives. Returns `Some(status)` if
+/// the server ignored Range.
 async fn ranged_direct<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     sink: &mut S,
@@ -1034,7 +1076,10 @@ where
         let off = ctx.done;
         let len = range.min(ctx.size - off);
         let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
-        prepare(sink, ctx, len).await?;
+        if !cfg.rx_dma {
+            prepare(sink, ctx, len).await?;
+            ctx.prepared = ctx.prepared.max(off + len);
+        }
         if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
             return Ok(Some(st));
         }

@@ -24,8 +24,10 @@
 //! # Strategies
 //!
 //! * [`Strategy::Stream`]: one `AT+QHTTPGET` and one `AT+QHTTPREAD` of the whole body,
-//!   written to flash straight out of the receive buffer. Fastest, but while flash erases the
-//!   MCU does not read the UART: use it with RTS/CTS flow control (or a sink fast enough).
+//!   written to flash straight out of the receive buffer, each 64 KiB flash block erased
+//!   just before the body reaches it. While a block erases the CPU cannot read the UART:
+//!   use it with RTS/CTS flow control, or with UART DMA ([`UpdateConfig::rx_dma`]), where
+//!   it is the fastest method because erase and transfer overlap.
 //! * [`Strategy::Ranged`]: host-paced chunks. Each chunk is requested with
 //!   `AT+QHTTPGETEX` where the module has it, else with a `Range:` header in request-header
 //!   mode; it is read completely into the chunk buffer before flash is touched, and the next
@@ -38,14 +40,16 @@
 //!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
 //!   UFS (after an MCU reset) is reused.
 //! * [`Strategy::Auto`]: a stream into flash erased ahead ([`Method::StreamErasedAhead`]:
-//!   the sectors are erased while the modem fetches the body, and the body is written in
-//!   page-sized pieces, so no flash stall outlasts the UART's FIFO; with or without RTS/CTS,
-//!   and faster than erasing as the body arrives); when resuming, ranges from the resume
-//!   point (GETEX if `AT+QHTTPGETEX=?` answers OK, else a `Range:` header). The choice is
-//!   reported as [`Progress::Strategy`].
+//!   the sectors are erased after the request, before the read, and the body is written in
+//!   page-sized pieces, so no flash stall outlasts the UART's FIFO; with or without RTS/CTS).
+//!   With [`UpdateConfig::rx_dma`] it streams with [`Method::Stream`] instead, erasing while
+//!   the body arrives. When resuming: ranges from the resume point (GETEX if
+//!   `AT+QHTTPGETEX=?` answers OK, else a `Range:` header). The choice is reported as
+//!   [`Progress::Strategy`].
 //!
-//! By default ranges are [`UpdateConfig::range_size`] (64 KiB) long and also go straight
-//! into flash erased ahead; with `range_size: None` they are chunk-sized and buffered.
+//! By default ranges are [`UpdateConfig::range_size`] (256 KiB) long and also go straight
+//! into flash (erased before each range is read, or as it arrives with
+//! [`UpdateConfig::rx_dma`]); with `range_size: None` they are chunk-sized and buffered.
 //!
 //! # Resuming
 //!
@@ -87,12 +91,13 @@ pub enum Strategy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Method {
-    /// One `AT+QHTTPREAD` of the whole body, each flash sector erased when the body reaches
-    /// it (needs RTS/CTS: the MCU stops reading while a sector erases).
+    /// One `AT+QHTTPREAD` of the whole body, each 64 KiB flash block erased just before the
+    /// body reaches it (needs RTS/CTS or [`UpdateConfig::rx_dma`]: the CPU cannot read the
+    /// UART while a block erases).
     Stream,
-    /// One `AT+QHTTPREAD` of the whole body into flash erased ahead (while the modem fetched
-    /// it), written in page-sized pieces, so no long flash stall falls inside the payload:
-    /// safe without flow control.
+    /// One `AT+QHTTPREAD` of the whole body into flash erased ahead (after the request,
+    /// before the read), written in page-sized pieces, so no long flash stall falls inside
+    /// the payload: safe without flow control.
     StreamErasedAhead,
     /// Chunks requested with `AT+QHTTPGETEX`.
     RangedGetex,
@@ -161,8 +166,11 @@ pub struct UpdateConfig<'a> {
     /// buffer).
     pub chunk_size: u32,
     /// Size of each ranged request. `Some(n)`: ranges of `n` bytes go straight into flash
-    /// that [`OtaSink::prepare`] erased while the modem
-    /// fetched them (one network round trip per `n` bytes). `None`: buffered ranges of
+    /// that [`OtaSink::prepare`] erased before the read (or, with [`rx_dma`](Self::rx_dma),
+    /// during it); one request and its network round trips per `n` bytes, so larger ranges
+    /// waste less of the line (default 256 KiB: two 80 ms round trips per 2.8 s of payload
+    /// at 921 600 baud). A resume restarts at the last durable sector, not at the range
+    /// start, so the size costs nothing after a drop. `None`: buffered ranges of
     /// `chunk_size`, each read completely into the chunk buffer before flash is touched
     /// (safest for sinks whose writes stall long; one round trip per chunk).
     pub range_size: Option<u32>,
@@ -179,9 +187,20 @@ pub struct UpdateConfig<'a> {
     pub read_wait: u16,
     /// Module file for [`Strategy::ModemFile`].
     pub modem_file: &'a str,
-    /// RTS/CTS is active between MCU and modem. Informational for now: [`Strategy::Auto`]
-    /// erases ahead either way, which is both safe without flow control and faster with it.
+    /// RTS/CTS is active between MCU and modem. Informational: [`Strategy::Auto`] chooses
+    /// the same either way (erasing ahead is safe without flow control, and as fast as
+    /// stalling the modem with it); [`Strategy::Stream`] needs it or [`rx_dma`](Self::rx_dma).
     pub flow_control: bool,
+    /// The MCU's UART keeps receiving into RAM while flash is busy: UART DMA into internal
+    /// RAM (ESP32-S3: UHCI with GDMA), which runs on while the CPU is stalled in a flash
+    /// operation, with a buffer larger than what arrives during one 64 KiB block erase
+    /// (W25Q-class flash: 150 ms typical, about 14 KB at 921 600 baud; 16 KiB or more).
+    /// The flow then erases flash block by block while the body arrives, overlapping erase
+    /// and transfer: [`Strategy::Auto`] streams with [`Method::Stream`] and ranges are not
+    /// erased ahead. Keep RTS/CTS on as a backstop: a block erase may take up to 2 s.
+    /// Default `false`: an interrupt-driven UART, whose interrupt cannot run while flash is
+    /// busy, so only its hardware FIFO (128 bytes on ESP32-S3) catches bytes then.
+    pub rx_dma: bool,
     /// The module's chipset family, if known (GETEX is probed regardless).
     pub family: Option<ChipFamily>,
 }
@@ -198,7 +217,7 @@ impl<'a> UpdateConfig<'a> {
             public_key: None,
             strategy: Strategy::Auto,
             chunk_size: 4096,
-            range_size: Some(64 * 1024),
+            range_size: Some(256 * 1024),
             program_size: 256,
             context_id: 1,
             tls: None,
@@ -206,6 +225,7 @@ impl<'a> UpdateConfig<'a> {
             read_wait: 60,
             modem_file: "UFS:ota.bin",
             flow_control: false,
+            rx_dma: false,
             family: None,
         }
     }

@@ -183,6 +183,10 @@ pub struct Setup {
     /// RTS/CTS: the host drives RTS and the modem gets `AT+IFC=2,2`; also
     /// `UpdateConfig::flow_control`.
     pub flow: bool,
+    /// `Some(n)`: the MCU receives by UART DMA into an `n`-byte ring that keeps filling
+    /// during flash operations (`UartConfig::with_rx_dma`), and `UpdateConfig::rx_dma` is
+    /// set. `None`: the interrupt-driven 1 KiB ring behind the 128-byte FIFO.
+    pub rx_dma: Option<usize>,
     /// Code bytes of the new image ([`test_app_image`]); the image is a few hundred bytes
     /// longer.
     pub size: usize,
@@ -224,6 +228,7 @@ impl Setup {
             range_size: Some(64 * 1024),
             baud: 921_600,
             flow: false,
+            rx_dma: None,
             size: 256 * 1024,
             manifest: ManifestMode::Signed,
             image: ImageKind::Good,
@@ -562,6 +567,9 @@ fn make_world(setup: &Setup, booting: bool, seed: u64) -> World {
         modem = modem.ready();
     }
     let mut uart = UartConfig::default().with_baud(setup.baud);
+    if let Some(ring) = setup.rx_dma {
+        uart = uart.with_rx_dma(ring);
+    }
     uart.host_rts = setup.flow;
     World::new(WorldConfig::new(modem).with_uart(uart).with_seed(seed))
 }
@@ -893,6 +901,7 @@ impl Device {
                 config.strategy = self.setup.strategy;
                 config.range_size = self.setup.range_size;
                 config.flow_control = self.setup.flow;
+                config.rx_dma = self.setup.rx_dma.is_some();
                 config.family = Some(self.setup.personality.family());
                 let mut sink = EspIdfSink::new(
                     DeviceFlash {
