@@ -807,12 +807,10 @@ scenario!(
     expect = Installed,
     first = (Stage::Transfer, None)
 );
-// After an MCU reset the module still holds the file open: every later `AT+QFOPEN` is
-// refused with `+CME ERROR: 426` (file already opened) and the flow cannot resume. Each
-// attempt fails safely, but the update never completes without a modem reboot.
+// An MCU reset while reading the module file: the module keeps the file open under a handle
+// the restarted MCU never learns (AT+QFOPEN answers +CME ERROR: 426), so the device fetches
+// the rest over HTTP ranges from its resume point instead.
 scenario!(
-    #[ignore = "library bug: Strategy::ModemFile cannot resume after an MCU reset, the file \
-                stays open in the module and AT+QFOPEN answers +CME ERROR: 426"]
     mcu_reset_mid_modem_file_read_ec200u,
     Ec200u,
     ModemFile,
@@ -821,7 +819,7 @@ scenario!(
     faults = ["mcu-reset=img+120000"],
     expect = Installed,
     first = (Stage::Transfer, None),
-    method = Method::ModemFile
+    method = Method::RangedHeader
 );
 // An MCU reset while the module downloads into its UFS (before the file is opened): the
 // device starts again and downloads the file again.

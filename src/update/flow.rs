@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{Failure, Method, Outcome, Progress, Stage, Strategy, Tls, UpdateConfig, UpdateError};
 use crate::at::{AsyncClock, AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
 use crate::client::asynch::Client;
-use crate::client::{Error as ClientError, TimeoutExt, UrcHandler};
+use crate::client::{Error as ClientError, ModemCode, Rejection, TimeoutExt, UrcHandler};
 use crate::ota::manifest::{Decision, Manifest, decide};
 use crate::ota::{AsyncOtaSink, ImageDescriptor};
 use crate::quectel::error::HttpError;
@@ -282,8 +282,15 @@ where
                 }
             }
             Method::ModemFile => {
-                modem_file(client, sink, cfg, buf, ctx, pending_get.take()).await?;
-                break;
+                if modem_file(client, sink, cfg, buf, ctx, pending_get.take()).await? {
+                    break;
+                }
+                method = ranged_method(client, ctx).await?;
+                (ctx.progress)(Progress::Fallback {
+                    to: method,
+                    reason: "the module file is still open from a session the MCU lost \
+                             (+CME ERROR: 426); ranges from the resume point instead",
+                });
             }
         }
     }
@@ -565,19 +572,36 @@ where
                      (no erase stalls the UART, with or without flow control)",
                 )
             } else {
-                match client.send(&GetexProbe).await {
-                    Ok(()) => (Method::RangedGetex, "the modem has AT+QHTTPGETEX"),
-                    Err(ClientError::Rejected(_)) => (
-                        Method::RangedHeader,
-                        "no AT+QHTTPGETEX: Range header in request-header mode",
-                    ),
-                    Err(e) => return Err(ctx.fail(Stage::Setup, Failure::Modem(e))),
-                }
+                let method = ranged_method(client, ctx).await?;
+                let reason = if method == Method::RangedGetex {
+                    "the modem has AT+QHTTPGETEX"
+                } else {
+                    "no AT+QHTTPGETEX: Range header in request-header mode"
+                };
+                (method, reason)
             }
         }
     };
     (ctx.progress)(Progress::Strategy { method, reason });
     Ok(method)
+}
+
+/// The ranged method this modem supports: GETEX if `AT+QHTTPGETEX=?` answers `OK`, else a
+/// `Range:` header in request-header mode.
+async fn ranged_method<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    ctx: &Ctx<'_>,
+) -> Res<Method, T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    match client.send(&GetexProbe).await {
+        Ok(()) => Ok(Method::RangedGetex),
+        Err(ClientError::Rejected(_)) => Ok(Method::RangedHeader),
+        Err(e) => Err(ctx.fail(Stage::Setup, Failure::Modem(e))),
+    }
 }
 
 /// Writes `data` at the current offset, hashes it and reports progress. Flash not prepared
@@ -1098,7 +1122,12 @@ where
     Ok(None)
 }
 
-/// Download into the module's file system, then read it back in chunks.
+/// File error "file already opened" (quectel-at.md §5, file error codes).
+const FILE_ALREADY_OPEN: u16 = 426;
+
+/// Download into the module's file system, then read it back in chunks. `Ok(false)`: the
+/// module file is still open from a session the MCU lost, so it cannot be read; fetch the
+/// rest over HTTP instead.
 async fn modem_file<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     sink: &mut S,
@@ -1106,7 +1135,7 @@ async fn modem_file<T, C, H, S>(
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
-) -> Res<(), T::Error, S::Error>
+) -> Res<bool, T::Error, S::Error>
 where
     T: Read + Write,
     T::Error: embedded_io_async::Error,
@@ -1193,13 +1222,21 @@ where
             ));
         }
     }
-    let handle = client
+    let handle = match client
         .send(&OpenFile {
             name: file,
             mode: OpenMode::ReadOnly,
         })
         .await
-        .map_err(|e| m(ctx, Stage::Transfer, e))?;
+    {
+        Ok(h) => h,
+        // Still open from before an MCU reset, under a handle this session never learnt:
+        // only a module reboot closes it. The server still has the image.
+        Err(ClientError::Rejected(Rejection::Cme(ModemCode::Numeric(FILE_ALREADY_OPEN)))) => {
+            return Ok(false);
+        }
+        Err(e) => return Err(m(ctx, Stage::Transfer, e)),
+    };
     ctx.file = Some(handle);
     if ctx.done > 0 {
         client
@@ -1236,5 +1273,5 @@ where
             .await
             .map_err(|e| m(ctx, Stage::Transfer, e))?;
     }
-    Ok(())
+    Ok(true)
 }

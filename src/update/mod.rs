@@ -38,7 +38,9 @@
 //!   chunk is that much smaller.
 //! * [`Strategy::ModemFile`]: `AT+QHTTPREADFILE` into the module's UFS (after checking free
 //!   space with `AT+QFLDS`), then `AT+QFOPEN` / `AT+QFREAD` chunks. A file already complete in
-//!   UFS (after an MCU reset) is reused.
+//!   UFS (after an MCU reset) is reused; one the module still holds open from before the
+//!   reset (`+CME ERROR: 426`) cannot be, and the rest comes by ranges instead
+//!   ([`Progress::Fallback`]).
 //! * [`Strategy::Auto`]: a stream into flash erased ahead ([`Method::StreamErasedAhead`]:
 //!   the sectors are erased after the request, before the read, and the body is written in
 //!   page-sized pieces, so no flash stall outlasts the UART's FIFO; with or without RTS/CTS).
