@@ -987,9 +987,21 @@ scenario!(
     ModemFile,
     921_600,
     off,
+    faults = ["cme=AT+QFOPEN,421"],
+    expect = Installed,
+    first = (Stage::Transfer, Some(421))
+);
+// "File already opened" cannot be cured by this session (the handle is unknown): the flow
+// fetches the image by ranges in the same attempt.
+scenario!(
+    cme_qfopen_already_open_falls_back_to_ranges_eg06,
+    Eg06,
+    ModemFile,
+    921_600,
+    off,
     faults = ["cme=AT+QFOPEN,426"],
     expect = Installed,
-    first = (Stage::Transfer, Some(426))
+    method = Method::RangedGetex
 );
 scenario!(
     cme_qfread_modem_file_ec200t,
