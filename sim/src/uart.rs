@@ -307,14 +307,30 @@ impl State {
 
     /// Adds a mark at stream index `pos` (kept in order).
     pub(crate) fn link_mark(&mut self, pos: u64, mark: Mark) {
-        let at = self
-            .link
-            .marks
-            .iter()
-            .position(|(p, _)| *p > pos)
-            .unwrap_or(self.link.marks.len());
-        self.link.marks.insert(at, (pos, mark));
+        self.link_insert_marks(vec![(pos, mark)]);
         self.tx_kick();
+    }
+
+    /// Adds marks given in stream order, keeping the queue in order (appended at once when
+    /// they all come after the marks already queued, the usual case).
+    pub(crate) fn link_insert_marks(&mut self, marks: Vec<(u64, Mark)>) {
+        let after_all = match (self.link.marks.back(), marks.first()) {
+            (Some((last, _)), Some((first, _))) => last <= first,
+            _ => true,
+        };
+        if after_all {
+            self.link.marks.extend(marks);
+            return;
+        }
+        for (pos, m) in marks {
+            let at = self
+                .link
+                .marks
+                .iter()
+                .position(|(p, _)| *p > pos)
+                .unwrap_or(self.link.marks.len());
+            self.link.marks.insert(at, (pos, m));
+        }
     }
 
     /// Starts the next byte towards the host if the line is free and allowed.

@@ -134,7 +134,7 @@ where
                         on_data(d);
                         let old = got;
                         got += d.len() as u64;
-                        if got / PROGRESS_BYTES != old / PROGRESS_BYTES {
+                        if progressed(old, got) {
                             deadline = now + timeout;
                         }
                     }
@@ -376,6 +376,12 @@ pub(crate) async fn wait_bytes<T: Read, C: AsyncClock>(
 /// Payload bytes that must arrive within each timeout of a [`DataReader`].
 pub const PROGRESS_BYTES: u64 = 512;
 
+/// Whether a payload that grew from `old` to `new` bytes passed a [`PROGRESS_BYTES`]
+/// boundary (its timeout restarts then).
+fn progressed(old: u64, new: u64) -> bool {
+    old / PROGRESS_BYTES != new / PROGRESS_BYTES
+}
+
 /// A zero-copy reader over a payload that follows `CONNECT`.
 ///
 /// [`fill_buf`](embedded_io_async::BufRead::fill_buf) lends payload bytes straight out of the
@@ -547,7 +553,7 @@ where
         let taken = amt.min(before);
         let old = self.position;
         self.position += taken as u64;
-        if self.position / PROGRESS_BYTES != old / PROGRESS_BYTES {
+        if progressed(old, self.position) {
             self.deadline = self.client.clock.now() + self.timeout;
         }
     }

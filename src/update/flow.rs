@@ -614,6 +614,8 @@ async fn put<E, S: AsyncOtaSink>(
     if data.is_empty() {
         return Ok(());
     }
+    // `prepare` inlined: calling it here nests one more future in every payload write
+    // (8 bytes more in the update future).
     if let Some(len) = prepare_for(ctx, data.len() as u32) {
         sink.prepare(ctx.done, len)
             .await
@@ -653,7 +655,6 @@ where
         Some(st) => {
             if ahead {
                 prepare(sink, ctx, ctx.size - ctx.done).await?;
-                ctx.prepared = ctx.size;
             }
             st
         }
@@ -667,7 +668,6 @@ where
             if ahead {
                 // Erase while the modem fetches the body.
                 prepare(sink, ctx, ctx.size - ctx.done).await?;
-                ctx.prepared = ctx.size;
             }
             get_result(client, get.result_deadline(), ctx).await?
         }
@@ -704,15 +704,18 @@ where
     Ok(())
 }
 
-/// Asks the sink to get the next `len` bytes ready (erase ahead).
+/// Asks the sink to get the next `len` bytes ready (erase ahead) and records them as
+/// prepared.
 async fn prepare<E, S: AsyncOtaSink>(
     sink: &mut S,
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     len: u32,
 ) -> Res<(), E, S::Error> {
     if len == 0 {
         return Ok(());
     }
+    let end = ctx.done.saturating_add(len).min(ctx.size);
+    ctx.prepared = ctx.prepared.max(end);
     sink.prepare(ctx.done, len)
         .await
         .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))
@@ -1102,7 +1105,6 @@ where
         let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
         if !cfg.rx_dma {
             prepare(sink, ctx, len).await?;
-            ctx.prepared = ctx.prepared.max(off + len);
         }
         if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
             return Ok(Some(st));

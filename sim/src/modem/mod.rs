@@ -703,23 +703,7 @@ impl State {
             }
             out.push(b ^ xor);
         }
-        let in_order = match (self.link.marks.back(), marks.first()) {
-            (Some((last, _)), Some((first, _))) => last <= first,
-            _ => true,
-        };
-        if in_order {
-            self.link.marks.extend(marks);
-        } else {
-            for (pos, m) in marks {
-                let at = self
-                    .link
-                    .marks
-                    .iter()
-                    .position(|(p, _)| *p > pos)
-                    .unwrap_or(self.link.marks.len());
-                self.link.marks.insert(at, (pos, m));
-            }
-        }
+        self.link_insert_marks(marks);
         if out.is_empty() {
             self.tx_kick();
         }
