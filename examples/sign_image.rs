@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --example sign_image -- keygen KEYFILE
 //! cargo run --example sign_image -- pubkey KEYFILE
-//! cargo run --example sign_image -- sign --key KEYFILE --version 1.4.2 IMAGE [--out MANIFEST]
+//! cargo run --example sign_image -- sign --key KEYFILE --product NAME [--hardware REV] \
+//!                                        [--version 1.4.2] IMAGE [--out MANIFEST]
 //! cargo run --example sign_image -- verify --pubkey HEX IMAGE MANIFEST
 //! ```
 //!
@@ -11,8 +12,11 @@
 //!   (refusing to overwrite one; mode 0600 on Unix) and prints the public key as hex and as a
 //!   Rust `[u8; 32]` literal to compile into the firmware. Keep KEYFILE out of version control.
 //! - `pubkey` prints the public key of an existing KEYFILE the same way.
-//! - `sign` hashes IMAGE (size and SHA-256), signs the canonical message and writes the
-//!   manifest to MANIFEST (default `IMAGE.manifest`), then parses and verifies what it wrote.
+//! - `sign` hashes IMAGE (size and SHA-256), signs the canonical message (format 2: product,
+//!   optional hardware revision, version, size, SHA-256) and writes the manifest to MANIFEST
+//!   (default `IMAGE.manifest`), then parses and verifies what it wrote. For an ESP app image
+//!   the version defaults to the one its app descriptor declares, and a `--version` that
+//!   differs from it is refused: the device would refuse that image after downloading it.
 //! - `verify` checks a manifest's signature with the public key and that IMAGE has the size
 //!   and SHA-256 it names.
 //!
@@ -25,8 +29,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use cellular_ota::ota::esp_idf::image::{APP_DESC_LEN, AppDescriptor, IMAGE_MAGIC};
 use cellular_ota::ota::manifest::{
-    MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
+    Field, MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, validate_id, write_manifest,
 };
 use ed25519_compact::{KeyPair, Seed};
 use sha2::{Digest, Sha256};
@@ -35,11 +40,15 @@ const USAGE: &str = "\
 usage:
   sign_image keygen KEYFILE
   sign_image pubkey KEYFILE
-  sign_image sign --key KEYFILE --version VERSION IMAGE [--out MANIFEST]
+  sign_image sign --key KEYFILE --product NAME [--hardware REV] [--version VERSION]
+                  IMAGE [--out MANIFEST]
   sign_image verify --pubkey HEX IMAGE MANIFEST
 
 KEYFILE holds a raw 32-byte Ed25519 seed (written by `keygen`); keep it secret.
-VERSION is MAJOR.MINOR.PATCH[-PRE], e.g. 1.4.2 or 2.0.0-rc.1.
+NAME and REV are 1-64 letters, digits, `.`, `_` or `-` (the device's product and
+hardware revision; a device refuses manifests for another product).
+VERSION is MAJOR.MINOR.PATCH[-PRE], e.g. 1.4.2 or 2.0.0-rc.1; for an ESP app image it
+defaults to the version its app descriptor declares, and must equal it.
 MANIFEST defaults to IMAGE.manifest.";
 
 enum Failure {
@@ -235,17 +244,63 @@ fn image_size(path: &str, len: u64) -> Result<u32, Failure> {
     }
 }
 
+/// The version an ESP app image declares in its app descriptor (`esp_app_desc_t` at offset
+/// 0x20), if IMAGE is one; `None` for other files.
+fn declared_version(path: &str) -> Result<Option<String>, Failure> {
+    let mut head = [0u8; 0x20 + APP_DESC_LEN];
+    let mut file = File::open(path).map_err(|e| failed(format!("cannot open {path}: {e}")))?;
+    if file.read_exact(&mut head).is_err() || head[0] != IMAGE_MAGIC {
+        return Ok(None);
+    }
+    let desc: &[u8; APP_DESC_LEN] = head[0x20..].try_into().expect("length");
+    Ok(AppDescriptor::decode(desc)
+        .ok()
+        .and_then(|d| d.version_str().map(str::to_string)))
+}
+
 fn sign(args: &[String]) -> Outcome {
-    let args = Args::parse(args, &["key", "version", "out"])?;
+    let args = Args::parse(args, &["key", "version", "out", "product", "hardware"])?;
     let [image] = args.positional(["IMAGE"])?;
     let keyfile = args.required("key")?;
-    let version_text = args.required("version")?;
-    let version = Version::parse(version_text).map_err(|_| {
+    let product = args.required("product")?;
+    validate_id(product, Field::Product).map_err(|_| {
+        usage(format!(
+            "bad product `{product}`: 1-64 letters, digits, `.`, `_` or `-`"
+        ))
+    })?;
+    let hardware = args.option("hardware");
+    if let Some(h) = hardware {
+        validate_id(h, Field::Hardware).map_err(|_| {
+            usage(format!(
+                "bad hardware revision `{h}`: 1-64 letters, digits, `.`, `_` or `-`"
+            ))
+        })?;
+    }
+    let declared = declared_version(image)?;
+    let version_text = match (args.option("version"), declared.as_deref()) {
+        (Some(v), _) => v.to_string(),
+        (None, Some(d)) => d.strip_prefix('v').unwrap_or(d).to_string(),
+        (None, None) => {
+            return Err(usage(
+                "--version is needed: IMAGE is not an ESP app image with an app descriptor",
+            ));
+        }
+    };
+    let version = Version::parse(&version_text).map_err(|_| {
         usage(format!(
             "bad version `{version_text}`: expected MAJOR.MINOR.PATCH[-PRE] \
              without leading zeros, e.g. 1.4.2 or 2.0.0-rc.1"
         ))
     })?;
+    if let Some(d) = declared.as_deref() {
+        let same = Version::parse(d.strip_prefix('v').unwrap_or(d)).is_ok_and(|dv| dv == version);
+        if !same {
+            return Err(failed(format!(
+                "{image} declares version `{d}` in its app descriptor, not {version}: a device \
+                 would refuse it after the download (rebuild it, or sign the version it declares)"
+            )));
+        }
+    }
     let out_path = match args.option("out") {
         Some(out) => PathBuf::from(out),
         None => PathBuf::from(format!("{image}.manifest")),
@@ -255,20 +310,22 @@ fn sign(args: &[String]) -> Outcome {
     let (len, sha256) = hash_file(image)?;
     let size = image_size(image, len)?;
 
-    let unsigned = Manifest {
+    let mut manifest = Manifest {
+        product,
+        hardware,
         version,
         size,
         sha256,
         signature: None,
     };
     let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
-    let message = unsigned
+    let message = manifest
         .signed_message(&mut message)
         .map_err(|e| failed(format!("cannot build the signed message: {e}")))?;
-    let signature: [u8; 64] = *pair.sk.sign(message, None);
+    manifest.signature = Some(*pair.sk.sign(message, None));
 
     let mut file = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(&version, size, &sha256, Some(&signature), &mut file)
+    let n = write_manifest(&manifest, &mut file)
         .map_err(|e| failed(format!("cannot write the manifest: {e}")))?;
     let file = &file[..n];
 
@@ -328,7 +385,12 @@ fn verify(args: &[String]) -> Outcome {
         )));
     }
     println!(
-        "OK: {image} is version {}, {} bytes, SHA-256 {}, signed by {}",
+        "OK: {image} is {}{} version {}, {} bytes, SHA-256 {}, signed by {}",
+        manifest.product,
+        manifest
+            .hardware
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default(),
         manifest.version,
         manifest.size,
         hex(&manifest.sha256),

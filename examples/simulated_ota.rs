@@ -329,10 +329,10 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
     setup.baud = cli.baud;
     setup.flow = cli.flow_control == OnOff::On;
     setup.rx_dma = (cli.rx_dma > 0).then_some(cli.rx_dma);
-    setup.size = sim_device::code_size_for(cli.size);
+    setup.size = cli.size;
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
-    let len = sim_device::test_image_len(setup.size);
+    let len = cellular_ota_sim::test_app_len(setup.size);
     let (faults, transient, image) = expand_faults(&cli.faults, len)?;
     setup.faults = faults;
     setup.transient_faults = transient;
@@ -619,7 +619,7 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
                 one.attempts = 1;
                 one.seed = cli.seed;
                 // A module whose UFS cannot hold the image cannot use modem-file: EG06.
-                let len = sim_device::test_image_len(sim_device::code_size_for(cli.size)) as u64;
+                let len = cellular_ota_sim::test_app_len(cli.size) as u64;
                 if row.strategy == StrategyArg::ModemFile
                     && personality(cli.modem).ufs_total() < len
                 {
@@ -667,7 +667,7 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
     if !cli.json {
         println!(
             "\nimage {} bytes (ESP32-S3 app image, signed manifest), 1 attempt each; line rate = baud / 10 bytes/s; transfer = Started → Verifying of the attempt, payload = first → last byte written.",
-            sim_device::test_image_len(sim_device::code_size_for(cli.size))
+            cellular_ota_sim::test_app_len(cli.size)
         );
     }
     // A failed row is a measurement, not a failure of the table; only an unbootable device is.

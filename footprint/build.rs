@@ -15,7 +15,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::{env, fs};
 
-use cellular_ota::ota::esp_idf::image::{ChipId, testing::build_test_image};
+use cellular_ota::ota::esp_idf::image::{
+    ChipId,
+    testing::{AppParts, TestImage},
+};
 use cellular_ota::ota::esp_idf::partition::{
     self, AppSubType, DataSubType, PartitionEntry, PartitionType,
 };
@@ -26,6 +29,8 @@ use sha2::{Digest, Sha256};
 /// Must match `src/main.rs`.
 const URL: &str = "http://example.com/fw.bin";
 const MANIFEST_URL: &str = "http://example.com/fw.bin.manifest";
+/// The product the manifest names (and the firmware's configuration).
+const PRODUCT: &str = "footprint";
 /// Test-only key seed (never a real key).
 const SEED: [u8; 32] = *b"cellular-ota footprint test seed";
 /// Bytes in the image's data segment: with header, descriptor, checksum and hash the image
@@ -42,7 +47,7 @@ fn main() {
     println!("cargo:rerun-if-changed=memory.x");
     println!("cargo:rerun-if-changed=build.rs");
 
-    // The image: one data segment of pseudo-random bytes.
+    // The image: an app of pseudo-random code (IROM), declaring version 1.0.1.
     let mut seg = vec![0u8; IMAGE_PAYLOAD];
     let mut x: u32 = 0x1234_5678;
     for b in &mut seg {
@@ -52,21 +57,31 @@ fn main() {
         *b = x as u8;
     }
     let mut image = vec![0u8; IMAGE_PAYLOAD + 1024];
-    let len = build_test_image(&mut image, ChipId::ESP32S3.0, &[(0x4037_0000, &seg[..])]).unwrap();
+    let mut app = TestImage::new(ChipId::ESP32S3.0);
+    app.version = "1.0.1";
+    let parts = AppParts {
+        text: &seg,
+        ..AppParts::default()
+    };
+    let len = app.build_app(&mut image, &parts).unwrap();
     image.truncate(len);
     let sha: [u8; 32] = Sha256::digest(&image).into();
 
     // The manifest, signed.
-    let version = Version::parse("1.0.1").unwrap();
     let kp = KeyPair::from_seed(Seed::new(SEED));
-    let mut unsigned = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(&version, len as u32, &sha, None, &mut unsigned).unwrap();
-    let parsed = Manifest::parse(&unsigned[..n]).unwrap();
+    let mut m = Manifest {
+        product: PRODUCT,
+        hardware: None,
+        version: Version::parse("1.0.1").unwrap(),
+        size: len as u32,
+        sha256: sha,
+        signature: None,
+    };
     let mut msg = [0u8; MAX_WRITTEN_LEN];
-    let msg = parsed.signed_message(&mut msg).unwrap();
-    let sig: [u8; 64] = *kp.sk.sign(msg, None);
+    let msg = m.signed_message(&mut msg).unwrap();
+    m.signature = Some(*kp.sk.sign(msg, None));
     let mut manifest = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(&version, len as u32, &sha, Some(&sig), &mut manifest).unwrap();
+    let n = write_manifest(&m, &mut manifest).unwrap();
     let manifest = &manifest[..n];
     // Check it the way the device will.
     let m = Manifest::parse(manifest).unwrap();

@@ -1371,10 +1371,11 @@ scenario!(
     expect = Installed,
     first = (Stage::Flash, None)
 );
-// `finish`: the padded tail write, then the otadata sector erase and the entry write, then
-// the journal is cleared.
+// `finish`: the padded tail write (if bytes are still buffered), then the otadata sector
+// erase and the entry write (entry 1, at 0xE000: entry 0 selects the running ota_0), then the
+// journal (the last sector of ota_1, at 0x3EF000) is cleared.
 scenario!(
-    power_cut_at_tail_write_in_finish_ec200u,
+    power_cut_at_first_write_in_finish_ec200u,
     Ec200u,
     Auto,
     921_600,
@@ -1389,7 +1390,7 @@ scenario!(
     Auto,
     921_600,
     off,
-    faults = ["activating:power-cut=1"],
+    faults = ["activating:power-cut-at=0xe000"],
     expect = Installed,
     first = (Stage::Activation, None),
     failure = |f| matches!(f, Failure::Sink(SinkError::Flash { .. }))
@@ -1400,7 +1401,7 @@ scenario!(
     Ranged,
     921_600,
     off,
-    faults = ["activating:power-cut=2"],
+    faults = ["activating:power-cut-at=0xe000,1"],
     expect = Installed,
     first = (Stage::Activation, None)
 );
@@ -1412,7 +1413,7 @@ scenario!(
     Auto,
     921_600,
     off,
-    faults = ["activating:power-cut=3"],
+    faults = ["activating:power-cut-at=0x3ef000"],
     expect = Installed
 );
 scenario!(

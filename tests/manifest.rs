@@ -4,7 +4,7 @@
 
 use cellular_ota::ota::manifest::{
     Decision, Field, MAX_LINE_LEN, MAX_MANIFEST_LEN, MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN,
-    Manifest, ManifestError, Version, decide, write_manifest,
+    Manifest, ManifestError, Policy, Version, decide, write_manifest,
 };
 use ed25519_compact::{KeyPair, Seed};
 use proptest::prelude::*;
@@ -23,27 +23,57 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// The product these manifests are for.
+const PRODUCT: &str = "7semi-ec200u-logger";
+
 /// What the host tool does: hash the image, sign the canonical message, write the file.
 fn sign_image(pair: &KeyPair, version: &str, image: &[u8]) -> Vec<u8> {
-    let unsigned = Manifest {
+    sign_for(pair, PRODUCT, None, version, image)
+}
+
+fn sign_for(
+    pair: &KeyPair,
+    product: &str,
+    hardware: Option<&str>,
+    version: &str,
+    image: &[u8],
+) -> Vec<u8> {
+    let mut manifest = Manifest {
+        product,
+        hardware,
         version: Version::parse(version).unwrap(),
         size: u32::try_from(image.len()).unwrap(),
         sha256: sha256(image),
         signature: None,
     };
     let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
-    let message = unsigned.signed_message(&mut message).unwrap();
-    let signature: [u8; 64] = *pair.sk.sign(message, None);
+    let message = manifest.signed_message(&mut message).unwrap();
+    manifest.signature = Some(*pair.sk.sign(message, None));
     let mut out = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(
-        &unsigned.version,
-        unsigned.size,
-        &unsigned.sha256,
-        Some(&signature),
-        &mut out,
-    )
-    .unwrap();
+    let n = write_manifest(&manifest, &mut out).unwrap();
     out[..n].to_vec()
+}
+
+/// A plain manifest with these values (for writing tests).
+fn plain(
+    version: Version<'_>,
+    size: u32,
+    sha256: [u8; 32],
+    signature: Option<[u8; 64]>,
+) -> Manifest<'_> {
+    Manifest {
+        product: PRODUCT,
+        hardware: None,
+        version,
+        size,
+        sha256,
+        signature,
+    }
+}
+
+/// The policy of a device running `running` that trusts `key`.
+fn policy<'a>(key: [u8; 32], running: Version<'a>) -> Policy<'a> {
+    Policy::signed(key, PRODUCT, running)
 }
 
 fn image() -> Vec<u8> {
@@ -88,7 +118,7 @@ fn keygen_sign_parse_verify_round_trip() {
 
     let running = Version::parse("1.4.1").unwrap();
     assert_eq!(
-        decide(&manifest, Some(&running), false, Some(&key)),
+        decide(&manifest, &policy(key, running)),
         Ok(Decision::Update)
     );
     let descriptor = manifest.image_descriptor();
@@ -101,15 +131,16 @@ fn written_file_is_exactly_the_documented_format() {
     let pair = test_key();
     let file = sign_image(&pair, "2.0.0-rc.1", b"hello");
     let lines: Vec<&str> = std::str::from_utf8(&file).unwrap().lines().collect();
-    assert_eq!(lines.len(), 5);
-    assert_eq!(lines[0], "cellular-ota-manifest 1");
-    assert_eq!(lines[1], "version 2.0.0-rc.1");
-    assert_eq!(lines[2], "size 5");
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[0], "cellular-ota-manifest 2");
+    assert_eq!(lines[1], "product 7semi-ec200u-logger");
+    assert_eq!(lines[2], "version 2.0.0-rc.1");
+    assert_eq!(lines[3], "size 5");
     assert_eq!(
-        lines[3],
+        lines[4],
         "sha256 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     );
-    assert_eq!(lines[4].len(), "signature ".len() + 128);
+    assert_eq!(lines[5].len(), "signature ".len() + 128);
     assert!(file.ends_with(b"\n"));
     // The signed message is the file minus its last line.
     let manifest = Manifest::parse(&file).unwrap();
@@ -122,7 +153,11 @@ fn written_file_is_exactly_the_documented_format() {
 #[test]
 fn unsigned_manifest_round_trips() {
     let mut out = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(&Version::new(3, 0, 0), 42, &[0xab; 32], None, &mut out).unwrap();
+    let n = write_manifest(
+        &plain(Version::new(3, 0, 0), 42, [0xab; 32], None),
+        &mut out,
+    )
+    .unwrap();
     let manifest = Manifest::parse(&out[..n]).unwrap();
     assert_eq!(manifest.signature, None);
     assert_eq!(
@@ -133,39 +168,18 @@ fn unsigned_manifest_round_trips() {
 
 #[test]
 fn write_into_short_buffer_reports_needed_length() {
+    let m = plain(Version::new(1, 0, 0), 1, [0; 32], Some([0; 64]));
     let mut big = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(
-        &Version::new(1, 0, 0),
-        1,
-        &[0; 32],
-        Some(&[0; 64]),
-        &mut big,
-    )
-    .unwrap();
+    let n = write_manifest(&m, &mut big).unwrap();
     for len in [0, 1, 23, n - 1] {
         let mut short = vec![0u8; len];
         assert_eq!(
-            write_manifest(
-                &Version::new(1, 0, 0),
-                1,
-                &[0; 32],
-                Some(&[0; 64]),
-                &mut short
-            ),
+            write_manifest(&m, &mut short),
             Err(ManifestError::BufferTooSmall { needed: n })
         );
     }
     let mut exact = vec![0u8; n];
-    assert_eq!(
-        write_manifest(
-            &Version::new(1, 0, 0),
-            1,
-            &[0; 32],
-            Some(&[0; 64]),
-            &mut exact
-        ),
-        Ok(n)
-    );
+    assert_eq!(write_manifest(&m, &mut exact), Ok(n));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,6 +205,8 @@ fn tampered_fields_are_detected() {
     let smaller = (size.parse::<u32>().unwrap() - 1).to_string();
 
     for (key_name, value) in [
+        ("product", "7semi-ec200u-pump"),
+        ("product", "7semi-ec200u-logge"),
         ("version", "1.4.3"),
         ("version", "1.4.2-rc.1"),
         ("version", "2.4.2"),
@@ -302,6 +318,8 @@ fn reformatting_keeps_the_signature_valid() {
             .to_uppercase()
             .replace("CELLULAR-OTA-MANIFEST", "cellular-ota-manifest")
             .replace("VERSION", "version")
+            .replace("PRODUCT", "product")
+            .replace("7SEMI-EC200U-LOGGER", "7semi-ec200u-logger")
             .replace("SIZE", "size")
             .replace("SHA256", "sha256")
             .replace("SIGNATURE", "signature")
@@ -311,7 +329,7 @@ fn reformatting_keeps_the_signature_valid() {
             body.join("\n\n")
         ),
     ];
-    // Every order of the four keys after the header.
+    // Every order of the five keys after the header.
     for perm in permutations(body.len()) {
         let reordered: Vec<&str> = perm.iter().map(|&i| body[i]).collect();
         variants.push(format!("{header}\n{}\n", reordered.join("\n")));
@@ -346,13 +364,15 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
-/// A valid unsigned body with one line replaced (or removed with `None`).
+/// A valid unsigned body with one line replaced (or removed with `None`): header (line 1),
+/// version (2), size (3), sha256 (4), product (5).
 fn body_with(key: &str, line: Option<&str>) -> String {
-    let mut out = String::from("cellular-ota-manifest 1\n");
+    let mut out = String::from("cellular-ota-manifest 2\n");
     for (k, l) in [
         ("version", "version 1.4.2".to_string()),
         ("size", "size 1572864".to_string()),
         ("sha256", format!("sha256 {SHA}")),
+        ("product", "product 7semi-ec200u-logger".to_string()),
     ] {
         if k == key {
             if let Some(line) = line {
@@ -383,31 +403,43 @@ rejects! {
     html_error_page: "<html><body>404 Not Found</body></html>\n" => ManifestError::BadHeader;
     header_wrong_magic: body_with("", None).replace("cellular-ota-manifest", "cellular-ota-manifes") => ManifestError::BadHeader;
     header_uppercase: body_with("", None).replace("cellular-ota-manifest", "CELLULAR-OTA-MANIFEST") => ManifestError::BadHeader;
-    header_without_format: body_with("", None).replace("manifest 1", "manifest") => ManifestError::BadHeader;
-    header_non_numeric_format: body_with("", None).replace("manifest 1", "manifest one") => ManifestError::BadHeader;
-    header_trailing_word: body_with("", None).replace("manifest 1", "manifest 1 extra") => ManifestError::BadHeader;
+    header_without_format: body_with("", None).replace("manifest 2", "manifest") => ManifestError::BadHeader;
+    header_non_numeric_format: body_with("", None).replace("manifest 2", "manifest one") => ManifestError::BadHeader;
+    header_trailing_word: body_with("", None).replace("manifest 2", "manifest 2 extra") => ManifestError::BadHeader;
     header_not_first: format!("\n{}", body_with("", None)) => ManifestError::BadHeader;
     comment_before_header: format!("# hi\n{}", body_with("", None)) => ManifestError::BadHeader;
-    header_format_2: body_with("", None).replace("manifest 1", "manifest 2") => ManifestError::UnsupportedFormat { format: 2 };
-    header_format_0: body_with("", None).replace("manifest 1", "manifest 0") => ManifestError::UnsupportedFormat { format: 0 };
-    header_format_huge: body_with("", None).replace("manifest 1", "manifest 99999999999") => ManifestError::UnsupportedFormat { format: u32::MAX };
-    header_repeated: format!("{}cellular-ota-manifest 1\n", body_with("", None)) => ManifestError::BadLine { line: 5 };
+    header_format_1_is_outdated: body_with("", None).replace("manifest 2", "manifest 1") => ManifestError::Outdated { format: 1 };
+    format_1_file_is_outdated: format!("cellular-ota-manifest 1\nversion 1.4.2\nsize 5\nsha256 {SHA}\n") => ManifestError::Outdated { format: 1 };
+    header_format_3: body_with("", None).replace("manifest 2", "manifest 3") => ManifestError::UnsupportedFormat { format: 3 };
+    header_format_0: body_with("", None).replace("manifest 2", "manifest 0") => ManifestError::UnsupportedFormat { format: 0 };
+    header_format_huge: body_with("", None).replace("manifest 2", "manifest 99999999999") => ManifestError::UnsupportedFormat { format: u32::MAX };
+    header_repeated: format!("{}cellular-ota-manifest 2\n", body_with("", None)) => ManifestError::BadLine { line: 6 };
 
     key_uppercase: body_with("version", Some("Version 1.4.2")) => ManifestError::BadLine { line: 2 };
-    key_starts_with_digit: format!("{}9lives yes\n", body_with("", None)) => ManifestError::BadLine { line: 5 };
+    key_starts_with_digit: format!("{}9lives yes\n", body_with("", None)) => ManifestError::BadLine { line: 6 };
     key_with_colon: body_with("size", Some("size: 5")) => ManifestError::BadLine { line: 3 };
     key_with_equals: body_with("size", Some("size=5")) => ManifestError::BadLine { line: 3 };
-    key_value_json_like: format!("{}{{\"a\": 1}}\n", body_with("", None)) => ManifestError::BadLine { line: 5 };
+    key_value_json_like: format!("{}{{\"a\": 1}}\n", body_with("", None)) => ManifestError::BadLine { line: 6 };
 
+    duplicate_product: format!("{}product 7semi-ec200u-logger\n", body_with("", None)) => ManifestError::Duplicate { field: Field::Product };
+    duplicate_hardware: format!("{}hardware a\nhardware b\n", body_with("", None)) => ManifestError::Duplicate { field: Field::Hardware };
     duplicate_version: format!("{}version 1.4.2\n", body_with("", None)) => ManifestError::Duplicate { field: Field::Version };
     duplicate_size_even_if_equal: format!("{}size 1572864\n", body_with("", None)) => ManifestError::Duplicate { field: Field::Size };
     duplicate_sha256: format!("{}sha256 {SHA}\n", body_with("", None)) => ManifestError::Duplicate { field: Field::Sha256 };
     duplicate_signature: format!("{}signature {s}\nsignature {s}\n", body_with("", None), s = "0".repeat(128)) => ManifestError::Duplicate { field: Field::Signature };
 
+    missing_product: body_with("product", None) => ManifestError::Missing { field: Field::Product };
     missing_version: body_with("version", None) => ManifestError::Missing { field: Field::Version };
     missing_size: body_with("size", None) => ManifestError::Missing { field: Field::Size };
     missing_sha256: body_with("sha256", None) => ManifestError::Missing { field: Field::Sha256 };
-    header_only: "cellular-ota-manifest 1\n" => ManifestError::Missing { field: Field::Version };
+    header_only: "cellular-ota-manifest 2\n" => ManifestError::Missing { field: Field::Product };
+
+    product_empty: body_with("product", Some("product")) => ManifestError::BadId { field: Field::Product };
+    product_with_space: body_with("product", Some("product pump controller")) => ManifestError::BadId { field: Field::Product };
+    product_with_slash: body_with("product", Some("product a/b")) => ManifestError::BadId { field: Field::Product };
+    product_too_long: body_with("product", Some(&format!("product {}", "p".repeat(65)))) => ManifestError::BadId { field: Field::Product };
+    hardware_empty: format!("{}hardware\n", body_with("", None)) => ManifestError::BadId { field: Field::Hardware };
+    hardware_with_quote: format!("{}hardware \"rev-b\"\n", body_with("", None)) => ManifestError::BadId { field: Field::Hardware };
 
     sha256_short: body_with("sha256", Some(&format!("sha256 {}", &SHA[1..]))) => ManifestError::BadHex { field: Field::Sha256 };
     sha256_long: body_with("sha256", Some(&format!("sha256 {SHA}0"))) => ManifestError::BadHex { field: Field::Sha256 };
@@ -444,10 +476,10 @@ rejects! {
     version_build_metadata: body_with("version", Some("version 1.4.2+build.5")) => ManifestError::BadVersion;
     version_with_space: body_with("version", Some("version 1.4.2 -rc")) => ManifestError::BadVersion;
     version_empty: body_with("version", Some("version")) => ManifestError::BadVersion;
-    version_too_long: body_with("version", Some(&format!("version 1.0.0-{}", "a".repeat(59)))) => ManifestError::BadVersion;
+    version_too_long: body_with("version", Some(&format!("version 1.0.0-{}", "a".repeat(27)))) => ManifestError::BadVersion;
 
-    line_too_long: format!("{}notes {}\n", body_with("", None), "x".repeat(MAX_LINE_LEN - 5)) => ManifestError::LineTooLong { line: 5 };
-    line_too_long_before_other_errors: format!("cellular-ota-manifest 1\n{}\n", "x".repeat(MAX_LINE_LEN + 1)) => ManifestError::LineTooLong { line: 2 };
+    line_too_long: format!("{}notes {}\n", body_with("", None), "x".repeat(MAX_LINE_LEN - 5)) => ManifestError::LineTooLong { line: 6 };
+    line_too_long_before_other_errors: format!("cellular-ota-manifest 2\n{}\n", "x".repeat(MAX_LINE_LEN + 1)) => ManifestError::LineTooLong { line: 2 };
 
     non_ascii_utf8: format!("{}notes caf\u{e9}\n", body_with("", None)) => ManifestError::InvalidByte { offset: body_with("", None).len() + 9 };
     byte_order_mark: format!("\u{feff}{}", body_with("", None)) => ManifestError::InvalidByte { offset: 0 };
@@ -484,8 +516,8 @@ fn limits_are_inclusive() {
     );
 
     // The longest version is accepted, one byte more is not.
-    let longest = format!("1.0.0-{}", "a".repeat(58));
-    assert_eq!(longest.len(), 64);
+    let longest = format!("1.0.0-{}", "a".repeat(26));
+    assert_eq!(longest.len(), 32);
     assert!(Version::parse(&longest).is_ok());
     assert_eq!(
         Version::parse(&format!("{longest}a")),
@@ -538,14 +570,10 @@ fn decide_same_version_is_up_to_date() {
     let (file, key) = signed("1.4.2");
     let m = Manifest::parse(&file).unwrap();
     let running = Version::new(1, 4, 2);
-    assert_eq!(
-        decide(&m, Some(&running), false, Some(&key)),
-        Ok(Decision::UpToDate)
-    );
-    assert_eq!(
-        decide(&m, Some(&running), true, None),
-        Ok(Decision::UpToDate)
-    );
+    assert_eq!(decide(&m, &policy(key, running)), Ok(Decision::UpToDate));
+    let mut unsigned = Policy::unsigned(PRODUCT, Some(running));
+    unsigned.allow_downgrade = true;
+    assert_eq!(decide(&m, &unsigned), Ok(Decision::UpToDate));
 }
 
 #[test]
@@ -561,7 +589,7 @@ fn decide_newer_is_update() {
         let m = Manifest::parse(&file).unwrap();
         let running = Version::parse(running).unwrap();
         assert_eq!(
-            decide(&m, Some(&running), false, Some(&key)),
+            decide(&m, &policy(key, running)),
             Ok(Decision::Update),
             "{offered} over {running}"
         );
@@ -573,23 +601,22 @@ fn decide_older_is_refused_unless_allowed() {
     let (file, key) = signed("1.4.2");
     let m = Manifest::parse(&file).unwrap();
     let running = Version::parse("1.10.0").unwrap();
+    let mut p = policy(key, running);
     assert_eq!(
-        decide(&m, Some(&running), false, Some(&key)),
+        decide(&m, &p),
         Err(ManifestError::Downgrade {
             offered: [1, 4, 2],
             running: [1, 10, 0]
         })
     );
-    assert_eq!(
-        decide(&m, Some(&running), true, Some(&key)),
-        Ok(Decision::Update)
-    );
+    p.allow_downgrade = true;
+    assert_eq!(decide(&m, &p), Ok(Decision::Update));
 
     // Release to its own pre-release is a downgrade too.
     let (file, key) = signed("1.4.2-rc.1");
     let m = Manifest::parse(&file).unwrap();
     assert_eq!(
-        decide(&m, Some(&Version::new(1, 4, 2)), false, Some(&key)),
+        decide(&m, &policy(key, Version::new(1, 4, 2))),
         Err(ManifestError::Downgrade {
             offered: [1, 4, 2],
             running: [1, 4, 2]
@@ -598,10 +625,90 @@ fn decide_older_is_refused_unless_allowed() {
 }
 
 #[test]
-fn decide_without_running_version_updates() {
+fn decide_with_key_needs_the_running_version() {
+    // Replaying an old signed manifest would otherwise be accepted.
     let (file, key) = signed("0.0.1");
     let m = Manifest::parse(&file).unwrap();
-    assert_eq!(decide(&m, None, false, Some(&key)), Ok(Decision::Update));
+    let mut p = policy(key, Version::new(1, 0, 0));
+    p.running = None;
+    assert_eq!(decide(&m, &p), Err(ManifestError::RunningVersionUnknown));
+    // Without a key (development) an unknown version installs whatever is offered.
+    assert_eq!(
+        decide(&m, &Policy::unsigned(PRODUCT, None)),
+        Ok(Decision::Update)
+    );
+}
+
+#[test]
+fn decide_refuses_another_product() {
+    let pair = test_key();
+    let key = public(&pair);
+    let running = Version::new(1, 0, 0);
+    let file = sign_for(&pair, "7semi-ec200u-pump", None, "2.0.0", b"image");
+    let m = Manifest::parse(&file).unwrap();
+    assert_eq!(
+        decide(&m, &policy(key, running)),
+        Err(ManifestError::OtherProduct)
+    );
+    // Names compare exactly.
+    let file = sign_for(&pair, "7Semi-EC200U-Logger", None, "2.0.0", b"image");
+    let m = Manifest::parse(&file).unwrap();
+    assert_eq!(
+        decide(&m, &policy(key, running)),
+        Err(ManifestError::OtherProduct)
+    );
+    // Even unsigned manifests name their product.
+    let unsigned = Manifest {
+        signature: None,
+        ..m
+    };
+    assert_eq!(
+        decide(&unsigned, &Policy::unsigned(PRODUCT, Some(running))),
+        Err(ManifestError::OtherProduct)
+    );
+}
+
+#[test]
+fn decide_checks_the_hardware_revision_when_the_manifest_names_one() {
+    let pair = test_key();
+    let key = public(&pair);
+    let running = Version::new(1, 0, 0);
+    let for_rev_b = Manifest::parse(&sign_for(&pair, PRODUCT, Some("rev-b"), "2.0.0", b"i"))
+        .unwrap()
+        .to_owned_file();
+    let m = Manifest::parse(&for_rev_b).unwrap();
+    let mut p = policy(key, running);
+    // A device that names no revision, or another one, refuses it.
+    assert_eq!(decide(&m, &p), Err(ManifestError::OtherHardware));
+    p.hardware = Some("rev-c");
+    assert_eq!(decide(&m, &p), Err(ManifestError::OtherHardware));
+    p.hardware = Some("rev-b");
+    assert_eq!(decide(&m, &p), Ok(Decision::Update));
+    // A manifest without a revision is for every revision of the product.
+    let any = sign_for(&pair, PRODUCT, None, "2.0.0", b"i");
+    assert_eq!(
+        decide(&Manifest::parse(&any).unwrap(), &p),
+        Ok(Decision::Update)
+    );
+    // The revision is signed: removing it breaks the signature.
+    let stripped = text(&for_rev_b).replace("hardware rev-b\n", "");
+    assert_eq!(
+        verify(stripped.as_bytes(), &key),
+        Err(ManifestError::BadSignature)
+    );
+}
+
+/// Keeps the parsed bytes around (test convenience).
+trait ToOwnedFile {
+    fn to_owned_file(&self) -> Vec<u8>;
+}
+
+impl ToOwnedFile for Manifest<'_> {
+    fn to_owned_file(&self) -> Vec<u8> {
+        let mut out = [0u8; MAX_WRITTEN_LEN];
+        let n = write_manifest(self, &mut out).unwrap();
+        out[..n].to_vec()
+    }
 }
 
 #[test]
@@ -613,20 +720,22 @@ fn decide_with_key_requires_a_valid_signature() {
     };
     let running = Version::new(1, 0, 0);
     assert_eq!(
-        decide(&unsigned, Some(&running), false, Some(&key)),
+        decide(&unsigned, &policy(key, running)),
         Err(ManifestError::NoSignature)
     );
-    // The signature is checked before anything else, even for "up to date".
+    // The signature is checked before anything else, even for "up to date" or another
+    // product.
     let forged = Manifest {
         version: Version::new(1, 0, 0),
+        product: "anything",
         ..Manifest::parse(&file).unwrap()
     };
     assert_eq!(
-        decide(&forged, Some(&running), false, Some(&key)),
+        decide(&forged, &policy(key, running)),
         Err(ManifestError::BadSignature)
     );
     assert_eq!(
-        decide(&forged, Some(&running), false, Some(&[0; 32])),
+        decide(&forged, &policy([0; 32], running)),
         Err(ManifestError::BadKey)
     );
 }
@@ -644,14 +753,32 @@ fn decide_without_key_accepts_unsigned_and_even_forged() {
         version: Version::new(9, 0, 0),
         ..m
     };
-    let running = Version::new(1, 0, 0);
+    let p = Policy::unsigned(PRODUCT, Some(Version::new(1, 0, 0)));
+    assert_eq!(decide(&unsigned, &p), Ok(Decision::Update));
+    assert_eq!(decide(&forged, &p), Ok(Decision::Update));
+}
+
+#[test]
+fn format_1_signatures_never_verify_as_format_2() {
+    // The header line is part of the signed message: a format-1 signature over the same
+    // values cannot be reused under a format-2 header.
+    let pair = test_key();
+    let key = public(&pair);
+    let sha = sha256(b"image");
+    let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+    let v1_message = format!("cellular-ota-manifest 1\nversion 1.4.2\nsize 5\nsha256 {hex}\n");
+    let v1_signature: [u8; 64] = *pair.sk.sign(v1_message.as_bytes(), None);
+    let reheadered = Manifest {
+        product: PRODUCT,
+        hardware: None,
+        version: Version::new(1, 4, 2),
+        size: 5,
+        sha256: sha,
+        signature: Some(v1_signature),
+    };
     assert_eq!(
-        decide(&unsigned, Some(&running), false, None),
-        Ok(Decision::Update)
-    );
-    assert_eq!(
-        decide(&forged, Some(&running), false, None),
-        Ok(Decision::Update)
+        reheadered.verify_signature(&key),
+        Err(ManifestError::BadSignature)
     );
 }
 
@@ -719,6 +846,7 @@ fn version_display_round_trips() {
 // ---------------------------------------------------------------------------------------
 // Properties
 
+/// Versions whose text fits `MAX_VERSION_LEN` (32 bytes).
 fn version_strategy() -> impl Strategy<Value = (u32, u32, u32, String)> {
     (
         any::<u32>(),
@@ -729,6 +857,19 @@ fn version_strategy() -> impl Strategy<Value = (u32, u32, u32, String)> {
             "(0|[1-9][0-9]{0,5}|[A-Za-z-][0-9A-Za-z-]{0,5})(\\.(0|[1-9][0-9]{0,5}|[A-Za-z-][0-9A-Za-z-]{0,5})){0,3}",
         ],
     )
+        .prop_filter("fits MAX_VERSION_LEN", |(a, b, c, pre)| {
+            let v = Version {
+                major: *a,
+                minor: *b,
+                patch: *c,
+                pre,
+            };
+            v.to_string().len() <= cellular_ota::ota::manifest::MAX_VERSION_LEN
+        })
+}
+
+fn id_strategy() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9._-]{1,64}"
 }
 
 fn valid_manifest_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -737,19 +878,29 @@ fn valid_manifest_bytes() -> impl Strategy<Value = Vec<u8>> {
         1..=u32::MAX,
         any::<[u8; 32]>(),
         proptest::option::of(proptest::collection::vec(any::<u8>(), 64)),
+        id_strategy(),
+        proptest::option::of(id_strategy()),
     )
-        .prop_map(|((major, minor, patch, pre), size, sha, sig)| {
-            let version = Version {
-                major,
-                minor,
-                patch,
-                pre: &pre,
-            };
-            let sig: Option<[u8; 64]> = sig.map(|s| s.try_into().unwrap());
-            let mut out = [0u8; MAX_WRITTEN_LEN];
-            let n = write_manifest(&version, size, &sha, sig.as_ref(), &mut out).unwrap();
-            out[..n].to_vec()
-        })
+        .prop_map(
+            |((major, minor, patch, pre), size, sha, sig, product, hardware)| {
+                let manifest = Manifest {
+                    product: &product,
+                    hardware: hardware.as_deref(),
+                    version: Version {
+                        major,
+                        minor,
+                        patch,
+                        pre: &pre,
+                    },
+                    size,
+                    sha256: sha,
+                    signature: sig.map(|s| s.try_into().unwrap()),
+                };
+                let mut out = [0u8; MAX_WRITTEN_LEN];
+                let n = write_manifest(&manifest, &mut out).unwrap();
+                out[..n].to_vec()
+            },
+        )
 }
 
 proptest! {
@@ -775,13 +926,7 @@ proptest! {
         if let Ok(manifest) = Manifest::parse(&input) {
             // Whatever parses can be written canonically and parses to the same values.
             let mut out = [0u8; MAX_WRITTEN_LEN];
-            let n = write_manifest(
-                &manifest.version,
-                manifest.size,
-                &manifest.sha256,
-                manifest.signature.as_ref(),
-                &mut out,
-            ).unwrap();
+            let n = write_manifest(&manifest, &mut out).unwrap();
             prop_assert_eq!(Manifest::parse(&out[..n]).unwrap(), manifest);
         }
     }
@@ -791,15 +936,22 @@ proptest! {
         (major, minor, patch, pre) in version_strategy(),
         size in 1..=u32::MAX,
         sha in any::<[u8; 32]>(),
+        product in id_strategy(),
+        hardware in proptest::option::of(id_strategy()),
     ) {
         let version = Version { major, minor, patch, pre: &pre };
+        let manifest = Manifest {
+            product: &product,
+            hardware: hardware.as_deref(),
+            version,
+            size,
+            sha256: sha,
+            signature: Some([7; 64]),
+        };
         let mut out = [0u8; MAX_WRITTEN_LEN];
-        let n = write_manifest(&version, size, &sha, Some(&[7; 64]), &mut out).unwrap();
+        let n = write_manifest(&manifest, &mut out).unwrap();
         let parsed = Manifest::parse(&out[..n]).unwrap();
-        prop_assert_eq!(parsed.version, version);
-        prop_assert_eq!(parsed.size, size);
-        prop_assert_eq!(parsed.sha256, sha);
-        prop_assert_eq!(parsed.signature, Some([7; 64]));
+        prop_assert_eq!(parsed, manifest);
         let shown = version.to_string();
         prop_assert_eq!(Version::parse(&shown), Ok(version));
     }

@@ -205,6 +205,7 @@ fn download_writes_the_served_image_and_logs_a_decodable_transcript() {
             log.to_str().unwrap(),
             "download",
             "http://fw.example/fw.bin",
+            "--allow-unsigned",
             "--out",
             out.to_str().unwrap(),
             "--validate",
@@ -447,6 +448,25 @@ fn download_failures_name_the_stage_and_the_code() {
     let p = port(&modem);
     let out = temp("never.bin");
     let out = out.to_str().unwrap();
+    // Without a key, installing unsigned images must be asked for: refused before anything
+    // is requested.
+    let r = serial_ota(
+        &[
+            "--port",
+            &p,
+            "download",
+            "http://fw.example/fw.bin",
+            "--out",
+            out,
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("update failed at configuration after 0 bytes: no public key"),
+        "{r:?}"
+    );
     // The server has no such file.
     let r = serial_ota(
         &[
@@ -454,6 +474,7 @@ fn download_failures_name_the_stage_and_the_code() {
             &p,
             "download",
             "http://fw.example/missing.bin",
+            "--allow-unsigned",
             "--out",
             out,
         ],
@@ -468,6 +489,7 @@ fn download_failures_name_the_stage_and_the_code() {
             &p,
             "download",
             "http://nowhere.example/fw.bin",
+            "--allow-unsigned",
             "--out",
             out,
         ],

@@ -10,7 +10,7 @@
 // `drop(sink)` marks where the device "reboots" (and ends the sink's borrow of the flash).
 #![allow(clippy::drop_non_drop)]
 
-use cellular_ota::ota::esp_idf::image::testing::TestImage;
+use cellular_ota::ota::esp_idf::image::testing::{AppParts, TestImage};
 use cellular_ota::ota::esp_idf::image::{ChipId, ImageError};
 use cellular_ota::ota::esp_idf::otadata::OtaImageState;
 use cellular_ota::ota::esp_idf::partition::{
@@ -20,7 +20,7 @@ use cellular_ota::ota::esp_idf::sink::{
     AppSlot, AsyncEspIdfSink, EspIdfSink, FlashOp, SinkConfig, SinkError,
 };
 use cellular_ota::ota::mem_flash::{MemFlash, MemFlashError};
-use cellular_ota::ota::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use cellular_ota::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
 use sha2::{Digest, Sha256};
 
 const FLASH_SIZE: usize = 4 << 20;
@@ -135,15 +135,15 @@ fn image_for(seed: u32, payload: usize, chip_id: u16) -> Img {
             state as u8
         })
         .collect();
-    // At most 15 caller segments (the descriptor segment makes 16).
-    let seg_len = payload.div_ceil(15).next_multiple_of(4).max(0x1_0000);
-    let segs: Vec<(u32, &[u8])> = data
-        .chunks(seg_len)
-        .enumerate()
-        .map(|(i, c)| (0x3C00_0000 + (i * seg_len) as u32, c))
-        .collect();
+    // Laid out as an app: an eighth as read-only data (DROM), the rest as code (IROM).
+    let (rodata, text) = data.split_at(payload / 8);
+    let parts = AppParts {
+        rodata,
+        text,
+        ..AppParts::default()
+    };
     let mut buf = vec![0u8; payload + 4096];
-    let len = TestImage::new(chip_id).build(&mut buf, &segs).unwrap();
+    let len = TestImage::new(chip_id).build_app(&mut buf, &parts).unwrap();
     buf.truncate(len);
     let sha = Sha256::digest(&buf).into();
     Img { bytes: buf, sha }
@@ -316,7 +316,7 @@ fn run_with<S: OtaSink>(
         sink.write(at as u32, &img.bytes[at..end])?;
         at = end;
     }
-    sink.finish(&img.sha)?;
+    sink.finish(&ExpectedImage::sha256(img.sha))?;
     Ok(resume)
 }
 
@@ -416,7 +416,10 @@ fn finish_reports_what_it_activated() {
     let mut back = vec![0u8; img.bytes.len()];
     sink.read(0, &mut back).unwrap();
     assert_eq!(back, img.bytes);
-    assert_eq!(sink.finish(&img.sha), Err(SinkError::NotStarted));
+    assert_eq!(
+        sink.finish(&ExpectedImage::sha256(img.sha)),
+        Err(SinkError::NotStarted)
+    );
     assert_eq!(sink.written(), None);
     // Until the reset ota_0 runs; otadata selects ota_1 now.
     assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(0));
@@ -427,7 +430,7 @@ fn finish_reports_what_it_activated() {
     // A failed finish clears what the earlier one reported.
     sink.write(0, &img.bytes).unwrap();
     assert!(matches!(
-        sink.finish(&[0; 32]),
+        sink.finish(&ExpectedImage::sha256([0; 32])),
         Err(SinkError::HashMismatch { .. })
     ));
     assert!(sink.last_activated().is_none());
@@ -529,7 +532,7 @@ fn resume_after_drop() {
         for (i, c) in img.bytes[resume.offset as usize..].chunks(5000).enumerate() {
             sink.write(resume.offset + (i * 5000) as u32, c).unwrap();
         }
-        sink.finish(&img.sha).unwrap();
+        sink.finish(&ExpectedImage::sha256(img.sha)).unwrap();
         drop(sink);
         let (slot, sha, state) = booted(&mem);
         assert_eq!((slot, sha), (1, img.sha));
@@ -597,7 +600,7 @@ fn image_that_fills_whole_sectors_resumes_at_its_end() {
     let mut sink = EspIdfSink::new(&mut f, cfg());
     let resume = sink.begin(&img.desc()).unwrap();
     assert_eq!(resume.offset as usize, img.bytes.len());
-    sink.finish(&img.sha).unwrap();
+    sink.finish(&ExpectedImage::sha256(img.sha)).unwrap();
     drop(sink);
     assert_eq!(booted(&mem).1, img.sha);
 }
@@ -889,13 +892,16 @@ fn assert_rejected(
         for (i, c) in img_bytes.chunks(4096).enumerate() {
             sink.write((i * 4096) as u32, c)?;
         }
-        sink.finish(&expected_sha)
+        sink.finish(&ExpectedImage::sha256(expected_sha))
     })()
     .unwrap_err();
     check(&err);
     assert!(sink.last_activated().is_none());
     // The session is closed and the journal forgotten: the next begin starts at 0.
-    assert_eq!(sink.finish(&expected_sha), Err(SinkError::NotStarted));
+    assert_eq!(
+        sink.finish(&ExpectedImage::sha256(expected_sha)),
+        Err(SinkError::NotStarted)
+    );
     if desc.size <= CAPACITY {
         assert_eq!(sink.begin(&desc).unwrap().offset, 0);
     }
@@ -1015,7 +1021,10 @@ fn write_contract_errors() {
     let mut f = flash(&mut mem);
     let mut sink = EspIdfSink::new(&mut f, cfg());
     assert_eq!(sink.write(0, &[1]), Err(SinkError::NotStarted));
-    assert_eq!(sink.finish(&img.sha), Err(SinkError::NotStarted));
+    assert_eq!(
+        sink.finish(&ExpectedImage::sha256(img.sha)),
+        Err(SinkError::NotStarted)
+    );
     let mut b = [0u8; 4];
     assert_eq!(sink.read(0, &mut b), Err(SinkError::NotStarted));
     sink.begin(&img.desc()).unwrap();
@@ -1045,7 +1054,7 @@ fn write_contract_errors() {
         })
     );
     assert_eq!(
-        sink.finish(&img.sha),
+        sink.finish(&ExpectedImage::sha256(img.sha)),
         Err(SinkError::Incomplete {
             written: 100,
             size: len
@@ -1061,7 +1070,7 @@ fn write_contract_errors() {
     ));
     sink.write(100, &[]).unwrap();
     sink.write(100, &img.bytes[100..]).unwrap();
-    sink.finish(&img.sha).unwrap();
+    sink.finish(&ExpectedImage::sha256(img.sha)).unwrap();
 }
 
 #[test]
@@ -1676,7 +1685,9 @@ fn async_update_and_resume() {
                 .await
                 .unwrap();
         }
-        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+        AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(img.sha))
+            .await
+            .unwrap();
     });
     assert_eq!(sink.last_activated().unwrap().slot, 1);
     assert_eq!(block_on(sink.boot_choice()).unwrap().ota_slot(), Some(1));
@@ -1709,7 +1720,9 @@ fn async_update_and_resume() {
         AsyncOtaSink::write(&mut sink, r.offset, &img.bytes[r.offset as usize..])
             .await
             .unwrap();
-        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+        AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(img.sha))
+            .await
+            .unwrap();
         assert_eq!(sink.running_slot().await.unwrap(), AppSlot::Ota(0));
     });
     assert_eq!(booted(&mem), (1, img.sha, Some(u32::MAX)));
@@ -1729,7 +1742,7 @@ fn async_rejects_and_boot_side() {
         let mut wrong = new.sha;
         wrong[0] ^= 1;
         assert!(matches!(
-            AsyncOtaSink::finish(&mut sink, &wrong).await,
+            AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(wrong)).await,
             Err(SinkError::HashMismatch { .. })
         ));
         assert_eq!(
@@ -1786,7 +1799,7 @@ fn async_power_cut_then_blocking_resume() {
             let mut sink = AsyncEspIdfSink::new(&mut f, cfg());
             let resume = AsyncOtaSink::begin(&mut sink, &new.desc()).await?;
             AsyncOtaSink::write(&mut sink, resume.offset, &new.bytes).await?;
-            AsyncOtaSink::finish(&mut sink, &new.sha).await
+            AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(new.sha)).await
         });
         assert!(r.is_err(), "cut {k}");
         drop(f);
@@ -1912,7 +1925,7 @@ fn async_cancellation_closes_the_update() {
     assert!(r.offset > 0);
     block_on(async {
         AsyncOtaSink::write(&mut sink, r.offset, &new.bytes[r.offset as usize..]).await?;
-        AsyncOtaSink::finish(&mut sink, &new.sha).await
+        AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(new.sha)).await
     })
     .unwrap();
     drop(sink);
@@ -2015,7 +2028,7 @@ fn run_marked(
         at = end;
     }
     mark("finish");
-    sink.finish(&img.sha)?;
+    sink.finish(&ExpectedImage::sha256(img.sha))?;
     mark("done");
     Ok(resume)
 }
@@ -2227,7 +2240,7 @@ fn prepare_contract() {
     sink.write(100, &img.bytes[100..]).unwrap();
     // At the end: nothing left to prepare.
     sink.prepare(size, 4096).unwrap();
-    sink.finish(&img.sha).unwrap();
+    sink.finish(&ExpectedImage::sha256(img.sha)).unwrap();
     assert_eq!(sink.prepare(size, 4096), Err(SinkError::NotStarted));
     let erased_in_writes = log
         .borrow()
@@ -2295,7 +2308,7 @@ fn prepared_sectors_are_erased_again_in_a_new_session() {
     let erased: Vec<_> = erases_after(&log.borrow(), "write");
     assert_eq!(erased.len(), 8);
     assert_eq!(erased[0], (slot + 2 * sector, slot + 3 * sector));
-    sink.finish(&img.sha).unwrap();
+    sink.finish(&ExpectedImage::sha256(img.sha)).unwrap();
     drop(sink);
     assert_eq!(booted(&mem).1, img.sha);
 
@@ -2401,7 +2414,9 @@ fn async_prepare_matches_blocking() {
                 at = end;
             }
         }
-        AsyncOtaSink::finish(&mut sink, &img.sha).await.unwrap();
+        AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(img.sha))
+            .await
+            .unwrap();
     });
     drop(sink);
     assert_eq!(f.stats().erases, blocking_erases);
@@ -2431,7 +2446,7 @@ fn async_prepare_matches_blocking() {
     block_on(async {
         AsyncOtaSink::prepare(&mut sink, 0, u32::MAX).await?;
         AsyncOtaSink::write(&mut sink, 0, &img.bytes).await?;
-        AsyncOtaSink::finish(&mut sink, &img.sha).await
+        AsyncOtaSink::finish(&mut sink, &ExpectedImage::sha256(img.sha)).await
     })
     .unwrap();
     drop(sink);

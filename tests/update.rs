@@ -4,10 +4,13 @@
 mod common;
 
 use cellular_ota::client::blocking;
-use cellular_ota::ota::manifest::Version;
-use cellular_ota::ota::manifest::write_manifest;
+use cellular_ota::ota::manifest::{Manifest, ManifestError, Version, write_manifest};
 use cellular_ota::ota::mem_sink::MemSink;
-use cellular_ota::update::{Method, Outcome, Progress, Strategy, UpdateConfig, update_blocking};
+use cellular_ota::ota::mem_sink::MemSinkError;
+use cellular_ota::quectel::error::HttpError;
+use cellular_ota::update::{
+    Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError, update_blocking,
+};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -70,10 +73,13 @@ fn cleanup() -> Vec<Step> {
     vec![expect("AT+QHTTPSTOP\r"), reply("\r\nOK\r\n")]
 }
 
+/// The update error of these runs.
+type Error = UpdateError<embedded_io::ErrorKind, MemSinkError>;
+
 /// What a run produced: the result, the progress events, the modem, the activated image
 /// and the bytes the sink holds.
 type RunOutput = (
-    Result<Outcome, String>,
+    Result<Outcome, Error>,
     Vec<Progress>,
     Sim,
     Option<Vec<u8>>,
@@ -93,25 +99,32 @@ fn run(script: Vec<Step>, cfg: &UpdateConfig<'_>, mem: &mut [u8]) -> RunOutput {
     });
     let img = sink.image().map(<[u8]>::to_vec);
     let written = sink.written();
-    let r = r.map_err(|e| {
-        format!(
-            "{:?} {:?} {} code={:?} meaning={:?}",
-            e.stage,
-            e.failure,
-            e,
-            e.code(),
-            e.meaning()
-        )
-    });
     (r, events, sim, img, written)
 }
 
+const PRODUCT: &str = "test-product";
+
+/// An unsigned manifest for `img`.
 fn manifest_for(img: &[u8], version: &str) -> Vec<u8> {
-    let sha: [u8; 32] = Sha256::digest(img).into();
+    let m = Manifest {
+        product: PRODUCT,
+        hardware: None,
+        version: Version::parse(version).unwrap(),
+        size: img.len() as u32,
+        sha256: Sha256::digest(img).into(),
+        signature: None,
+    };
     let mut out = [0u8; 512];
-    let v = Version::parse(version).unwrap();
-    let n = write_manifest(&v, img.len() as u32, &sha, None, &mut out).unwrap();
+    let n = write_manifest(&m, &mut out).unwrap();
     out[..n].to_vec()
+}
+
+/// A configuration that opts in to unsigned images (these tests are about the transfer).
+fn unsigned(url: &str) -> UpdateConfig<'_> {
+    let mut c = UpdateConfig::new(url);
+    c.allow_unsigned = true;
+    c.product = Some(PRODUCT);
+    c
 }
 
 #[test]
@@ -122,7 +135,7 @@ fn stream_without_manifest() {
     s.extend(get(200, Some(img.len())));
     s.extend(read(&img));
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::Stream;
     let mut mem = vec![0u8; 4096];
     let (r, events, sim, out, _) = run(s, &cfg, &mut mem);
@@ -181,7 +194,7 @@ fn ranged_getex_with_manifest_pipelines_requests() {
         }
     }
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.manifest_url = Some(MURL);
     cfg.running_version = Some(Version::parse("1.1.9").unwrap());
     cfg.strategy = Strategy::Ranged;
@@ -211,7 +224,7 @@ fn up_to_date_downloads_nothing() {
     s.extend(get(200, Some(man.len())));
     s.extend(read(&man));
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.manifest_url = Some(MURL);
     cfg.running_version = Some(Version::parse("2.0.0").unwrap());
     let mut mem = vec![0u8; 1024];
@@ -249,7 +262,7 @@ fn header_range_falls_back_to_stream_when_server_ignores_range() {
         reply("\r\nOK\r\n"),
     ]);
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::Ranged;
     cfg.range_size = None;
     let mut mem = vec![0u8; 8192];
@@ -302,7 +315,7 @@ fn modem_file_strategy() {
     s.extend([expect("AT+QFCLOSE=1027\r"), reply("\r\nOK\r\n")]);
     s.extend(cleanup());
     s.extend([expect("AT+QFDEL=\"UFS:ota.bin\"\r"), reply("\r\nOK\r\n")]);
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::ModemFile;
     let mut mem = vec![0u8; 8192];
     let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
@@ -317,11 +330,12 @@ fn http_404_is_a_typed_error_and_the_session_is_stopped() {
     s.extend(set_url(URL));
     s.extend(get(404, Some(0)));
     s.extend(cleanup());
-    let cfg = UpdateConfig::new(URL);
+    let cfg = unsigned(URL);
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(e.starts_with("HttpStatus Status(404)"), "{e}");
+    assert_eq!(e.stage, Stage::HttpStatus);
+    assert!(matches!(e.failure, Failure::Status(404)), "{e}");
     sim.assert_done();
     assert_eq!(out, None);
 }
@@ -332,14 +346,12 @@ fn cme_error_carries_code_and_meaning() {
     s.extend(set_url(URL));
     s.extend([expect("AT+QHTTPGET=60\r"), reply("\r\n+CME ERROR: 716\r\n")]);
     s.extend(cleanup());
-    let cfg = UpdateConfig::new(URL);
+    let cfg = unsigned(URL);
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, _, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(
-        e.contains("code=Some(716)") && e.contains("socket connect error"),
-        "{e}"
-    );
+    assert_eq!(e.code(), Some(716));
+    assert_eq!(e.meaning(), Some("socket connect error"));
     sim.assert_done();
 }
 
@@ -354,12 +366,16 @@ fn read_error_after_all_bytes_is_still_an_error() {
     r.push(reply_after(2, "\r\n+QHTTPREAD: 717\r\n"));
     s.extend(r);
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::Stream;
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(e.starts_with("Transfer Http(SocketReadError)"), "{e}");
+    assert_eq!(e.stage, Stage::Transfer);
+    assert!(
+        matches!(e.failure, Failure::Http(HttpError::SocketReadError)),
+        "{e}"
+    );
     sim.assert_done();
     assert_eq!(out, None, "nothing activated");
 }
@@ -378,13 +394,14 @@ fn wrong_hash_is_never_activated() {
     s.extend(get(200, Some(img.len())));
     s.extend(read(&img));
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.manifest_url = Some(MURL);
     cfg.strategy = Strategy::Stream;
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(e.starts_with("Verification HashMismatch"), "{e}");
+    assert_eq!(e.stage, Stage::Verification);
+    assert!(matches!(e.failure, Failure::HashMismatch), "{e}");
     sim.assert_done();
     assert_eq!(out, None);
 }
@@ -407,7 +424,7 @@ fn resume_after_a_dropped_link_continues_from_durable_bytes() {
     let mut mem = vec![0u8; 4096];
     let mut sink = MemSink::new(&mut mem);
     let mut buf = [0u8; 4096];
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::Stream;
     let e = update_blocking(&mut client, &mut sink, &cfg, &mut buf, &mut |_| {}).unwrap_err();
     assert_eq!(e.stage, cellular_ota::update::Stage::Transfer);
@@ -437,7 +454,7 @@ fn resume_after_a_dropped_link_continues_from_durable_bytes() {
     let mut client =
         blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
     let mut events = Vec::new();
-    let cfg = UpdateConfig::new(URL);
+    let cfg = unsigned(URL);
     let r = update_blocking(&mut client, &mut sink, &cfg, &mut buf, &mut |p| {
         events.push(p)
     })
@@ -468,11 +485,12 @@ fn modem_reboot_while_waiting_is_reported_at_once() {
         reply_after(100, "\r\nRDY\r\n\r\n+CFUN: 1\r\n"),
     ]);
     s.extend(cleanup());
-    let cfg = UpdateConfig::new(URL);
+    let cfg = unsigned(URL);
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, _, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(e.starts_with("Request ModemRebooted"), "{e}");
+    assert_eq!(e.stage, Stage::Request);
+    assert!(matches!(e.failure, Failure::ModemRebooted), "{e}");
     // Far less than the 61 s result deadline.
     assert!(sim.now_ms() < 5_000, "{} ms", sim.now_ms());
     sim.assert_done();
@@ -492,7 +510,7 @@ fn chunked_body_containing_the_trailer_is_read_completely() {
     s.extend(get(200, None));
     s.extend(read(&img));
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.manifest_url = Some(MURL);
     cfg.strategy = Strategy::Stream;
     let mut mem = vec![0u8; 1024];
@@ -533,7 +551,7 @@ fn https_configures_tls_and_uploads_the_ca_checked_by_checksum() {
     s.extend(get(200, Some(img.len())));
     s.extend(read(&img));
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(HTTPS);
+    let mut cfg = unsigned(HTTPS);
     cfg.strategy = Strategy::Stream;
     cfg.tls = Some(cellular_ota::update::Tls {
         ca_cert: Some(cellular_ota::update::CaCert {
@@ -554,26 +572,42 @@ fn badly_signed_or_older_manifests_are_refused_before_any_download() {
     let img = image(100);
     let key = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([7; 32]));
     let other = ed25519_compact::KeyPair::from_seed(ed25519_compact::Seed::new([8; 32]));
-    let sha: [u8; 32] = Sha256::digest(&img).into();
-    let v = Version::parse("2.0.0").unwrap();
-    let sign = |kp: &ed25519_compact::KeyPair| {
-        let m = cellular_ota::ota::manifest::Manifest {
-            version: v,
+    let sign = |kp: &ed25519_compact::KeyPair, product: &str| {
+        let mut m = Manifest {
+            product,
+            hardware: None,
+            version: Version::parse("2.0.0").unwrap(),
             size: img.len() as u32,
-            sha256: sha,
+            sha256: Sha256::digest(&img).into(),
             signature: None,
         };
-        let mut msg = [0u8; 256];
+        let mut msg = [0u8; 512];
         let msg = m.signed_message(&mut msg).unwrap();
-        let sig: [u8; 64] = *kp.sk.sign(msg, None);
+        m.signature = Some(*kp.sk.sign(msg, None));
         let mut out = [0u8; 512];
-        let n = write_manifest(&v, img.len() as u32, &sha, Some(&sig), &mut out).unwrap();
+        let n = write_manifest(&m, &mut out).unwrap();
         out[..n].to_vec()
     };
-    let cases: [(Vec<u8>, &str, &str); 3] = [
-        (sign(&other), "1.0.0", "BadSignature"),
-        (manifest_for(&img, "2.0.0"), "1.0.0", "NoSignature"),
-        (sign(&key), "3.0.0", "Downgrade"),
+    let cases: [(Vec<u8>, &str, ManifestError); 4] = [
+        (sign(&other, PRODUCT), "1.0.0", ManifestError::BadSignature),
+        (
+            manifest_for(&img, "2.0.0"),
+            "1.0.0",
+            ManifestError::NoSignature,
+        ),
+        (
+            sign(&key, PRODUCT),
+            "3.0.0",
+            ManifestError::Downgrade {
+                offered: [2, 0, 0],
+                running: [3, 0, 0],
+            },
+        ),
+        (
+            sign(&key, "another-product"),
+            "1.0.0",
+            ManifestError::OtherProduct,
+        ),
     ];
     for (man, running, want) in cases {
         let mut s = setup();
@@ -581,15 +615,19 @@ fn badly_signed_or_older_manifests_are_refused_before_any_download() {
         s.extend(get(200, Some(man.len())));
         s.extend(read(&man));
         s.extend(cleanup());
-        let mut cfg = UpdateConfig::new(URL);
-        cfg.manifest_url = Some(MURL);
-        cfg.public_key = Some(*key.pk);
-        cfg.running_version = Some(Version::parse(running).unwrap());
+        let cfg = UpdateConfig::signed(
+            URL,
+            MURL,
+            *key.pk,
+            PRODUCT,
+            Version::parse(running).unwrap(),
+        );
         let mut mem = vec![0u8; 1024];
         let (r, _, sim, out, written) = run(s, &cfg, &mut mem);
         let e = r.unwrap_err();
+        assert_eq!(e.stage, Stage::Manifest);
         assert!(
-            e.starts_with("Manifest Manifest(") && e.contains(want),
+            matches!(e.failure, Failure::Manifest(got) if got == want),
             "{e}"
         );
         sim.assert_done();
@@ -614,7 +652,7 @@ fn direct_ranges_are_prepared_while_the_modem_fetches() {
         s.extend(read(&img[off..off + len]));
     }
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.manifest_url = Some(MURL);
     cfg.strategy = Strategy::Ranged;
     cfg.range_size = Some(4000);
@@ -652,13 +690,174 @@ fn bytes_lost_on_the_uart_are_named_as_such() {
     body.extend_from_slice(b"\r\nOK\r\n\r\n+QHTTPREAD: 0\r\n");
     s.extend([expect("AT+QHTTPREAD=60\r"), reply(body)]);
     s.extend(cleanup());
-    let mut cfg = UpdateConfig::new(URL);
+    let mut cfg = unsigned(URL);
     cfg.strategy = Strategy::Stream;
     let mut mem = vec![0u8; 1024];
     let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
     let e = r.unwrap_err();
-    assert!(e.starts_with("Transfer BytesLost"), "{e}");
-    assert!(e.contains("enable RTS/CTS"), "{e}");
+    assert_eq!(e.stage, Stage::Transfer);
+    assert!(matches!(e.failure, Failure::BytesLost { .. }), "{e}");
     sim.assert_done();
     assert_eq!(out, None);
+}
+
+#[test]
+fn configurations_that_mean_less_than_they_say_are_refused_before_anything_is_sent() {
+    use cellular_ota::update::{ConfigError as C, Setting};
+    let key = [7u8; 32];
+    let running = Version::new(1, 0, 0);
+    let signed = || UpdateConfig::signed(URL, MURL, key, PRODUCT, running);
+    type Edit = fn(&mut UpdateConfig<'static>);
+    let cases: Vec<(&str, Edit, C)> = vec![
+        (
+            "key without a manifest",
+            |c| c.manifest_url = None,
+            C::KeyWithoutManifest,
+        ),
+        ("no key, no opt-in", |c| c.public_key = None, C::NoPublicKey),
+        (
+            "key and unsigned opt-in",
+            |c| c.allow_unsigned = true,
+            C::UnsignedWithKey,
+        ),
+        (
+            "key without the running version",
+            |c| c.running_version = None,
+            C::RunningVersionRequired,
+        ),
+        (
+            "manifest without a product",
+            |c| c.product = None,
+            C::ProductRequired,
+        ),
+        (
+            "product that is not an identifier",
+            |c| c.product = Some("pump controller"),
+            C::Invalid {
+                setting: Setting::Product,
+            },
+        ),
+        (
+            "hardware that is not an identifier",
+            |c| c.hardware = Some(""),
+            C::Invalid {
+                setting: Setting::Hardware,
+            },
+        ),
+        (
+            "URL that would break the AT line",
+            |c| c.url = "http://example.com/fw.bin\"\r\nAT+QPOWD",
+            C::Invalid {
+                setting: Setting::Url,
+            },
+        ),
+        (
+            "manifest URL without a scheme",
+            |c| c.manifest_url = Some("example.com/m"),
+            C::Invalid {
+                setting: Setting::ManifestUrl,
+            },
+        ),
+        (
+            "zero chunk",
+            |c| c.chunk_size = 0,
+            C::Zero {
+                setting: Setting::ChunkSize,
+            },
+        ),
+        (
+            "zero range",
+            |c| c.range_size = Some(0),
+            C::Zero {
+                setting: Setting::RangeSize,
+            },
+        ),
+        (
+            "zero program size",
+            |c| c.program_size = 0,
+            C::Zero {
+                setting: Setting::ProgramSize,
+            },
+        ),
+        (
+            "zero read wait",
+            |c| c.read_wait = 0,
+            C::Zero {
+                setting: Setting::ReadWait,
+            },
+        ),
+        (
+            "chunk larger than the buffer",
+            |c| c.chunk_size = 8192,
+            C::OutOfRange {
+                setting: Setting::ChunkSize,
+                value: 8192,
+                min: 1,
+                max: 4096,
+            },
+        ),
+        (
+            "context 0",
+            |c| c.context_id = 0,
+            C::OutOfRange {
+                setting: Setting::ContextId,
+                value: 0,
+                min: 1,
+                max: 16,
+            },
+        ),
+    ];
+    for (what, edit, want) in cases {
+        let mut cfg = signed();
+        edit(&mut cfg);
+        // An empty script: any byte written to the modem fails the run.
+        let mut mem = vec![0u8; 1024];
+        let (r, events, sim, out, _) = run(vec![], &cfg, &mut mem);
+        let e = r.unwrap_err();
+        assert_eq!(e.stage, Stage::Config, "{what}");
+        assert!(
+            matches!(e.failure, Failure::Config(got) if got == want),
+            "{what}: {e}"
+        );
+        assert_eq!(e.bytes_done, 0);
+        assert!(events.is_empty(), "{what}");
+        assert!(sim.written().is_empty(), "{what}: {:?}", sim.written());
+        assert_eq!(out, None);
+    }
+    // An empty chunk buffer (it used to panic in `clamp`, or loop in the resume re-hash).
+    let sim = Sim::new(vec![]);
+    let (mut rx, mut resp) = ([0u8; 1024], [0u8; 256]);
+    let mut client =
+        blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+    let mut mem = vec![0u8; 1024];
+    let mut sink = MemSink::new(&mut mem);
+    let e = update_blocking(&mut client, &mut sink, &signed(), &mut [], &mut |_| {}).unwrap_err();
+    assert!(matches!(
+        e.failure,
+        Failure::Config(C::BufferTooSmall { len: 0, min: 1024 })
+    ));
+    assert!(sim.written().is_empty());
+    // The buffer minimum, and sizes that do not fit the sink's write unit.
+    assert_eq!(
+        signed().validate(512, 1),
+        Err(C::BufferTooSmall {
+            len: 512,
+            min: 1024
+        })
+    );
+    let mut c = signed();
+    c.program_size = 250;
+    assert_eq!(
+        c.validate(4096, 4),
+        Err(C::Misaligned {
+            setting: Setting::ProgramSize,
+            value: 250,
+            unit: 4
+        })
+    );
+    assert_eq!(signed().validate(4096, 4), Ok(()));
+    // Unsigned installs are possible, when asked for.
+    let mut c = UpdateConfig::new(URL);
+    c.allow_unsigned = true;
+    assert_eq!(c.validate(4096, 1), Ok(()));
 }

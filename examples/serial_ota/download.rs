@@ -52,6 +52,15 @@ pub struct DownloadArgs {
     /// Ed25519 public key the manifest must be signed with (64 hex digits).
     #[arg(long, value_name = "HEX")]
     pub pubkey: Option<String>,
+    /// Install without a signature (no --pubkey): for bench tests only.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// The product the manifest must name (with --manifest).
+    #[arg(long, value_name = "NAME")]
+    pub product: Option<String>,
+    /// The hardware revision a manifest that names one must name.
+    #[arg(long, value_name = "REV")]
+    pub hardware: Option<String>,
     /// The version running now (with --manifest: an equal version is "up to date").
     #[arg(long, value_name = "VERSION")]
     pub running_version: Option<String>,
@@ -170,6 +179,9 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
     let mut config = UpdateConfig::new(&a.url);
     config.manifest_url = a.manifest.as_deref();
     config.public_key = public_key;
+    config.allow_unsigned = a.allow_unsigned;
+    config.product = a.product.as_deref();
+    config.hardware = a.hardware.as_deref();
     config.running_version = running_version;
     config.allow_downgrade = a.allow_downgrade;
     config.context_id = a.cid;

@@ -435,6 +435,7 @@ fn main() -> ! {
         config.manifest_url = Some(MANIFEST_URL);
         config.running_version = Version::parse("1.0.0").ok();
         config.public_key = Some(testdata::PUBLIC_KEY);
+        config.product = Some("footprint");
         // Opaque to the optimiser, as in a device whose configuration comes from outside.
         // With `fixed-config` the optimiser sees the constant; it makes no difference today
         // (which transfer runs depends on run-time state: resume point, server answers).

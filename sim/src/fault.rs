@@ -21,6 +21,7 @@
 //! | `http-readfile-error` | `<code>` | the next `AT+QHTTPREADFILE` ends with `+QHTTPREADFILE: <code>` |
 //! | `cme` | `<command>,<code>` | the next command starting with `<command>` (e.g. `AT+QIACT`) is refused with `+CME ERROR: <code>` |
 //! | `power-cut` | `<k>` | flash: `k` more erase/write operations succeed, the next is cut half-way, then every flash operation fails until `SimFlash::restore_power` |
+//! | `power-cut-at` | `<addr>[,<k>]` | flash: like `power-cut`, counting only the erase/write operations that touch flash address `addr` (decimal or `0x` hex): the `k+1`-th (default the first) is cut |
 //! | `server-404` | | the attached [`TestServer`](crate::TestServer) answers 404 |
 //! | `server-500` | | … answers 500 |
 //! | `server-ignore-range` | | … ignores `Range` (200, whole file) |
@@ -103,6 +104,13 @@ pub enum Fault {
     /// `power-cut=<k>`
     PowerCut {
         /// Operations that still succeed.
+        after_ops: u32,
+    },
+    /// `power-cut-at=<addr>[,<k>]`
+    PowerCutAt {
+        /// The flash address.
+        addr: u32,
+        /// Operations on it that still succeed.
         after_ops: u32,
     },
     /// `server-*`
@@ -206,6 +214,12 @@ pub const FAULTS: &[FaultInfo] = &[
         args: "<k>",
         example: "power-cut=0",
         effect: "cut flash power at operation k+1",
+    },
+    FaultInfo {
+        name: "power-cut-at",
+        args: "<addr>[,<k>]",
+        example: "power-cut-at=0xe000,1",
+        effect: "cut flash power at the (k+1)-th operation touching addr",
     },
     FaultInfo {
         name: "server-404",
@@ -395,6 +409,18 @@ impl FromStr for Fault {
                     code: code(1)?,
                 }
             }
+            "power-cut-at" => {
+                count(2)?;
+                let text = args.first().copied().ok_or_else(bad)?;
+                let addr = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+                    Some(h) => u32::from_str_radix(h, 16).map_err(|_| bad())?,
+                    None => text.parse::<u32>().map_err(|_| bad())?,
+                };
+                Fault::PowerCutAt {
+                    addr,
+                    after_ops: u32::try_from(opt(1, 0)?).map_err(|_| bad())?,
+                }
+            }
             "power-cut" => {
                 count(1)?;
                 Fault::PowerCut {
@@ -475,6 +501,9 @@ impl fmt::Display for Fault {
             Fault::HttpReadFileError(c) => write!(f, "http-readfile-error={c}"),
             Fault::Cme { command, code } => write!(f, "cme={command},{code}"),
             Fault::PowerCut { after_ops } => write!(f, "power-cut={after_ops}"),
+            Fault::PowerCutAt { addr, after_ops } => {
+                write!(f, "power-cut-at=0x{addr:x},{after_ops}")
+            }
             Fault::Server { behavior, path } => {
                 match behavior {
                     Behavior::Normal => write!(f, "server-normal")?,
@@ -533,6 +562,9 @@ impl State {
             Fault::Cme { command, code } => faults.cme.push((command, code)),
             Fault::PowerCut { after_ops } => {
                 self.power.countdown = Some(after_ops);
+            }
+            Fault::PowerCutAt { addr, after_ops } => {
+                self.power.at = Some((addr, after_ops));
             }
             Fault::Server { behavior, path } => {
                 let server = self.server.as_ref().ok_or(FaultError::NoServer)?;

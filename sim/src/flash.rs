@@ -183,6 +183,7 @@ impl SimFlash {
         let mut s = self.world.0.borrow_mut();
         s.power.cut = false;
         s.power.countdown = None;
+        s.power.at = None;
     }
 
     /// Whether the flash has power.
@@ -209,9 +210,21 @@ impl SimFlash {
         }
     }
 
-    /// Whether the next erase/write is the one the power cut hits (and counts it).
-    fn cut_now(&self) -> bool {
+    /// Whether the next erase/write, of `[from, to)`, is the one the power cut hits (and
+    /// counts it).
+    fn cut_now(&self, from: u32, to: u32) -> bool {
         let mut s = self.world.0.borrow_mut();
+        if let Some((addr, k)) = s.power.at
+            && from <= addr
+            && addr < to
+        {
+            if k == 0 {
+                s.power.at = None;
+                s.power.cut = true;
+                return true;
+            }
+            s.power.at = Some((addr, k - 1));
+        }
         match s.power.countdown {
             Some(0) => {
                 s.power.countdown = None;
@@ -272,7 +285,7 @@ impl SimFlash {
             });
         }
         check(from, (to - from) as usize, ERASE_SIZE, self.mem.len())?;
-        let cut = self.cut_now();
+        let cut = self.cut_now(from, to);
         let t = self.erase_time(from, to);
         let mut f = MemFlash::<'_, ERASE_SIZE, WRITE_SIZE, 1>::new(&mut self.mem);
         if cut {
@@ -297,7 +310,7 @@ impl SimFlash {
                 offset: offset.saturating_add(pos as u32),
             });
         }
-        let cut = self.cut_now();
+        let cut = self.cut_now(offset, offset.saturating_add(bytes.len() as u32));
         let t = self.write_time(offset, bytes.len());
         let mut f = MemFlash::<'_, ERASE_SIZE, WRITE_SIZE, 1>::new(&mut self.mem);
         if cut {

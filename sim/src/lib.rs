@@ -15,7 +15,8 @@
 //! | modem | [`SimModem`], [`ModemConfig`], [`Personality`] | AT framing, boot, registration, PDP, HTTP, UFS, FOTA ([`modem`]) |
 //! | network | [`NetworkConfig`] | real HTTP over loopback, timed by RTT and bandwidth ([`network`]) |
 //! | flash | [`SimFlash`] | NOR rules of `MemFlash`, datasheet timing, power cuts ([`flash`]) |
-//! | bootloader | [`boot()`], [`build_chip_image`] | ESP-IDF slot selection, image checks, fallback, rollback ([`boot`](mod@boot)) |
+//! | bootloader | [`boot()`] | ESP-IDF slot selection, image and load-address checks, fallback, rollback, written without the library's code ([`boot`](mod@boot)) |
+//! | flash images | [`build_chip_image`], [`test_app_image`] | partition table, otadata, apps laid out as espflash lays them out ([`chip_image`]) |
 //! | server | [`TestServer`], [`Behavior`] | axum + tower-http `ServeDir` on 127.0.0.1 ([`server`]) |
 //! | faults | [`Fault`], [`FAULTS`] | data-driven, by name ([`fault`]) |
 //! | serial port | `PtyModem` | the modem on a Linux pseudo-terminal in real time (`pty`, Unix only) |
@@ -71,13 +72,14 @@
 //!   receive buffer never overflows (CTS is not modelled).
 //! * FOTA packages are simulator packages ([`fota_package`]); no real delta is applied.
 //! * URCs are never interleaved inside a payload (undocumented on real modules, §11.3).
-//! * Chip revision, anti-rollback, secure boot and flash encryption are not checked by the
-//!   bootloader model.
+//! * Anti-rollback, secure boot and flash encryption are not checked by the bootloader model;
+//!   the chip revision is a fixed, typical one ([`Chip`]).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod chip_image;
 pub mod fault;
 pub mod flash;
 pub mod modem;
@@ -89,9 +91,8 @@ pub mod server;
 pub mod uart;
 mod world;
 
-pub use boot::{
-    BootOptions, BootOutcome, BootTarget, boot, boot_with, build_chip_image, test_app_image,
-};
+pub use boot::{BootOptions, BootOutcome, BootTarget, BootedImage, Chip, boot, boot_with};
+pub use chip_image::{build_chip_image, test_app_image, test_app_len};
 pub use fault::{FAULTS, Fault, FaultError, FaultInfo};
 pub use flash::{FlashConfig, FlashStats, SimFlash};
 pub use modem::{

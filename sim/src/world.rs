@@ -165,6 +165,9 @@ impl Ord for Scheduled {
 pub(crate) struct FlashPower {
     /// `Some(k)`: `k` more erase/write operations succeed, the next one is cut.
     pub(crate) countdown: Option<u32>,
+    /// `Some((addr, k))`: `k` more erase/write operations that touch flash address `addr`
+    /// succeed, the next one is cut.
+    pub(crate) at: Option<(u32, u32)>,
     /// Power is off: every flash operation fails.
     pub(crate) cut: bool,
 }

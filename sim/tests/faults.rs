@@ -184,6 +184,16 @@ fn scenario(example: &str) {
             assert!(f.write(0, &[0; 4]).is_err());
             assert!(!f.is_powered());
         }
+        "power-cut-at" => {
+            // The example cuts the second operation that touches 0xE000.
+            let mut f = SimFlash::new(&s.world, FlashConfig::instant(0x10000));
+            inject();
+            f.write(0, &[0; 4]).unwrap();
+            f.erase(0xE000, 0xF000).unwrap();
+            f.write(0xD000, &[0; 4]).unwrap();
+            assert!(f.write(0xE000, &[0; 4]).is_err());
+            assert!(!f.is_powered());
+        }
         "server-404" => {
             inject();
             assert_eq!(get(&mut c, &url).result.unwrap().status, 404);

@@ -13,7 +13,7 @@ use cellular_ota::ota::esp_idf::partition::{
 use cellular_ota::ota::mem_flash::MemFlashError;
 use cellular_ota::quectel::general::SetFlowControl;
 use cellular_ota::quectel::http::HttpRead;
-use cellular_ota_sim::boot::layout;
+use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
     BootOptions, BootTarget, FlashConfig, Personality, SimFlash, TestServer, boot, boot_with,
     build_chip_image, test_app_image,
@@ -207,13 +207,7 @@ fn bootloader_model_on_good_and_corrupt_images() {
     // then written (set_actual_ota_seq).
     let mut blank = img.clone();
     blank[layout::OTADATA.0 as usize..][..0x2000].fill(0xFF);
-    let out = boot_with(
-        &mut blank,
-        BootOptions {
-            chip_id: S3,
-            rollback: true,
-        },
-    );
+    let out = boot_with(&mut blank, BootOptions::new(S3).with_rollback(true));
     assert_eq!(
         (out.target, out.otadata_written),
         (Some(BootTarget::Ota(0)), true)
@@ -235,10 +229,7 @@ fn rollback_pass_aborts_an_unconfirmed_image() {
         .unwrap()
         .activate(1, OtaImageState::New)
         .unwrap();
-    let opts = BootOptions {
-        chip_id: S3,
-        rollback: true,
-    };
+    let opts = BootOptions::new(S3).with_rollback(true);
     let mut image = f.snapshot();
     // First boot: NEW → PENDING_VERIFY, boots the new slot.
     let out = boot_with(&mut image, opts);
@@ -252,25 +243,11 @@ fn rollback_pass_aborts_an_unconfirmed_image() {
     // Without rollback support the NEW image would simply keep booting.
     let mut image = f.snapshot();
     assert_eq!(
-        boot_with(
-            &mut image,
-            BootOptions {
-                chip_id: S3,
-                rollback: false
-            }
-        )
-        .target,
+        boot_with(&mut image, BootOptions::new(S3)).target,
         Some(BootTarget::Ota(1))
     );
     assert_eq!(
-        boot_with(
-            &mut image,
-            BootOptions {
-                chip_id: S3,
-                rollback: false
-            }
-        )
-        .target,
+        boot_with(&mut image, BootOptions::new(S3)).target,
         Some(BootTarget::Ota(1))
     );
 }

@@ -1,27 +1,33 @@
-//! The update manifest: a tiny signed text file that says which image to install.
+//! The update manifest: a tiny signed text file that says which image to install, for which
+//! product.
 //!
 //! A manifest is published beside the firmware image (for example `firmware.bin.manifest`
 //! next to `firmware.bin`). The device fetches it first — it is a few hundred bytes, so one
 //! short HTTP read — and only then decides whether to download the image at all:
 //!
 //! 1. [`Manifest::parse`] the bytes (zero-copy, no allocation, never panics);
-//! 2. [`decide`] against the running version and the device's public key: verify the
-//!    signature, refuse downgrades, skip an image that is already running;
+//! 2. [`decide`] against the device's [`Policy`]: verify the signature, check that the
+//!    manifest names this product (and hardware revision), refuse downgrades, skip an image
+//!    that is already running;
 //! 3. on [`Decision::Update`], stream the image into an [`OtaSink`](super::OtaSink) with
-//!    [`Manifest::image_descriptor`] and let the sink check [`Manifest::sha256`] before it
+//!    [`Manifest::image_descriptor`] and let the sink check [`Manifest::expected_image`]
+//!    (the SHA-256, and the version the image carries in its own header) before it
 //!    activates anything.
 //!
-//! The signature covers the version, size and SHA-256 of the image, so the one Ed25519
-//! verification here plus the sink's hash check authenticate every byte of the image.
+//! The signature covers the product, hardware revision, version, size and SHA-256 of the
+//! image, so the one Ed25519 verification here plus the sink's hash check authenticate every
+//! byte of the image and bind it to one product.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
-//! cellular-ota-manifest 1
+//! cellular-ota-manifest 2
+//! product 7semi-ec200u-logger
+//! hardware rev-b
 //! version 1.4.2
 //! size 1572864
 //! sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
-//! signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705
+//! signature baf3934caeb9…(128 hex digits)
 //! ```
 //!
 //! - **Encoding.** Printable ASCII (`0x20..=0x7E`) and tab only, in lines ended by LF or CRLF;
@@ -36,13 +42,17 @@
 //!   (anything else is [`ManifestError::BadLine`]); keys are case-sensitive. Empty lines and
 //!   lines whose first non-blank character is `#` (comments) are ignored.
 //! - **Header.** Line 1 must be `cellular-ota-manifest <format>` ([`ManifestError::BadHeader`]
-//!   otherwise, including for an empty file). This parser reads format `1` only; any other
-//!   number is [`ManifestError::UnsupportedFormat`]. The header may not appear again.
+//!   otherwise, including for an empty file). This parser reads format `2` only. Format `1`
+//!   (which named no product) is [`ManifestError::Outdated`]: re-sign the image with
+//!   `sign_image` to publish a format-2 manifest. Any other number is
+//!   [`ManifestError::UnsupportedFormat`]. The header may not appear again.
 //! - **Keys**, in any order after the header, each at most once
 //!   ([`ManifestError::Duplicate`]):
 //!
 //!   | key | required | value |
 //!   |---|---|---|
+//!   | `product` | yes | the product the image is for, see [identifiers](#identifiers) ([`ManifestError::BadId`]) |
+//!   | `hardware` | no | the hardware revision the image is for; absent: every revision of the product |
 //!   | `version` | yes | `MAJOR.MINOR.PATCH[-PRE]`, see [`Version::parse`] ([`ManifestError::BadVersion`]) |
 //!   | `size` | yes | image length in bytes, decimal, `1..=4294967295`, no sign, no leading zeros ([`ManifestError::BadSize`]) |
 //!   | `sha256` | yes | SHA-256 of the image, 64 hex digits, either case ([`ManifestError::BadHex`]) |
@@ -51,22 +61,32 @@
 //!   A missing required key is [`ManifestError::Missing`].
 //! - **Unknown keys** (for example `notes Fixes the modem reboot loop` or `built 2026-11-20`)
 //!   are accepted and ignored, may repeat, and their value may contain spaces. This keeps
-//!   version-1 devices working when a publisher adds informational lines. They are **not
-//!   signed**: never put anything a device acts on into an unknown key. A future format that
-//!   needs more signed fields gets a new header number, which this parser rejects.
+//!   devices working when a publisher adds informational lines. They are **not signed**:
+//!   never put anything a device acts on into an unknown key. A future format that needs
+//!   more signed fields gets a new header number, which this parser rejects.
+//!
+//! # Identifiers
+//!
+//! `product` and `hardware` are 1 to [`MAX_ID_LEN`] (64) bytes of ASCII letters, digits,
+//! `.`, `_` and `-`, compared exactly (case-sensitive). Pick a product name per firmware
+//! line that must never run another line's image (`7semi-ec200u-logger`,
+//! `pump-controller`), and a hardware revision where one product has boards that need
+//! different builds. [`validate_id`] checks a name.
 //!
 //! # The signed message
 //!
 //! The signature is not computed over the file. It is computed over a canonical message
 //! rebuilt from the parsed values, so reformatting the file (CRLF, extra blanks, comments,
 //! key order, hex case, unknown keys) never breaks a signature, and no reformatting can make
-//! a signature cover different values. The message is exactly these four LF-terminated lines,
-//! with single spaces, the version as written by [`Version`]'s `Display`
-//! (`MAJOR.MINOR.PATCH` or `MAJOR.MINOR.PATCH-PRE`), the size in decimal without leading
-//! zeros, and the hash in lowercase hex:
+//! a signature cover different values. The message is exactly these LF-terminated lines,
+//! with single spaces, the `hardware` line only if the manifest has one, the version as
+//! written by [`Version`]'s `Display` (`MAJOR.MINOR.PATCH` or `MAJOR.MINOR.PATCH-PRE`), the
+//! size in decimal without leading zeros, and the hash in lowercase hex:
 //!
 //! ```text
-//! cellular-ota-manifest 1\n
+//! cellular-ota-manifest 2\n
+//! product 7semi-ec200u-logger\n
+//! hardware rev-b\n
 //! version 1.4.2\n
 //! size 1572864\n
 //! sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n
@@ -75,48 +95,60 @@
 //! It is at most [`MAX_SIGNED_MESSAGE_LEN`] bytes; [`Manifest::signed_message`] writes it.
 //! The signature is plain Ed25519 (RFC 8032, not prehashed, no context), 64 bytes `R || S`.
 //! The first line doubles as a domain separator: a key used for this format signs nothing
-//! else that could be mistaken for a manifest. [`write_manifest`] writes a file that is the
-//! signed message followed by the `signature` line, as above.
+//! else that could be mistaken for a manifest, and a format-1 signature never verifies as
+//! format 2. [`write_manifest`] writes a file that is the signed message followed by the
+//! `signature` line.
 //!
 //! # Security
 //!
-//! With a public key, [`decide`] accepts only a manifest whose signature verifies, so the
-//! image's version, size and hash come from the key holder; replaying an older signed
-//! manifest is refused as a downgrade (unless downgrades are allowed) and the same version
-//! is reported as up to date. Without a key, unsigned manifests are accepted and the SHA-256
-//! only detects corruption: whoever can alter the HTTP response (plain HTTP over cellular,
-//! a compromised server or CDN) can install any firmware, and the downgrade check is worth
-//! nothing because the version can be forged too. Run without a key only in development or
-//! where the transport itself is authenticated and the server trusted.
+//! With a public key, [`decide`] accepts only a manifest whose signature verifies, so every
+//! signed value comes from the key holder. It then refuses a manifest for another product
+//! or hardware revision ([`ManifestError::OtherProduct`], [`ManifestError::OtherHardware`]),
+//! and, because the device always knows its own version when it has a key
+//! ([`ManifestError::RunningVersionUnknown`] otherwise), a replayed older manifest is
+//! refused as a downgrade (unless downgrades are allowed) and the same version is reported
+//! as up to date. The sink then checks that the image carries the manifest's version in its
+//! own header (ESP-IDF: `esp_app_desc_t.version`), so a build published under the wrong
+//! version is refused before it can boot.
+//!
+//! Without a key, unsigned manifests are accepted and the SHA-256 only detects corruption:
+//! whoever can alter the HTTP response (plain HTTP over cellular, a compromised server or
+//! CDN) can install any firmware, and the product and downgrade checks are worth nothing
+//! because those values can be forged too. Run without a key only in development or where
+//! the transport itself is authenticated and the server trusted.
+//!
+//! Not covered even with a key: a stolen signing key; an attacker who keeps a device on its
+//! current version by withholding newer manifests (manifests do not expire); what the
+//! running firmware does with its own integrity (use the chip's secure boot for that).
 //!
 //! # Example
 //!
 //! The key below is the RFC 8032 §7.1 test key; never use it for real devices.
 //!
 //! ```
-//! use cellular_ota::ota::manifest::{Decision, Manifest, Version, decide};
+//! use cellular_ota::ota::manifest::{Decision, Manifest, Policy, Version, decide};
 //!
 //! const PUBLIC_KEY: [u8; 32] = [
 //!     0xd7, 0x5a, 0x98, 0x01, 0x82, 0xb1, 0x0a, 0xb7, 0xd5, 0x4b, 0xfe, 0xd3, 0xc9, 0x64,
 //!     0x07, 0x3a, 0x0e, 0xe1, 0x72, 0xf3, 0xda, 0xa6, 0x23, 0x25, 0xaf, 0x02, 0x1a, 0x68,
 //!     0xf7, 0x07, 0x51, 0x1a,
 //! ];
-//! let file = b"cellular-ota-manifest 1\r\n\
+//! let file = b"cellular-ota-manifest 2\r\n\
 //!     sha256 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\r\n\
 //!     # key order, CRLF, hex case and comments do not matter\r\n\
 //!     size    1572864\r\n\
+//!     product 7semi-ec200u-logger\r\n\
 //!     version 1.4.2\r\n\
 //!     notes   unknown keys are ignored\r\n\
-//!     signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
-//!     547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705\r\n";
+//!     signature baf3934caeb9978352933a9dc15b646132a104653e32c90fe6664ddade366fb4\
+//!     c52bade4a369f51384693bb133f18d6ee74f611315c569fd697f15d8dfcdd208\r\n";
 //!
 //! let manifest = Manifest::parse(file)?;
-//! assert_eq!(manifest.size, 1_572_864);
+//! assert_eq!((manifest.product, manifest.size), ("7semi-ec200u-logger", 1_572_864));
 //!
 //! // The running firmware's own version, e.g. from `env!("CARGO_PKG_VERSION")`.
-//! let running = Version::parse("1.4.1")?;
-//! let decision = decide(&manifest, Some(&running), false, Some(&PUBLIC_KEY))?;
-//! assert_eq!(decision, Decision::Update);
+//! let policy = Policy::signed(PUBLIC_KEY, "7semi-ec200u-logger", Version::parse("1.4.1")?);
+//! assert_eq!(decide(&manifest, &policy)?, Decision::Update);
 //!
 //! let image = manifest.image_descriptor(); // hand this to `OtaSink::begin`
 //! assert_eq!(image.id, manifest.sha256);
@@ -126,7 +158,7 @@
 use core::cmp::Ordering;
 use core::fmt;
 
-use crate::ota::sink::ImageDescriptor;
+use crate::ota::sink::{ExpectedImage, ImageDescriptor};
 
 /// The largest manifest [`Manifest::parse`] accepts, in bytes.
 pub const MAX_MANIFEST_LEN: usize = 1024;
@@ -134,22 +166,29 @@ pub const MAX_MANIFEST_LEN: usize = 1024;
 /// The longest line [`Manifest::parse`] accepts, in bytes, not counting the LF or CRLF.
 pub const MAX_LINE_LEN: usize = 256;
 
-/// The longest version text (`MAJOR.MINOR.PATCH-PRE`) accepted, in bytes.
-pub const MAX_VERSION_LEN: usize = 64;
+/// The longest version text (`MAJOR.MINOR.PATCH-PRE`) accepted, in bytes: the size of the
+/// version field of an ESP-IDF app descriptor (`esp_app_desc_t.version`), so every version
+/// a manifest names can also be the one the image declares.
+pub const MAX_VERSION_LEN: usize = 32;
+
+/// The longest `product` or `hardware` identifier, in bytes.
+pub const MAX_ID_LEN: usize = 64;
 
 /// The header's key, the first word of every manifest.
 pub const MAGIC: &str = "cellular-ota-manifest";
 
 /// The format number this module reads and writes.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 2;
 
 /// The first line of the signed message (and of every manifest [`write_manifest`] writes),
 /// without its LF.
-pub const HEADER: &str = "cellular-ota-manifest 1";
+pub const HEADER: &str = "cellular-ota-manifest 2";
 
 /// The longest [signed message](self#the-signed-message), in bytes: a buffer this large
 /// always suffices for [`Manifest::signed_message`].
 pub const MAX_SIGNED_MESSAGE_LEN: usize = HEADER.len() + 1 // header line
+    + "product ".len() + MAX_ID_LEN + 1
+    + "hardware ".len() + MAX_ID_LEN + 1
     + "version ".len() + MAX_VERSION_LEN + 1
     + "size ".len() + 10 + 1
     + "sha256 ".len() + 64 + 1;
@@ -162,6 +201,10 @@ pub const MAX_WRITTEN_LEN: usize = MAX_SIGNED_MESSAGE_LEN + "signature ".len() +
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Field {
+    /// `product`: the product the image is for.
+    Product,
+    /// `hardware`: the hardware revision the image is for.
+    Hardware,
     /// `version`: the image's version.
     Version,
     /// `size`: the image's length in bytes.
@@ -176,6 +219,8 @@ impl Field {
     /// The key as it appears in the file.
     pub const fn key(self) -> &'static str {
         match self {
+            Field::Product => "product",
+            Field::Hardware => "hardware",
             Field::Version => "version",
             Field::Size => "size",
             Field::Sha256 => "sha256",
@@ -194,7 +239,7 @@ impl fmt::Display for Field {
 ///
 /// Parse errors come first in the order the parser meets them: [`TooLarge`](Self::TooLarge),
 /// then [`InvalidByte`](Self::InvalidByte) for the whole input, then line by line, then
-/// [`Missing`](Self::Missing) in the order `version`, `size`, `sha256`.
+/// [`Missing`](Self::Missing) in the order `product`, `version`, `size`, `sha256`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -222,7 +267,17 @@ pub enum ManifestError {
     /// a manifest, perhaps an HTTP error page.
     #[error("not a cellular-ota manifest (bad first line)")]
     BadHeader,
-    /// The header names a format other than [`FORMAT`].
+    /// The header names an older format this version no longer accepts: format 1 named no
+    /// product, so its image could be installed on any product that trusts the key.
+    #[error(
+        "manifest format {format} is no longer accepted (it names no product): re-sign the \
+         image with sign_image to publish format {FORMAT}"
+    )]
+    Outdated {
+        /// The format number found.
+        format: u32,
+    },
+    /// The header names a format newer than [`FORMAT`] (or otherwise unknown).
     #[error("manifest format {format} is not supported (only {FORMAT})")]
     UnsupportedFormat {
         /// The format number found (saturated at `u32::MAX`).
@@ -245,6 +300,12 @@ pub enum ManifestError {
     #[error("`{field}` is missing")]
     Missing {
         /// The absent key.
+        field: Field,
+    },
+    /// A `product` or `hardware` value is not an [identifier](self#identifiers).
+    #[error("`{field}` is not 1 to {MAX_ID_LEN} letters, digits, `.`, `_` or `-`")]
+    BadId {
+        /// The key whose value is bad.
         field: Field,
     },
     /// The version is not `MAJOR.MINOR.PATCH[-PRE]` (see [`Version::parse`]), or is longer
@@ -270,6 +331,17 @@ pub enum ManifestError {
     /// The public key is not a valid Ed25519 key (not a curve point, or of small order).
     #[error("invalid public key")]
     BadKey,
+    /// The manifest names another product than the device's.
+    #[error("manifest is for another product")]
+    OtherProduct,
+    /// The manifest names a hardware revision, and the device has another one (or names
+    /// none).
+    #[error("manifest is for another hardware revision")]
+    OtherHardware,
+    /// A public key is set but the running version is not known: with a key the device
+    /// must know its own version, or an older signed manifest could be replayed.
+    #[error("the running version is needed to judge a signed manifest")]
+    RunningVersionUnknown,
     /// The manifest offers an older version than the one running and downgrades are not
     /// allowed. Versions are `[major, minor, patch]`; they may be equal when only the
     /// pre-release part differs.
@@ -289,6 +361,22 @@ pub enum ManifestError {
         /// The bytes the output needs.
         needed: usize,
     },
+}
+
+/// Checks that `text` is a `product` or `hardware` [identifier](self#identifiers): 1 to
+/// [`MAX_ID_LEN`] bytes of ASCII letters, digits, `.`, `_` and `-`. The error names
+/// `field`.
+pub fn validate_id(text: &str, field: Field) -> Result<(), ManifestError> {
+    let ok = !text.is_empty()
+        && text.len() <= MAX_ID_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ManifestError::BadId { field })
+    }
 }
 
 /// A semver-like version, `MAJOR.MINOR.PATCH[-PRE]`, ordered by semver precedence.
@@ -491,6 +579,10 @@ fn decimal_len(mut n: u32) -> usize {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Manifest<'a> {
+    /// The product the image is for (an [identifier](self#identifiers)).
+    pub product: &'a str,
+    /// The hardware revision the image is for; `None`: every revision of the product.
+    pub hardware: Option<&'a str>,
     /// The image's version.
     pub version: Version<'a>,
     /// The image's exact length in bytes (at least 1).
@@ -502,10 +594,10 @@ pub struct Manifest<'a> {
 }
 
 impl<'a> Manifest<'a> {
-    /// Parses a manifest (see the [module docs](self)), borrowing the version's pre-release
-    /// text from `input`.
+    /// Parses a manifest (see the [module docs](self)), borrowing the product, hardware
+    /// revision and the version's pre-release text from `input`.
     ///
-    /// Checks the format only; call [`Manifest::verify_signature`] or [`decide`] before
+    /// Checks the format only; call [`decide`] (or [`Manifest::verify_signature`]) before
     /// trusting the values. Every malformed input is an error, never a panic; an empty input
     /// is [`ManifestError::BadHeader`].
     pub fn parse(input: &'a [u8]) -> Result<Self, ManifestError> {
@@ -520,6 +612,8 @@ impl<'a> Manifest<'a> {
             }
         }
 
+        let mut product = None;
+        let mut hardware = None;
         let mut version = None;
         let mut size = None;
         let mut sha256 = None;
@@ -549,17 +643,26 @@ impl<'a> Manifest<'a> {
             if !valid_key(key) || key == MAGIC.as_bytes() {
                 return Err(ManifestError::BadLine { line });
             }
+            // Every byte was checked above to be printable ASCII or a tab: valid UTF-8.
+            let value_str = core::str::from_utf8(value).unwrap_or("");
             match key {
+                b"product" => {
+                    check_unset(&product, Field::Product)?;
+                    validate_id(value_str, Field::Product)?;
+                    product = Some(value_str);
+                }
+                b"hardware" => {
+                    check_unset(&hardware, Field::Hardware)?;
+                    validate_id(value_str, Field::Hardware)?;
+                    hardware = Some(value_str);
+                }
                 b"version" => {
                     check_unset(&version, Field::Version)?;
-                    let text =
-                        core::str::from_utf8(value).map_err(|_| ManifestError::BadVersion)?;
-                    version = Some(Version::parse(text)?);
+                    version = Some(Version::parse(value_str)?);
                 }
                 b"size" => {
                     check_unset(&size, Field::Size)?;
-                    let text = core::str::from_utf8(value).map_err(|_| ManifestError::BadSize)?;
-                    match parse_u32(text) {
+                    match parse_u32(value_str) {
                         Some(n) if n > 0 => size = Some(n),
                         _ => return Err(ManifestError::BadSize),
                     }
@@ -581,6 +684,10 @@ impl<'a> Manifest<'a> {
         }
 
         Ok(Manifest {
+            product: product.ok_or(ManifestError::Missing {
+                field: Field::Product,
+            })?,
+            hardware,
             version: version.ok_or(ManifestError::Missing {
                 field: Field::Version,
             })?,
@@ -596,11 +703,11 @@ impl<'a> Manifest<'a> {
     /// it. A buffer of [`MAX_SIGNED_MESSAGE_LEN`] bytes always suffices.
     ///
     /// Errors: [`ManifestError::BufferTooSmall`] (with the length needed),
-    /// [`ManifestError::BadVersion`] or [`ManifestError::BadSize`] for a hand-built manifest
-    /// that [`Manifest::parse`] would reject.
+    /// [`ManifestError::BadId`], [`ManifestError::BadVersion`] or [`ManifestError::BadSize`]
+    /// for a hand-built manifest that [`Manifest::parse`] would reject.
     pub fn signed_message<'b>(&self, buf: &'b mut [u8]) -> Result<&'b [u8], ManifestError> {
         let mut out = Out::new(buf);
-        write_signed_part(&mut out, &self.version, self.size, &self.sha256)?;
+        write_signed_part(&mut out, self)?;
         out.finish()
     }
 
@@ -632,6 +739,15 @@ impl<'a> Manifest<'a> {
             size: self.size,
         }
     }
+
+    /// What [`OtaSink::finish`](super::OtaSink::finish) must find in storage: this
+    /// SHA-256, and this version in the image's own header.
+    pub fn expected_image(&self) -> ExpectedImage<'a> {
+        ExpectedImage {
+            sha256: self.sha256,
+            version: Some(self.version),
+        }
+    }
 }
 
 /// Errors if the header's value is not [`FORMAT`].
@@ -642,10 +758,11 @@ fn check_format(value: &[u8]) -> Result<(), ManifestError> {
     let format = value.iter().fold(0u32, |n, &b| {
         n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
     });
-    if format != FORMAT {
-        return Err(ManifestError::UnsupportedFormat { format });
+    match format {
+        FORMAT => Ok(()),
+        1 => Err(ManifestError::Outdated { format }),
+        _ => Err(ManifestError::UnsupportedFormat { format }),
     }
-    Ok(())
 }
 
 fn check_unset<T>(slot: &Option<T>, field: Field) -> Result<(), ManifestError> {
@@ -763,17 +880,23 @@ impl<'b> Out<'b> {
     }
 }
 
-fn write_signed_part(
-    out: &mut Out<'_>,
-    version: &Version<'_>,
-    size: u32,
-    sha256: &[u8; 32],
-) -> Result<(), ManifestError> {
+fn write_signed_part(out: &mut Out<'_>, m: &Manifest<'_>) -> Result<(), ManifestError> {
+    validate_id(m.product, Field::Product)?;
+    if let Some(hardware) = m.hardware {
+        validate_id(hardware, Field::Hardware)?;
+    }
+    let version = &m.version;
     version.validate()?;
-    if size == 0 {
+    if m.size == 0 {
         return Err(ManifestError::BadSize);
     }
     out.put(HEADER.as_bytes());
+    out.put(b"\nproduct ");
+    out.put(m.product.as_bytes());
+    if let Some(hardware) = m.hardware {
+        out.put(b"\nhardware ");
+        out.put(hardware.as_bytes());
+    }
     out.put(b"\nversion ");
     out.put_u32(version.major);
     out.put(b".");
@@ -785,30 +908,26 @@ fn write_signed_part(
         out.put(version.pre.as_bytes());
     }
     out.put(b"\nsize ");
-    out.put_u32(size);
+    out.put_u32(m.size);
     out.put(b"\nsha256 ");
-    out.put_hex(sha256);
+    out.put_hex(&m.sha256);
     out.put(b"\n");
     Ok(())
 }
 
 /// Writes a canonical manifest into `out` and returns its length: the
-/// [signed message](self#the-signed-message), then `signature <128 lowercase hex>\n` if a
-/// signature is given. The result parses back to the same values.
+/// [signed message](self#the-signed-message), then `signature <128 lowercase hex>\n` if the
+/// manifest has a signature. The result parses back to the same values.
 ///
 /// A buffer of [`MAX_WRITTEN_LEN`] bytes always suffices. Errors:
-/// [`ManifestError::BufferTooSmall`] (with the length needed), [`ManifestError::BadVersion`]
-/// for a version [`Version::parse`] would reject, [`ManifestError::BadSize`] for size 0.
-pub fn write_manifest(
-    version: &Version<'_>,
-    size: u32,
-    sha256: &[u8; 32],
-    signature: Option<&[u8; 64]>,
-    out: &mut [u8],
-) -> Result<usize, ManifestError> {
+/// [`ManifestError::BufferTooSmall`] (with the length needed), [`ManifestError::BadId`] for
+/// a product or hardware revision that is not an [identifier](self#identifiers),
+/// [`ManifestError::BadVersion`] for a version [`Version::parse`] would reject,
+/// [`ManifestError::BadSize`] for size 0.
+pub fn write_manifest(manifest: &Manifest<'_>, out: &mut [u8]) -> Result<usize, ManifestError> {
     let mut out = Out::new(out);
-    write_signed_part(&mut out, version, size, sha256)?;
-    if let Some(signature) = signature {
+    write_signed_part(&mut out, manifest)?;
+    if let Some(signature) = &manifest.signature {
         out.put(b"signature ");
         out.put_hex(signature);
         out.put(b"\n");
@@ -826,35 +945,89 @@ pub enum Decision {
     Update,
 }
 
-/// The update policy: whether to install what `manifest` offers.
+/// What a device accepts: its key, its identity and its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Policy<'a> {
+    /// The Ed25519 key manifests must be signed with; `None` accepts unsigned manifests
+    /// (see [Security](self#security)).
+    pub public_key: Option<[u8; 32]>,
+    /// This device's product: a manifest for another is refused.
+    pub product: &'a str,
+    /// This device's hardware revision, if it has one: a manifest that names a revision
+    /// must name this one.
+    pub hardware: Option<&'a str>,
+    /// The version running now. Required with a key
+    /// ([`ManifestError::RunningVersionUnknown`]).
+    pub running: Option<Version<'a>>,
+    /// Accept a manifest that offers an older version than `running`.
+    pub allow_downgrade: bool,
+}
+
+impl<'a> Policy<'a> {
+    /// Signed manifests only, for `product`, running `running`; no hardware revision, no
+    /// downgrades.
+    pub const fn signed(public_key: [u8; 32], product: &'a str, running: Version<'a>) -> Self {
+        Policy {
+            public_key: Some(public_key),
+            product,
+            hardware: None,
+            running: Some(running),
+            allow_downgrade: false,
+        }
+    }
+
+    /// Unsigned manifests accepted, for `product` (development only, see
+    /// [Security](self#security)).
+    pub const fn unsigned(product: &'a str, running: Option<Version<'a>>) -> Self {
+        Policy {
+            public_key: None,
+            product,
+            hardware: None,
+            running,
+            allow_downgrade: false,
+        }
+    }
+}
+
+/// The update policy: whether to install what `manifest` offers, in this order.
 ///
-/// 1. With `public_key`, the signature must be present and verify
-///    ([`Manifest::verify_signature`]'s errors); this comes first, so nothing below acts on
-///    an unauthenticated value. With `None`, unsigned (and signed) manifests are accepted
-///    **without any check** — see [Security](self#security) for what that exposes.
-/// 2. With no `running` version known (say, a factory image that carries none), the result
-///    is [`Decision::Update`].
-/// 3. The same version (by [`Version`]'s order, so including the pre-release) is
+/// 1. With a public key, the running version must be known
+///    ([`ManifestError::RunningVersionUnknown`]) and the signature must be present and
+///    verify ([`Manifest::verify_signature`]'s errors), so nothing below acts on an
+///    unauthenticated value. Without a key, unsigned (and signed) manifests are accepted
+///    **without any signature check** — see [Security](self#security) for what that
+///    exposes.
+/// 2. The manifest's product must be the policy's ([`ManifestError::OtherProduct`]); if the
+///    manifest names a hardware revision, the policy must name the same one
+///    ([`ManifestError::OtherHardware`]).
+/// 3. With no running version known (possible only without a key), the result is
+///    [`Decision::Update`].
+/// 4. The same version (by [`Version`]'s order, so including the pre-release) is
 ///    [`Decision::UpToDate`], whatever the image hash: publish a new image under a new
 ///    version.
-/// 4. A newer version is [`Decision::Update`]; an older one is [`Decision::Update`] only if
-///    `allow_downgrade`, otherwise [`ManifestError::Downgrade`].
-pub fn decide(
-    manifest: &Manifest<'_>,
-    running: Option<&Version<'_>>,
-    allow_downgrade: bool,
-    public_key: Option<&[u8; 32]>,
-) -> Result<Decision, ManifestError> {
-    if let Some(key) = public_key {
+/// 5. A newer version is [`Decision::Update`]; an older one is [`Decision::Update`] only if
+///    downgrades are allowed, otherwise [`ManifestError::Downgrade`].
+pub fn decide(manifest: &Manifest<'_>, policy: &Policy<'_>) -> Result<Decision, ManifestError> {
+    if let Some(key) = &policy.public_key {
+        if policy.running.is_none() {
+            return Err(ManifestError::RunningVersionUnknown);
+        }
         manifest.verify_signature(key)?;
     }
-    let Some(running) = running else {
+    if manifest.product != policy.product {
+        return Err(ManifestError::OtherProduct);
+    }
+    if manifest.hardware.is_some() && manifest.hardware != policy.hardware {
+        return Err(ManifestError::OtherHardware);
+    }
+    let Some(running) = &policy.running else {
         return Ok(Decision::Update);
     };
     match manifest.version.cmp(running) {
         Ordering::Equal => Ok(Decision::UpToDate),
         Ordering::Greater => Ok(Decision::Update),
-        Ordering::Less if allow_downgrade => Ok(Decision::Update),
+        Ordering::Less if policy.allow_downgrade => Ok(Decision::Update),
         Ordering::Less => Err(ManifestError::Downgrade {
             offered: manifest.version.core(),
             running: running.core(),
@@ -878,15 +1051,16 @@ mod tests {
         0x51, 0x1a,
     ];
     const SHA256_HEX: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-    const SIGNED_MESSAGE: &[u8] = b"cellular-ota-manifest 1\n\
+    const SIGNED_MESSAGE: &[u8] = b"cellular-ota-manifest 2\n\
+        product 7semi-ec200u-logger\n\
         version 1.4.2\n\
         size 1572864\n\
         sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n";
     /// Pinned: a change here means the signed message (or the signer) changed, which would
     /// invalidate every manifest in the field. Cross-checked with an independent Ed25519
     /// implementation (pyca/cryptography, i.e. OpenSSL) over `SIGNED_MESSAGE`.
-    const SIGNATURE_HEX: &str = "13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
-        547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705";
+    const SIGNATURE_HEX: &str = "baf3934caeb9978352933a9dc15b646132a104653e32c90fe6664ddade366fb4\
+        c52bade4a369f51384693bb133f18d6ee74f611315c569fd697f15d8dfcdd208";
 
     fn hex<const N: usize>(s: &str) -> [u8; N] {
         decode_hex(s.as_bytes()).unwrap()
@@ -894,6 +1068,8 @@ mod tests {
 
     fn sample() -> Manifest<'static> {
         Manifest {
+            product: "7semi-ec200u-logger",
+            hardware: None,
             version: Version::new(1, 4, 2),
             size: 1_572_864,
             sha256: hex(SHA256_HEX),
@@ -924,30 +1100,34 @@ mod tests {
     fn pinned_manifest_parses_and_verifies() {
         let mut file = [0u8; MAX_WRITTEN_LEN];
         let signature = hex::<64>(SIGNATURE_HEX);
-        let n = write_manifest(
-            &Version::new(1, 4, 2),
-            1_572_864,
-            &hex(SHA256_HEX),
-            Some(&signature),
-            &mut file,
-        )
-        .unwrap();
-        let expected = b"cellular-ota-manifest 1\n\
-            version 1.4.2\n\
-            size 1572864\n\
-            sha256 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n\
-            signature 13478f4a070b20a14fdd1850ee440e2d4d0676f7f0831eecb072e53905a39217\
-            547ec573b5ab439cdad880f1455e8b6397307d1a056b0c13917abafb848c0705\n";
-        assert_eq!(&file[..n], &expected[..]);
+        let signed = Manifest {
+            signature: Some(signature),
+            ..sample()
+        };
+        let n = write_manifest(&signed, &mut file).unwrap();
+        let mut expected = [0u8; MAX_WRITTEN_LEN];
+        let mut out = Out::new(&mut expected);
+        out.put(SIGNED_MESSAGE);
+        out.put(b"signature ");
+        out.put(SIGNATURE_HEX.as_bytes());
+        out.put(b"\n");
+        assert_eq!(&file[..n], out.finish().unwrap());
         let manifest = Manifest::parse(&file[..n]).unwrap();
-        assert_eq!(
-            manifest,
-            Manifest {
-                signature: Some(signature),
-                ..sample()
-            }
-        );
+        assert_eq!(manifest, signed);
         manifest.verify_signature(&PUBLIC_KEY).unwrap();
+    }
+
+    #[test]
+    fn hardware_line_is_signed_after_the_product() {
+        let manifest = Manifest {
+            hardware: Some("rev-b"),
+            ..sample()
+        };
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let message = manifest.signed_message(&mut buf).unwrap();
+        assert!(message.starts_with(
+            b"cellular-ota-manifest 2\nproduct 7semi-ec200u-logger\nhardware rev-b\nversion 1.4.2\n"
+        ));
     }
 
     #[test]
@@ -959,18 +1139,25 @@ mod tests {
         };
         let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
         let message = manifest.signed_message(&mut buf).unwrap();
-        assert!(message.starts_with(b"cellular-ota-manifest 1\nversion 2.0.0-rc.1\nsize 7\n"));
+        assert!(message.ends_with(
+            b"\nversion 2.0.0-rc.1\nsize 7\nsha256 \
+              9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+        ));
     }
 
     #[test]
     fn longest_signed_message_fits_the_constant() {
-        let pre = [b'a'; MAX_VERSION_LEN - "4294967295.4294967295.4294967295-".len()];
+        let pre = [b'a'; MAX_VERSION_LEN - "4294967295.0.0-".len()];
         let pre = core::str::from_utf8(&pre).unwrap();
+        let id = [b'x'; MAX_ID_LEN];
+        let id = core::str::from_utf8(&id).unwrap();
         let manifest = Manifest {
+            product: id,
+            hardware: Some(id),
             version: Version {
                 major: u32::MAX,
-                minor: u32::MAX,
-                patch: u32::MAX,
+                minor: 0,
+                patch: 0,
                 pre,
             },
             size: u32::MAX,
@@ -982,19 +1169,13 @@ mod tests {
             MAX_SIGNED_MESSAGE_LEN
         );
         let mut out = [0u8; MAX_WRITTEN_LEN];
-        let n = write_manifest(
-            &manifest.version,
-            manifest.size,
-            &manifest.sha256,
-            Some(&[0xff; 64]),
-            &mut out,
-        )
-        .unwrap();
+        let signed = Manifest {
+            signature: Some([0xff; 64]),
+            ..manifest
+        };
+        let n = write_manifest(&signed, &mut out).unwrap();
         assert_eq!(n, MAX_WRITTEN_LEN);
-        assert_eq!(
-            Manifest::parse(&out[..n]).unwrap().version,
-            manifest.version
-        );
+        assert_eq!(Manifest::parse(&out[..n]).unwrap(), signed);
     }
 
     #[test]
@@ -1011,17 +1192,41 @@ mod tests {
     #[test]
     fn hand_built_bad_values_are_not_written() {
         let mut buf = [0u8; MAX_WRITTEN_LEN];
-        let bad = Version {
-            pre: "rc\n1",
-            ..Version::new(1, 0, 0)
+        let bad = Manifest {
+            version: Version {
+                pre: "rc\n1",
+                ..Version::new(1, 0, 0)
+            },
+            ..sample()
         };
         assert_eq!(
-            write_manifest(&bad, 1, &[0; 32], None, &mut buf),
+            write_manifest(&bad, &mut buf),
             Err(ManifestError::BadVersion)
         );
+        let zero = Manifest {
+            size: 0,
+            ..sample()
+        };
+        assert_eq!(write_manifest(&zero, &mut buf), Err(ManifestError::BadSize));
+        let product = Manifest {
+            product: "a b",
+            ..sample()
+        };
         assert_eq!(
-            write_manifest(&Version::new(1, 0, 0), 0, &[0; 32], None, &mut buf),
-            Err(ManifestError::BadSize)
+            write_manifest(&product, &mut buf),
+            Err(ManifestError::BadId {
+                field: Field::Product
+            })
+        );
+        let hardware = Manifest {
+            hardware: Some(""),
+            ..sample()
+        };
+        assert_eq!(
+            write_manifest(&hardware, &mut buf),
+            Err(ManifestError::BadId {
+                field: Field::Hardware
+            })
         );
     }
 
@@ -1033,8 +1238,26 @@ mod tests {
         out.put(b" ");
         out.put_u32(FORMAT);
         assert_eq!(out.finish().unwrap(), HEADER.as_bytes());
-        assert_eq!(MAX_SIGNED_MESSAGE_LEN, 185);
-        assert_eq!(MAX_WRITTEN_LEN, 324);
+        assert_eq!(MAX_SIGNED_MESSAGE_LEN, 300);
+        assert_eq!(MAX_WRITTEN_LEN, 439);
+    }
+
+    #[test]
+    fn identifiers() {
+        let longest = [b'x'; MAX_ID_LEN + 1];
+        let longest = core::str::from_utf8(&longest).unwrap();
+        for ok in ["a", "7semi-ec200u_logger.v2", "ABC", &longest[..MAX_ID_LEN]] {
+            assert_eq!(validate_id(ok, Field::Product), Ok(()), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", "a\tb", longest] {
+            assert_eq!(
+                validate_id(bad, Field::Hardware),
+                Err(ManifestError::BadId {
+                    field: Field::Hardware
+                }),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

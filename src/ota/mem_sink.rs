@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use cellular_ota::ota::mem_sink::MemSink;
-//! use cellular_ota::ota::{ImageDescriptor, OtaSink};
+//! use cellular_ota::ota::{ExpectedImage, ImageDescriptor, OtaSink};
 //! use sha2::{Digest, Sha256};
 //!
 //! let image = b"firmware bytes";
@@ -26,13 +26,13 @@
 //! // The link drops; the same image begins again and resumes at 4.
 //! assert_eq!(sink.begin(&desc).unwrap().offset, 4);
 //! sink.write(4, &image[4..]).unwrap();
-//! sink.finish(&sha).unwrap();
+//! sink.finish(&ExpectedImage::sha256(sha)).unwrap();
 //! assert_eq!(sink.image(), Some(&image[..]));
 //! ```
 
 use sha2::{Digest, Sha256};
 
-use super::sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use super::sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
 
 /// Why a [`MemSink`] call failed. Nothing was changed unless stated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
@@ -210,7 +210,7 @@ impl<'a> MemSink<'a> {
         Ok(())
     }
 
-    fn do_finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), MemSinkError> {
+    fn do_finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), MemSinkError> {
         let image = self.image.ok_or(MemSinkError::NotStarted)?;
         if self.activated {
             return Err(MemSinkError::NotStarted);
@@ -223,7 +223,7 @@ impl<'a> MemSink<'a> {
         }
         let stored = self.mem.get(..image.size as usize).unwrap_or(&[]);
         let digest: [u8; 32] = Sha256::digest(stored).into();
-        if &digest != expected_sha256 {
+        if digest != expected.sha256 {
             // The stored bytes are known bad: resuming would only reproduce them.
             self.written = 0;
             return Err(MemSinkError::HashMismatch);
@@ -240,7 +240,8 @@ impl<'a> MemSink<'a> {
 }
 
 /// `begin` resumes the same descriptor at [`written`](MemSink::written) and restarts a
-/// different one at 0; `finish` hashes the buffer; `abort` forgets the image. See
+/// different one at 0; `finish` hashes the buffer (raw bytes have no header, so
+/// [`ExpectedImage::version`] is not checked); `abort` forgets the image. See
 /// [`MemSinkError`] for each failure. Never panics.
 impl OtaSink for MemSink<'_> {
     type Error = MemSinkError;
@@ -257,8 +258,8 @@ impl OtaSink for MemSink<'_> {
         self.do_read(offset, buf)
     }
 
-    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
-        self.do_finish(expected_sha256)
+    fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error> {
+        self.do_finish(expected)
     }
 
     fn abort(&mut self) -> Result<(), Self::Error> {
@@ -284,8 +285,8 @@ impl AsyncOtaSink for MemSink<'_> {
         self.do_read(offset, buf)
     }
 
-    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
-        self.do_finish(expected_sha256)
+    async fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error> {
+        self.do_finish(expected)
     }
 
     async fn abort(&mut self) -> Result<(), Self::Error> {
@@ -340,7 +341,7 @@ mod tests {
             })
         );
         assert_eq!(
-            OtaSink::finish(&mut s, &sha),
+            OtaSink::finish(&mut s, &ExpectedImage::sha256(sha)),
             Err(MemSinkError::Incomplete {
                 written: 60,
                 size: 100
@@ -364,7 +365,7 @@ mod tests {
         );
         OtaSink::write(&mut s, 60, &img[60..]).unwrap();
         assert_eq!(s.image(), None);
-        OtaSink::finish(&mut s, &sha).unwrap();
+        OtaSink::finish(&mut s, &ExpectedImage::sha256(sha)).unwrap();
         assert_eq!(s.image(), Some(&img[..]));
         assert_eq!(s.descriptor(), Some(&d));
         // Finished: no more writes or finishes until the next begin.
@@ -372,7 +373,10 @@ mod tests {
             OtaSink::write(&mut s, 100, &[]),
             Err(MemSinkError::NotStarted)
         );
-        assert_eq!(OtaSink::finish(&mut s, &sha), Err(MemSinkError::NotStarted));
+        assert_eq!(
+            OtaSink::finish(&mut s, &ExpectedImage::sha256(sha)),
+            Err(MemSinkError::NotStarted)
+        );
         // A different image starts at 0.
         let (d2, _) = desc(&img[..10]);
         assert_eq!(OtaSink::begin(&mut s, &d2).unwrap().offset, 0);
@@ -407,7 +411,7 @@ mod tests {
         OtaSink::write(&mut s, 0, &img).unwrap();
         sha[0] ^= 1;
         assert_eq!(
-            OtaSink::finish(&mut s, &sha),
+            OtaSink::finish(&mut s, &ExpectedImage::sha256(sha)),
             Err(MemSinkError::HashMismatch)
         );
         assert_eq!(s.image(), None);
@@ -431,7 +435,7 @@ mod tests {
         let mut b = [0u8; 50];
         block_on(AsyncOtaSink::read(&mut s, 0, &mut b)).unwrap();
         assert_eq!(b, img);
-        block_on(AsyncOtaSink::finish(&mut s, &sha)).unwrap();
+        block_on(AsyncOtaSink::finish(&mut s, &ExpectedImage::sha256(sha))).unwrap();
         assert_eq!(s.image(), Some(&img[..]));
         block_on(AsyncOtaSink::abort(&mut s)).unwrap();
         assert_eq!(s.image(), None);

@@ -21,4 +21,4 @@ pub mod mem_flash;
 pub mod mem_sink;
 pub mod sink;
 
-pub use sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+pub use sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};

@@ -21,6 +21,30 @@ pub struct ImageDescriptor {
     pub size: u32,
 }
 
+/// What [`OtaSink::finish`] must find in storage before it activates anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ExpectedImage<'a> {
+    /// The SHA-256 of the whole image: from a manifest, or as hashed while downloading.
+    pub sha256: [u8; 32],
+    /// The version the image must declare in its own header, when a manifest names one
+    /// ([`Manifest::expected_image`](crate::ota::manifest::Manifest::expected_image)). A sink
+    /// whose image format carries a version (ESP-IDF: `esp_app_desc_t.version`) refuses an
+    /// image that declares another; a sink whose format carries none (the in-memory sink)
+    /// has nothing to compare and says so in its docs.
+    pub version: Option<crate::ota::manifest::Version<'a>>,
+}
+
+impl ExpectedImage<'_> {
+    /// Only this SHA-256, no version.
+    pub const fn sha256(sha256: [u8; 32]) -> Self {
+        ExpectedImage {
+            sha256,
+            version: None,
+        }
+    }
+}
+
 /// Where a sink stands with an image after [`OtaSink::begin`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -76,14 +100,21 @@ pub trait OtaSink {
     }
 
     /// Verifies the complete image in storage — its length, its SHA-256 against
-    /// `expected_sha256` (read back from storage, not from RAM), and the target's own format
+    /// `expected.sha256` (read back from storage, not from RAM), the version it declares
+    /// against `expected.version` where its format carries one, and the target's own format
     /// checks — and only then makes it the image that boots next. On any failure nothing is
     /// activated and the running image stays selected.
-    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error>;
+    fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error>;
 
     /// Abandons the current image: forgets resume state so the next `begin` starts clean.
     /// Never touches the running image or the boot selection.
     fn abort(&mut self) -> Result<(), Self::Error>;
+
+    /// The unit the storage programs, in bytes (a flash's `WRITE_SIZE`): the update flow's
+    /// write and request sizes must be multiples of it. Default 1 (any length).
+    fn write_size(&self) -> u32 {
+        1
+    }
 }
 
 /// The async twin of [`OtaSink`], for sinks over `embedded_storage_async` flash.
@@ -103,7 +134,11 @@ pub trait AsyncOtaSink {
         Ok(())
     }
     /// See [`OtaSink::finish`].
-    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error>;
+    async fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error>;
     /// See [`OtaSink::abort`].
     async fn abort(&mut self) -> Result<(), Self::Error>;
+    /// See [`OtaSink::write_size`].
+    fn write_size(&self) -> u32 {
+        1
+    }
 }

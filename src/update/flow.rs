@@ -9,8 +9,8 @@ use super::{Failure, Method, Outcome, Progress, Stage, Strategy, Tls, UpdateConf
 use crate::at::{AsyncClock, AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
 use crate::client::asynch::Client;
 use crate::client::{Error as ClientError, ModemCode, Rejection, TimeoutExt, UrcHandler};
-use crate::ota::manifest::{Decision, Manifest, decide};
-use crate::ota::{AsyncOtaSink, ImageDescriptor};
+use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Version, decide};
+use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor};
 use crate::quectel::error::HttpError;
 use crate::quectel::file::{
     CloseFile, DeleteFile, Drive, FileHandle, FreeSpace, ListFiles, OpenFile, OpenMode, ReadFile,
@@ -54,6 +54,47 @@ impl Ctx<'_> {
             stage,
             failure,
             bytes_done: self.done,
+        }
+    }
+}
+
+/// Room for a pre-release: a version is at most [`MAX_VERSION_LEN`] bytes, of which
+/// `MAJOR.MINOR.PATCH-` takes at least 6.
+const MAX_PRE_LEN: usize = MAX_VERSION_LEN - "0.0.0-".len();
+
+/// A manifest's version kept by value (the manifest itself lives in the chunk buffer,
+/// which the transfer overwrites).
+struct OwnedVersion {
+    major: u32,
+    minor: u32,
+    patch: u32,
+    pre: [u8; MAX_PRE_LEN],
+    pre_len: u8,
+}
+
+impl OwnedVersion {
+    fn of(v: &Version<'_>) -> Self {
+        let mut pre = [0u8; MAX_PRE_LEN];
+        // A parsed version's text is at most MAX_VERSION_LEN bytes, so its pre-release fits.
+        let n = v.pre.len().min(MAX_PRE_LEN);
+        pre[..n].copy_from_slice(&v.pre.as_bytes()[..n]);
+        OwnedVersion {
+            major: v.major,
+            minor: v.minor,
+            patch: v.patch,
+            pre,
+            pre_len: n as u8,
+        }
+    }
+
+    fn as_version(&self) -> Version<'_> {
+        let pre = self.pre.get(..usize::from(self.pre_len)).unwrap_or(&[]);
+        Version {
+            major: self.major,
+            minor: self.minor,
+            patch: self.patch,
+            // Copied from a `&str` at a char boundary (ASCII), so always valid.
+            pre: core::str::from_utf8(pre).unwrap_or(""),
         }
     }
 }
@@ -108,6 +149,14 @@ where
     H: UrcHandler,
     S: AsyncOtaSink,
 {
+    if let Err(e) = config.validate(buf.len(), sink.write_size()) {
+        // Refused before a byte goes to the modem: no clean-up either.
+        return Err(UpdateError {
+            stage: Stage::Config,
+            failure: Failure::Config(e),
+            bytes_done: 0,
+        });
+    }
     let mut ctx = Ctx {
         done: 0,
         size: 0,
@@ -181,18 +230,17 @@ where
             let n = fetch_small(client, cfg, murl, buf, ctx).await?;
             let m = Manifest::parse(&buf[..n])
                 .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
-            let decision = decide(
-                &m,
-                cfg.running_version.as_ref(),
-                cfg.allow_downgrade,
-                cfg.public_key.as_ref(),
-            )
-            .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
+            let decision = decide(&m, &cfg.policy())
+                .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
             if decision == Decision::UpToDate {
                 return Ok(Outcome::UpToDate);
             }
             (ctx.progress)(Progress::Manifest { size: m.size });
-            (m.image_descriptor(), Some(m.sha256))
+            // `m` borrows `buf`, which the transfer reuses: keep the version by value.
+            (
+                m.image_descriptor(),
+                Some((m.sha256, OwnedVersion::of(&m.version))),
+            )
         }
         None => {
             // Learn the size from the server; the response stays in the modem for a stream.
@@ -305,22 +353,23 @@ where
             },
         ));
     }
-    let digest: [u8; 32] = core::mem::take(&mut ctx.hasher).finalize().into();
-    if let Some(expected) = expected {
-        if digest != expected {
+    let mut check = ExpectedImage::sha256(core::mem::take(&mut ctx.hasher).finalize().into());
+    if let Some((sha256, version)) = &expected {
+        if check.sha256 != *sha256 {
             // Never resume into a prefix that hashes wrong.
             let _ = sink.abort().await;
             return Err(ctx.fail(Stage::Verification, Failure::HashMismatch));
         }
+        check.version = Some(version.as_version());
     }
     (ctx.progress)(Progress::Activating);
-    sink.finish(&digest)
+    sink.finish(&check)
         .await
         .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e)))?;
     Ok(Outcome::Installed {
         method,
         size: desc.size,
-        sha256: digest,
+        sha256: check.sha256,
         resumed_from,
     })
 }
@@ -1034,7 +1083,8 @@ where
         0
     };
     let (buf, hdr) = buf.split_at_mut(buf.len() - hdr_len);
-    let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
+    // At least 512 bytes remain (the buffer is at least 1 KiB), and chunk_size > 0.
+    let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
     start_ranges(client, cfg, ctx, method).await?;
     let mut off = ctx.done;
     let mut len = chunk.min(ctx.size - off);
@@ -1250,7 +1300,7 @@ where
             .await
             .map_err(|e| m(ctx, Stage::Transfer, e))?;
     }
-    let chunk = cfg.chunk_size.clamp(1, buf.len() as u32);
+    let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
     while ctx.done < ctx.size {
         let want = chunk.min(ctx.size - ctx.done);
         let read = ReadFile {

@@ -68,10 +68,11 @@ pub use flow::update;
 use core::fmt;
 
 use crate::client::{Error as ClientError, ModemCode, Rejection, UrcHandler, blocking};
-use crate::ota::manifest::{ManifestError, Version};
-use crate::ota::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use crate::ota::manifest::{Field, ManifestError, Policy, Version, validate_id};
+use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
 use crate::quectel::ChipFamily;
 use crate::quectel::error::{CmeError, HttpError, describe};
+use crate::quectel::http::parse_url;
 use crate::quectel::ssl::{SecLevel, SslVersion};
 
 /// How to fetch the image.
@@ -153,19 +154,40 @@ pub struct CaCert<'a> {
 pub struct UpdateConfig<'a> {
     /// The image URL (`http://` or `https://`, at most 700 bytes).
     pub url: &'a str,
-    /// The manifest URL. Without one, the image's identity is its URL and length, and its
-    /// integrity rests on the read-back check and the sink's own format checks.
+    /// The manifest URL (`ota::manifest`). Without one, the image's identity is its URL and
+    /// length, and its integrity rests on the read-back check and the sink's own format
+    /// checks: allowed only with [`allow_unsigned`](Self::allow_unsigned).
     pub manifest_url: Option<&'a str>,
-    /// The version running now; with a manifest, an equal version means "up to date".
+    /// Require a manifest signed with this Ed25519 key: an unsigned or badly signed manifest
+    /// is refused, and so is a configuration with a key but no
+    /// [`manifest_url`](Self::manifest_url) ([`ConfigError::KeyWithoutManifest`]) or no
+    /// [`running_version`](Self::running_version)
+    /// ([`ConfigError::RunningVersionRequired`]).
+    pub public_key: Option<[u8; 32]>,
+    /// Install images that no signature vouches for: no key, an unsigned manifest or none at
+    /// all. An explicit opt-in for development and for links that are authenticated
+    /// otherwise (see the crate's threat model); without a key and without this,
+    /// [`update`] refuses to start ([`ConfigError::NoPublicKey`]).
+    pub allow_unsigned: bool,
+    /// This device's product: a manifest for another product is refused
+    /// ([`ManifestError::OtherProduct`]). Required with a manifest.
+    pub product: Option<&'a str>,
+    /// This device's hardware revision: a manifest that names a revision must name this
+    /// one ([`ManifestError::OtherHardware`]).
+    pub hardware: Option<&'a str>,
+    /// The version running now; with a manifest, an equal version means "up to date" and
+    /// an older one is refused. Required with a key: with an unknown running version any
+    /// older signed manifest could be replayed. A device always knows it (compile it in,
+    /// `env!("CARGO_PKG_VERSION")`, or read the running app's descriptor); a factory image
+    /// that really has none can say `0.0.0`, which states the risk in the configuration.
     pub running_version: Option<Version<'a>>,
     /// Accept a manifest offering an older version.
     pub allow_downgrade: bool,
-    /// Require manifests signed with this Ed25519 key.
-    pub public_key: Option<[u8; 32]>,
     /// How to fetch.
     pub strategy: Strategy,
-    /// Chunk size for modem-file transfers and buffered ranges (clamped to the chunk
-    /// buffer).
+    /// Chunk size for modem-file transfers and buffered ranges: at most the chunk buffer's
+    /// length (in request-header mode buffered ranges use the buffer less its last 512
+    /// bytes, which hold the request).
     pub chunk_size: u32,
     /// Size of each ranged request. `Some(n)`: ranges of `n` bytes go straight into flash
     /// that [`OtaSink::prepare`] erased before the read (or, with [`rx_dma`](Self::rx_dma),
@@ -209,14 +231,19 @@ pub struct UpdateConfig<'a> {
 
 impl<'a> UpdateConfig<'a> {
     /// Defaults: auto strategy, 4 KiB chunks, context 1, 60 s response and read waits,
-    /// `UFS:ota.bin`, no flow control, no manifest.
+    /// `UFS:ota.bin`, no flow control, no manifest, no key — which [`update`] refuses
+    /// until you either configure [`signed`](Self::signed) updates or opt in with
+    /// [`allow_unsigned`](Self::allow_unsigned).
     pub const fn new(url: &'a str) -> Self {
         UpdateConfig {
             url,
             manifest_url: None,
+            public_key: None,
+            allow_unsigned: false,
+            product: None,
+            hardware: None,
             running_version: None,
             allow_downgrade: false,
-            public_key: None,
             strategy: Strategy::Auto,
             chunk_size: 4096,
             range_size: Some(256 * 1024),
@@ -231,6 +258,248 @@ impl<'a> UpdateConfig<'a> {
             family: None,
         }
     }
+
+    /// Signed updates: the image at `url`, described by the manifest at `manifest_url`,
+    /// which must be signed with `public_key` and name `product`; `running` is the version
+    /// running now. Everything else as [`new`](Self::new).
+    pub const fn signed(
+        url: &'a str,
+        manifest_url: &'a str,
+        public_key: [u8; 32],
+        product: &'a str,
+        running: Version<'a>,
+    ) -> Self {
+        let mut c = UpdateConfig::new(url);
+        c.manifest_url = Some(manifest_url);
+        c.public_key = Some(public_key);
+        c.product = Some(product);
+        c.running_version = Some(running);
+        c
+    }
+
+    /// Checks the configuration the way [`update`] does before it sends anything:
+    /// `buf_len` is the chunk buffer's length, `write_size` the sink's
+    /// ([`OtaSink::write_size`]). The first problem found is returned; see
+    /// [`ConfigError`].
+    pub fn validate(&self, buf_len: usize, write_size: u32) -> Result<(), ConfigError> {
+        validate_config(self, buf_len, write_size)
+    }
+
+    /// The manifest policy this configuration asks for.
+    fn policy(&self) -> Policy<'a> {
+        Policy {
+            public_key: self.public_key,
+            product: self.product.unwrap_or(""),
+            hardware: self.hardware,
+            running: self.running_version,
+            allow_downgrade: self.allow_downgrade,
+        }
+    }
+}
+
+/// The smallest chunk buffer [`update`] accepts: it holds the manifest
+/// ([`MAX_MANIFEST_LEN`](crate::ota::manifest::MAX_MANIFEST_LEN), 1 KiB).
+pub const MIN_CHUNK_BUFFER: usize = 1024;
+
+/// A setting of [`UpdateConfig`] named by a [`ConfigError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Setting {
+    /// [`UpdateConfig::url`].
+    Url,
+    /// [`UpdateConfig::manifest_url`].
+    ManifestUrl,
+    /// [`UpdateConfig::product`].
+    Product,
+    /// [`UpdateConfig::hardware`].
+    Hardware,
+    /// [`UpdateConfig::running_version`].
+    RunningVersion,
+    /// [`UpdateConfig::chunk_size`].
+    ChunkSize,
+    /// [`UpdateConfig::range_size`].
+    RangeSize,
+    /// [`UpdateConfig::program_size`].
+    ProgramSize,
+    /// [`UpdateConfig::response_time`].
+    ResponseTime,
+    /// [`UpdateConfig::read_wait`].
+    ReadWait,
+    /// [`UpdateConfig::context_id`].
+    ContextId,
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Setting::Url => "url",
+            Setting::ManifestUrl => "manifest_url",
+            Setting::Product => "product",
+            Setting::Hardware => "hardware",
+            Setting::RunningVersion => "running_version",
+            Setting::ChunkSize => "chunk_size",
+            Setting::RangeSize => "range_size",
+            Setting::ProgramSize => "program_size",
+            Setting::ResponseTime => "response_time",
+            Setting::ReadWait => "read_wait",
+            Setting::ContextId => "context_id",
+        })
+    }
+}
+
+/// Why [`update`] refused a configuration before sending anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A public key without a manifest URL: the key could check nothing, and the image
+    /// would install unsigned.
+    #[error("a public key is set but no manifest URL: nothing would be signature-checked")]
+    KeyWithoutManifest,
+    /// Neither a public key nor [`UpdateConfig::allow_unsigned`]: installing unsigned
+    /// images must be asked for.
+    #[error("no public key: configure one, or set allow_unsigned to install unsigned images")]
+    NoPublicKey,
+    /// A public key and [`UpdateConfig::allow_unsigned`] together: the two contradict.
+    #[error("allow_unsigned contradicts the public key: choose one")]
+    UnsignedWithKey,
+    /// A public key without [`UpdateConfig::running_version`]: older signed manifests could
+    /// be replayed.
+    #[error("a public key needs the running version, or older manifests could be replayed")]
+    RunningVersionRequired,
+    /// A manifest URL without [`UpdateConfig::product`]: every manifest names the product it
+    /// is for, and the device must name its own.
+    #[error("a manifest URL needs the device's product")]
+    ProductRequired,
+    /// A text setting is not valid: a URL the modem would not take (or that could break
+    /// the AT line), a product or hardware name that is not an identifier, a running
+    /// version that does not parse.
+    #[error("`{setting}` is not valid")]
+    Invalid {
+        /// The setting.
+        setting: Setting,
+    },
+    /// The chunk buffer is shorter than [`MIN_CHUNK_BUFFER`].
+    #[error("the chunk buffer has {len} bytes, at least {min} are needed")]
+    BufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The minimum.
+        min: usize,
+    },
+    /// A size or time that must not be zero is zero.
+    #[error("`{setting}` must not be zero")]
+    Zero {
+        /// The setting.
+        setting: Setting,
+    },
+    /// A numeric setting is outside what the flow or the modem accepts
+    /// (`chunk_size` larger than the buffer, `context_id` outside 1..=16).
+    #[error("`{setting}` is {value}, outside {min}..={max}")]
+    OutOfRange {
+        /// The setting.
+        setting: Setting,
+        /// Its value.
+        value: u32,
+        /// Smallest accepted.
+        min: u32,
+        /// Largest accepted.
+        max: u32,
+    },
+    /// A size is not a whole number of the sink's write units
+    /// ([`OtaSink::write_size`]).
+    #[error("`{setting}` ({value}) is not a multiple of the sink's write size {unit}")]
+    Misaligned {
+        /// The setting.
+        setting: Setting,
+        /// Its value.
+        value: u32,
+        /// The sink's write size.
+        unit: u32,
+    },
+}
+
+fn validate_config(c: &UpdateConfig<'_>, buf_len: usize, unit: u32) -> Result<(), ConfigError> {
+    use ConfigError as E;
+    // Trust first: these decide whether an image can be installed at all.
+    match (c.public_key.is_some(), c.allow_unsigned) {
+        (true, true) => return Err(E::UnsignedWithKey),
+        (false, false) => return Err(E::NoPublicKey),
+        _ => {}
+    }
+    if c.public_key.is_some() {
+        if c.manifest_url.is_none() {
+            return Err(E::KeyWithoutManifest);
+        }
+        if c.running_version.is_none() {
+            return Err(E::RunningVersionRequired);
+        }
+    }
+    let invalid = |setting| E::Invalid { setting };
+    parse_url(c.url).map_err(|_| invalid(Setting::Url))?;
+    if let Some(url) = c.manifest_url {
+        parse_url(url).map_err(|_| invalid(Setting::ManifestUrl))?;
+        let product = c.product.ok_or(E::ProductRequired)?;
+        validate_id(product, Field::Product).map_err(|_| invalid(Setting::Product))?;
+    }
+    if let Some(hardware) = c.hardware {
+        validate_id(hardware, Field::Hardware).map_err(|_| invalid(Setting::Hardware))?;
+    }
+    if let Some(v) = &c.running_version {
+        v.validate().map_err(|_| invalid(Setting::RunningVersion))?;
+    }
+    // Sizes.
+    if buf_len < MIN_CHUNK_BUFFER {
+        return Err(E::BufferTooSmall {
+            len: buf_len,
+            min: MIN_CHUNK_BUFFER,
+        });
+    }
+    let unit = unit.max(1);
+    let sizes = [
+        (Setting::ChunkSize, Some(c.chunk_size)),
+        (Setting::RangeSize, c.range_size),
+        (Setting::ProgramSize, Some(c.program_size)),
+    ];
+    for (setting, value) in sizes {
+        let Some(value) = value else { continue };
+        if value == 0 {
+            return Err(E::Zero { setting });
+        }
+        if value % unit != 0 {
+            return Err(E::Misaligned {
+                setting,
+                value,
+                unit,
+            });
+        }
+    }
+    let max = u32::try_from(buf_len).unwrap_or(u32::MAX);
+    if c.chunk_size > max {
+        return Err(E::OutOfRange {
+            setting: Setting::ChunkSize,
+            value: c.chunk_size,
+            min: unit,
+            max,
+        });
+    }
+    for (setting, value) in [
+        (Setting::ResponseTime, c.response_time),
+        (Setting::ReadWait, c.read_wait),
+    ] {
+        if value == 0 {
+            return Err(E::Zero { setting });
+        }
+    }
+    if !(1..=16).contains(&c.context_id) {
+        return Err(E::OutOfRange {
+            setting: Setting::ContextId,
+            value: u32::from(c.context_id),
+            min: 1,
+            max: 16,
+        });
+    }
+    Ok(())
 }
 
 /// Progress reported to the caller.
@@ -299,6 +568,8 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Stage {
+    /// Checking the [`UpdateConfig`] (nothing was sent to the modem).
+    Config,
     /// Configuring HTTP(S) on the modem.
     Setup,
     /// Fetching or judging the manifest.
@@ -313,13 +584,15 @@ pub enum Stage {
     Verification,
     /// Writing flash.
     Flash,
-    /// Activating the new image.
+    /// The sink's final check of the stored image (SHA-256 read back from flash, the
+    /// target's format, the version the image declares) and the switch of the boot slot.
     Activation,
 }
 
 impl fmt::Display for Stage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Stage::Config => "configuration",
             Stage::Setup => "setup",
             Stage::Manifest => "manifest",
             Stage::Request => "request",
@@ -336,6 +609,8 @@ impl fmt::Display for Stage {
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Failure<E, S> {
+    /// The configuration was refused before anything was sent.
+    Config(ConfigError),
     /// The modem link: transport error, timeout, refused command (`+CME ERROR`), bad
     /// parameter.
     Modem(ClientError<E>),
@@ -354,7 +629,8 @@ pub enum Failure<E, S> {
     ModemRebooted,
     /// The network deactivated the PDP context (`+QIURC: "pdpdeact"`).
     LinkLost,
-    /// The manifest was malformed, unsigned, badly signed or a downgrade.
+    /// The manifest was malformed, unsigned, badly signed, for another product or hardware
+    /// revision, or a downgrade.
     Manifest(ManifestError),
     /// The image does not fit the sink.
     TooLarge {
@@ -431,6 +707,7 @@ impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
             self.stage, self.bytes_done
         )?;
         match &self.failure {
+            Failure::Config(e) => write!(f, "{e}")?,
             Failure::Modem(e) => write!(f, "{e}")?,
             Failure::Http(e) => write!(f, "modem HTTP error {e}")?,
             Failure::Status(s) => write!(f, "server answered HTTP {s}")?,
@@ -481,8 +758,11 @@ impl<S: OtaSink> AsyncOtaSink for BlockingSink<'_, S> {
     async fn prepare(&mut self, offset: u32, len: u32) -> Result<(), S::Error> {
         self.0.prepare(offset, len)
     }
-    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), S::Error> {
-        self.0.finish(expected_sha256)
+    async fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), S::Error> {
+        self.0.finish(expected)
+    }
+    fn write_size(&self) -> u32 {
+        self.0.write_size()
     }
     async fn abort(&mut self) -> Result<(), S::Error> {
         self.0.abort()
@@ -491,8 +771,8 @@ impl<S: OtaSink> AsyncOtaSink for BlockingSink<'_, S> {
 
 /// The blocking update: [`update`] driven to completion with the blocking client.
 ///
-/// `buf` is the chunk buffer (4 KiB is a good size; at least 1 KiB). It also holds the
-/// manifest, so it must be larger than the manifest (1 KiB at most).
+/// `buf` is the chunk buffer (4 KiB is a good size; at least [`MIN_CHUNK_BUFFER`], 1 KiB).
+/// It also holds the manifest while it is read.
 pub fn update_blocking<T, C, H, S>(
     client: &mut blocking::Client<'_, T, C, H>,
     sink: &mut S,

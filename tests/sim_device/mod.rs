@@ -40,7 +40,7 @@ use cellular_ota::quectel::pdp::{
 use cellular_ota::update::{
     Failure, Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
 };
-use cellular_ota_sim::boot::layout;
+use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
     BootOptions, BootOutcome, BootTarget, FlashConfig, FlashStats, ModemConfig, Personality,
     SimFlash, TestServer, UartConfig, World, WorldConfig, boot_with, build_chip_image,
@@ -62,6 +62,10 @@ pub const NEW_VERSION: &str = "2.0.0";
 pub const TEST_KEY_SEED: [u8; 32] = *b"cellular-ota simulated test key!";
 /// Another key, for "signed by the wrong key".
 pub const OTHER_KEY_SEED: [u8; 32] = *b"not the key the device trusts!!!";
+/// The product the device is and the manifests name.
+pub const PRODUCT: &str = "sim-ec200u-esp32s3";
+/// Another product signed with the same key.
+pub const OTHER_PRODUCT: &str = "sim-ec200u-pump";
 /// Image path on the server.
 pub const IMAGE_PATH: &str = "/fw.bin";
 /// Manifest path on the server.
@@ -72,13 +76,7 @@ pub const MIRROR_PATH: &str = "/mirror/fw.bin";
 /// What the stock bootloader (rollback off) boots from this flash, without changing it (with
 /// rollback off the model writes nothing, so no copy of the 4 MiB is needed).
 pub fn boot(flash: &mut SimFlash) -> BootOutcome {
-    boot_with(
-        flash.image_mut(),
-        BootOptions {
-            chip_id: S3,
-            rollback: false,
-        },
-    )
+    boot_with(flash.image_mut(), BootOptions::new(S3))
 }
 
 /// The device's flash as the sink sees it: the simulated chip, and when its power fails the
@@ -150,6 +148,10 @@ pub enum ManifestMode {
     WrongKey,
     /// Signed with the test key, with this version.
     Version(&'static str),
+    /// A manifest for the served image without a signature line.
+    Unsigned,
+    /// Signed with the test key, for [`OTHER_PRODUCT`].
+    OtherProduct,
 }
 
 /// What the server serves as the image.
@@ -167,7 +169,13 @@ pub enum ImageKind {
     WrongChip,
     /// Larger than the slot can take (slot size minus the journal sector).
     Oversized,
+    /// A valid image whose app descriptor says [`MISMATCHED_VERSION`] while the (signed)
+    /// manifest says [`NEW_VERSION`]: a build published under the wrong version.
+    VersionMismatch,
 }
+
+/// The version the [`ImageKind::VersionMismatch`] image declares.
+pub const MISMATCHED_VERSION: &str = "2.0.1";
 
 /// Everything a run is made of.
 #[derive(Clone, Debug)]
@@ -187,8 +195,7 @@ pub struct Setup {
     /// during flash operations (`UartConfig::with_rx_dma`), and `UpdateConfig::rx_dma` is
     /// set. `None`: the interrupt-driven 1 KiB ring behind the 128-byte FIFO.
     pub rx_dma: Option<usize>,
-    /// Code bytes of the new image ([`test_app_image`]); the image is a few hundred bytes
-    /// longer.
+    /// Length of the new image ([`test_app_image`]: rounded up to 16 bytes).
     pub size: usize,
     /// The manifest the server publishes.
     pub manifest: ManifestMode,
@@ -210,6 +217,9 @@ pub struct Setup {
     pub attempts: u32,
     /// Random seed of the world.
     pub seed: u64,
+    /// The device is configured with its public key but no manifest URL (a configuration
+    /// mistake `update` must refuse before it sends anything).
+    pub key_without_manifest: bool,
     /// Leave the modem's signal-quality URCs (`+QIND: "csq",..`, about 4 a minute, some
     /// between an `OK` and its result URC) on. A careful device turns them off with
     /// `AT+QINDCFG="csq",0` before long transfers (quectel-at.md §1.1), which the bring-up
@@ -236,6 +246,7 @@ impl Setup {
             transient_faults: Vec::new(),
             attempts: 1,
             seed: 1,
+            key_without_manifest: false,
             csq_urcs: false,
         }
     }
@@ -503,22 +514,6 @@ pub fn base_flash() -> &'static (Vec<u8>, Vec<u8>) {
     })
 }
 
-/// The length of [`test_app_image`] with `code` code bytes: header, the app-descriptor
-/// segment, the code segment (padded to 4), checksum padding to 16, the appended SHA-256.
-pub fn test_image_len(code: usize) -> usize {
-    (297 + code.next_multiple_of(4)).next_multiple_of(16) + 32
-}
-
-/// The code size of the largest [`test_app_image`] of at most `size` bytes (exactly `size`
-/// when it is a multiple of 16 of at least 336).
-pub fn code_size_for(size: usize) -> usize {
-    let mut code = size.saturating_sub(329) & !3;
-    while code > 4 && test_image_len(code) > size {
-        code -= 4;
-    }
-    code.max(4)
-}
-
 /// The served image for a setup (deterministic).
 pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
     let chip = if setup.image == ImageKind::WrongChip {
@@ -532,7 +527,11 @@ pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
         setup.size
     };
     let good = test_app_image(chip, NEW_VERSION, size);
-    let mut served = good.clone();
+    let mut served = if setup.image == ImageKind::VersionMismatch {
+        test_app_image(chip, MISMATCHED_VERSION, size)
+    } else {
+        good.clone()
+    };
     if matches!(setup.image, ImageKind::Corrupt | ImageKind::CorruptSigned) {
         let at = served.len() / 2;
         served[at] ^= 0x40;
@@ -540,24 +539,23 @@ pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
     (good, served)
 }
 
-/// A manifest for `image` with `version`, signed with `key` (or unsigned).
-pub fn manifest_for(image: &[u8], version: &str, key: Option<&KeyPair>) -> Vec<u8> {
-    let version = Version::parse(version).expect("version");
-    let sha256: [u8; 32] = Sha256::digest(image).into();
-    let size = u32::try_from(image.len()).expect("size");
-    let signature: Option<[u8; 64]> = key.map(|k| {
-        let unsigned = Manifest {
-            version,
-            size,
-            sha256,
-            signature: None,
-        };
+/// A manifest for `image` with `version` for `product`, signed with `key` (or unsigned).
+pub fn manifest_for(image: &[u8], version: &str, product: &str, key: Option<&KeyPair>) -> Vec<u8> {
+    let mut manifest = Manifest {
+        product,
+        hardware: None,
+        version: Version::parse(version).expect("version"),
+        size: u32::try_from(image.len()).expect("size"),
+        sha256: Sha256::digest(image).into(),
+        signature: None,
+    };
+    if let Some(k) = key {
         let mut msg = [0u8; MAX_SIGNED_MESSAGE_LEN];
-        let msg = unsigned.signed_message(&mut msg).expect("message");
-        *k.sk.sign(msg, None)
-    });
+        let msg = manifest.signed_message(&mut msg).expect("message");
+        manifest.signature = Some(*k.sk.sign(msg, None));
+    }
     let mut out = [0u8; MAX_WRITTEN_LEN];
-    let n = write_manifest(&version, size, &sha256, signature.as_ref(), &mut out).expect("write");
+    let n = write_manifest(&manifest, &mut out).expect("write");
     out[..n].to_vec()
 }
 
@@ -681,20 +679,29 @@ impl Device {
         let manifest = match setup.manifest {
             ManifestMode::Absent => None,
             ManifestMode::Signed => Some(manifest_for(
-                if setup.image == ImageKind::CorruptSigned {
+                if matches!(
+                    setup.image,
+                    ImageKind::CorruptSigned | ImageKind::VersionMismatch
+                ) {
                     &served
                 } else {
                     &good
                 },
                 NEW_VERSION,
+                PRODUCT,
                 Some(&key),
             )),
+            ManifestMode::Unsigned => Some(manifest_for(&good, NEW_VERSION, PRODUCT, None)),
+            ManifestMode::OtherProduct => {
+                Some(manifest_for(&good, NEW_VERSION, OTHER_PRODUCT, Some(&key)))
+            }
             ManifestMode::WrongKey => Some(manifest_for(
                 &good,
                 NEW_VERSION,
+                PRODUCT,
                 Some(&KeyPair::from_seed(Seed::new(OTHER_KEY_SEED))),
             )),
-            ManifestMode::Version(v) => Some(manifest_for(&good, v, Some(&key))),
+            ManifestMode::Version(v) => Some(manifest_for(&good, v, PRODUCT, Some(&key))),
         };
         let mut files = vec![
             (IMAGE_PATH.to_string(), served.clone()),
@@ -892,12 +899,27 @@ impl Device {
                     OLD_VERSION
                 };
                 let slot = self.running.slot();
-                let mut config = UpdateConfig::new(&self.image_url);
-                if self.manifest.is_some() {
-                    config.manifest_url = Some(&self.manifest_url);
-                    config.running_version = Some(Version::parse(running_version).unwrap());
-                    config.public_key = Some(self.public_key);
-                }
+                let running_version = Version::parse(running_version).unwrap();
+                let mut config = if self.manifest.is_some() {
+                    UpdateConfig::signed(
+                        &self.image_url,
+                        &self.manifest_url,
+                        self.public_key,
+                        PRODUCT,
+                        running_version,
+                    )
+                } else if self.setup.key_without_manifest {
+                    let mut c = UpdateConfig::new(&self.image_url);
+                    c.public_key = Some(self.public_key);
+                    c.running_version = Some(running_version);
+                    c.product = Some(PRODUCT);
+                    c
+                } else {
+                    // No manifest: an explicit opt-in to unsigned images.
+                    let mut c = UpdateConfig::new(&self.image_url);
+                    c.allow_unsigned = true;
+                    c
+                };
                 config.strategy = self.setup.strategy;
                 config.range_size = self.setup.range_size;
                 config.flow_control = self.setup.flow;

@@ -8,6 +8,7 @@
 //! OTA_FIRMWARE_URL=http://ota.example.net/7semi/firmware.bin \
 //! OTA_MANIFEST_URL=http://ota.example.net/7semi/firmware.bin.manifest \
 //! OTA_PUBLIC_KEY=0123...64 hex digits... \
+//! OTA_PRODUCT=7semi-ec200u-logger \
 //! OTA_APN=internet \
 //!   cargo build-c3
 //! ```
@@ -17,7 +18,10 @@
 //! | `OTA_FIRMWARE_VERSION` | [`FIRMWARE_VERSION`] | the package version in `Cargo.toml` |
 //! | `OTA_FIRMWARE_URL` | [`FIRMWARE_URL`] | `http://example.com/ota/firmware.bin` |
 //! | `OTA_MANIFEST_URL` (empty: no manifest) | [`MANIFEST_URL`] | `http://example.com/ota/firmware.bin.manifest` |
-//! | `OTA_PUBLIC_KEY` (64 hex digits) | [`PUBLIC_KEY`] | none: manifests are not authenticated |
+//! | `OTA_PUBLIC_KEY` (64 hex digits) | [`PUBLIC_KEY`] | none: updates refused unless `OTA_ALLOW_UNSIGNED` |
+//! | `OTA_ALLOW_UNSIGNED` (`1`/`true`) | [`ALLOW_UNSIGNED`] | `false` |
+//! | `OTA_PRODUCT` | [`PRODUCT`] | `7semi-ec200u-example` |
+//! | `OTA_HARDWARE` (empty: none) | [`HARDWARE`] | none |
 //! | `OTA_APN`, `OTA_APN_USER`, `OTA_APN_PASSWORD` | [`APN`], [`APN_USER`], [`APN_PASSWORD`] | `internet`, empty, empty |
 //! | `OTA_SIM_PIN` | [`SIM_PIN`] | none |
 //! | `OTA_MODEM_FOTA_URL` | [`MODEM_FOTA_URL`] | `http://example.com/ec200u/fota.pack` |
@@ -68,13 +72,24 @@ pub const MANIFEST_URL: Option<&str> = non_empty(env_or!(
 ));
 
 /// The Ed25519 public key manifests must be signed with (printed by
-/// `sign_image keygen` / `sign_image pubkey`). `None` accepts unsigned manifests: then
-/// anyone who can alter the HTTP traffic can install any firmware. Use `None` only on the
-/// bench.
+/// `sign_image keygen` / `sign_image pubkey`). Without one the update is refused
+/// (`ConfigError::NoPublicKey`) unless [`ALLOW_UNSIGNED`] says otherwise.
 pub const PUBLIC_KEY: Option<[u8; 32]> = match option_env!("OTA_PUBLIC_KEY") {
     Some(hex) if !hex.is_empty() => Some(hex32(hex)),
     _ => None,
 };
+
+/// Install images no signature vouches for (no [`PUBLIC_KEY`]): then anyone who can alter
+/// the HTTP traffic can install any firmware. Bench use only.
+pub const ALLOW_UNSIGNED: bool = env_flag(option_env!("OTA_ALLOW_UNSIGNED"));
+
+/// This firmware's product name: manifests for another product are refused. Sign with the
+/// same name (`sign_image sign --product <this>`). 1-64 letters, digits, `.`, `_`, `-`.
+pub const PRODUCT: &str = env_or!("OTA_PRODUCT", "7semi-ec200u-example");
+
+/// This board's hardware revision, if its builds differ by revision: a manifest that names
+/// a revision (`sign_image sign --hardware <rev>`) must name this one.
+pub const HARDWARE: Option<&str> = non_empty(env_or!("OTA_HARDWARE", ""));
 
 /// Accept a manifest that offers an older version than [`FIRMWARE_VERSION`].
 pub const ALLOW_DOWNGRADE: bool = false;

@@ -88,6 +88,9 @@ pub fn update_config(modem: &modem::ModemInfo) -> cellular_ota::update::UpdateCo
     update.running_version = Some(running);
     update.allow_downgrade = config::ALLOW_DOWNGRADE;
     update.public_key = config::PUBLIC_KEY;
+    update.allow_unsigned = config::ALLOW_UNSIGNED;
+    update.product = Some(config::PRODUCT);
+    update.hardware = config::HARDWARE;
     update.chunk_size = config::CHUNK_SIZE as u32;
     update.context_id = config::PDP_CONTEXT;
     update.tls = config::TLS;
@@ -101,9 +104,10 @@ pub fn update_config(modem: &modem::ModemInfo) -> cellular_ota::update::UpdateCo
             "WARNING: no manifest URL: the image is installed again on every check"
         );
     }
-    if update.public_key.is_none() {
+    if update.public_key.is_none() && update.allow_unsigned {
         esp_println::println!(
-            "WARNING: no public key: manifests are not authenticated (bench use only)"
+            "WARNING: no public key, unsigned images allowed: updates are not authenticated \
+             (bench use only)"
         );
     }
     update

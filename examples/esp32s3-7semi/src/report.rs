@@ -94,7 +94,10 @@ pub fn update_error<E: Debug, S: Debug + Display>(e: &UpdateError<E, S>) {
 pub fn is_retryable<E, S>(e: &UpdateError<E, S>) -> bool {
     !matches!(
         e.failure,
-        Failure::Manifest(_) | Failure::TooLarge { .. } | Failure::HashMismatch
+        Failure::Config(_)
+            | Failure::Manifest(_)
+            | Failure::TooLarge { .. }
+            | Failure::HashMismatch
     ) && !matches!(e.failure, Failure::Status(s) if (400..500).contains(&s))
 }
 

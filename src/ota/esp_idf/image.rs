@@ -14,13 +14,33 @@
 //!
 //! [`ImageValidator`] checks all of that in one streaming pass with constant memory, as the
 //! bytes arrive (from the network, or read back from flash with [`validate_in_flash`]). It
-//! mirrors what `esp_ota_end` / `esp_ota_set_boot_partition` check through `image_validate(…,
-//! ESP_IMAGE_VERIFY)` (`esp_image_format.c`): magic, chip id, segment count and lengths,
-//! checksum, SHA-256, length against the slot. Not checked (they need the running chip): the
-//! chip revision range and the eFuse block revision, load addresses against the memory map,
-//! secure-boot signatures.
+//! applies what the ESP-IDF second-stage bootloader checks before it runs an app
+//! (`esp_image_format.c` in `ESP_IMAGE_LOAD` mode, ESP-IDF v6.1): magic, chip id, segment
+//! count and lengths, checksum, SHA-256, length against the slot, and, with the chip's
+//! [`MemoryMap`], where each segment goes:
 //!
-//! [`testing::build_test_image`] writes valid images for tests and simulators.
+//! - a segment in the flash-mapped ranges (IROM code, DROM read-only data) must sit at the
+//!   same offset within a 64 KiB MMU page in flash as at its address (`verify_segment_header`),
+//!   must end inside its range (`mmu_hal_map_region` asserts otherwise), and there must be
+//!   exactly one of each: the bootloader maps only the last IROM and the last DROM segment,
+//!   and an image without one makes it abort (`unpack_load_app`). The IROM and DROM pages
+//!   must not share an MMU entry (the bootloader would map the second over the first);
+//! - a segment the bootloader copies into RAM (load address ≥ `0x1000_0000`, not mapped)
+//!   must lie entirely in IRAM, DRAM or RTC memory, and must not overlap the RAM the
+//!   bootloader itself runs in while it copies: its data, its loader code and its stack
+//!   (`verify_load_addresses`; through the shared D/IRAM aliases as well). The reserved
+//!   range used here is the largest those can take ([`MemoryMap::bootloader_dram`]); an app
+//!   linked by ESP-IDF or esp-hal never reaches it;
+//! - segments below `0x1000_0000` (padding segments at address 0) are neither loaded nor
+//!   mapped.
+//!
+//! With the chip's [`Revisions`] it also checks the image's chip revision range
+//! (`bootloader_common_check_chip_revision_validity`) and the app descriptor's eFuse block
+//! revision range. Not checked: secure-boot signatures and anti-rollback (`secure_version`),
+//! which need the chip's eFuses and keys.
+//!
+//! [`testing::TestImage::build_app`] writes valid images laid out the way the ESP toolchains
+//! lay them out, for tests and simulators.
 
 use embedded_storage::nor_flash::ReadNorFlash;
 use sha2::{Digest, Sha256};
@@ -353,6 +373,256 @@ pub enum ImageError {
         /// The image length; the extra bytes start there.
         len: u32,
     },
+    /// A segment goes where the bootloader would not put it ([`SegmentFault`] says why).
+    #[error("segment {segment} at 0x{addr:08x} ({len} bytes): {fault}")]
+    BadSegment {
+        /// Segment index.
+        segment: u8,
+        /// Its load address.
+        addr: u32,
+        /// Its `data_len`.
+        len: u32,
+        /// What is wrong with it.
+        fault: SegmentFault,
+    },
+    /// The image has no segment in this flash-mapped range: the bootloader maps both
+    /// unconditionally and aborts without one.
+    #[error("no {0} segment")]
+    MissingMapped(Mapped),
+    /// The chip's revision is outside the image's `min_chip_rev_full..=max_chip_rev_full`
+    /// (`major * 100 + minor`; a maximum of 0 or 0xFFFF means none).
+    #[error("image needs chip revision {min}..={max}, the chip is {chip}")]
+    ChipRevision {
+        /// The image's minimum.
+        min: u16,
+        /// The image's maximum.
+        max: u16,
+        /// The chip's revision.
+        chip: u16,
+    },
+    /// The chip's eFuse block revision is outside the app descriptor's
+    /// `min_efuse_blk_rev_full..=max_efuse_blk_rev_full` (0 and 0xFFFF mean unset).
+    #[error("image needs eFuse block revision {min}..={max}, the chip has {chip}")]
+    EfuseBlockRevision {
+        /// The descriptor's minimum.
+        min: u16,
+        /// The descriptor's maximum.
+        max: u16,
+        /// The chip's eFuse block revision.
+        chip: u16,
+    },
+}
+
+/// A flash-mapped address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Mapped {
+    /// Code executed from flash (`SOC_IROM_LOW..SOC_IROM_HIGH`).
+    Irom,
+    /// Read-only data read from flash (`SOC_DROM_LOW..SOC_DROM_HIGH`).
+    Drom,
+}
+
+impl core::fmt::Display for Mapped {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Mapped::Irom => "IROM",
+            Mapped::Drom => "DROM",
+        })
+    }
+}
+
+/// Why the bootloader would not load or map a segment ([`ImageError::BadSegment`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SegmentFault {
+    /// A flash-mapped segment whose data sits at another offset within its 64 KiB MMU page
+    /// in flash than its address does.
+    #[error("{0} segment not at its address's offset within a 64 KiB flash page")]
+    PageOffset(Mapped),
+    /// A flash-mapped segment that runs past the end of its range.
+    #[error("{0} segment runs past the end of its range")]
+    PastMappedRange(Mapped),
+    /// A second segment in the same flash-mapped range: only the last would be mapped.
+    #[error("a second {0} segment (the bootloader maps only one)")]
+    SecondMapped(Mapped),
+    /// IROM and DROM pages that share an MMU entry: one mapping would replace the other.
+    #[error("IROM and DROM share an MMU page")]
+    MmuOverlap,
+    /// A segment to copy into RAM that is not entirely inside IRAM, DRAM or RTC memory.
+    #[error("outside IRAM, DRAM and RTC memory")]
+    NotInRam,
+    /// A segment to copy into RAM over the RAM the bootloader runs in (its data, loader
+    /// code or stack) while it copies.
+    #[error("over the bootloader's own RAM")]
+    BootloaderRam,
+}
+
+/// A range of addresses, `start..end` (end exclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Region {
+    /// First address.
+    pub start: u32,
+    /// One past the last address.
+    pub end: u32,
+}
+
+impl Region {
+    /// `start..end`.
+    pub const fn new(start: u32, end: u32) -> Self {
+        Region { start, end }
+    }
+
+    /// Whether `addr` is inside.
+    pub const fn contains(&self, addr: u32) -> bool {
+        self.start <= addr && addr < self.end
+    }
+
+    /// Whether the non-empty `[start, end)` (as u64, so `end` may be 2^32) lies inside.
+    fn holds(&self, start: u64, end: u64) -> bool {
+        u64::from(self.start) <= start && end <= u64::from(self.end)
+    }
+
+    /// Whether `[start, end)` overlaps this region.
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        start < u64::from(self.end) && u64::from(self.start) < end
+    }
+}
+
+/// Where a chip's second-stage bootloader lets an app's segments go: the chip's memory map
+/// (ESP-IDF `components/soc/<chip>/include/soc/soc.h`) and the RAM the bootloader occupies
+/// while it loads (`components/bootloader/subproject/main/ld/<chip>/bootloader.memory.ld.in`,
+/// ESP-IDF v5.3 to v6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct MemoryMap {
+    /// Flash-mapped code (`SOC_IROM_LOW..SOC_IROM_HIGH`).
+    pub irom: Region,
+    /// Flash-mapped read-only data (`SOC_DROM_LOW..SOC_DROM_HIGH`).
+    pub drom: Region,
+    /// Instruction RAM (`SOC_IRAM_LOW..SOC_IRAM_HIGH`).
+    pub iram: Region,
+    /// Data RAM (`SOC_DRAM_LOW..SOC_DRAM_HIGH`).
+    pub dram: Region,
+    /// The part of [`dram`](Self::dram) that is the same memory as IRAM at
+    /// `+ iram_offset` (`SOC_DIRAM_DRAM_LOW..SOC_DIRAM_DRAM_HIGH`).
+    pub diram: Region,
+    /// IRAM address minus DRAM address of the same byte (`SOC_I_D_OFFSET`).
+    pub iram_offset: u32,
+    /// RTC memories a segment may load into (fast and slow; equal when a chip has one).
+    pub rtc: [Region; 2],
+    /// DRAM the bootloader occupies while it copies segments: from its loader code (seen
+    /// at its DRAM alias) through its data to the top of the ROM stack it runs on
+    /// (`SOC_ROM_STACK_START`). Also refused at the IRAM alias.
+    pub bootloader_dram: Region,
+    /// Mask of a flash-mapped virtual address that selects its MMU entry, with the 64 KiB
+    /// page (`SOC_MMU_VADDR_MASK`).
+    pub mmu_vaddr_mask: u32,
+}
+
+/// The MMU page of ESP32-S3 and ESP32-C3 (`CONFIG_MMU_PAGE_SIZE`): flash-mapped segments
+/// keep their offset within it.
+pub const MMU_PAGE: u32 = 0x1_0000;
+
+/// Load addresses below this are not loaded (padding segments use 0).
+pub const LOADED_FROM: u32 = 0x1000_0000;
+
+impl MemoryMap {
+    /// ESP32-S3 (`soc/esp32s3/include/soc/soc.h`; bootloader loader code from
+    /// `0x403C_B700`, i.e. DRAM `0x3FCD_B700`, ROM stack top `0x3FCE_B710`).
+    pub const ESP32S3: MemoryMap = MemoryMap {
+        irom: Region::new(0x4200_0000, 0x4400_0000),
+        drom: Region::new(0x3C00_0000, 0x3E00_0000),
+        iram: Region::new(0x4037_0000, 0x403E_0000),
+        dram: Region::new(0x3FC8_8000, 0x3FD0_0000),
+        diram: Region::new(0x3FC8_8000, 0x3FCF_0000),
+        iram_offset: 0x6F_0000,
+        rtc: [
+            Region::new(0x600F_E000, 0x6010_0000),
+            Region::new(0x5000_0000, 0x5000_2000),
+        ],
+        bootloader_dram: Region::new(0x3FCD_B700, 0x3FCE_B710),
+        mmu_vaddr_mask: 0x1FF_FFFF,
+    };
+
+    /// ESP32-C3 (`soc/esp32c3/include/soc/soc.h`; bootloader loader code from
+    /// `0x403C_E710`, i.e. DRAM `0x3FCC_E710`, ROM stack top `0x3FCD_E710`).
+    pub const ESP32C3: MemoryMap = MemoryMap {
+        irom: Region::new(0x4200_0000, 0x4280_0000),
+        drom: Region::new(0x3C00_0000, 0x3C80_0000),
+        iram: Region::new(0x4037_C000, 0x403E_0000),
+        dram: Region::new(0x3FC8_0000, 0x3FCE_0000),
+        diram: Region::new(0x3FC8_0000, 0x3FCE_0000),
+        iram_offset: 0x70_0000,
+        rtc: [
+            Region::new(0x5000_0000, 0x5000_2000),
+            Region::new(0x5000_0000, 0x5000_2000),
+        ],
+        bootloader_dram: Region::new(0x3FCC_E710, 0x3FCD_E710),
+        mmu_vaddr_mask: 0x7F_FFFF,
+    };
+
+    /// The built-in map of `chip`, if this crate has one (ESP32-S3 and ESP32-C3).
+    pub const fn for_chip(chip: ChipId) -> Option<&'static MemoryMap> {
+        match chip.0 {
+            9 => Some(&MemoryMap::ESP32S3),
+            5 => Some(&MemoryMap::ESP32C3),
+            _ => None,
+        }
+    }
+
+    /// Which flash-mapped range `addr` is in.
+    pub fn mapped(&self, addr: u32) -> Option<Mapped> {
+        if self.irom.contains(addr) {
+            Some(Mapped::Irom)
+        } else if self.drom.contains(addr) {
+            Some(Mapped::Drom)
+        } else {
+            None
+        }
+    }
+
+    /// The MMU entry of a flash-mapped address (saturated at `u16::MAX` for a hand-made
+    /// map with a mask wider than 32 bits of pages).
+    fn mmu_entry(&self, addr: u32) -> u16 {
+        u16::try_from((addr & self.mmu_vaddr_mask) / MMU_PAGE).unwrap_or(u16::MAX)
+    }
+
+    /// Checks a segment the bootloader copies into RAM: `[addr, addr + len)`, `len > 0`.
+    fn check_loaded(&self, addr: u32, len: u32) -> Result<(), SegmentFault> {
+        let (start, end) = (u64::from(addr), u64::from(addr) + u64::from(len));
+        let reserved = self.bootloader_dram;
+        let reserved_i = Region::new(
+            reserved.start.wrapping_add(self.iram_offset),
+            reserved.end.wrapping_add(self.iram_offset),
+        );
+        if self.dram.holds(start, end) {
+            if reserved.overlaps(start, end) {
+                return Err(SegmentFault::BootloaderRam);
+            }
+            Ok(())
+        } else if self.iram.holds(start, end) {
+            if reserved_i.overlaps(start, end) {
+                return Err(SegmentFault::BootloaderRam);
+            }
+            Ok(())
+        } else if self.rtc.iter().any(|r| r.holds(start, end)) {
+            Ok(())
+        } else {
+            Err(SegmentFault::NotInRam)
+        }
+    }
+}
+
+/// The revisions of the chip an image will run on, for the checks that depend on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Revisions {
+    /// The chip revision, `major * 100 + minor` (v0.4 is 4, v1.2 is 102).
+    pub chip: u16,
+    /// The eFuse block revision, `major * 100 + minor`.
+    pub efuse_block: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -396,6 +666,16 @@ pub struct ImageValidator {
     /// Header / segment header / digest staging.
     scratch: [u8; HASH_LEN],
     header: Option<ImageHeader>,
+    /// Where segments may go; `None`: not checked.
+    map: Option<&'static MemoryMap>,
+    /// Flash address of the image's first byte (only its offset in a 64 KiB page matters).
+    flash_offset: u32,
+    /// The chip's revisions; `None`: the revision ranges are not checked.
+    revisions: Option<Revisions>,
+    /// First and last MMU entry of the IROM and DROM segments seen so far (entries are below
+    /// 2^16: the virtual address masks are at most 25 bits wide).
+    irom: Option<(u16, u16)>,
+    drom: Option<(u16, u16)>,
     /// XOR of all segment data bytes (see `update_checksum`).
     xor: u8,
     checksum: u8,
@@ -416,8 +696,10 @@ impl core::fmt::Debug for ImageValidator {
 }
 
 impl ImageValidator {
-    /// A validator for images of chip `expected` that must fit in `max_len` bytes (the slot
-    /// size). By default the appended SHA-256 and the app descriptor are required.
+    /// A validator for app images of chip `expected` that must fit in `max_len` bytes (the
+    /// slot size). By default the appended SHA-256 and the app descriptor are required, and
+    /// segments are checked against the chip's built-in [`MemoryMap`] (ESP32-S3, ESP32-C3;
+    /// for another chip give one with [`with_memory_map`](Self::with_memory_map)).
     pub fn new(expected: ChipId, max_len: u32) -> Self {
         ImageValidator {
             expected_chip: expected.0,
@@ -428,6 +710,11 @@ impl ImageValidator {
             pos: 0,
             scratch: [0; HASH_LEN],
             header: None,
+            map: MemoryMap::for_chip(expected),
+            flash_offset: 0,
+            revisions: None,
+            irom: None,
+            drom: None,
             xor: 0,
             checksum: 0,
             sha: Sha256::new(),
@@ -445,9 +732,37 @@ impl ImageValidator {
     }
 
     /// Whether segment 0 must start with an `esp_app_desc_t`. Default `true`; turn off for
-    /// non-app images such as a bootloader.
+    /// non-app images such as a bootloader (and give no memory map: the app rules for where
+    /// segments go do not apply to them).
     pub fn require_app_descriptor(mut self, required: bool) -> Self {
         self.require_app_desc = required;
+        self
+    }
+
+    /// The memory map segments are checked against; `None` checks no addresses (for images
+    /// that are not apps).
+    pub fn with_memory_map(mut self, map: Option<&'static MemoryMap>) -> Self {
+        self.map = map;
+        self
+    }
+
+    /// The memory map segments are checked against.
+    pub fn memory_map(&self) -> Option<&'static MemoryMap> {
+        self.map
+    }
+
+    /// The flash address the image starts at (the slot's offset; default 0). Flash-mapped
+    /// segments must sit at their address's offset within a 64 KiB page of *flash*; app
+    /// partitions are 64 KiB aligned, so 0 is right for them.
+    pub fn at_flash_offset(mut self, offset: u32) -> Self {
+        self.flash_offset = offset;
+        self
+    }
+
+    /// The revisions of the chip the image will run on: its chip revision range and its
+    /// eFuse block revision range are then checked. Default `None`: not checked.
+    pub fn with_revisions(mut self, revisions: Option<Revisions>) -> Self {
+        self.revisions = revisions;
         self
     }
 
@@ -699,6 +1014,18 @@ impl ImageValidator {
         if h.hash_appended == 0 && self.require_hash {
             return Err(ImageError::NoAppendedHash);
         }
+        if let Some(r) = self.revisions {
+            let (min, max) = (h.min_chip_rev_full, h.max_chip_rev_full);
+            // `bootloader_common_check_chip_revision_validity`: the minimum has no "unset"
+            // value; a maximum of 0 or 0xFFFF is none.
+            if r.chip < min || (is_set(max) && r.chip > max) {
+                return Err(ImageError::ChipRevision {
+                    min,
+                    max,
+                    chip: r.chip,
+                });
+            }
+        }
         self.header = Some(h);
         let min_total = self.pos + u64::from(h.segment_count) * SEGMENT_HEADER_LEN as u64;
         self.check_len(min_total + self.tail_min())?;
@@ -715,6 +1042,7 @@ impl ImageValidator {
 
     fn on_segment_header(&mut self, index: u8) -> Result<(), ImageError> {
         let s = &self.scratch;
+        let addr = u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
         let len = u32::from_le_bytes([s[4], s[5], s[6], s[7]]);
         if !len.is_multiple_of(4) || len >= MAX_SEGMENT_LEN {
             return Err(ImageError::BadSegmentLength {
@@ -728,6 +1056,15 @@ impl ImageValidator {
         let count = self.header.map_or(0, |h| h.segment_count);
         let later_headers = u64::from(count.saturating_sub(index + 1)) * SEGMENT_HEADER_LEN as u64;
         self.check_len(self.pos + u64::from(len) + later_headers + self.tail_min())?;
+        if let Some(map) = self.map {
+            self.check_place(map, addr, len)
+                .map_err(|fault| ImageError::BadSegment {
+                    segment: index,
+                    addr,
+                    len,
+                    fault,
+                })?;
+        }
         if len == 0 {
             self.after_segment(index)
         } else {
@@ -740,7 +1077,54 @@ impl ImageValidator {
         }
     }
 
+    /// Where a segment goes (its header was just read; `pos` is where its data starts).
+    fn check_place(&mut self, map: &MemoryMap, addr: u32, len: u32) -> Result<(), SegmentFault> {
+        let Some(kind) = map.mapped(addr) else {
+            if addr < LOADED_FROM || len == 0 {
+                return Ok(()); // not loaded (padding), or nothing to load
+            }
+            return map.check_loaded(addr, len);
+        };
+        let (region, this, other) = match kind {
+            Mapped::Irom => (map.irom, &self.irom, &self.drom),
+            Mapped::Drom => (map.drom, &self.drom, &self.irom),
+        };
+        let data = u64::from(self.flash_offset) + self.pos;
+        if data % u64::from(MMU_PAGE) != u64::from(addr % MMU_PAGE) {
+            return Err(SegmentFault::PageOffset(kind));
+        }
+        let end = u64::from(addr) + u64::from(len);
+        if end > u64::from(region.end) {
+            return Err(SegmentFault::PastMappedRange(kind));
+        }
+        if this.is_some() {
+            return Err(SegmentFault::SecondMapped(kind));
+        }
+        let last = addr.saturating_add(len.saturating_sub(1));
+        let entries = (map.mmu_entry(addr), map.mmu_entry(last));
+        if other.is_some_and(|(a, b)| entries.0 <= b && a <= entries.1) {
+            return Err(SegmentFault::MmuOverlap);
+        }
+        match kind {
+            Mapped::Irom => self.irom = Some(entries),
+            Mapped::Drom => self.drom = Some(entries),
+        }
+        Ok(())
+    }
+
     fn after_segment(&mut self, index: u8) -> Result<(), ImageError> {
+        if index == 0 && self.require_app_desc {
+            // `bootloader_common_check_efuse_blk_validity`, with the descriptor's u16s at
+            // 0xB0 and 0xB2 (0 and 0xFFFF are unset).
+            if let Some(r) = self.revisions {
+                let min = u16::from_le_bytes([self.desc[0xB0], self.desc[0xB1]]);
+                let max = u16::from_le_bytes([self.desc[0xB2], self.desc[0xB3]]);
+                let chip = r.efuse_block;
+                if (is_set(min) && chip < min) || (is_set(max) && chip > max) {
+                    return Err(ImageError::EfuseBlockRevision { min, max, chip });
+                }
+            }
+        }
         let count = self.header.map_or(0, |h| h.segment_count);
         if index + 1 < count {
             self.stage = Stage::SegmentHeader {
@@ -755,6 +1139,14 @@ impl ImageValidator {
 
     /// Pads so that `len + 1` becomes a multiple of 16; the checksum is the last pad byte.
     fn enter_padding(&mut self) -> Result<(), ImageError> {
+        if self.map.is_some() && self.require_app_desc {
+            if self.drom.is_none() {
+                return Err(ImageError::MissingMapped(Mapped::Drom));
+            }
+            if self.irom.is_none() {
+                return Err(ImageError::MissingMapped(Mapped::Irom));
+            }
+        }
         let padded = (self.pos + 1).div_ceil(16) * 16;
         self.check_len(padded + self.tail_min() - 1)?;
         // 1..=16 bytes.
@@ -763,6 +1155,11 @@ impl ImageValidator {
         };
         Ok(())
     }
+}
+
+/// A revision field that means something (`IS_FIELD_SET`: not 0, not 0xFFFF).
+fn is_set(v: u16) -> bool {
+    v != 0 && v != u16::MAX
 }
 
 /// Why [`validate_in_flash`] failed. `E` is the flash's error type.
@@ -831,8 +1228,9 @@ fn check_read_args(offset: u32, buf_len: usize, read_size: usize) -> Result<usiz
 /// `max_len` bytes) for chip `chip`, reading it through `buf` in chunks (any size of at least
 /// the flash's `READ_SIZE`; larger is faster). Reads stop at the end of the image, or at
 /// `max_len` rounded up to `READ_SIZE` (and at the end of the flash); bytes of the last chunk
-/// beyond the image are ignored. Uses the default [`ImageValidator`] settings (SHA-256 and app descriptor
-/// required).
+/// beyond the image are ignored. Uses the default [`ImageValidator`] settings (SHA-256 and app
+/// descriptor required, segments checked against the chip's built-in memory map) at flash
+/// offset `offset`.
 pub fn validate_in_flash<F: ReadNorFlash>(
     flash: &mut F,
     offset: u32,
@@ -848,7 +1246,7 @@ pub fn validate_in_flash<F: ReadNorFlash>(
         }
     })?;
     let limit = read_limit(offset, max_len, flash.capacity(), F::READ_SIZE);
-    let mut v = ImageValidator::new(chip, max_len);
+    let mut v = ImageValidator::new(chip, max_len).at_flash_offset(offset);
     let mut done = 0u64;
     while !v.is_complete() {
         let n = next_read_len(done, limit, chunk, F::READ_SIZE);
@@ -882,7 +1280,7 @@ pub async fn validate_in_flash_async<F: embedded_storage_async::nor_flash::ReadN
         }
     })?;
     let limit = read_limit(offset, max_len, flash.capacity(), F::READ_SIZE);
-    let mut v = ImageValidator::new(chip, max_len);
+    let mut v = ImageValidator::new(chip, max_len).at_flash_offset(offset);
     let mut done = 0u64;
     while !v.is_complete() {
         let n = next_read_len(done, limit, chunk, F::READ_SIZE);
@@ -906,8 +1304,8 @@ pub async fn validate_in_flash_async<F: embedded_storage_async::nor_flash::ReadN
 /// produce images the validator and the real bootloader accept.
 pub mod testing {
     use super::{
-        APP_DESC_LEN, AppDescriptor, HASH_LEN, IMAGE_HEADER_LEN, ImageHeader, MAX_SEGMENT_LEN,
-        MAX_SEGMENTS, SEGMENT_HEADER_LEN,
+        APP_DESC_LEN, AppDescriptor, ChipId, HASH_LEN, IMAGE_HEADER_LEN, ImageHeader,
+        MAX_SEGMENT_LEN, MAX_SEGMENTS, MMU_PAGE, MemoryMap, SEGMENT_HEADER_LEN,
     };
     use sha2::{Digest, Sha256};
 
@@ -930,6 +1328,31 @@ pub mod testing {
         /// A text field is longer than its descriptor field (version / project name: 32 bytes).
         #[error("text field too long")]
         FieldTooLong,
+        /// [`TestImage::build_app`] for a chip without a built-in [`MemoryMap`].
+        #[error("no memory map for this chip")]
+        NoMemoryMap,
+        /// [`TestImage::build_app`]: the RAM parts do not fit below the bootloader's RAM.
+        #[error("IRAM and DRAM parts too large")]
+        RamTooLarge,
+    }
+
+    /// The parts of an app [`TestImage::build_app`] lays out. Each is padded to a multiple
+    /// of 4 bytes.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct AppParts<'a> {
+        /// Read-only data, after the app descriptor in the DROM segment.
+        pub rodata: &'a [u8],
+        /// Initialised data, copied into DRAM.
+        pub data: &'a [u8],
+        /// Code copied into IRAM.
+        pub iram: &'a [u8],
+        /// Code executed from flash (IROM).
+        pub text: &'a [u8],
+        /// Put the IROM data at offset 0x20 of a 64 KiB flash page, with a padding segment
+        /// before it, as esptool and espflash do for an app linked at `0x4200_0020 + n ·
+        /// 64 KiB`. `false`: no padding; the IROM address takes the offset its data happens
+        /// to have (as valid for the bootloader, and smaller for tiny test images).
+        pub page_aligned_text: bool,
     }
 
     /// Options of a test image; [`TestImage::new`] gives sensible defaults.
@@ -988,22 +1411,130 @@ pub mod testing {
             Ok(d)
         }
 
+        /// Writes an app laid out as the ESP toolchains lay one out (compare
+        /// `esptool image-info` of an `espflash save-image` output) and returns its length:
+        ///
+        /// | segment | address | holds |
+        /// |---|---|---|
+        /// | 0 | DROM `+ 0x20` | the app descriptor, then `rodata` |
+        /// | 1 | DRAM, after the IRAM part's alias | `data` |
+        /// | 2 | IRAM (the shared D/IRAM start) | `iram` |
+        /// | (3) | 0 | padding, with [`AppParts::page_aligned_text`] |
+        /// | 3 or 4 | IROM, in the first MMU page after DROM's, at its data's page offset | `text` |
+        ///
+        /// `desc_load_addr` and `entry` are ignored: the DROM address is fixed and the entry
+        /// is the start of `text`. Errors: [`TestImageError::NoMemoryMap`] for a chip
+        /// without a built-in map, [`TestImageError::RamTooLarge`] if `iram` and `data` do
+        /// not fit below the bootloader's RAM, and those of [`build`](Self::build).
+        pub fn build_app(
+            &self,
+            buf: &mut [u8],
+            parts: &AppParts<'_>,
+        ) -> Result<usize, TestImageError> {
+            let l = self.app_layout(parts)?;
+            let mut segments = [Seg::Bytes(0, &[]); 4];
+            segments[0] = Seg::Bytes(l.dram, parts.data);
+            segments[1] = Seg::Bytes(l.iram, parts.iram);
+            let mut n = 2;
+            if let Some(len) = l.padding {
+                segments[n] = Seg::Zeros(0, len);
+                n += 1;
+            }
+            segments[n] = Seg::Bytes(l.irom, parts.text);
+            n += 1;
+            let opts = TestImage {
+                desc_load_addr: l.drom,
+                entry: l.irom,
+                ..*self
+            };
+            opts.write(buf, parts.rodata, &segments[..n])
+        }
+
+        /// The image offset where [`build_app`](Self::build_app) puts the first byte of
+        /// `parts.text` (it does not depend on the text's length): an image with `t` text
+        /// bytes (a multiple of 4) is `(offset + t + 1)` rounded up to 16, plus 32 bytes of
+        /// SHA-256.
+        pub fn app_text_offset(&self, parts: &AppParts<'_>) -> Result<u32, TestImageError> {
+            Ok(self.app_layout(parts)?.text_data)
+        }
+
+        fn app_layout(&self, parts: &AppParts<'_>) -> Result<AppLayout, TestImageError> {
+            let map =
+                MemoryMap::for_chip(ChipId(self.chip_id)).ok_or(TestImageError::NoMemoryMap)?;
+            let pad4 = |n: usize| n.next_multiple_of(4) as u32;
+            let header = SEGMENT_HEADER_LEN as u32;
+            let drom = map.drom.start + 0x20;
+            let drom_len = APP_DESC_LEN as u32 + pad4(parts.rodata.len());
+            // IRAM code at the start of the shared D/IRAM, data right after its DRAM alias.
+            let iram = map.diram.start + map.iram_offset;
+            let dram = map.diram.start + pad4(parts.iram.len());
+            let ram_end = u64::from(dram) + u64::from(pad4(parts.data.len()));
+            if ram_end > u64::from(map.bootloader_dram.start) {
+                return Err(TestImageError::RamTooLarge);
+            }
+            // Where the next segment's header starts, after DROM, DRAM and IRAM.
+            let at = IMAGE_HEADER_LEN as u32
+                + 3 * header
+                + drom_len
+                + pad4(parts.data.len())
+                + pad4(parts.iram.len());
+            let (padding, text_data) = if parts.page_aligned_text {
+                // A padding segment (with its own header) so that the IROM data lands at
+                // 0x20 of a page, as elf2image does.
+                let text_data = (at + 2 * header - 0x20).next_multiple_of(MMU_PAGE) + 0x20;
+                (Some((text_data - at - 2 * header) as usize), text_data)
+            } else {
+                (None, at + header)
+            };
+            // The first MMU page after DROM's last one, at the data's offset in its page.
+            let drom_pages = (drom + drom_len - 1 - map.drom.start) / MMU_PAGE + 1;
+            let irom = map.irom.start + drom_pages * MMU_PAGE + text_data % MMU_PAGE;
+            Ok(AppLayout {
+                drom,
+                dram,
+                iram,
+                irom,
+                padding,
+                text_data,
+            })
+        }
+
         /// Writes the image into `buf` and returns its length. Layout: header; segment 0 =
         /// the 256-byte app descriptor at `desc_load_addr`; then `segments` in order (each
         /// `(load_addr, data)`, data zero-padded to a multiple of 4); zero padding and the
-        /// checksum; the SHA-256 if `hash_appended`.
+        /// checksum; the SHA-256 if `hash_appended`. The segments are written as given: use
+        /// [`build_app`](Self::build_app) for an image the bootloader would load.
         pub fn build(
             &self,
             buf: &mut [u8],
             segments: &[(u32, &[u8])],
         ) -> Result<usize, TestImageError> {
+            let mut segs = [Seg::Bytes(0, &[]); MAX_SEGMENTS as usize];
+            let all = segs
+                .get_mut(..segments.len())
+                .ok_or(TestImageError::TooManySegments)?;
+            for (dst, &(addr, data)) in all.iter_mut().zip(segments) {
+                *dst = Seg::Bytes(addr, data);
+            }
+            self.write(buf, &[], all)
+        }
+
+        /// Header, the descriptor segment (descriptor + `rodata`), `segments`, checksum,
+        /// digest.
+        fn write(
+            &self,
+            buf: &mut [u8],
+            rodata: &[u8],
+            segments: &[Seg<'_>],
+        ) -> Result<usize, TestImageError> {
             if segments.len() >= usize::from(MAX_SEGMENTS) {
                 return Err(TestImageError::TooManySegments);
             }
             let desc = self.app_desc()?.encode();
-            let mut len = IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + APP_DESC_LEN;
-            for (_, data) in segments {
-                let padded = data.len().next_multiple_of(4);
+            let seg0 = APP_DESC_LEN + rodata.len().next_multiple_of(4);
+            let mut len = IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + seg0;
+            for seg in segments {
+                let padded = seg.len().next_multiple_of(4);
                 if padded >= MAX_SEGMENT_LEN as usize {
                     return Err(TestImageError::SegmentTooLong);
                 }
@@ -1031,15 +1562,25 @@ pub mod testing {
             out[..IMAGE_HEADER_LEN].copy_from_slice(&header.encode());
             let mut at = IMAGE_HEADER_LEN;
             let mut xor = 0u8;
-            let all = core::iter::once((self.desc_load_addr, &desc[..]))
-                .chain(segments.iter().map(|&(addr, data)| (addr, data)));
-            for (addr, data) in all {
-                let padded = data.len().next_multiple_of(4);
-                out[at..at + 4].copy_from_slice(&addr.to_le_bytes());
-                out[at + 4..at + 8].copy_from_slice(&(padded as u32).to_le_bytes());
-                at += SEGMENT_HEADER_LEN;
-                out[at..at + data.len()].copy_from_slice(data);
-                xor = data.iter().fold(xor, |x, b| x ^ b);
+            let segment_header = |out: &mut [u8], at: &mut usize, addr: u32, len: usize| {
+                out[*at..*at + 4].copy_from_slice(&addr.to_le_bytes());
+                out[*at + 4..*at + 8].copy_from_slice(&(len as u32).to_le_bytes());
+                *at += SEGMENT_HEADER_LEN;
+            };
+            segment_header(out, &mut at, self.desc_load_addr, seg0);
+            for part in [&desc[..], rodata] {
+                out[at..at + part.len()].copy_from_slice(part);
+                xor = part.iter().fold(xor, |x, b| x ^ b);
+                at += part.len();
+            }
+            at = at.next_multiple_of(4);
+            for seg in segments {
+                let padded = seg.len().next_multiple_of(4);
+                segment_header(out, &mut at, seg.addr(), padded);
+                if let Seg::Bytes(_, data) = seg {
+                    out[at..at + data.len()].copy_from_slice(data);
+                    xor = data.iter().fold(xor, |x, b| x ^ b);
+                }
                 at += padded;
             }
             out[padded_len - 1] = super::CHECKSUM_SEED ^ xor;
@@ -1051,6 +1592,40 @@ pub mod testing {
         }
     }
 
+    /// Where [`TestImage::build_app`] puts things.
+    struct AppLayout {
+        drom: u32,
+        dram: u32,
+        iram: u32,
+        irom: u32,
+        /// Length of the padding segment's data, if there is one.
+        padding: Option<usize>,
+        /// Image offset of the IROM data.
+        text_data: u32,
+    }
+
+    /// A segment to write: bytes, or that many zero bytes (padding).
+    #[derive(Clone, Copy)]
+    enum Seg<'a> {
+        Bytes(u32, &'a [u8]),
+        Zeros(u32, usize),
+    }
+
+    impl Seg<'_> {
+        fn addr(&self) -> u32 {
+            match self {
+                Seg::Bytes(a, _) | Seg::Zeros(a, _) => *a,
+            }
+        }
+
+        fn len(&self) -> usize {
+            match self {
+                Seg::Bytes(_, d) => d.len(),
+                Seg::Zeros(_, n) => *n,
+            }
+        }
+    }
+
     fn put(field: &mut [u8], text: &str) -> Result<(), TestImageError> {
         field
             .get_mut(..text.len())
@@ -1059,15 +1634,22 @@ pub mod testing {
         Ok(())
     }
 
-    /// Writes a valid app image for `chip_id` into `buf` with [`TestImage::new`]'s defaults
-    /// and returns its length. See [`TestImage::build`] for the layout.
+    /// Writes an image for `chip_id` into `buf` with [`TestImage::new`]'s defaults and the
+    /// given raw segments, and returns its length. See [`TestImage::build`] for the layout:
+    /// the segments go where they are given, so this is a format test image; use
+    /// [`TestImage::build_app`] for an app the bootloader would load.
     ///
     /// ```
-    /// use cellular_ota::ota::esp_idf::image::{ChipId, ImageValidator, testing};
+    /// use cellular_ota::ota::esp_idf::image::{ChipId, ImageError, ImageValidator, Mapped, testing};
     ///
     /// let mut buf = [0u8; 512];
     /// let len = testing::build_test_image(&mut buf, 9, &[(0x4037_0000, &[1u8, 2, 3, 4][..])]).unwrap();
+    /// // A valid image format, but no flash-mapped code: the bootloader would abort.
     /// let mut v = ImageValidator::new(ChipId::ESP32S3, 0x10000);
+    /// v.update(&buf[..len]).unwrap_err();
+    /// assert_eq!(v.finish(), Err(ImageError::MissingMapped(Mapped::Irom)));
+    /// // Checked as a format only.
+    /// let mut v = ImageValidator::new(ChipId::ESP32S3, 0x10000).with_memory_map(None);
     /// v.update(&buf[..len]).unwrap();
     /// let info = v.finish().unwrap();
     /// assert_eq!(info.segments, 2);
@@ -1086,7 +1668,7 @@ pub mod testing {
 mod tests {
     extern crate std;
 
-    use super::testing::{TestImage, TestImageError, build_test_image};
+    use super::testing::{AppParts, TestImage, TestImageError, build_test_image};
     use super::*;
     use crate::ota::mem_flash::MemFlash;
     use crate::ota::mem_flash::tests::block_on;
@@ -1094,19 +1676,29 @@ mod tests {
 
     const S3: ChipId = ChipId::ESP32S3;
 
+    /// Segment 0 (DROM): header at 24, descriptor + 8 bytes of read-only data; segment 1
+    /// (DRAM, 8 bytes) at 296; segment 2 (IRAM, empty) at 312; segment 3 (IROM, 300 bytes)
+    /// at 320, data from 328; checksum at 639, digest 640..672.
     fn image() -> Vec<u8> {
         let code: Vec<u8> = (0..300u32).map(|i| (i * 7 + 3) as u8).collect();
         let rodata = [0xA5u8; 6]; // not a multiple of 4: padded by the builder
+        let data = [1u8, 2, 3, 4, 5, 6, 7, 8];
         let mut buf = std::vec![0u8; 2048];
-        let len = build_test_image(
-            &mut buf,
-            S3.0,
-            &[(0x4037_0000, &code), (0x3FC8_8000, &rodata), (0, &[])],
-        )
-        .unwrap();
+        let parts = AppParts {
+            rodata: &rodata,
+            data: &data,
+            iram: &[],
+            text: &code,
+            page_aligned_text: false,
+        };
+        let len = TestImage::new(S3.0).build_app(&mut buf, &parts).unwrap();
         buf.truncate(len);
         buf
     }
+
+    const SEG1: usize = 296;
+    const CHECKSUM_AT: usize = 639;
+    const LEN: usize = 672;
 
     fn validate(bytes: &[u8]) -> Result<ImageInfo, ImageError> {
         let mut v = ImageValidator::new(S3, 0x10000);
@@ -1117,20 +1709,21 @@ mod tests {
     #[test]
     fn valid_image_facts() {
         let img = image();
-        // 24 + (8+256) + (8+300) + (8+8) + 8 = 620; +1 -> 624 padded; +32 digest.
-        assert_eq!(img.len(), 656);
+        // 24 + (8+264) + (8+8) + 8 + (8+300) = 628; +1 -> 640 padded; +32 digest.
+        assert_eq!(img.len(), LEN);
         assert_eq!(img[0], IMAGE_MAGIC);
         assert_eq!(
             &img[APP_DESC_OFFSET..APP_DESC_OFFSET + 4],
             &APP_DESC_MAGIC.to_le_bytes()
         );
         let info = validate(&img).unwrap();
-        assert_eq!(info.len, 656);
+        assert_eq!(info.len as usize, LEN);
         assert_eq!(info.segments, 4);
-        assert_eq!(info.entry, 0x4037_0000);
+        // IROM in the page after DROM's, at its data's offset (328) in the page.
+        assert_eq!(info.entry, 0x4201_0148);
         assert_eq!(info.header.chip_id, 9);
-        assert_eq!(info.checksum, img[623]);
-        assert_eq!(info.sha256.unwrap()[..], img[624..]);
+        assert_eq!(info.checksum, img[CHECKSUM_AT]);
+        assert_eq!(info.sha256.unwrap()[..], img[CHECKSUM_AT + 1..]);
         let d = info.app_desc.unwrap();
         assert_eq!(d.version_str(), Some("0.1.0"));
         assert_eq!(d.project_name_str(), Some("test-app"));
@@ -1193,9 +1786,9 @@ mod tests {
         assert_eq!(with(1, 17), Err(ImageError::TooManySegments { count: 17 }));
         assert_eq!(with(23, 0), Err(ImageError::NoAppendedHash));
         // Checksum byte.
-        let stored = img[623];
+        let stored = img[CHECKSUM_AT];
         assert_eq!(
-            with(623, stored ^ 0x10),
+            with(CHECKSUM_AT, stored ^ 0x10),
             Err(ImageError::ChecksumMismatch {
                 computed: stored,
                 stored: stored ^ 0x10
@@ -1212,28 +1805,24 @@ mod tests {
         c[404] ^= 0x40;
         assert_eq!(validate(&c), Err(ImageError::HashMismatch));
         // Padding byte (hashed, not checksummed).
-        assert_eq!(with(621, 1), Err(ImageError::HashMismatch));
+        assert_eq!(with(630, 1), Err(ImageError::HashMismatch));
         // A digest byte.
-        assert_eq!(with(640, img[640] ^ 1), Err(ImageError::HashMismatch));
+        assert_eq!(with(650, img[650] ^ 1), Err(ImageError::HashMismatch));
         // App descriptor magic.
         assert_eq!(
             with(APP_DESC_OFFSET, 0x33),
             Err(ImageError::BadAppDescriptor { found: 0xABCD_5433 })
         );
-        // Segment length not a multiple of 4 (segment 1's header is at 24 + 8 + 256).
-        let seg1 = IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + APP_DESC_LEN;
+        // Segment length not a multiple of 4.
         assert_eq!(
-            with(seg1 + 4, 0x2D),
-            Err(ImageError::BadSegmentLength {
-                segment: 1,
-                len: 0x12D
-            })
+            with(SEG1 + 4, 0x09),
+            Err(ImageError::BadSegmentLength { segment: 1, len: 9 })
         );
         assert_eq!(
-            with(seg1 + 7, 0x01),
+            with(SEG1 + 7, 0x01),
             Err(ImageError::BadSegmentLength {
                 segment: 1,
-                len: 0x0100_012C
+                len: 0x0100_0008
             })
         );
         // Segment 0 too short for the descriptor.
@@ -1254,29 +1843,32 @@ mod tests {
         // Trailing data.
         let mut c = img.clone();
         c.push(0xFF);
-        assert_eq!(validate(&c), Err(ImageError::TrailingData { len: 656 }));
+        assert_eq!(
+            validate(&c),
+            Err(ImageError::TrailingData { len: LEN as u32 })
+        );
     }
 
     #[test]
     fn oversized_images_fail_early() {
         let img = image();
         // Exactly fits.
-        let mut v = ImageValidator::new(S3, 656);
+        let mut v = ImageValidator::new(S3, LEN as u32);
         v.update(&img).unwrap();
         assert!(v.finish().is_ok());
-        // One byte short of room: known at the last segment header's end, before the padding.
-        let mut v = ImageValidator::new(S3, 655);
+        // One byte short of room: known at the end of the last segment, before the padding.
+        let mut v = ImageValidator::new(S3, LEN as u32 - 1);
         assert_eq!(
             v.update(&img),
             Err(ImageError::TooLarge {
-                at_least: 656,
-                max: 655
+                at_least: LEN as u64,
+                max: LEN as u32 - 1
             })
         );
-        assert!(v.position() < 640);
+        assert!(v.position() < CHECKSUM_AT as u64);
         // A huge segment is rejected at its header.
         let mut c = img.clone();
-        let seg1 = IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + APP_DESC_LEN;
+        let seg1 = SEG1;
         c[seg1 + 4..seg1 + 8].copy_from_slice(&0x8_0000u32.to_le_bytes());
         let mut v = ImageValidator::new(S3, 0x10000);
         assert!(matches!(
@@ -1331,7 +1923,11 @@ mod tests {
             hash_appended: false,
             ..TestImage::new(S3.0)
         };
-        let len = opts.build(&mut buf, &[(0x4037_0000, &[9; 8])]).unwrap();
+        let parts = AppParts {
+            text: &[9; 8],
+            ..AppParts::default()
+        };
+        let len = opts.build_app(&mut buf, &parts).unwrap();
         assert_eq!(len % 16, 0);
         assert_eq!(validate(&buf[..len]), Err(ImageError::NoAppendedHash));
         let mut v = ImageValidator::new(S3, 0x10000).require_appended_hash(false);
@@ -1411,9 +2007,27 @@ mod tests {
             ..TestImage::new(9)
         };
         assert_eq!(long.build(&mut buf, &[]), Err(TestImageError::FieldTooLong));
-        // 15 caller segments is the maximum and validates.
+        // 15 caller segments is the maximum and validates (as a format: the segments go
+        // nowhere an app's would).
         let len = build_test_image(&mut buf, 9, &segs[..15]).unwrap();
-        assert_eq!(validate(&buf[..len]).unwrap().segments, 16);
+        let mut v = ImageValidator::new(S3, 0x10000).with_memory_map(None);
+        v.update(&buf[..len]).unwrap();
+        assert_eq!(v.finish().unwrap().segments, 16);
+        // build_app needs a chip with a memory map, and RAM parts that fit.
+        let parts = AppParts::default();
+        assert_eq!(
+            TestImage::new(2).build_app(&mut buf, &parts),
+            Err(TestImageError::NoMemoryMap)
+        );
+        let big = std::vec![0u8; 0x60000];
+        let parts = AppParts {
+            data: &big,
+            ..AppParts::default()
+        };
+        assert_eq!(
+            TestImage::new(9).build_app(&mut buf, &parts),
+            Err(TestImageError::RamTooLarge)
+        );
     }
 
     #[test]
@@ -1457,7 +2071,7 @@ mod tests {
         assert_eq!(
             validate_in_flash(&mut flash, 0x10000, 0x200, S3, &mut buf),
             Err(FlashImageError::Image(ImageError::TooLarge {
-                at_least: 296 + 300 + 2 * 8 + 33,
+                at_least: 328 + 300 + 33,
                 max: 0x200
             }))
         );
@@ -1472,11 +2086,230 @@ mod tests {
         );
         // An image cut off by the end of the flash.
         let cap = 0x30000;
-        flash.as_mut_slice()[cap - 256..].copy_from_slice(&img[..256]);
+        flash.as_mut_slice()[cap - 0x1000..cap - 0x1000 + 256].copy_from_slice(&img[..256]);
+        flash.as_mut_slice()[cap - 0x1000 + 256..].fill(0xFF);
+        // (At an address that is not 64 KiB aligned the DROM segment's page offset is wrong
+        // first: the bootloader maps flash pages.)
         assert_eq!(
-            validate_in_flash(&mut flash, (cap - 256) as u32, 0x10000, S3, &mut buf),
+            validate_in_flash(&mut flash, (cap - 0x1000) as u32, 0x10000, S3, &mut buf),
+            Err(FlashImageError::Image(ImageError::BadSegment {
+                segment: 0,
+                addr: 0x3C00_0020,
+                len: 264,
+                fault: SegmentFault::PageOffset(Mapped::Drom)
+            }))
+        );
+        let mut small: MemFlash<'_, 4096, 4, 4> = MemFlash::new_erased(&mut mem[..0x10100]);
+        small.as_mut_slice()[0x10000..].copy_from_slice(&img[..256]);
+        assert_eq!(
+            validate_in_flash(&mut small, 0x10000, 0x10000, S3, &mut buf),
             Err(FlashImageError::Image(ImageError::Truncated { len: 256 }))
         );
+    }
+
+    /// An S3 image from raw segments `(addr, len)` after the descriptor segment (DROM at
+    /// `0x3C00_0020`, 256 bytes); an address of `IROM` is replaced by the IROM address at
+    /// that segment's page offset in the page after DROM's.
+    fn raw(segments: &[(u32, usize)]) -> Vec<u8> {
+        let zeros = std::vec![0u8; 0x20000];
+        let mut at = IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + APP_DESC_LEN;
+        let segs: Vec<(u32, &[u8])> = segments
+            .iter()
+            .map(|&(addr, len)| {
+                let data = at + SEGMENT_HEADER_LEN;
+                at = data + len;
+                let addr = if addr == IROM {
+                    0x4201_0000 + (data as u32 % MMU_PAGE)
+                } else {
+                    addr
+                };
+                (addr, &zeros[..len])
+            })
+            .collect();
+        let mut buf = std::vec![0u8; 0x30000];
+        let len = TestImage::new(S3.0).build(&mut buf, &segs).unwrap();
+        buf.truncate(len);
+        buf
+    }
+
+    const IROM: u32 = 1;
+
+    fn placed(segments: &[(u32, usize)]) -> Result<ImageInfo, ImageError> {
+        let mut v = ImageValidator::new(S3, 0x30000);
+        v.update(&raw(segments))?;
+        v.finish()
+    }
+
+    fn fault(
+        segment: u8,
+        addr: u32,
+        len: u32,
+        fault: SegmentFault,
+    ) -> Result<ImageInfo, ImageError> {
+        Err(ImageError::BadSegment {
+            segment,
+            addr,
+            len,
+            fault,
+        })
+    }
+
+    #[test]
+    fn segments_go_where_the_bootloader_puts_them() {
+        use SegmentFault as F;
+        // A minimal app: DROM (descriptor) and IROM.
+        assert!(placed(&[(IROM, 16)]).is_ok());
+        // RAM segments, padding at 0, RTC memory.
+        assert!(
+            placed(&[
+                (0x3FC8_8000, 64),
+                (0x4037_0000, 64),
+                (0, 4096),
+                (0x600F_E000, 64),
+                (0x5000_0000, 64),
+                (IROM, 16)
+            ])
+            .is_ok()
+        );
+        // Up to the bootloader's RAM, and not one word into it, from either side.
+        assert!(placed(&[(0x3FCD_B6F0, 16), (IROM, 16)]).is_ok());
+        assert_eq!(
+            placed(&[(0x3FCD_B6F0, 20), (IROM, 16)]),
+            fault(1, 0x3FCD_B6F0, 20, F::BootloaderRam)
+        );
+        assert_eq!(
+            placed(&[(0x403C_B6FC, 8), (IROM, 16)]),
+            fault(1, 0x403C_B6FC, 8, F::BootloaderRam)
+        );
+        assert_eq!(
+            placed(&[(0x3FCE_B700, 16), (IROM, 16)]),
+            fault(1, 0x3FCE_B700, 16, F::BootloaderRam)
+        );
+        // Above the ROM stack the bootloader does not care.
+        assert!(placed(&[(0x3FCE_B710, 16), (IROM, 16)]).is_ok());
+        // Not RAM at all, or straddling the end of DRAM.
+        assert_eq!(
+            placed(&[(0x4000_0000, 16), (IROM, 16)]),
+            fault(1, 0x4000_0000, 16, F::NotInRam)
+        );
+        assert_eq!(
+            placed(&[(0x3FCF_FFF0, 32), (IROM, 16)]),
+            fault(1, 0x3FCF_FFF0, 32, F::NotInRam)
+        );
+        // Flash-mapped segments: page offset, range end, one of each, separate MMU pages.
+        let seg1_data =
+            (IMAGE_HEADER_LEN + SEGMENT_HEADER_LEN + APP_DESC_LEN + SEGMENT_HEADER_LEN) as u32;
+        assert_eq!(
+            placed(&[(0x4201_0000, 16)]),
+            fault(1, 0x4201_0000, 16, F::PageOffset(Mapped::Irom))
+        );
+        let near_end = 0x43FF_0000 + seg1_data;
+        assert_eq!(
+            placed(&[(near_end, 0x1_0000)]),
+            fault(1, near_end, 0x1_0000, F::PastMappedRange(Mapped::Irom))
+        );
+        let second_drom = 0x3C01_0000 + seg1_data;
+        assert_eq!(
+            placed(&[(second_drom, 16), (IROM, 16)]),
+            fault(1, second_drom, 16, F::SecondMapped(Mapped::Drom))
+        );
+        let same_page = 0x4200_0000 + seg1_data;
+        assert_eq!(
+            placed(&[(same_page, 16)]),
+            fault(1, same_page, 16, F::MmuOverlap)
+        );
+        // Both flash-mapped ranges must be there.
+        assert_eq!(
+            placed(&[(0x3FC8_8000, 16)]),
+            Err(ImageError::MissingMapped(Mapped::Irom))
+        );
+        // Without a memory map only the format is checked.
+        let mut v = ImageValidator::new(S3, 0x30000).with_memory_map(None);
+        v.update(&raw(&[(0x4000_0000, 16)])).unwrap();
+        assert!(v.finish().is_ok());
+        // A chip without a built-in map has none until one is given.
+        assert_eq!(ImageValidator::new(ChipId::ESP32C6, 1).memory_map(), None);
+        assert_eq!(
+            ImageValidator::new(ChipId::ESP32C3, 1).memory_map(),
+            Some(&MemoryMap::ESP32C3)
+        );
+    }
+
+    #[test]
+    fn the_flash_offset_is_part_of_the_page_rule() {
+        let img = image();
+        for offset in [0u32, 0x1_0000, 0x20_0000] {
+            let mut v = ImageValidator::new(S3, 0x10000).at_flash_offset(offset);
+            v.update(&img).unwrap();
+            assert!(v.finish().is_ok());
+        }
+        let mut v = ImageValidator::new(S3, 0x10000).at_flash_offset(0x1000);
+        assert!(matches!(
+            v.update(&img),
+            Err(ImageError::BadSegment {
+                segment: 0,
+                fault: SegmentFault::PageOffset(Mapped::Drom),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn revisions_are_checked_when_known() {
+        let img = image();
+        let with_header = |min: u16, max: u16| {
+            let mut c = img.clone();
+            c[15..17].copy_from_slice(&min.to_le_bytes());
+            c[17..19].copy_from_slice(&max.to_le_bytes());
+            c
+        };
+        let check = |bytes: &[u8], chip: u16, efuse: u16| {
+            let mut v = ImageValidator::new(S3, 0x10000).with_revisions(Some(Revisions {
+                chip,
+                efuse_block: efuse,
+            }));
+            v.update(bytes).and_then(|()| v.finish()).map(|_| ())
+        };
+        // The test image: chip revisions 0..=99, eFuse block unset.
+        assert_eq!(check(&img, 2, 103), Ok(()));
+        assert_eq!(
+            check(&img, 100, 103),
+            Err(ImageError::ChipRevision {
+                min: 0,
+                max: 99,
+                chip: 100
+            })
+        );
+        // (The SHA-256 breaks after a header change, but the revision comes first.)
+        assert_eq!(
+            check(&with_header(3, 0xFFFF), 2, 0),
+            Err(ImageError::ChipRevision {
+                min: 3,
+                max: 0xFFFF,
+                chip: 2
+            })
+        );
+        assert!(matches!(
+            check(&with_header(2, 0), 2, 0),
+            Err(ImageError::ChecksumMismatch { .. } | ImageError::HashMismatch)
+        ));
+        // The eFuse block revision range is in the descriptor (bytes 0xB0 and 0xB2).
+        let mut c = img.clone();
+        let at = APP_DESC_OFFSET + 0xB0;
+        c[at..at + 2].copy_from_slice(&200u16.to_le_bytes());
+        assert_eq!(
+            check(&c, 2, 103),
+            Err(ImageError::EfuseBlockRevision {
+                min: 200,
+                max: 0,
+                chip: 103
+            })
+        );
+        // Without revisions nothing is known about them.
+        assert!(matches!(
+            validate(&c),
+            Err(ImageError::ChecksumMismatch { .. })
+        ));
     }
 
     use proptest::prelude::*;
@@ -1516,7 +2349,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_valid_image_never_passes_unless_unchanged(pos in 0usize..656, val in any::<u8>()) {
+        fn mutated_valid_image_never_passes_unless_unchanged(pos in 0usize..LEN, val in any::<u8>()) {
             let img = image();
             let mut c = img.clone();
             c[pos] = val;

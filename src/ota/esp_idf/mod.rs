@@ -43,7 +43,8 @@
 //!
 //! // Write an image into ota_1 (here: a generated test image), then check it in place.
 //! let mut image = [0u8; 1024];
-//! let len = testing::build_test_image(&mut image, ChipId::ESP32S3.0, &[(0x4037_0000, &[0u8; 64][..])]).unwrap();
+//! let parts = testing::AppParts { text: &[0u8; 64], ..Default::default() };
+//! let len = testing::TestImage::new(ChipId::ESP32S3.0).build_app(&mut image, &parts).unwrap();
 //! flash.erase(slot.offset, slot.offset + slot.size).unwrap();
 //! flash.write(slot.offset, &image[..len]).unwrap();
 //! let mut chunk = [0u8; 256];

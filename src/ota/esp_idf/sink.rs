@@ -142,7 +142,7 @@
 //! use cellular_ota::ota::esp_idf::partition::{self, AppSubType, DataSubType, PartitionEntry, PartitionType};
 //! use cellular_ota::ota::esp_idf::sink::{AppSlot, EspIdfSink, SinkConfig};
 //! use cellular_ota::ota::mem_flash::MemFlash;
-//! use cellular_ota::ota::{ImageDescriptor, OtaSink};
+//! use cellular_ota::ota::{ExpectedImage, ImageDescriptor, OtaSink};
 //! use sha2::{Digest, Sha256};
 //!
 //! // A 256 KiB flash: otadata, ota_0, ota_1 (64 KiB each), erased otadata: ota_0 runs.
@@ -156,7 +156,8 @@
 //! let mut flash: MemFlash<'_> = MemFlash::new(&mut mem);
 //!
 //! let mut image = vec![0u8; 4096];
-//! let len = testing::build_test_image(&mut image, ChipId::ESP32S3.0, &[(0x4037_0000, &[7u8; 3000][..])]).unwrap();
+//! let parts = testing::AppParts { text: &[7u8; 3000], ..Default::default() };
+//! let len = testing::TestImage::new(ChipId::ESP32S3.0).build_app(&mut image, &parts).unwrap();
 //! let image = &image[..len];
 //! let sha: [u8; 32] = Sha256::digest(image).into();
 //!
@@ -166,7 +167,7 @@
 //! for (i, chunk) in image.chunks(1000).enumerate() {
 //!     sink.write((i * 1000) as u32, chunk).unwrap();
 //! }
-//! sink.finish(&sha).unwrap();
+//! sink.finish(&ExpectedImage::sha256(sha)).unwrap();
 //! assert_eq!(sink.last_activated().unwrap().slot, 1);
 //! // Still running ota_0 until the reset; otadata now selects ota_1.
 //! assert_eq!(sink.running_slot().unwrap(), AppSlot::Ota(0));
@@ -177,7 +178,9 @@ use embedded_storage::nor_flash::NorFlash;
 use embedded_storage_async::nor_flash::NorFlash as AsyncNorFlash;
 use sha2::{Digest, Sha256};
 
-use super::image::{ChipId, ImageError, ImageInfo, ImageValidator};
+use super::image::{
+    AppDescriptor, ChipId, ImageError, ImageInfo, ImageValidator, MemoryMap, Revisions,
+};
 use super::otadata::{
     AsyncOtadata, BootChoice, OtaImageState, OtaSelectEntry, Otadata, OtadataError,
     OtadataLayoutError, PlanError, boot_slot, select_entry,
@@ -188,7 +191,25 @@ use super::partition::{
 use crate::ota::journal::{
     FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord, record_stride,
 };
-use crate::ota::sink::{AsyncOtaSink, ImageDescriptor, OtaSink, Resume};
+use crate::ota::manifest::Version;
+use crate::ota::sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
+
+/// Shows a NUL-padded text field: up to the first NUL, other bytes outside printable ASCII
+/// as `\xNN`.
+struct NulText<'a>(&'a [u8]);
+
+impl core::fmt::Display for NulText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for &b in self.0.iter().take_while(|&&b| b != 0) {
+            if (0x20..0x7f).contains(&b) {
+                core::fmt::Write::write_char(f, char::from(b))?;
+            } else {
+                write!(f, "\\x{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Size of the internal write buffer: partial `WRITE_SIZE` units and small writes are
 /// collected here (up to 64 bytes, never across a sector boundary) before they are written.
@@ -253,17 +274,43 @@ pub struct SinkConfig {
     /// value (the running app cannot change without a reset). Only OTA slots can be named;
     /// a running factory app is recognised through `None` (no valid otadata entry).
     pub running_slot: Option<u8>,
+    /// Where the chip's bootloader lets an app's segments go: `finish` refuses an image it
+    /// would not load ([`MemoryMap`]). [`new`](Self::new) takes the built-in map of the chip
+    /// (ESP32-S3, ESP32-C3); for another chip it is `None` and `begin` refuses to start
+    /// ([`SinkError::NoMemoryMap`]) until one is given with
+    /// [`with_memory_map`](Self::with_memory_map).
+    pub memory_map: Option<&'static MemoryMap>,
+    /// The chip's revision and eFuse block revision (from its eFuses), if the application
+    /// knows them: `finish` then also refuses an image built for other revisions
+    /// ([`ImageError::ChipRevision`], [`ImageError::EfuseBlockRevision`]). `None`: not
+    /// checked, and the bootloader falls back to the old image if they do not match.
+    pub revisions: Option<Revisions>,
 }
 
 impl SinkConfig {
-    /// Defaults for `chip`: table at `0x8000`, no rollback, running slot from otadata.
+    /// Defaults for `chip`: table at `0x8000`, no rollback, running slot from otadata, the
+    /// chip's built-in memory map, revisions unknown.
     pub const fn new(chip: ChipId) -> Self {
         SinkConfig {
             chip,
             partition_table_offset: PARTITION_TABLE_OFFSET,
             rollback: false,
             running_slot: None,
+            memory_map: MemoryMap::for_chip(chip),
+            revisions: None,
         }
+    }
+
+    /// The same with this memory map (for a chip without a built-in one).
+    pub const fn with_memory_map(mut self, map: &'static MemoryMap) -> Self {
+        self.memory_map = Some(map);
+        self
+    }
+
+    /// The same with the chip's revisions known (see [`revisions`](Self::revisions)).
+    pub const fn with_revisions(mut self, revisions: Revisions) -> Self {
+        self.revisions = Some(revisions);
+        self
     }
 
     /// The same with the partition table at `offset`.
@@ -477,6 +524,23 @@ pub enum SinkError<E> {
     /// The image read back from flash is not a valid app image for this chip and slot.
     #[error("invalid image: {0}")]
     Image(ImageError),
+    /// The image's app descriptor declares another version than the manifest
+    /// ([`ExpectedImage::version`]; compared with [`declared_version`]).
+    #[error(
+        "the image declares version `{}`, not the manifest's",
+        NulText(declared)
+    )]
+    VersionMismatch {
+        /// The descriptor's `version` field as stored (NUL-padded).
+        declared: [u8; 32],
+    },
+    /// [`SinkConfig::memory_map`] is `None`: no built-in map for this chip and none given,
+    /// so `finish` could not check where the image's segments go. Reported by `begin`.
+    #[error("no memory map for chip {chip}: give one with SinkConfig::with_memory_map")]
+    NoMemoryMap {
+        /// The configured chip id.
+        chip: u16,
+    },
     /// The otadata change cannot be made (no valid entry to mark, sequence exhausted).
     #[error("otadata: {0}")]
     Otadata(PlanError),
@@ -995,10 +1059,14 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new(chip: ChipId, capacity: u32, size: u32, read_size: usize) -> Self {
+    fn new(config: &SinkConfig, target: &UpdateTarget, size: u32, read_size: usize) -> Self {
+        let validator = ImageValidator::new(config.chip, target.capacity)
+            .with_memory_map(config.memory_map)
+            .at_flash_offset(target.offset)
+            .with_revisions(config.revisions);
         Verifier {
             sha: Sha256::new(),
-            validator: ImageValidator::new(chip, capacity),
+            validator,
             size,
             done: 0,
             read_size,
@@ -1028,13 +1096,38 @@ impl Verifier {
         self.done += used.len() as u32;
     }
 
-    fn finish<E>(self, expected: &[u8; 32]) -> Result<ImageInfo, SinkError<E>> {
+    fn finish<E>(self, expected: &ExpectedImage<'_>) -> Result<ImageInfo, SinkError<E>> {
         let computed: [u8; 32] = self.sha.finalize().into();
-        if &computed != expected {
+        if computed != expected.sha256 {
             return Err(SinkError::HashMismatch { computed });
         }
-        self.validator.finish().map_err(SinkError::Image)
+        let info = self.validator.finish().map_err(SinkError::Image)?;
+        if let Some(want) = &expected.version {
+            check_declared_version(&info, want)?;
+        }
+        Ok(info)
     }
+}
+
+/// The version an app descriptor declares, as a [`Version`]: its text up to the first NUL,
+/// with one leading `v` allowed (`git describe` style, `v1.4.2`); `None` if that is not a
+/// version [`Version::parse`] accepts.
+pub fn declared_version(desc: &AppDescriptor) -> Option<Version<'_>> {
+    let text = desc.version_str()?;
+    Version::parse(text.strip_prefix('v').unwrap_or(text)).ok()
+}
+
+/// Errors unless the image's app descriptor declares `want`.
+fn check_declared_version<E>(info: &ImageInfo, want: &Version<'_>) -> Result<(), SinkError<E>> {
+    let Some(desc) = &info.app_desc else {
+        return Err(SinkError::VersionMismatch { declared: [0; 32] });
+    };
+    if declared_version(desc).as_ref() != Some(want) {
+        return Err(SinkError::VersionMismatch {
+            declared: desc.version,
+        });
+    }
+    Ok(())
 }
 
 /// One step of reading `want` bytes at `addr` with granularity `read_size` (which divides
@@ -1140,6 +1233,16 @@ impl Core {
             session: Session::Idle,
             last: None,
         }
+    }
+
+    /// Refuses a configuration that could not check what the bootloader checks.
+    fn check_config<E>(&self) -> Result<(), SinkError<E>> {
+        if self.config.memory_map.is_none() {
+            return Err(SinkError::NoMemoryMap {
+                chip: self.config.chip.0,
+            });
+        }
+        Ok(())
     }
 
     /// The running app, resolved once per sink value.
@@ -1319,7 +1422,10 @@ impl Core {
 }
 
 fn is_verification_failure<E>(e: &SinkError<E>) -> bool {
-    matches!(e, SinkError::HashMismatch { .. } | SinkError::Image(_))
+    matches!(
+        e,
+        SinkError::HashMismatch { .. } | SinkError::Image(_) | SinkError::VersionMismatch { .. }
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1436,6 +1542,7 @@ impl<F: NorFlash> EspIdfSink<F> {
 
     fn do_begin(&mut self, image: &ImageDescriptor) -> Result<Resume, SinkError<F::Error>> {
         self.core.session = Session::Idle;
+        self.core.check_config()?;
         let geometry = FlashGeometry::of::<F>();
         let (layout, entries) = self.read_layout()?;
         let (target, mut journal) = self.core.target(&layout, &entries, geometry)?;
@@ -1500,13 +1607,13 @@ impl<F: NorFlash> EspIdfSink<F> {
         Ok(())
     }
 
-    fn do_finish(&mut self, expected: &[u8; 32]) -> Result<(), SinkError<F::Error>> {
+    fn do_finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), SinkError<F::Error>> {
         self.core.check_complete()?;
         self.core.last = None;
         let mut w = self.core.take_writing()?;
         drive(&mut self.flash, &mut w, &[], true)?;
         let mut done = Finishing::from(w);
-        let verified = verify(&mut self.flash, &done, self.core.config.chip, expected);
+        let verified = verify(&mut self.flash, &done, &self.core.config, expected);
         if let Err(e) = self.core.verified(&done, verified) {
             if is_verification_failure(&e) {
                 // Best effort: the error that matters is the verification failure.
@@ -1576,10 +1683,10 @@ fn drive<F: NorFlash>(
 fn verify<F: NorFlash>(
     flash: &mut F,
     w: &Finishing,
-    chip: ChipId,
-    expected: &[u8; 32],
+    config: &SinkConfig,
+    expected: &ExpectedImage<'_>,
 ) -> Result<ImageInfo, SinkError<F::Error>> {
-    let mut v = Verifier::new(chip, w.target.capacity, w.size, F::READ_SIZE);
+    let mut v = Verifier::new(config, &w.target, w.size, F::READ_SIZE);
     let mut buf = [0u8; VERIFY_BUF_LEN];
     while let Some((at, len)) = v.next_read() {
         let chunk = buf.get_mut(..len).unwrap_or(&mut []);
@@ -1657,12 +1764,17 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
         self.do_prepare(offset, len)
     }
 
-    fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
-        self.do_finish(expected_sha256)
+    fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error> {
+        self.do_finish(expected)
     }
 
     fn abort(&mut self) -> Result<(), Self::Error> {
         self.do_abort()
+    }
+
+    /// The flash's `WRITE_SIZE`.
+    fn write_size(&self) -> u32 {
+        F::WRITE_SIZE as u32
     }
 }
 
@@ -1804,6 +1916,7 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
 
     async fn do_begin(&mut self, image: &ImageDescriptor) -> Result<Resume, SinkError<F::Error>> {
         self.core.session = Session::Idle;
+        self.core.check_config()?;
         let geometry = FlashGeometry::of_async::<F>();
         let (layout, entries) = self.read_layout().await?;
         let (target, mut journal) = self.core.target(&layout, &entries, geometry)?;
@@ -1879,13 +1992,13 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
         Ok(())
     }
 
-    async fn do_finish(&mut self, expected: &[u8; 32]) -> Result<(), SinkError<F::Error>> {
+    async fn do_finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), SinkError<F::Error>> {
         self.core.check_complete()?;
         self.core.last = None;
         let mut w = self.core.take_writing()?;
         drive_async(&mut self.flash, &mut w, &[], true).await?;
         let mut done = Finishing::from(w);
-        let verified = verify_async(&mut self.flash, &done, self.core.config.chip, expected).await;
+        let verified = verify_async(&mut self.flash, &done, &self.core.config, expected).await;
         if let Err(e) = self.core.verified(&done, verified) {
             if is_verification_failure(&e) {
                 let _ = done.journal.clear_async(&mut self.flash).await;
@@ -1960,10 +2073,10 @@ async fn drive_async<F: AsyncNorFlash>(
 async fn verify_async<F: AsyncNorFlash>(
     flash: &mut F,
     w: &Finishing,
-    chip: ChipId,
-    expected: &[u8; 32],
+    config: &SinkConfig,
+    expected: &ExpectedImage<'_>,
 ) -> Result<ImageInfo, SinkError<F::Error>> {
-    let mut v = Verifier::new(chip, w.target.capacity, w.size, F::READ_SIZE);
+    let mut v = Verifier::new(config, &w.target, w.size, F::READ_SIZE);
     let mut buf = [0u8; VERIFY_BUF_LEN];
     while let Some((at, len)) = v.next_read() {
         let chunk = buf.get_mut(..len).unwrap_or(&mut []);
@@ -2033,12 +2146,17 @@ impl<F: AsyncNorFlash> AsyncOtaSink for AsyncEspIdfSink<F> {
         self.do_prepare(offset, len).await
     }
 
-    async fn finish(&mut self, expected_sha256: &[u8; 32]) -> Result<(), Self::Error> {
-        self.do_finish(expected_sha256).await
+    async fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error> {
+        self.do_finish(expected).await
     }
 
     async fn abort(&mut self) -> Result<(), Self::Error> {
         self.do_abort().await
+    }
+
+    /// The flash's `WRITE_SIZE`.
+    fn write_size(&self) -> u32 {
+        F::WRITE_SIZE as u32
     }
 }
 
@@ -2779,7 +2897,14 @@ mod tests {
 
     #[test]
     fn verifier_reads_in_read_size_chunks() {
-        let v = Verifier::new(ChipId::ESP32S3, 0x10000, 300, 16);
+        let target = UpdateTarget {
+            slot: 1,
+            offset: 0x10000,
+            size: 0x10000,
+            capacity: 0xF000,
+            journal: 0x1F000,
+        };
+        let v = Verifier::new(&SinkConfig::new(ChipId::ESP32S3), &target, 300, 16);
         assert_eq!(v.next_read(), Some((0, 256)));
         let mut v = v;
         v.feed(&[0u8; 256]);
@@ -2788,7 +2913,7 @@ mod tests {
         assert_eq!(v.done, 300);
         assert_eq!(v.next_read(), None);
         assert!(matches!(
-            v.finish::<()>(&[0; 32]),
+            v.finish::<()>(&ExpectedImage::sha256([0; 32])),
             Err(SinkError::HashMismatch { .. })
         ));
     }
