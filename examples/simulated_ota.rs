@@ -32,6 +32,12 @@
 //! | `corrupt-image` | the server's copy has a flipped byte (the manifest has the good SHA-256) | 1 |
 //! | `wrong-chip` | the image is built for ESP32-C3 (signed as it is) | 1 |
 //! | `http-404` | the server answers 404 for the image | 1 |
+//! | `unsigned-manifest` | the manifest has no signature while the device has a key | 1 (stage manifest, `NoSignature`) |
+//! | `other-product` | the manifest is validly signed, for another product | 1 (stage manifest, `OtherProduct`) |
+//! | `downgrade` | the manifest is validly signed, for version 0.9.0 (older than the running 1.0.0) | 1 (stage manifest, `Downgrade`) |
+//! | `version-mismatch` | the manifest says 2.0.0, the image's app descriptor 2.0.1 (signed as it is) | 1 (stage activation, `VersionMismatch`) |
+//! | `key-without-manifest` | the device is configured with its key but no manifest URL | 1 (stage configuration, nothing sent) |
+//! | `segment-over-bootloader` | the image (signed as it is) has a RAM segment over the bootloader's own RAM | 1 (stage activation, `BadSegment`) |
 //!
 //! Exit status: 0 = the new image is verified, activated and the bootloader boots it; 1 = the
 //! update failed with a typed error and the old image still boots; 2 = no valid image would
@@ -54,6 +60,8 @@
 //!   (1 KiB; it cannot fill while flash is busy) unless `--rx-dma BYTES` makes it a DMA ring
 //!   that keeps filling during flash operations (ESP32-S3 UHCI + GDMA).
 
+#![recursion_limit = "256"]
+
 #[path = "../tests/sim_device/mod.rs"]
 mod sim_device;
 
@@ -67,7 +75,7 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use sim_device::{
-    Booted, Device, Event, ImageKind, Report, Setup, hex, method_name, parse_trigger,
+    Booted, Device, Event, ImageKind, ManifestMode, Report, Setup, hex, method_name, parse_trigger,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -128,7 +136,9 @@ struct Cli {
     /// A fault to inject (repeatable): a simulator fault (`byte-loss=100000,3`,
     /// `server-500@/fw.bin`, `manifest:http-get-error=702`, ...) or an alias: `drop-link`,
     /// `modem-reboot`, `mcu-reset`, `power-cut`, `ignore-range` (the device resumes or falls
-    /// back: exit 0), `corrupt-image`, `wrong-chip`, `http-404` (exit 1).
+    /// back: exit 0), `corrupt-image`, `wrong-chip`, `http-404`, `unsigned-manifest`,
+    /// `other-product`, `downgrade`, `version-mismatch`, `key-without-manifest`,
+    /// `segment-over-bootloader` (exit 1).
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<String>,
     /// Attempts the device makes at most.
@@ -140,6 +150,11 @@ struct Cli {
     /// Print one JSON object (no progress bar).
     #[arg(long)]
     json: bool,
+    /// Write the whole simulated flash (4 MiB), as the bootloader sees it at the next reset
+    /// (after the run's last operation, power cut or not), to FILE: check it with
+    /// Espressif's tools (`esptool image-info` on the slot that boots).
+    #[arg(long, value_name = "FILE")]
+    flash_out: Option<std::path::PathBuf>,
     /// Measure every strategy × baud rate × flow control (one attempt each) and print a
     /// table (Markdown, or JSON lines with --json).
     #[arg(long)]
@@ -163,29 +178,37 @@ fn strategy(s: StrategyArg) -> Strategy {
     }
 }
 
-/// Expands aliases into simulator faults; returns (faults, transient faults, image kind).
-fn expand_faults(
-    faults: &[String],
-    image_len: usize,
-) -> Result<(Vec<String>, Vec<String>, ImageKind), String> {
+/// The downgrade alias's offer: validly signed, older than the running 1.0.0.
+const DOWNGRADE_VERSION: &str = "0.9.0";
+
+/// Applies `--fault` values to `setup`: aliases become simulator faults, a served image or
+/// manifest, or a device configuration; other values are simulator faults (checked here).
+fn apply_faults(setup: &mut Setup, faults: &[String], image_len: usize) -> Result<(), String> {
     let at = image_len * 2 / 5;
-    let (mut out, mut transient, mut image) = (Vec::new(), Vec::new(), ImageKind::Good);
     for f in faults {
         match f.as_str() {
             "drop-link" => {
-                transient.push(format!(
+                setup.transient_faults.push(format!(
                     "server-close-early={at}@{}",
                     sim_device::IMAGE_PATH
                 ));
-                out.push(format!("bytes={}:pdp-deact=0", at / 2));
+                setup.faults.push(format!("bytes={}:pdp-deact=0", at / 2));
             }
-            "modem-reboot" => out.push(format!("modem-reboot=img+{at}")),
-            "mcu-reset" => out.push(format!("mcu-reset=img+{at}")),
-            "power-cut" => out.push(format!("bytes={at}:power-cut=0")),
-            "ignore-range" => out.push("server-ignore-range".into()),
-            "corrupt-image" => image = ImageKind::Corrupt,
-            "wrong-chip" => image = ImageKind::WrongChip,
-            "http-404" => out.push(format!("server-404@{}", sim_device::IMAGE_PATH)),
+            "modem-reboot" => setup.faults.push(format!("modem-reboot=img+{at}")),
+            "mcu-reset" => setup.faults.push(format!("mcu-reset=img+{at}")),
+            "power-cut" => setup.faults.push(format!("bytes={at}:power-cut=0")),
+            "ignore-range" => setup.faults.push("server-ignore-range".into()),
+            "corrupt-image" => setup.image = ImageKind::Corrupt,
+            "wrong-chip" => setup.image = ImageKind::WrongChip,
+            "http-404" => setup
+                .faults
+                .push(format!("server-404@{}", sim_device::IMAGE_PATH)),
+            "unsigned-manifest" => setup.manifest = ManifestMode::Unsigned,
+            "other-product" => setup.manifest = ManifestMode::OtherProduct,
+            "downgrade" => setup.manifest = ManifestMode::Version(DOWNGRADE_VERSION),
+            "version-mismatch" => setup.image = ImageKind::VersionMismatch,
+            "key-without-manifest" => setup.key_without_manifest = true,
+            "segment-over-bootloader" => setup.image = ImageKind::OverBootloader,
             other => {
                 let (_, fault) = parse_trigger(other);
                 let plain = fault.replace("img+", "");
@@ -194,11 +217,11 @@ fn expand_faults(
                         .parse::<Fault>()
                         .map_err(|e| format!("--fault {other}: {e}"))?;
                 }
-                out.push(other.to_string());
+                setup.faults.push(other.to_string());
             }
         }
     }
-    Ok((out, transient, image))
+    Ok(())
 }
 
 /// Numbers of one run.
@@ -292,6 +315,11 @@ fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Du
         "sha256": sha,
         "boot_slot": slot_name(report),
         "boot_image": format!("{:?}", report.booted).to_lowercase(),
+        "boot_image_len": report.boot.image.map(|i| i.len),
+        "boot_image_sha256": report.boot.image.map(|i| hex(&i.sha256)),
+        "boot_image_offset": report.boot.image.map(|i| i.offset),
+        "boot_reason": report.boot.reason,
+        "flash_out": cli.flash_out.as_ref().map(|p| p.display().to_string()),
         "virtual_seconds": round(report.virtual_time.as_secs_f64(), 3),
         "transfer_seconds": n.transfer.map(|t| round(t.as_secs_f64(), 3)),
         "line_rate_pct": n.transfer_pct().map(|p| round(p, 1)),
@@ -304,6 +332,7 @@ fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Du
         "flash_writes": report.flash.writes,
         "error": error,
         "error_stage": e.map(|e| e.stage.to_string()),
+        "error_failure": e.map(|e| format!("{:?}", e.failure)),
         "error_code": e.and_then(|e| e.code()),
         "attempts": report.attempts.len(),
         "attempt_errors": report.attempts.iter().filter_map(|a| a.result.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>(),
@@ -333,10 +362,7 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
     let len = cellular_ota_sim::test_app_len(setup.size);
-    let (faults, transient, image) = expand_faults(&cli.faults, len)?;
-    setup.faults = faults;
-    setup.transient_faults = transient;
-    setup.image = image;
+    apply_faults(&mut setup, &cli.faults, len)?;
     Ok(setup)
 }
 
@@ -426,6 +452,10 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
         },
     });
     pb.finish_and_clear();
+    if let Some(path) = &cli.flash_out {
+        std::fs::write(path, device.flash.image())
+            .map_err(|e| format!("--flash-out {}: {e}", path.display()))?;
+    }
     let wall = wall.elapsed();
     let n = Numbers::of(&report, image_len, setup.baud);
     if cli.json {

@@ -17,10 +17,11 @@
 
 mod sim_device;
 
+use cellular_ota::ota::esp_idf::image::{ImageError, SegmentFault};
 use cellular_ota::ota::esp_idf::sink::SinkError;
 use cellular_ota::ota::manifest::ManifestError;
 use cellular_ota::ota::mem_flash::MemFlashError;
-use cellular_ota::update::{Failure, Method, Outcome, Stage, Strategy};
+use cellular_ota::update::{ConfigError, Failure, Method, Outcome, Stage, Strategy};
 use cellular_ota_sim::{FAULTS, Personality};
 use embedded_io::ErrorKind;
 use sha2::{Digest, Sha256};
@@ -113,6 +114,11 @@ impl Scenario {
     /// Server faults for the first attempt only.
     fn transient(mut self, f: &[&str]) -> Self {
         self.setup.transient_faults = f.iter().map(|f| f.to_string()).collect();
+        self
+    }
+    /// The device has its key but no manifest URL.
+    fn key_without_manifest(mut self, on: bool) -> Self {
+        self.setup.key_without_manifest = on;
         self
     }
     /// Leave the modem's `csq` URCs on.
@@ -1529,6 +1535,68 @@ scenario!(
     expect = FailedSafely(Stage::Manifest),
     manifest = ManifestMode::Version("0.9.1"),
     failure = |f| matches!(f, Failure::Manifest(ManifestError::Downgrade { .. }))
+);
+scenario!(
+    unsigned_manifest_with_a_key_ec200u,
+    Ec200u,
+    Auto,
+    921_600,
+    off,
+    faults = [],
+    expect = FailedSafely(Stage::Manifest),
+    manifest = ManifestMode::Unsigned,
+    failure = |f| matches!(f, Failure::Manifest(ManifestError::NoSignature))
+);
+scenario!(
+    other_product_signed_with_the_same_key_ec200t,
+    Ec200t,
+    Ranged,
+    921_600,
+    off,
+    faults = [],
+    expect = FailedSafely(Stage::Manifest),
+    manifest = ManifestMode::OtherProduct,
+    failure = |f| matches!(f, Failure::Manifest(ManifestError::OtherProduct))
+);
+scenario!(
+    image_declares_another_version_than_its_manifest_ec200u,
+    Ec200u,
+    Auto,
+    921_600,
+    off,
+    faults = [],
+    expect = FailedSafely(Stage::Activation),
+    image = ImageKind::VersionMismatch,
+    failure = |f| matches!(f, Failure::Sink(SinkError::VersionMismatch { declared })
+        if declared.starts_with(b"2.0.1\0"))
+);
+scenario!(
+    image_with_a_segment_over_the_bootloaders_ram_eg06,
+    Eg06,
+    ModemFile,
+    921_600,
+    off,
+    faults = [],
+    expect = FailedSafely(Stage::Activation),
+    image = ImageKind::OverBootloader,
+    failure = |f| matches!(
+        f,
+        Failure::Sink(SinkError::Image(ImageError::BadSegment {
+            fault: SegmentFault::BootloaderRam,
+            ..
+        }))
+    )
+);
+scenario!(
+    key_without_manifest_url_is_refused_before_anything_is_sent_ec200u,
+    Ec200u,
+    Auto,
+    921_600,
+    off,
+    faults = [],
+    expect = FailedSafely(Stage::Config),
+    key_without_manifest = true,
+    failure = |f| matches!(f, Failure::Config(ConfigError::KeyWithoutManifest))
 );
 
 // -------------------------------------------------------------------------------------------

@@ -112,6 +112,35 @@ pub fn test_app_image(chip_id: u16, version: &str, size: usize) -> Vec<u8> {
     }
 }
 
+/// Like [`test_app_image`] (about `size` bytes), with one more segment: `len` bytes to be
+/// copied to RAM address `addr` — for example over the bootloader's own RAM, which the real
+/// bootloader refuses to load. Layout: DROM (the app descriptor), the extra segment, IROM.
+pub fn test_app_image_with_segment(
+    chip_id: u16,
+    version: &str,
+    size: usize,
+    addr: u32,
+    len: usize,
+) -> Vec<u8> {
+    let mut img = TestImage::new(chip_id);
+    img.version = version;
+    let extra = filler(len.next_multiple_of(4), addr);
+    // Header 24, DROM header + descriptor 264, extra header + data, IROM header.
+    let text_at = 24 + 264 + 8 + extra.len() + 8;
+    let text_len = size.saturating_sub(text_at + 48).next_multiple_of(4).max(4);
+    let text = filler(text_len, size as u32);
+    let irom = 0x4201_0000 + (text_at as u32 % 0x1_0000);
+    img.entry = irom;
+    let mut buf = vec![0u8; text_at + text_len + 64];
+    match img.build(&mut buf, &[(addr, &extra), (irom, &text)]) {
+        Ok(n) => {
+            buf.truncate(n);
+            buf
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
 fn write_entry(image: &mut [u8], at: usize, e: &OtaSelectEntry) {
     // ESP-IDF erases the entry's sector, then writes the 32-byte struct.
     let end = (at + OTADATA_SECTOR_SIZE as usize).min(image.len());
@@ -206,6 +235,21 @@ mod tests {
                 assert_eq!(o.image.map(|i| i.len as usize), Some(app.len()));
             }
         }
+    }
+
+    #[test]
+    fn a_segment_over_the_bootloaders_ram_is_not_loaded() {
+        // Just below the ESP32-S3 bootloader's loader code (DRAM alias 0x3FCD_B700): boots.
+        let ok = test_app_image_with_segment(9, "2.0.0", 20_000, 0x3FCD_B600, 256);
+        assert_eq!(
+            boot(&build_chip_image(9, Some(&ok)), 9).target,
+            Some(BootTarget::Ota(0))
+        );
+        // Over it: not bootable, and with nothing else to fall back to, a reset loop.
+        let bad = test_app_image_with_segment(9, "2.0.0", 20_000, 0x3FCD_B700, 256);
+        let o = boot(&build_chip_image(9, Some(&bad)), 9);
+        assert_eq!(o.target, None, "{}", o.reason);
+        assert!(o.reason.contains("overlaps"), "{}", o.reason);
     }
 
     #[test]

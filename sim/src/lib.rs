@@ -92,7 +92,7 @@ pub mod uart;
 mod world;
 
 pub use boot::{BootOptions, BootOutcome, BootTarget, BootedImage, Chip, boot, boot_with};
-pub use chip_image::{build_chip_image, test_app_image, test_app_len};
+pub use chip_image::{build_chip_image, test_app_image, test_app_image_with_segment, test_app_len};
 pub use fault::{FAULTS, Fault, FaultError, FaultInfo};
 pub use flash::{FlashConfig, FlashStats, SimFlash};
 pub use modem::{

@@ -44,7 +44,7 @@ use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
     BootOptions, BootOutcome, BootTarget, FlashConfig, FlashStats, ModemConfig, Personality,
     SimFlash, TestServer, UartConfig, World, WorldConfig, boot_with, build_chip_image,
-    test_app_image,
+    test_app_image, test_app_image_with_segment,
 };
 use ed25519_compact::{KeyPair, Seed};
 use embedded_io::ErrorKind;
@@ -172,7 +172,14 @@ pub enum ImageKind {
     /// A valid image whose app descriptor says [`MISMATCHED_VERSION`] while the (signed)
     /// manifest says [`NEW_VERSION`]: a build published under the wrong version.
     VersionMismatch,
+    /// A signed image with a segment to be copied over the bootloader's own RAM
+    /// ([`OVER_BOOTLOADER`]): the real bootloader refuses to load it.
+    OverBootloader,
 }
+
+/// Where the [`ImageKind::OverBootloader`] image puts a 256-byte RAM segment: the DRAM alias
+/// of the ESP32-S3 bootloader's loader code.
+pub const OVER_BOOTLOADER: u32 = 0x3FCD_B700;
 
 /// The version the [`ImageKind::VersionMismatch`] image declares.
 pub const MISMATCHED_VERSION: &str = "2.0.1";
@@ -527,10 +534,12 @@ pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
         setup.size
     };
     let good = test_app_image(chip, NEW_VERSION, size);
-    let mut served = if setup.image == ImageKind::VersionMismatch {
-        test_app_image(chip, MISMATCHED_VERSION, size)
-    } else {
-        good.clone()
+    let mut served = match setup.image {
+        ImageKind::VersionMismatch => test_app_image(chip, MISMATCHED_VERSION, size),
+        ImageKind::OverBootloader => {
+            test_app_image_with_segment(chip, NEW_VERSION, size, OVER_BOOTLOADER, 256)
+        }
+        _ => good.clone(),
     };
     if matches!(setup.image, ImageKind::Corrupt | ImageKind::CorruptSigned) {
         let at = served.len() / 2;
@@ -663,10 +672,13 @@ pub fn drain_quiet(world: &World, quiet: Duration, max: Duration) {
 /// manifest yet is not bootable (the published image itself is bad).
 pub fn retryable(e: &Error, with_manifest: bool) -> bool {
     match &e.failure {
-        Failure::Manifest(_) | Failure::TooLarge { .. } | Failure::NoSpace { .. } => false,
+        Failure::Config(_)
+        | Failure::Manifest(_)
+        | Failure::TooLarge { .. }
+        | Failure::NoSpace { .. } => false,
         Failure::Status(s) => !(400..500).contains(s),
         Failure::Sink(SinkError::ImageTooLarge { .. }) => false,
-        Failure::Sink(SinkError::Image(_)) => !with_manifest,
+        Failure::Sink(SinkError::Image(_) | SinkError::VersionMismatch { .. }) => !with_manifest,
         _ => true,
     }
 }
@@ -681,7 +693,9 @@ impl Device {
             ManifestMode::Signed => Some(manifest_for(
                 if matches!(
                     setup.image,
-                    ImageKind::CorruptSigned | ImageKind::VersionMismatch
+                    ImageKind::CorruptSigned
+                        | ImageKind::VersionMismatch
+                        | ImageKind::OverBootloader
                 ) {
                     &served
                 } else {
@@ -900,7 +914,14 @@ impl Device {
                 };
                 let slot = self.running.slot();
                 let running_version = Version::parse(running_version).unwrap();
-                let mut config = if self.manifest.is_some() {
+                let mut config = if self.setup.key_without_manifest {
+                    // The device's mistake: its key, but no manifest URL.
+                    let mut c = UpdateConfig::new(&self.image_url);
+                    c.public_key = Some(self.public_key);
+                    c.running_version = Some(running_version);
+                    c.product = Some(PRODUCT);
+                    c
+                } else if self.manifest.is_some() {
                     UpdateConfig::signed(
                         &self.image_url,
                         &self.manifest_url,
@@ -908,12 +929,6 @@ impl Device {
                         PRODUCT,
                         running_version,
                     )
-                } else if self.setup.key_without_manifest {
-                    let mut c = UpdateConfig::new(&self.image_url);
-                    c.public_key = Some(self.public_key);
-                    c.running_version = Some(running_version);
-                    c.product = Some(PRODUCT);
-                    c
                 } else {
                     // No manifest: an explicit opt-in to unsigned images.
                     let mut c = UpdateConfig::new(&self.image_url);
