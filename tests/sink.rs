@@ -153,7 +153,7 @@ fn image(seed: u32, payload: usize) -> Img {
     image_for(seed, payload, S3)
 }
 
-// ----- the independent bootloader model ---------------------------------------------------
+// ----- reading otadata, and what boots (the simulator's bootloader model) ---------------
 
 /// `esp_rom_crc32_le(UINT32_MAX, ..)`: reflected CRC-32, register starts at 0, result
 /// inverted.
@@ -221,60 +221,21 @@ fn put_entry(mem: &mut [u8], index: usize, seq: u32, state: u32) {
     mem[at + 28..at + 32].copy_from_slice(&rom_crc32(&seq.to_le_bytes()).to_le_bytes());
 }
 
-/// The bootloader's image checks (`verify_image_header`, `process_segment_data`,
-/// `process_checksum`, appended hash). Returns the SHA-256 of the whole image.
-fn check_app(
-    mem: &[u8],
-    offset: usize,
-    slot_size: usize,
-    chip_id: u16,
-) -> Result<[u8; 32], String> {
-    let img = &mem[offset..offset + slot_size];
-    if img[0] != 0xE9 {
-        return Err(format!("magic {:02x}", img[0]));
-    }
-    let chip = u16::from_le_bytes([img[12], img[13]]);
-    if chip != chip_id {
-        return Err(format!("chip {chip}"));
-    }
-    if img[23] != 1 {
-        return Err("no hash".into());
-    }
-    let count = img[1] as usize;
-    let mut pos = 24;
-    let mut xor: u8 = 0xEF;
-    for _ in 0..count {
-        let len = word(img, pos + 4) as usize;
-        if !len.is_multiple_of(4) || pos + 8 + len > slot_size {
-            return Err(format!("segment length {len}"));
-        }
-        for b in &img[pos + 8..pos + 8 + len] {
-            xor ^= b;
-        }
-        pos += 8 + len;
-    }
-    let padded = (pos + 1).div_ceil(16) * 16;
-    if padded + 32 > slot_size {
-        return Err("too long".into());
-    }
-    if img[padded - 1] != xor {
-        return Err("checksum".into());
-    }
-    let digest: [u8; 32] = Sha256::digest(&img[..padded]).into();
-    if digest[..] != img[padded..padded + 32] {
-        return Err("appended sha".into());
-    }
-    Ok(Sha256::digest(&img[..padded + 32]).into())
-}
-
-/// The image the bootloader boots in `chip()`: slot and the image's SHA-256. Panics if the
-/// selected slot does not hold a valid image (no fallback is relied on).
+/// The image the bootloader boots in `chip()`, decided by the simulator's bootloader model
+/// (written from ESP-IDF's rules, without the library's code): slot and the image's
+/// SHA-256, and the selected otadata entry's state. Panics unless the slot otadata selects
+/// boots (no fallback is relied on).
 fn booted(mem: &[u8]) -> (usize, [u8; 32], Option<u32>) {
     let (slot, state) = select(mem, 2);
     let slot = slot.unwrap_or(0) as usize;
-    let sha = check_app(mem, SLOTS[slot], SLOT_SIZE, S3)
-        .unwrap_or_else(|e| panic!("selected slot {slot} is not bootable: {e}"));
-    (slot, sha, state)
+    let outcome = cellular_ota_sim::boot(mem, S3);
+    assert_eq!(
+        outcome.slot(),
+        Some(slot as u8),
+        "selected slot {slot} is not bootable: {}",
+        outcome.reason
+    );
+    (slot, outcome.image.expect("an image boots").sha256, state)
 }
 
 // ----- driving the sink -------------------------------------------------------------------
@@ -472,7 +433,6 @@ fn seq_crc_vectors_after_successive_updates() {
 #[test]
 fn factory_layout_counts_from_ota_0() {
     let mut mem = chip_with_factory();
-    let slots = [0x110000usize, 0x210000];
     for (n, want_slot) in [0usize, 1, 0].into_iter().enumerate() {
         let img = image(20 + n as u32, 10_000);
         let mut f = flash(&mut mem);
@@ -491,10 +451,9 @@ fn factory_layout_counts_from_ota_0() {
         assert_eq!(raw_entry(&mem, n % 2).seq, n as u32 + 1);
         let (slot, _) = select(&mem, 2);
         assert_eq!(slot, Some(want_slot as u32));
-        assert_eq!(
-            check_app(&mem, slots[want_slot], SLOT_SIZE, S3).unwrap(),
-            img.sha
-        );
+        let outcome = cellular_ota_sim::boot(&mem, S3);
+        assert_eq!(outcome.slot(), Some(want_slot as u8), "{}", outcome.reason);
+        assert_eq!(outcome.image.unwrap().sha256, img.sha);
     }
     // The factory app is never written.
     assert!(mem[0x10000..0x110000].iter().all(|&b| b == 0xFF));

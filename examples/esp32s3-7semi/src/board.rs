@@ -31,6 +31,20 @@ pub const CHIP: ChipId = ChipId::ESP32S3;
 #[cfg(feature = "esp32c3")]
 pub const CHIP: ChipId = ChipId::ESP32C3;
 
+/// This chip's revision and eFuse block revision, read from its eFuses: the sink then
+/// refuses an image built for other revisions, which the bootloader would not load.
+pub fn revisions() -> cellular_ota::ota::esp_idf::image::Revisions {
+    let full = |major: u8, minor: u8| u16::from(major) * 100 + u16::from(minor);
+    let (blk_major, blk_minor) = esp_hal::efuse::block_version();
+    cellular_ota::ota::esp_idf::image::Revisions {
+        chip: full(
+            esp_hal::efuse::major_chip_version(),
+            esp_hal::efuse::minor_chip_version(),
+        ),
+        efuse_block: full(blk_major, blk_minor),
+    }
+}
+
 /// The chip's name as espflash spells it (`--chip`).
 #[cfg(feature = "esp32s3")]
 pub const CHIP_NAME: &str = "esp32s3";

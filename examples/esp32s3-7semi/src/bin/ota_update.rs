@@ -51,7 +51,8 @@ fn main() -> ! {
     let rejected = flash::newer_image_rejected(&mut flash);
     let sink_config = SinkConfig::new(board::CHIP)
         .with_rollback(config::ROLLBACK_BOOTLOADER)
-        .with_running_slot(running);
+        .with_running_slot(running)
+        .with_revisions(board::revisions());
     let mut sink = EspIdfSink::new(&mut flash, sink_config);
 
     let (mut rx, mut response) = ([0u8; 2048], [0u8; 512]);
