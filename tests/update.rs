@@ -797,6 +797,28 @@ fn configurations_that_mean_less_than_they_say_are_refused_before_anything_is_se
             },
         ),
         (
+            "module file name that would break the AT line",
+            |c| c.modem_file = "UFS:ota\".bin",
+            C::Invalid {
+                setting: Setting::ModemFile,
+            },
+        ),
+        (
+            "SSL context 6",
+            |c| {
+                c.tls = Some(cellular_ota::update::Tls {
+                    ssl_ctx: 6,
+                    ..Default::default()
+                })
+            },
+            C::OutOfRange {
+                setting: Setting::SslContext,
+                value: 6,
+                min: 0,
+                max: 5,
+            },
+        ),
+        (
             "context 0",
             |c| c.context_id = 0,
             C::OutOfRange {

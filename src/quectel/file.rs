@@ -106,7 +106,7 @@ impl Drive {
 
 /// Checks a file name by the rules in the [module docs](self). `wildcard` allows `*` as the
 /// whole name part.
-fn check_name(name: &str, wildcard: bool) -> Result<(), EncodeError> {
+pub(crate) fn check_name(name: &str, wildcard: bool) -> Result<(), EncodeError> {
     check_text(name.as_bytes(), FILE_NAME_MAX)?;
     let (_, rest) = Drive::split(name);
     if rest.is_empty() {

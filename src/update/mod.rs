@@ -72,8 +72,9 @@ use crate::ota::manifest::{Field, ManifestError, Policy, Version, validate_id};
 use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
 use crate::quectel::ChipFamily;
 use crate::quectel::error::{CmeError, HttpError, describe};
+use crate::quectel::file::check_name;
 use crate::quectel::http::parse_url;
-use crate::quectel::ssl::{SecLevel, SslVersion};
+use crate::quectel::ssl::{MAX_SSL_CONTEXT, SecLevel, SslVersion};
 
 /// How to fetch the image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -327,6 +328,12 @@ pub enum Setting {
     ReadWait,
     /// [`UpdateConfig::context_id`].
     ContextId,
+    /// [`UpdateConfig::modem_file`].
+    ModemFile,
+    /// [`Tls::ssl_ctx`].
+    SslContext,
+    /// [`CaCert::file`].
+    CaCertFile,
 }
 
 impl fmt::Display for Setting {
@@ -343,6 +350,9 @@ impl fmt::Display for Setting {
             Setting::ResponseTime => "response_time",
             Setting::ReadWait => "read_wait",
             Setting::ContextId => "context_id",
+            Setting::ModemFile => "modem_file",
+            Setting::SslContext => "tls.ssl_ctx",
+            Setting::CaCertFile => "tls.ca_cert.file",
         })
     }
 }
@@ -371,9 +381,9 @@ pub enum ConfigError {
     /// is for, and the device must name its own.
     #[error("a manifest URL needs the device's product")]
     ProductRequired,
-    /// A text setting is not valid: a URL the modem would not take (or that could break
-    /// the AT line), a product or hardware name that is not an identifier, a running
-    /// version that does not parse.
+    /// A text setting is not valid: a URL or file name the modem would not take (or that
+    /// could break the AT line), a product or hardware name that is not an identifier, a
+    /// running version that does not parse.
     #[error("`{setting}` is not valid")]
     Invalid {
         /// The setting.
@@ -394,7 +404,8 @@ pub enum ConfigError {
         setting: Setting,
     },
     /// A numeric setting is outside what the flow or the modem accepts
-    /// (`chunk_size` larger than the buffer, `context_id` outside 1..=16).
+    /// (`chunk_size` larger than the buffer, `context_id` outside 1..=16, an SSL context
+    /// outside 0..=5).
     #[error("`{setting}` is {value}, outside {min}..={max}")]
     OutOfRange {
         /// The setting.
@@ -498,6 +509,20 @@ fn validate_config(c: &UpdateConfig<'_>, buf_len: usize, unit: u32) -> Result<()
             min: 1,
             max: 16,
         });
+    }
+    check_name(c.modem_file, false).map_err(|_| invalid(Setting::ModemFile))?;
+    if let Some(tls) = &c.tls {
+        if tls.ssl_ctx > MAX_SSL_CONTEXT {
+            return Err(E::OutOfRange {
+                setting: Setting::SslContext,
+                value: u32::from(tls.ssl_ctx),
+                min: 0,
+                max: u32::from(MAX_SSL_CONTEXT),
+            });
+        }
+        if let Some(ca) = &tls.ca_cert {
+            check_name(ca.file, false).map_err(|_| invalid(Setting::CaCertFile))?;
+        }
     }
     Ok(())
 }
