@@ -76,9 +76,12 @@
 //!   An empty range (`len` 0, or `offset` at the image end) does nothing.
 //! - [`finish`](OtaSink::finish): pads the buffered tail with `0xFF` to `WRITE_SIZE`, then
 //!   reads the whole image back from flash (in [`VERIFY_BUF_LEN`]-byte chunks) computing its
-//!   SHA-256 and running [`ImageValidator`] (magic, chip id, segments, checksum, appended
-//!   SHA-256, length ≤ capacity, app descriptor). Only if the SHA-256 equals the expected one
-//!   and the image is valid does it select the slot in otadata (`esp_ota_set_boot_partition`
+//!   SHA-256 and running [`ImageValidator`] (magic, chip id, segments and where each loads
+//!   by [`SinkConfig::memory_map`], the revision ranges with [`SinkConfig::revisions`],
+//!   checksum, appended SHA-256, length ≤ capacity, app descriptor). Only if the SHA-256
+//!   equals the expected one, the image is valid and its app descriptor declares the
+//!   expected version ([`ExpectedImage::version`], when given) does it select the slot in
+//!   otadata (`esp_ota_set_boot_partition`
 //!   semantics: the inactive entry, a fresh state NEW or UNDEFINED, the right CRC; see
 //!   [`otadata::plan_activate`](super::otadata::plan_activate)), then clear the journal.
 //! - [`abort`](OtaSink::abort): clears the journal of the target slot; never touches
