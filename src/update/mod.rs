@@ -430,6 +430,7 @@ pub enum ConfigError {
     },
 }
 
+#[inline(never)]
 fn validate_config(c: &UpdateConfig<'_>, buf_len: usize, unit: u32) -> Result<(), ConfigError> {
     use ConfigError as E;
     // Trust first: these decide whether an image can be installed at all.

@@ -1682,7 +1682,10 @@ fn drive<F: NorFlash>(
     Ok(())
 }
 
-/// Reads the image back through a [`VERIFY_BUF_LEN`]-byte buffer and checks it.
+/// Reads the image back through a [`VERIFY_BUF_LEN`]-byte buffer and checks it. Out of line:
+/// its buffer and validator (about 0.8 KiB) then take stack only while `finish` runs, not in
+/// every frame it would be inlined into.
+#[inline(never)]
 fn verify<F: NorFlash>(
     flash: &mut F,
     w: &Finishing,
