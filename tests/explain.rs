@@ -170,3 +170,23 @@ fn lf_only_capture_with_known_length() {
     assert_eq!(get["http_status"], 200);
     assert_eq!(get["content_length"], 6);
 }
+
+#[test]
+fn a_last_line_without_its_line_end_is_reported_with_its_kind() {
+    let out = explain(&["--json"], "AT+CPIN?\r\r\n+CPIN: READY");
+    let last = out.last().unwrap();
+    assert_eq!(last["raw"], "+CPIN: READY", "{out:?}");
+    assert_eq!(last["unterminated"], true, "{out:?}");
+    assert_ne!(last["kind"], "unknown", "{out:?}");
+    // The same for a final result and for a line nothing classifies.
+    let out = explain(&["--json"], "AT\r\r\nOK");
+    assert_eq!(out.last().unwrap()["raw"], "OK");
+    assert_eq!(out.last().unwrap()["unterminated"], true);
+    let out = explain(&["--json"], "\r\nRDY\r\nsome noise");
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[1]["raw"], "some noise");
+    assert_eq!(out[1]["kind"], "unknown");
+    // A line end after it: nothing is marked.
+    let out = explain(&["--json"], "\r\n+CPIN: READY\r\n");
+    assert_eq!(out.last().unwrap()["unterminated"], serde_json::Value::Null);
+}

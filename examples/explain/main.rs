@@ -8,7 +8,8 @@
 //! LF-only line ends, echo on or off, payload bytes after `CONNECT`), or a two-sided
 //! transcript in this crate's format (`-> ` host lines, `<- ` modem lines; see
 //! `cellular_ota::transcript`). Prints one event per line, or JSON Lines with `--json`.
-//! Lines it cannot classify are printed with kind `unknown`, never dropped.
+//! Lines it cannot classify are printed with kind `unknown`, never dropped; a last line
+//! without its line end is reported with its kind and `unterminated`.
 
 mod describe;
 
@@ -239,6 +240,14 @@ fn explain(input: &[u8], o: &mut Output) -> Result<(), String> {
         feed(&mut d, input, Instant::ZERO, o);
     }
     drain(&mut d, Instant::MAX, o);
+    if d.end_of_capture() {
+        // The capture's last line has no line end: report it, marked as such.
+        let before = o.out.len();
+        drain(&mut d, Instant::MAX, o);
+        for m in &mut o.out[before..] {
+            m.insert("unterminated".into(), true.into());
+        }
+    }
     if let Some((bytes, len)) = o.payload.take() {
         // Input ended inside a payload.
         let mut m = describe::payload(&bytes, len);

@@ -19,7 +19,7 @@ use core::time::Duration;
 
 use super::urc::Urc;
 use crate::at::params::Params;
-use crate::at::{DataLength, Engine, Event, Final, Instant, ParseError, Prompt};
+use crate::at::{DataLength, DataState, Engine, Event, Final, Instant, ParseError, Prompt};
 
 /// How long the line must be silent after a candidate trailer of an unknown-length payload.
 pub const TRAILER_QUIET: Duration = Duration::from_millis(200);
@@ -103,8 +103,23 @@ impl<'b> LogDecoder<'b> {
         self.engine.consume(bytes)
     }
 
+    /// The capture ended (call it after polling until `None`). A last line the capture holds
+    /// without its line end (the file
+    /// ends in `+CPIN: READY` with no CR LF, or the capture was cut) is completed, so the
+    /// next [`poll`](Self::poll)s return it like any other line; returns whether there was
+    /// one. A payload cut by the capture is not a line: it stays a payload (poll with
+    /// [`Instant::MAX`] to close one of unknown length).
+    pub fn end_of_capture(&mut self) -> bool {
+        if self.engine.data_state() != DataState::Idle || self.engine.buffered() == 0 {
+            return false;
+        }
+        // A line as long as the buffer is already being discarded: the poll reports it.
+        self.engine.consume(b"\r\n") > 0
+    }
+
     /// The next event, or `None` when more input is needed. At the end of a capture, poll
-    /// with [`Instant::MAX`] so that a trailing unknown-length payload is closed.
+    /// with [`Instant::MAX`] so that a trailing unknown-length payload is closed, and call
+    /// [`end_of_capture`](Self::end_of_capture) for a last line without its line end.
     pub fn poll(&mut self, now: Instant) -> Option<LogEvent<'_>> {
         if let Some(p) = self.pending.take() {
             self.engine.expect_data(p);
