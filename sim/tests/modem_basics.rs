@@ -302,10 +302,11 @@ fn async_client_boots_and_identifies() {
 
 #[test]
 fn uart_timing_follows_the_baud_rate() {
-    let world = World::new(
-        WorldConfig::new(ModemConfig::new(Personality::Ec200u).ready().quiet())
-            .with_uart(UartConfig::default().with_baud(9600)),
-    );
+    // A module with 9600 saved, and the host opening the UART at 9600.
+    let mut modem = ModemConfig::new(Personality::Ec200u).ready().quiet();
+    modem.baud = 9600;
+    let world =
+        World::new(WorldConfig::new(modem).with_uart(UartConfig::default().with_baud(9600)));
     let t0 = world.elapsed();
     let out = raw(&world, b"ATI\r", Duration::from_millis(200));
     assert_eq!(out.len(), 4 + 56);

@@ -573,6 +573,8 @@ fn make_world(setup: &Setup, booting: bool, seed: u64) -> World {
     if !booting {
         modem = modem.ready();
     }
+    // `Setup::baud` is a link fixed at that rate from the start: the module saved it.
+    modem.baud = setup.baud;
     let mut uart = UartConfig::default().with_baud(setup.baud);
     if let Some(ring) = setup.rx_dma {
         uart = uart.with_rx_dma(ring);

@@ -65,15 +65,19 @@ impl State {
             ("+CMEE", Form::Read) => Ok(Reply::line(format!("+CMEE: {}", m.cmee))),
             ("+CMEE", Form::Test) => Ok(Reply::line("+CMEE: (0-2)")),
             ("+CPIN", Form::Read) => {
-                if m.cfg.sim_ready {
-                    Ok(Reply::line("+CPIN: READY"))
-                } else {
+                if !m.cfg.sim_ready {
                     Err(CmdError::Cme(10))
+                } else if m.pin_locked && m.pin_tries == 0 {
+                    Ok(Reply::line("+CPIN: SIM PUK"))
+                } else if m.pin_locked {
+                    Ok(Reply::line("+CPIN: SIM PIN"))
+                } else {
+                    Ok(Reply::line("+CPIN: READY"))
                 }
             }
-            ("+CPIN", Form::Write) => Err(CmdError::Cme(3)),
+            ("+CPIN", Form::Write) => return Some(self.cpin(c)),
             ("+CSQ", Form::Exec) => {
-                let rssi = if m.cfun == 1 && m.cfg.sim_ready {
+                let rssi = if m.cfun == 1 && m.sim_usable() {
                     m.cfg.rssi.min(31)
                 } else {
                     99
@@ -306,11 +310,42 @@ impl State {
                 p.active = false;
             }
             self.set_reg_stat(0);
-        } else if old != 1 && self.modem.cfg.sim_ready {
+        } else if old != 1 && self.modem.sim_usable() {
             let d = duration_ns(self.modem.cfg.registration_delay);
             self.schedule(d, Scope::Modem, Timer::Registered);
         }
         Ok(Reply::ok())
+    }
+
+    /// `AT+CPIN="<pin>"`: unlocks a SIM that waits for its PIN. A wrong PIN is
+    /// `+CME ERROR: 16` and uses up one of three tries; after the third the SIM wants its
+    /// PUK. A SIM that is not waiting for a PIN answers `+CME ERROR: 3`.
+    fn cpin(&mut self, c: &Command) -> CmdResult {
+        let m = &mut self.modem;
+        if !m.cfg.sim_ready {
+            return Err(CmdError::Cme(10));
+        }
+        if !m.pin_locked {
+            return Err(CmdError::Cme(3));
+        }
+        if m.pin_tries == 0 {
+            return Err(CmdError::Cme(12));
+        }
+        let given = c.args.quoted(0).map_err(|_| CmdError::Error)?;
+        if m.cfg.sim_pin.as_deref() != Some(given) {
+            m.pin_tries -= 1;
+            return Err(CmdError::Cme(16));
+        }
+        m.pin_tries = 3;
+        m.pin_locked = false;
+        self.emit_ok();
+        self.emit_urc("+CPIN: READY");
+        if self.modem.cfun == 1 {
+            self.set_reg_stat(2);
+            let d = duration_ns(self.modem.cfg.registration_delay);
+            self.schedule(d, Scope::Modem, Timer::Registered);
+        }
+        Ok(Reply::Handled)
     }
 
     fn creg(&mut self, c: &Command) -> CmdResult {
@@ -321,17 +356,29 @@ impl State {
                 let n = self.modem.reg_n[idx];
                 let stat = self.modem.reg_stat;
                 let mut line = format!("{name}: {n},{stat}");
-                if n == 2 && self.modem.registered() {
+                if n >= 2 && self.modem.registered() {
                     line.push_str(",\"1A2B\",\"01234567\",7");
+                }
+                // Mode 3 (CREG, CEREG): the reject cause while denied (TS 27.007).
+                if n == 3
+                    && stat == 3
+                    && let Some(cause) = self.modem.cfg.reject_cause
+                {
+                    line.push_str(&format!(",,,,0,{cause}"));
                 }
                 Ok(Reply::line(line))
             }
             Form::Write => {
-                let n = c.args.ranged(0, 0, 2)?;
+                // Mode 3 exists for +CREG and +CEREG, not +CGREG.
+                let max = if idx == 1 { 2 } else { 3 };
+                let n = c.args.ranged(0, 0, max)?;
                 self.modem.reg_n[idx] = n as u8;
                 Ok(Reply::ok())
             }
-            Form::Test => Ok(Reply::line(format!("{name}: (0-2)"))),
+            Form::Test => Ok(Reply::line(format!(
+                "{name}: (0-{})",
+                if idx == 1 { 2 } else { 3 }
+            ))),
             Form::Exec => Err(CmdError::Error),
         }
     }

@@ -99,6 +99,24 @@ pub struct ModemConfig {
     pub rssi: u8,
     /// Whether a SIM is inserted and ready.
     pub sim_ready: bool,
+    /// The SIM's PIN, if it asks for one at every power-on (`+CPIN: SIM PIN` until
+    /// `AT+CPIN="<pin>"`; registration waits for it). Three wrong tries block the SIM
+    /// (`+CPIN: SIM PUK`, for good).
+    pub sim_pin: Option<String>,
+    /// The EMM cause reported with `AT+CEREG=3` (and `AT+CREG=3`) while registration is
+    /// denied (`registration_stat` 3), as `<cause_type>` 0 (3GPP).
+    pub reject_cause: Option<u16>,
+    /// The URC port saved in the module (`AT+QURCCFG="urcport"` survives reboots). The
+    /// simulated host is on `"uart1"`; a module shipped or last used with `"usbat"` sends
+    /// its URCs, including `+QHTTPGET:` and `+QIND: "FOTA"`, where the host never sees
+    /// them. Default `"uart1"`, the factory setting assumed for a module on a UART (the
+    /// reference gives no factory value).
+    pub urc_port: String,
+    /// The baud rate saved in the module, at which it boots: 115 200 from the factory
+    /// (quectel-at.md §1), another rate only after `AT+IPR=<rate>;&W`. The host UART starts
+    /// at [`UartConfig::baud`](crate::UartConfig::baud); while the two differ every byte
+    /// arrives garbled.
+    pub baud: u32,
     /// `AT+QCCID`.
     pub iccid: String,
     /// `AT+GSN`.
@@ -146,6 +164,10 @@ impl ModemConfig {
             registration_stat: 1,
             rssi: 23,
             sim_ready: true,
+            sim_pin: None,
+            reject_cause: None,
+            urc_port: "uart1".into(),
+            baud: 115_200,
             iccid: "89860012345678901234".into(),
             imei: "866123456789012".into(),
             revision: None,
@@ -311,6 +333,10 @@ pub(crate) struct Modem {
     pub(crate) reg_stat: u8,
     pub(crate) indications: BTreeMap<String, bool>,
     pub(crate) urc_port: String,
+    /// The SIM's lock: `true` while it waits for its PIN.
+    pub(crate) pin_locked: bool,
+    /// Wrong PINs left before the SIM blocks (0: blocked, PUK required).
+    pub(crate) pin_tries: u8,
     pub(crate) pdp: BTreeMap<u8, Pdp>,
     pub(crate) ip_error: u16,
     pub(crate) http: http::Http,
@@ -358,7 +384,9 @@ impl Modem {
             reg_n: [0; 3],
             reg_stat: 0,
             indications: default_indications(),
-            urc_port: "uart1".into(),
+            urc_port: cfg.urc_port.to_ascii_lowercase(),
+            pin_locked: cfg.sim_pin.is_some(),
+            pin_tries: 3,
             pdp,
             ip_error: 0,
             http: http::Http::default(),
@@ -402,6 +430,13 @@ impl Modem {
             p.active = false;
         }
         self.fs.handles.clear();
+        // A SIM with a PIN asks for it again at every power-on (a blocked one stays blocked).
+        self.pin_locked = self.cfg.sim_pin.is_some();
+    }
+
+    /// Whether the SIM is inserted and unlocked (registration can proceed).
+    pub(crate) fn sim_usable(&self) -> bool {
+        self.cfg.sim_ready && !self.pin_locked
     }
 }
 
@@ -421,6 +456,8 @@ pub(crate) fn cme_text(code: u16) -> &'static str {
         3 => "operation not allowed",
         4 => "operation not supported",
         10 => "SIM not inserted",
+        12 => "SIM PUK required",
+        16 => "incorrect password",
         30 => "no network service",
         400 => "invalid input value",
         401 => "larger than the size of the file",
@@ -494,15 +531,16 @@ pub(crate) fn ip_error_text(code: u16) -> &'static str {
 impl State {
     /// Puts the modem into its configured start state.
     pub(crate) fn modem_start(&mut self) {
-        self.link.modem_baud = self.link.cfg.baud;
-        self.modem.saved.ipr = self.link.cfg.baud;
-        self.modem.ipr = self.link.cfg.baud;
+        let baud = self.modem.cfg.baud;
+        self.link.modem_baud = baud;
+        self.modem.saved.ipr = baud;
+        self.modem.ipr = baud;
         match self.modem.cfg.start {
             ModemStart::Booting => self.modem_reboot(),
             ModemStart::Ready => {
                 self.modem.power = Power::On;
                 self.modem.boots = 1;
-                if self.modem.cfg.sim_ready {
+                if self.modem.sim_usable() {
                     self.modem.reg_stat = self.modem.cfg.registration_stat;
                 }
             }
@@ -936,7 +974,7 @@ impl State {
         if i == 0 {
             self.modem.power = Power::On;
             self.modem.boots += 1;
-            if self.modem.cfg.sim_ready {
+            if self.modem.sim_usable() {
                 self.set_reg_stat(2);
                 let d = duration_ns(self.modem.cfg.registration_delay);
                 self.schedule(d, Scope::Modem, Timer::Registered);
@@ -945,6 +983,13 @@ impl State {
         if let Some(u) = urcs.get(i) {
             if *u == "+CPIN: READY" && !self.modem.cfg.sim_ready {
                 self.emit_urc("+CPIN: NOT INSERTED");
+            } else if *u == "+CPIN: READY" && self.modem.pin_locked {
+                let state = if self.modem.pin_tries == 0 {
+                    "+CPIN: SIM PUK"
+                } else {
+                    "+CPIN: SIM PIN"
+                };
+                self.emit_urc(state);
             } else {
                 self.emit_urc(u);
             }
@@ -1161,5 +1206,21 @@ impl SimModem {
     /// URCs dropped because `AT+QURCCFG="urcport"` routes them to another port.
     pub fn urcs_dropped(&self) -> u64 {
         self.world.0.borrow().modem.urcs_dropped
+    }
+
+    /// Where the module sends URCs now (`AT+QURCCFG="urcport"`, lower case).
+    pub fn urc_port(&self) -> String {
+        self.world.0.borrow().modem.urc_port.clone()
+    }
+
+    /// Whether a `AT+QINDCFG` group (`"csq"`, `"act"` ...) is reported now.
+    pub fn indication(&self, kind: &str) -> bool {
+        let w = self.world.0.borrow();
+        w.modem.indications.get(kind).copied().unwrap_or(false)
+    }
+
+    /// Wrong PINs the SIM still accepts before it blocks (3 when unlocked).
+    pub fn pin_tries(&self) -> u8 {
+        self.world.0.borrow().modem.pin_tries
     }
 }
