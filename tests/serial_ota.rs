@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cellular_ota_sim::{
-    FotaTiming, ModemConfig, ModemStart, Personality, PtyModem, TestServer, WorldConfig,
-    fota_package, test_app_image,
+    FotaTiming, ModemConfig, ModemStart, Personality, PtyModem, TestServer, UartConfig,
+    WorldConfig, fota_package, test_app_image,
 };
 use sha2::{Digest, Sha256};
 
@@ -118,6 +118,21 @@ fn fast_ec200u(server: &TestServer) -> ModemConfig {
         upgrade_time: Duration::from_secs(2),
     };
     cfg
+}
+
+/// An EC200T (ASR: takes `AT+QFOTADL="FILE:<len>"`) that is up and quiet, with short FOTA
+/// timings, on a 921 600-baud line: faster than the module writes a streamed package to
+/// flash (15 000 bytes/s), so flow control or pacing matters.
+fn fast_ec200t_921600() -> WorldConfig {
+    let mut cfg = ModemConfig::new(Personality::Ec200t).ready().quiet();
+    cfg.boot_time = Duration::from_millis(1500);
+    cfg.baud = 921_600;
+    cfg.fota = FotaTiming {
+        start_delay: Duration::from_millis(200),
+        reboot_time: Duration::from_secs(1),
+        upgrade_time: Duration::from_secs(2),
+    };
+    WorldConfig::new(cfg).with_uart(UartConfig::default().with_baud(921_600))
 }
 
 fn port(modem: &PtyModem) -> String {
@@ -502,4 +517,98 @@ fn download_failures_name_the_stage_and_the_code() {
         "{r:?}"
     );
     assert!(!Path::new(out).exists());
+}
+
+#[test]
+fn fota_file_streams_a_local_package_with_rts_cts() {
+    let p = Personality::Ec200t;
+    let from = p.revision();
+    let to = format!("{from}F");
+    let pkg = fota_package(from, &to, 40_000);
+    let file = temp("ec200t-delta.bin");
+    std::fs::write(&file, &pkg).unwrap();
+    let modem = PtyModem::spawn(fast_ec200t_921600()).unwrap();
+    let port = port(&modem);
+    let r = serial_ota(
+        &[
+            "--port",
+            &port,
+            "--baud",
+            "921600",
+            "--flow-control",
+            "fota",
+            "--file",
+            file.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let line = format!("{from}_01.001.01.001 → {to}_01.001.01.001");
+    assert!(r.stdout.contains(&line), "{line:?} missing: {r:?}");
+    for milestone in [
+        "sending 40000 bytes with RTS/CTS",
+        "package sent (40000 bytes)",
+        "FILEEND,0",
+        "upgrade started",
+        "END,0",
+    ] {
+        assert!(r.stderr.contains(milestone), "{milestone:?} missing: {r:?}");
+    }
+    // Both sides hold the same package, and the module runs the new firmware.
+    let stored = modem.with_modem(|m| m.fota_file()).flatten().unwrap();
+    assert!(stored == pkg, "the module stored other bytes");
+    let stats = modem.with_modem(|m| m.fota_file_stats()).flatten().unwrap();
+    assert!(stats.complete && stats.lost == 0, "{stats:?}");
+    assert_eq!(modem.with_modem(|m| m.revision()).unwrap(), to);
+    // 40 000 bytes at the module's 15 000 bytes/s, plus the reboots and the upgrade.
+    assert!(r.took < Duration::from_secs(30), "{r:?}");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn fota_file_too_fast_without_flow_control_says_what_to_do() {
+    let p = Personality::Ec200t;
+    let pkg = fota_package(p.revision(), "NEW", 30_000);
+    let file = temp("ec200t-fast.bin");
+    std::fs::write(&file, &pkg).unwrap();
+    let modem = PtyModem::spawn(fast_ec200t_921600()).unwrap();
+    let port = port(&modem);
+    let r = serial_ota(
+        &[
+            "--port",
+            &port,
+            "fota",
+            "--file",
+            file.to_str().unwrap(),
+            "--pace",
+            "80000",
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(1), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("file transfer ended with 500: file download error"),
+        "{r:?}"
+    );
+    for advice in ["RTS/CTS", "--rtscts", "lower --pace (now 80000 bytes/s"] {
+        assert!(r.stderr.contains(advice), "{advice:?} missing: {r:?}");
+    }
+    let stats = modem.with_modem(|m| m.fota_file_stats()).flatten().unwrap();
+    assert!(!stats.complete && stats.lost > 0, "{stats:?}");
+    assert_eq!(modem.with_modem(|m| m.revision()).unwrap(), p.revision());
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn fota_needs_exactly_one_of_url_and_file() {
+    let r = serial_ota(&["--port", "/dev/null", "fota"], Duration::from_secs(10));
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("--file"), "{r:?}");
+    let r = serial_ota(
+        &["--port", "/dev/null", "fota", "http://x/y", "--file", "y"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.contains("cannot be used with"), "{r:?}");
 }

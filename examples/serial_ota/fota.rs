@@ -1,14 +1,18 @@
-//! `fota`: upgrade the module's own firmware with `AT+QFOTADL`, through its reboots.
+//! `fota`: upgrade the module's own firmware with `AT+QFOTADL`, through its reboots: from a
+//! URL the module downloads itself, or (`--file`) from a local package the tool streams over
+//! the AT port (`AT+QFOTADL="FILE:<len>"`, ASR modules such as the EC200T).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::fota::{FotaOptions, UpgradeMode};
 use cellular_ota::quectel::general::Identify;
 use cellular_ota::update::modem::{
-    FotaError, FotaProgress, FotaTimeouts, ModemFotaConfig, upgrade_modem_blocking,
+    FilePacing, FotaError, FotaFailure, FotaProgress, FotaReport, FotaTimeouts, HostFileConfig,
+    ModemFotaConfig, upgrade_modem_blocking, upgrade_modem_from_host_blocking,
 };
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
@@ -28,9 +32,23 @@ pub enum FamilyArg {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("package").required(true).args(["url", "file"])))]
 pub struct FotaArgs {
-    /// Firmware package URL (http://, https:// or ftp://; at most 255 bytes).
-    pub url: String,
+    /// Firmware package URL (http://, https:// or ftp://; at most 255 bytes). Give exactly
+    /// one of URL and --file.
+    pub url: Option<String>,
+    /// Upload this local package over the AT port instead of a URL (AT+QFOTADL="FILE:<len>";
+    /// ASR modules such as the EC200T). With --rtscts (alias --flow-control) as fast as the
+    /// module's CTS allows; without, paced by --pace and --write-size.
+    #[arg(long, value_name = "PACKAGE")]
+    pub file: Option<PathBuf>,
+    /// --file without RTS/CTS: most bytes per second written (the documented limit is
+    /// 15000; the module loses bytes beyond its flash rate).
+    #[arg(long, default_value_t = 15_000, value_name = "BYTES_PER_SEC")]
+    pub pace: u32,
+    /// --file without RTS/CTS: bytes per write.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub write_size: u16,
     /// The module's chipset family (selects the configuration and the END code table).
     #[arg(long, value_enum, default_value_t = FamilyArg::Auto)]
     pub family: FamilyArg,
@@ -107,6 +125,70 @@ fn fota_error(e: &FotaError<PortError>) -> String {
     msg
 }
 
+fn bytes_bar(prefix: &'static str, total: u64) -> ProgressBar {
+    let bar = ui().add(ProgressBar::new(total));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// The package file as the crate's blocking source.
+struct FileSource(std::io::BufReader<std::fs::File>);
+
+impl embedded_io::ErrorType for FileSource {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl embedded_io::Read for FileSource {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, embedded_io::ErrorKind> {
+        std::io::Read::read(&mut self.0, buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::Interrupted => embedded_io::ErrorKind::Interrupted,
+            std::io::ErrorKind::PermissionDenied => embedded_io::ErrorKind::PermissionDenied,
+            _ => embedded_io::ErrorKind::Other,
+        })
+    }
+}
+
+/// What to do about a failed host-file upload, if the failure says.
+fn file_hint(e: &FotaError<PortError>, g: &Global, a: &FotaArgs) -> Option<String> {
+    match &e.failure {
+        FotaFailure::FileEnd { .. } if g.rtscts => Some(
+            "the module did not get the whole package although AT+IFC=2,2 was sent: check \
+             that RTS and CTS are really wired to the module (and that the port honours \
+             them), or upload without --rtscts at a lower --pace"
+                .into(),
+        ),
+        FotaFailure::FileEnd { .. } => Some(format!(
+            "the module did not get the whole package: without flow control it drops bytes \
+             that arrive faster than it writes them to flash. Wire RTS/CTS and pass --rtscts \
+             (the tool then sends AT+IFC=2,2), or lower --pace (now {} bytes/s; the \
+             documented limit is 15000)",
+            a.pace
+        )),
+        FotaFailure::Stalled { .. } => Some(
+            "the port took no byte for a long time: with --rtscts the module may be holding \
+             CTS, or CTS is not wired (then upload without --rtscts)"
+                .into(),
+        ),
+        FotaFailure::Modem(cellular_ota::client::Error::Rejected(_))
+            if e.stage == cellular_ota::update::modem::FotaStage::Request =>
+        {
+            Some(
+                "AT+QFOTADL=\"FILE:<len>\" is documented for ASR modules (EC200T, EC200A, \
+                 EC600N, EC800K ...) only; upgrade from a URL instead"
+                    .into(),
+            )
+        }
+        _ => None,
+    }
+}
+
 fn percent_bar(prefix: &'static str) -> ProgressBar {
     let bar = ui().add(ProgressBar::new(100));
     bar.set_style(
@@ -146,45 +228,51 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
         "module {model}, chip family {}",
         family_name(family)
     ));
-    wait_registered(&mut c, Duration::from_secs(a.register_timeout))?;
-    let pdp = ensure_pdp(&mut c, a.cid, &g.apn)?;
-    say(format!(
-        "PDP context {} up, IP {}",
-        pdp.cid,
-        pdp.ip.as_deref().unwrap_or("?")
-    ));
-
-    let mut config = ModemFotaConfig::new(&a.url, family);
-    config.context_id = a.cid;
-    config.fota_path = &a.fota_path;
-    config.options = options;
-    config.timeouts = FotaTimeouts {
+    let timeouts = FotaTimeouts {
         download_gap: Duration::from_secs(a.gap_timeout),
         upgrade_gap: Duration::from_secs(a.gap_timeout),
         ready: Duration::from_secs(a.ready_timeout),
         ..FotaTimeouts::default()
     };
-
     let tty = interactive();
+    let mut upload: Option<ProgressBar> = None;
     let mut download: Option<ProgressBar> = None;
     let mut upgrade: Option<ProgressBar> = None;
     let mut port_lost = false;
-    let started = std::time::Instant::now();
-    let r = upgrade_modem_blocking(&mut c, &config, &mut |p| {
+    let from_file = a.file.is_some();
+    let mut on_progress = |p: FotaProgress| {
         if p != FotaProgress::PortLost && port_lost {
             port_lost = false;
         }
         match p {
+            FotaProgress::Accepted if from_file => {
+                say("module accepted AT+QFOTADL; sending the package")
+            }
             FotaProgress::Accepted => say("module accepted AT+QFOTADL; waiting for the download"),
+            FotaProgress::Sent { sent, total } => {
+                let bar = upload.get_or_insert_with(|| bytes_bar("upload", u64::from(total)));
+                bar.set_position(u64::from(sent));
+                if !tty {
+                    say(format!("sent {sent} of {total} bytes"));
+                }
+                if sent == total {
+                    bar.finish_with_message("sent");
+                    say(format!(
+                        "package sent ({total} bytes); waiting for the module to store it"
+                    ));
+                }
+            }
+            FotaProgress::DownloadStarted if from_file => say("module receiving (FILESTART)"),
             FotaProgress::DownloadStarted => {
                 say("package download started");
                 download.get_or_insert_with(|| percent_bar("download"));
             }
             FotaProgress::Downloading(pct) => {
-                let bar = download.get_or_insert_with(|| percent_bar("download"));
+                let prefix = if from_file { "stored" } else { "download" };
+                let bar = download.get_or_insert_with(|| percent_bar(prefix));
                 bar.set_position(u64::from(pct));
                 if !tty {
-                    say(format!("download {pct}%"));
+                    say(format!("{prefix} {pct}%"));
                 }
             }
             FotaProgress::Downloaded => {
@@ -192,7 +280,11 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
                     bar.set_position(100);
                     bar.finish_with_message("done");
                 }
-                say("package downloaded; the module reboots to install it");
+                if from_file {
+                    say("package stored in the module (FILEEND,0); it reboots to install it");
+                } else {
+                    say("package downloaded; the module reboots to install it");
+                }
             }
             FotaProgress::Rebooted => say("module rebooted (RDY)"),
             FotaProgress::PortLost => {
@@ -223,12 +315,79 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
                 say("upgrade finished (END,0); waiting for the module to come back");
             }
         }
-    });
-    for bar in download.iter().chain(upgrade.iter()) {
+    };
+    let started = std::time::Instant::now();
+    let r: Result<FotaReport, FotaError<PortError>> = match (&a.url, &a.file) {
+        (_, Some(path)) => {
+            if family != ChipFamily::Asr {
+                say(format!(
+                    "note: AT+QFOTADL=\"FILE:<len>\" is documented for ASR modules only; \
+                     this is a {} module",
+                    family_name(family)
+                ));
+            }
+            let file = std::fs::File::open(path)
+                .map_err(|e| Fail(format!("cannot read {}: {e}", path.display())))?;
+            let len = file
+                .metadata()
+                .map_err(|e| Fail(format!("cannot read {}: {e}", path.display())))?
+                .len();
+            let length = u32::try_from(len)
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| Fail(format!("{}: {len} bytes is no package", path.display())))?;
+            let pacing = if g.rtscts {
+                say(format!(
+                    "sending {length} bytes with RTS/CTS flow control (AT+IFC=2,2)"
+                ));
+                FilePacing::FlowControl
+            } else {
+                say(format!(
+                    "sending {length} bytes at most {} bytes/s in {}-byte writes (no flow \
+                     control; pass --rtscts if RTS/CTS is wired)",
+                    a.pace, a.write_size
+                ));
+                FilePacing::Paced {
+                    bytes_per_sec: a.pace.max(1),
+                    write_size: a.write_size.max(1),
+                }
+            };
+            let mut config = HostFileConfig::new(pacing);
+            config.family = family;
+            config.options = options;
+            config.timeouts = timeouts;
+            let source = FileSource(std::io::BufReader::new(file));
+            upgrade_modem_from_host_blocking(&mut c, &config, length, source, &mut on_progress)
+        }
+        (Some(url), None) => {
+            wait_registered(&mut c, Duration::from_secs(a.register_timeout))?;
+            let pdp = ensure_pdp(&mut c, a.cid, &g.apn)?;
+            say(format!(
+                "PDP context {} up, IP {}",
+                pdp.cid,
+                pdp.ip.as_deref().unwrap_or("?")
+            ));
+            let mut config = ModemFotaConfig::new(url, family);
+            config.context_id = a.cid;
+            config.fota_path = &a.fota_path;
+            config.options = options;
+            config.timeouts = timeouts;
+            upgrade_modem_blocking(&mut c, &config, &mut on_progress)
+        }
+        (None, None) => return Err(Fail("give a package URL or --file PACKAGE".into())),
+    };
+    for bar in upload.iter().chain(download.iter()).chain(upgrade.iter()) {
         bar.finish_and_clear();
         ui().remove(bar);
     }
-    let report = r.map_err(|e| Fail(fota_error(&e)))?;
+    let report = r.map_err(|e| {
+        let mut msg = fota_error(&e);
+        if let Some(hint) = file_hint(&e, g, a) {
+            msg.push_str("\nhint: ");
+            msg.push_str(&hint);
+        }
+        Fail(msg)
+    })?;
     println!(
         "revision    {} → {}",
         report.old_revision, report.new_revision

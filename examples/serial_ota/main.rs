@@ -6,9 +6,11 @@
 //!     [--manifest URL --pubkey HEX [--running-version V]] [--validate esp32s3|esp32c3]
 //!     [--strategy auto|stream|ranged|modem-file] [--max-size 16M]
 //! cargo run --example serial_ota -- --port /dev/ttyUSB2 fota URL [--family auto|qualcomm|asr|unisoc]
+//! cargo run --example serial_ota -- --port /dev/ttyS0 [--rtscts] fota --file PACKAGE [--pace 15000]
 //! ```
 //!
-//! Global options: `--baud` (115200), `--apn` (`internet`), `--rtscts`, `--log FILE` (a
+//! Global options: `--baud` (115200), `--apn` (`internet`), `--rtscts` (alias
+//! `--flow-control`), `--log FILE` (a
 //! transcript of every byte, in the format `cargo run --example explain FILE` decodes),
 //! `-v` (show URCs). Progress bars go to stderr, results to stdout; any failure prints
 //! `error: ...` with the modem's code and its meaning and exits with 1.
@@ -19,7 +21,11 @@
 //! * `download`: the crate's update flow (`update_blocking`) into memory, then to a file;
 //!   optionally checked as an ESP-IDF app image.
 //! * `fota`: the module's own firmware (`upgrade_modem_blocking`). A USB port disappears
-//!   while the module reboots: the port is re-opened every second until it is back.
+//!   while the module reboots: the port is re-opened every second until it is back. With
+//!   `--file PACKAGE` the tool streams a local package over the AT port instead
+//!   (`upgrade_modem_from_host_blocking`, `AT+QFOTADL="FILE:<len>"`, ASR modules): with
+//!   `--rtscts` as fast as the module's CTS allows, otherwise at most `--pace` bytes/s
+//!   (15000, the documented limit) in `--write-size`-byte writes (32).
 
 mod common;
 mod download;
@@ -39,6 +45,7 @@ const EXAMPLES: &str = "Examples:
   serial_ota --port /dev/ttyUSB2 --log modem.log download https://example.com/fw.bin \\
       --out fw.bin --validate esp32s3
   serial_ota --port /dev/ttyUSB2 fota http://example.com/EC200U_delta.bin
+  serial_ota --port /dev/ttyS0 --rtscts fota --file EC200T_delta.bin
   cargo run --example explain modem.log
 
 Exit code 1 on any failure, with the stage, the modem's code and its meaning.";
@@ -72,8 +79,14 @@ struct Cli {
         help_heading = "Modem options"
     )]
     apn: String,
-    /// RTS/CTS flow control on the port and in the modem (AT+IFC=2,2).
-    #[arg(long, global = true, help_heading = "Modem options")]
+    /// RTS/CTS flow control on the port and in the modem (AT+IFC=2,2); say so only if the
+    /// lines are wired.
+    #[arg(
+        long,
+        global = true,
+        alias = "flow-control",
+        help_heading = "Modem options"
+    )]
     rtscts: bool,
     /// Write a transcript of every byte both ways to FILE (decode it with the explain
     /// example).

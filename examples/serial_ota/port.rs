@@ -145,6 +145,9 @@ pub struct Port {
     lost_since: Option<Instant>,
     log: Option<Transcript>,
     pending_tx: Vec<u8>,
+    /// A write happened since the last `read_ready`: the caller is streaming and only looks
+    /// at the port between writes, so an empty port is no reason to pause.
+    wrote: bool,
 }
 
 fn open_device(path: &str, baud: u32, rtscts: bool) -> Result<Box<dyn SerialPort>, OpenError> {
@@ -189,6 +192,7 @@ impl Port {
             lost_since: None,
             log: None,
             pending_tx: Vec::new(),
+            wrote: false,
         })
     }
 
@@ -292,7 +296,9 @@ impl embedded_io::ReadReady for Port {
                 if !self.still_there() {
                     return Err(self.lost("the device disappeared"));
                 }
-                std::thread::sleep(IDLE_PAUSE);
+                if !std::mem::take(&mut self.wrote) {
+                    std::thread::sleep(IDLE_PAUSE);
+                }
                 Ok(false)
             }
             Err(e) => Err(self.lost(&e.to_string())),
@@ -347,6 +353,7 @@ impl embedded_io::Write for Port {
             match r {
                 Ok(n) if n > 0 => {
                     self.pending_tx.extend_from_slice(&buf[..n]);
+                    self.wrote = true;
                     return Ok(n);
                 }
                 Ok(_) => {}

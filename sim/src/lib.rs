@@ -11,7 +11,7 @@
 //! | piece | type | model |
 //! |---|---|---|
 //! | timeline | [`World`], [`SimClock`] | one virtual clock (ns); `Rc<RefCell<..>>`, single-threaded |
-//! | UART (host side) | [`HostUart`] | 8N1 bytes at the baud rate, 128-byte FIFO + driver ring, RTS/CTS or loss ([`uart`]) |
+//! | UART (host side) | [`HostUart`] | 8N1 bytes at the baud rate, 128-byte FIFO + driver ring, RTS/CTS or loss both ways ([`uart`]) |
 //! | modem | [`SimModem`], [`ModemConfig`], [`Personality`] | AT framing, boot, registration, PDP, HTTP, UFS, FOTA ([`modem`]) |
 //! | network | [`NetworkConfig`] | real HTTP over loopback, timed by RTT and bandwidth ([`network`]) |
 //! | flash | [`SimFlash`] | NOR rules of `MemFlash`, datasheet timing, power cuts ([`flash`]) |
@@ -53,6 +53,7 @@
 //! | downlink / uplink | 5 / 2.5 Mbit/s | half the LTE Cat-1 peaks 10.3 / 5.2 Mbit/s (3GPP TS 36.306) |
 //! | UFS write (`QHTTPREADFILE`) | 50 kB/s | ~0.5 s for 20 KB on a Cat.1 module (§4.7) |
 //! | FOTA reboot / upgrade | 30 s / 8 min | EG18 real timings (§8.2) |
+//! | `FILE:` package: receive buffer / flash rate / silence | 4 KiB / 15 000 bytes/s / 5 s | assumed / the one summary (§11.5) / `AT+QFUPL` data gap (§9) |
 //! | flash sector erase / 64 KiB block / page program | 45 ms / 150 ms / 0.4 ms | Winbond W25Q32JV typical values |
 //! | flash read | 20 MB/s + 10 µs | estimate |
 //!
@@ -68,8 +69,9 @@
 //!   EC200U HTTP behaviour is largely unconfirmed (§11).
 //! * RTS is ideal (deasserted exactly at "full") and honoured in command mode too; the host's
 //!   RX interrupt (or DMA, [`UartConfig::host_rx_dma`]) empties the FIFO instantly whenever
-//!   it can run; the modem's own
-//!   receive buffer never overflows (CTS is not modelled).
+//!   it can run. The modem's own receive buffer is bounded only while it takes a firmware
+//!   package (`AT+QFOTADL="FILE:<len>"`): then CTS is modelled (ideal too), and without it
+//!   bytes are lost; otherwise it never overflows and CTS stays asserted.
 //! * FOTA packages are simulator packages ([`fota_package`]); no real delta is applied.
 //! * URCs are never interleaved inside a payload (undocumented on real modules, §11.3).
 //! * Anti-rollback, secure boot and flash encryption are not checked by the bootloader model;
@@ -96,8 +98,8 @@ pub use chip_image::{build_chip_image, test_app_image, test_app_image_with_segme
 pub use fault::{FAULTS, Fault, FaultError, FaultInfo};
 pub use flash::{FlashConfig, FlashStats, SimFlash};
 pub use modem::{
-    FotaTiming, ModemConfig, ModemStart, Personality, SimModem, fota_package,
-    fota_package_with_result,
+    FotaFileConfig, FotaFileStats, FotaTiming, ModemConfig, ModemStart, Personality, SimModem,
+    fota_package, fota_package_with_result,
 };
 pub use network::NetworkConfig;
 #[cfg(unix)]

@@ -7,13 +7,22 @@
 //! level with wall time, and what the modem sends is written back to the master. The pty is
 //! in raw mode (no echo, no CR/LF translation), so the tool sees the modem's exact bytes.
 //! Baud-rate changes of the tool's termios have no effect: the UART model runs at
-//! [`UartConfig::baud`](crate::UartConfig::baud), which paces the modem's output.
+//! [`UartConfig::baud`](crate::UartConfig::baud), which paces the modem's output and the
+//! tool's input alike.
+//!
+//! The tool's bytes enter the host UART's transmit buffer only as fast as it has room (the
+//! pump never lets virtual time run ahead of wall time); while it is full the pump stops
+//! reading the pty, so the tool's writes block once the kernel's pty buffer is full. That is
+//! how the modem's CTS (`AT+IFC=2,2` while it takes a firmware package) reaches the tool: a
+//! pty has no modem-status lines, and termios flow-control flags on it have no effect.
+//! [`PtyModem::with_modem`] runs code on the simulated modem (its state lives on the pump
+//! thread).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -21,13 +30,18 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::pty::openpty;
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 
+use crate::modem::SimModem;
 use crate::world::{World, WorldConfig};
+
+/// Work for the pump thread, which owns the world.
+type Job = Box<dyn FnOnce(&World) + Send>;
 
 /// A simulated modem served on a pseudo-terminal; stops when dropped.
 #[derive(Debug)]
 pub struct PtyModem {
     slave_path: PathBuf,
     stop: Arc<AtomicBool>,
+    jobs: Mutex<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -54,18 +68,40 @@ impl PtyModem {
         let slave = pty.slave;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let (jobs, job_rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("cellular-ota-sim-pty".into())
             .spawn(move || {
                 // Keep the slave open so the master never reports EIO between clients.
                 let _slave = slave;
-                pump(master, config, &stop2);
+                pump(master, config, &stop2, &job_rx);
             })?;
         Ok(PtyModem {
             slave_path,
             stop,
+            jobs: Mutex::new(jobs),
             thread: Some(thread),
         })
+    }
+
+    /// Runs `f` on the simulated modem (on the pump thread, between two pump turns) and
+    /// returns its result; `None` if the pump has stopped or did not answer within 5 s.
+    ///
+    /// ```no_run
+    /// # let modem: cellular_ota_sim::PtyModem = todo!();
+    /// let package = modem.with_modem(|m| m.fota_file()).flatten();
+    /// let revision = modem.with_modem(|m| m.revision());
+    /// ```
+    pub fn with_modem<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SimModem) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move |w: &World| {
+            let _ = tx.send(f(&w.modem()));
+        });
+        self.jobs.lock().ok()?.send(job).ok()?;
+        rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 
     /// The slave device to open, e.g. `/dev/pts/5`.
@@ -74,29 +110,39 @@ impl PtyModem {
     }
 }
 
-fn pump(mut master: File, config: WorldConfig, stop: &AtomicBool) {
+fn pump(mut master: File, config: WorldConfig, stop: &AtomicBool, jobs: &mpsc::Receiver<Job>) {
     let world = World::new(config);
     let uart = world.host_uart();
     let started = Instant::now();
     let mut buf = [0u8; 4096];
     let mut to_tool: Vec<u8> = Vec::new();
+    // Read from the tool but not yet taken by the host UART's transmit buffer.
+    let mut from_tool: Vec<u8> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         let mut active = false;
-        match master.read(&mut buf) {
-            Ok(n) if n > 0 => {
-                active = true;
-                let mut rest = &buf[..n];
-                while !rest.is_empty() {
-                    match embedded_io::Write::write(&mut uart.clone(), rest) {
-                        Ok(k) => rest = &rest[k..],
-                        Err(_) => {
-                            world.acknowledge_mcu_reset();
-                            break;
-                        }
-                    }
+        while let Ok(job) = jobs.try_recv() {
+            job(&world);
+        }
+        if from_tool.is_empty() {
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    active = true;
+                    from_tool.extend_from_slice(&buf[..n]);
+                }
+                _ => {}
+            }
+        }
+        if !from_tool.is_empty() {
+            match uart.try_write(&from_tool) {
+                Ok(k) => {
+                    active |= k > 0;
+                    from_tool.drain(..k);
+                }
+                Err(_) => {
+                    world.acknowledge_mcu_reset();
+                    from_tool.clear();
                 }
             }
-            _ => {}
         }
         let target = started.elapsed();
         let now = world.elapsed();

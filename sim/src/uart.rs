@@ -32,7 +32,16 @@
 //!   mode as the EC2x manual's wording suggests (§1, unconfirmed translation).
 //! * **Host → modem.** Writes enter the host's transmit buffer ([`UartConfig::host_tx_buffer`])
 //!   and travel at the same rate; a write blocks (virtual time passes) while that buffer is
-//!   full. The modem accepts every byte (its receive buffer is large).
+//!   full. In command and data mode the modem accepts every byte (its receive buffer is
+//!   large). While it receives a module firmware package (`AT+QFOTADL="FILE:<len>"`,
+//!   [`modem`](crate::modem)) its receive buffer is bounded and drains at its flash rate:
+//!   * **CTS.** When the modem drives CTS (`AT+IFC=<x>,2`) and the host obeys it
+//!     ([`UartConfig::host_cts`], the default), the host's transmitter does not start a byte
+//!     while that buffer is full; it starts again as soon as the buffer has room (ideal, like
+//!     RTS: no threshold, the byte in flight always fits). The host's writes then block in
+//!     virtual time once its transmit buffer is full too ([`UartStats::cts_pauses`] counts
+//!     the holds).
+//!   * Without CTS, bytes that arrive while the buffer is full are **lost** by the modem.
 //! * **Baud rate.** Both ends start at [`UartConfig::baud`]. `AT+IPR=<rate>` switches the
 //!   modem after its `OK`; the host switches with [`HostUart::set_baud`]. While the rates
 //!   differ every byte arrives garbled and is counted in [`UartStats::framing_errors`].
@@ -68,6 +77,9 @@ pub struct UartConfig {
     /// Whether the host UART drives RTS. Flow control needs this *and* the modem's
     /// `AT+IFC=2,..`.
     pub host_rts: bool,
+    /// Whether the host UART obeys CTS (the line is wired and hardware flow control is on at
+    /// the host). The modem holds the host only with this *and* its own `AT+IFC=..,2`.
+    pub host_cts: bool,
     /// Longest virtual-time jump an idle host poll makes when nothing is scheduled sooner.
     pub idle_step: Duration,
     /// Most bytes one host `read` returns (models a driver that hands out small chunks).
@@ -86,6 +98,7 @@ impl Default for UartConfig {
             host_tx_buffer: 1024,
             host_rx_dma: false,
             host_rts: true,
+            host_cts: true,
             idle_step: Duration::from_millis(1),
             max_read: usize::MAX,
             blocking_read_limit: Duration::from_secs(600),
@@ -131,6 +144,9 @@ pub struct UartStats {
     pub max_rx_fill: usize,
     /// How often the modem found RTS deasserted (host buffer full) and paused.
     pub flow_pauses: u64,
+    /// How often the host found CTS deasserted (the modem's receive buffer full while it
+    /// takes a firmware package) and paused.
+    pub cts_pauses: u64,
 }
 
 /// Something to do when the modem's transmitter reaches a position in its output stream.
@@ -172,6 +188,8 @@ pub(crate) struct Link {
     /// Host transmit buffer and the byte on the wire towards the modem.
     pub(crate) host_tx: VecDeque<u8>,
     pub(crate) rx: Option<(u64, u8)>,
+    /// The host's transmitter is held by CTS until this time (ns).
+    pub(crate) cts_wait: Option<u64>,
     pub(crate) stats: UartStats,
 }
 
@@ -192,6 +210,7 @@ impl Link {
             paused: false,
             host_tx: VecDeque::new(),
             rx: None,
+            cts_wait: None,
             stats: UartStats::default(),
             cfg,
         }
@@ -389,11 +408,19 @@ impl State {
         }
     }
 
-    /// Starts the next host byte towards the modem.
+    /// Starts the next host byte towards the modem, unless the modem holds CTS.
     pub(crate) fn rx_kick(&mut self) {
-        if self.link.rx.is_some() {
+        if self.link.rx.is_some() || self.link.host_tx.is_empty() {
             return;
         }
+        if let Some(room) = self.modem_cts_hold() {
+            if self.link.cts_wait.is_none() {
+                self.link.stats.cts_pauses += 1;
+            }
+            self.link.cts_wait = Some(room.max(self.now + 1));
+            return;
+        }
+        self.link.cts_wait = None;
         if let Some(b) = self.link.host_tx.pop_front() {
             let done = self.now + Link::byte_ns(self.link.host_baud);
             self.link.rx = Some((done, b));
@@ -441,6 +468,18 @@ impl State {
             None => cap,
         };
         self.run_until(target);
+    }
+
+    /// When a host write has to wait for room: the end of the byte on the wire, the end of
+    /// a CTS hold, or the next event.
+    fn host_tx_wait(&self) -> u64 {
+        self.link
+            .rx
+            .map(|(t, _)| t)
+            .or(self.link.cts_wait)
+            .or_else(|| self.next_event())
+            .unwrap_or(self.now + 1)
+            .max(self.now + 1)
     }
 
     /// Host side: queues bytes for the modem; returns how many fit.
@@ -502,6 +541,19 @@ impl HostUart {
         s.tx_kick();
     }
 
+    /// Queues what fits into the host's transmit buffer now, without letting virtual time
+    /// pass (0 if it is full): for a pump that must not run ahead of wall time.
+    pub fn try_write(&self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        let mut s = self.world.0.borrow_mut();
+        s.check_mcu()?;
+        Ok(s.host_write(buf))
+    }
+
+    /// Bytes in the host's transmit buffer, not on the wire yet.
+    pub fn tx_buffered(&self) -> usize {
+        self.world.0.borrow().link.host_tx.len()
+    }
+
     /// Reads what is there now without waiting (0 if nothing).
     pub fn try_read(&self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
         let mut s = self.world.0.borrow_mut();
@@ -554,7 +606,7 @@ impl HostUart {
                 return Ok(n);
             }
             // Transmit buffer full: the host busy-waits until a byte left.
-            let next = s.link.rx.map(|(t, _)| t).unwrap_or(s.now + 1);
+            let next = s.host_tx_wait();
             s.run_until(next);
         }
     }
@@ -566,7 +618,14 @@ impl HostUart {
             match s.link.rx {
                 Some((t, _)) => s.run_until(t),
                 None if s.link.host_tx.is_empty() => return Ok(()),
-                None => s.rx_kick(),
+                None => {
+                    s.rx_kick();
+                    if s.link.rx.is_none() {
+                        // Held by CTS.
+                        let next = s.host_tx_wait();
+                        s.run_until(next);
+                    }
+                }
             }
         }
     }

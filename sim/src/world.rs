@@ -125,6 +125,8 @@ pub(crate) enum Timer {
     InputTimeout(u64),
     /// The next step of the running FOTA job.
     Fota,
+    /// Check whether the host has gone silent while streaming a FOTA package.
+    FotaFileCheck,
     /// The network deactivates PDP context `cid`.
     PdpDeact(u8),
     /// The MCU resets.
@@ -261,6 +263,7 @@ impl State {
     pub(crate) fn next_event(&self) -> Option<u64> {
         let candidates = [
             self.link.rx.map(|(t, _)| t),
+            self.link.cts_wait,
             self.link.tx.map(|(t, _)| t),
             self.timers.peek().map(|s| s.at),
             match self.link.stall_until {
@@ -295,6 +298,14 @@ impl State {
             && t <= now
         {
             self.rx_done(b);
+            return;
+        }
+        if let Some(t) = self.link.cts_wait
+            && t <= now
+        {
+            // The modem's buffer has room again: CTS asserted.
+            self.link.cts_wait = None;
+            self.rx_kick();
             return;
         }
         if self.timers.peek().is_some_and(|s| s.at <= now) {

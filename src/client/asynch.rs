@@ -7,7 +7,9 @@ use core::time::Duration;
 
 use embedded_io_async::{Read, Write};
 
-use super::{Config, Error, Exchange, Step, UrcHandler, encode_line, payload};
+use super::{
+    Config, Error, Exchange, Rejection, Step, StreamStart, UrcHandler, encode_line, payload,
+};
 use crate::at::{AsyncClock, AtCommand, DataPhase, DataState, Engine, Event, Instant, Lines};
 
 /// The async twin of [`blocking::Client`](super::blocking::Client): same engine, same
@@ -186,6 +188,190 @@ where
         }
     }
 
+    /// Sends a command whose payload the caller streams itself, and waits until the modem
+    /// prompts for it (`CONNECT`, `> `) or gives its final result: for payloads too large to
+    /// hold in memory (a module firmware package sent with `AT+QFOTADL="FILE:<len>"`, a
+    /// large `AT+QFUPL` upload).
+    ///
+    /// Only the command line is written. After [`StreamStart::Prompt`], write the payload
+    /// with [`Client::write_payload`] (and [`Client::poll_lines`] between writes), then call
+    /// [`Client::finish_stream`] for the final result. [`StreamStart::Ok`] means the modem
+    /// answered `OK` without a prompt; what follows is the command's own contract.
+    ///
+    /// Lines that arrive meanwhile are offered to `on_line` first (return `true` to take
+    /// one), the rest go to the URC handler; so use it for commands without information
+    /// lines. The deadline is `cmd.timeout()` from the moment the line was written; a
+    /// refusal is [`Error::Rejected`]. A command that carries its payload
+    /// ([`DataPhase::Send`]) or receives one is refused with [`Error::Protocol`] before
+    /// anything is written.
+    pub async fn open_stream<Cmd: AtCommand>(
+        &mut self,
+        cmd: &Cmd,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<StreamStart, Error<T::Error>> {
+        if !matches!(cmd.data(), DataPhase::None) {
+            return Err(Error::Protocol(
+                "open_stream takes a command without its own data phase",
+            ));
+        }
+        let n = encode_line(cmd, self.resp)?;
+        self.engine.expect_data(None);
+        self.io
+            .write_all(&self.resp[..n])
+            .await
+            .map_err(Error::Io)?;
+        self.io.flush().await.map_err(Error::Io)?;
+        let deadline = self.clock.now() + cmd.timeout();
+        self.wait_answer(deadline, true, on_line).await
+    }
+
+    /// Writes payload bytes straight to the transport: the data phase after
+    /// [`Client::open_stream`] (or any stream the modem takes raw).
+    ///
+    /// Returns how many bytes the transport took: all of `data`, unless `deadline` (by the
+    /// client's clock) passed first — a short count is how a stall shows (flow control
+    /// holding the host for too long); it never returns [`Error::Timeout`]. When the
+    /// transport takes `data` in several writes, bytes that have already arrived are read
+    /// into the receive buffer between them, without waiting, so that a long stream cannot
+    /// overflow the transport's receive side; they are not processed: call
+    /// [`Client::poll_lines`] between payload writes (it reads too).
+    ///
+    /// Cancel safety: the transport's `write` is raced against the deadline; a transport
+    /// whose `write` is not cancel-safe may have sent part of a write the deadline
+    /// interrupted, so treat a short count as the end of the data phase. A blocking
+    /// transport (the blocking client) cannot be interrupted: the deadline is checked
+    /// between its writes.
+    pub async fn write_payload(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+    ) -> Result<usize, Error<T::Error>> {
+        let Client {
+            io, clock, engine, ..
+        } = self;
+        let mut done = 0;
+        while done < data.len() {
+            if clock.now() >= deadline {
+                break;
+            }
+            match select(io.write(&data[done..]), clock.wait_until(deadline)).await {
+                Either::Left(Ok(0)) => return Err(Error::Closed),
+                Either::Left(Ok(n)) => done += n.min(data.len() - done),
+                Either::Left(Err(e)) => return Err(Error::Io(e)),
+                Either::Right(()) => break,
+            }
+            if done < data.len() {
+                read_now(io, engine).await?;
+            }
+        }
+        Ok(done)
+    }
+
+    /// Processes the lines that have already arrived, plus whatever one read returns at
+    /// once, without waiting: each line is offered to `on_line` (return `true` to take it),
+    /// the others go to the URC handler. For use between [`Client::write_payload`] calls.
+    ///
+    /// A final result here means the modem ended the data phase early: a refusal is
+    /// [`Error::Rejected`], an `OK` is [`Error::Protocol`]. So do not call it after the
+    /// last payload byte of a prompted stream (the `OK` then belongs to
+    /// [`Client::finish_stream`]).
+    pub async fn poll_lines(
+        &mut self,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), Error<T::Error>> {
+        let Client {
+            io,
+            clock,
+            engine,
+            urc,
+            ..
+        } = self;
+        let mut read = false;
+        loop {
+            let now = clock.now();
+            while let Some(ev) = engine.poll(now) {
+                match ev {
+                    Event::Line(line) if !on_line(line) => urc.on_urc(line),
+                    Event::Final(f) => {
+                        return Err(match Rejection::from_final(f) {
+                            Some(r) => Error::Rejected(r),
+                            None => Error::Protocol("final result inside a streamed payload"),
+                        });
+                    }
+                    Event::Overflow { discarded } => return Err(Error::LineTooLong { discarded }),
+                    _ => {}
+                }
+            }
+            if read {
+                return Ok(());
+            }
+            read = true;
+            read_now(io, engine).await?;
+        }
+    }
+
+    /// Waits for the final result that ends a prompted stream ([`StreamStart::Prompt`])
+    /// after the last payload byte, for up to `timeout`. Lines are offered to `on_line`
+    /// first, as in [`Client::open_stream`].
+    pub async fn finish_stream(
+        &mut self,
+        timeout: Duration,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), Error<T::Error>> {
+        let deadline = self.clock.now() + timeout;
+        self.wait_answer(deadline, false, on_line).await.map(|_| ())
+    }
+
+    /// Waits until `deadline` for a final result (or, with `prompt`, a prompt).
+    async fn wait_answer(
+        &mut self,
+        deadline: Instant,
+        prompt: bool,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<StreamStart, Error<T::Error>> {
+        let Client {
+            io,
+            clock,
+            engine,
+            urc,
+            ..
+        } = self;
+        let mut error: Option<Error<T::Error>> = None;
+        loop {
+            let now = clock.now();
+            while let Some(ev) = engine.poll(now) {
+                match ev {
+                    Event::Line(line) if !on_line(line) => urc.on_urc(line),
+                    Event::Final(f) => {
+                        return match (Rejection::from_final(f), error) {
+                            (Some(r), _) => Err(Error::Rejected(r)),
+                            (None, Some(e)) => Err(e),
+                            (None, None) => Ok(StreamStart::Ok),
+                        };
+                    }
+                    Event::Prompt(p) if prompt && error.is_none() => {
+                        return Ok(StreamStart::Prompt(p));
+                    }
+                    Event::Prompt(_) => {
+                        error.get_or_insert(Error::Protocol("unexpected prompt"));
+                    }
+                    Event::DataStart { .. } => {
+                        engine.abort_data();
+                        error.get_or_insert(Error::Protocol("unexpected payload"));
+                    }
+                    Event::Overflow { discarded } => {
+                        error.get_or_insert(Error::LineTooLong { discarded });
+                    }
+                    Event::Echo(_) | Event::Line(_) | Event::Data(_) | Event::DataEnd => {}
+                }
+            }
+            if now >= deadline {
+                return Err(Error::Timeout);
+            }
+            wait_bytes(io, engine, clock, deadline).await?;
+        }
+    }
+
     /// Sends a command whose answer carries a payload after `CONNECT` and, once the payload
     /// has started, returns a zero-copy reader over it ([`DataReader`]).
     ///
@@ -345,6 +531,24 @@ async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output
         Poll::Pending
     })
     .await
+}
+
+/// Reads what one transport read returns at once into the engine, without waiting (nothing
+/// when no byte is ready or the receive buffer is full).
+async fn read_now<T: Read>(io: &mut T, engine: &mut Engine<'_>) -> Result<(), Error<T::Error>> {
+    let spare = engine.rx_spare();
+    if spare.is_empty() {
+        return Ok(());
+    }
+    match select(io.read(spare), core::future::ready(())).await {
+        Either::Left(Ok(0)) => Err(Error::Closed),
+        Either::Left(Ok(n)) => {
+            engine.rx_commit(n);
+            Ok(())
+        }
+        Either::Left(Err(e)) => Err(Error::Io(e)),
+        Either::Right(()) => Ok(()),
+    }
 }
 
 /// Reads once into the engine, or returns when `until` passes first.

@@ -13,7 +13,7 @@ use core::time::Duration;
 
 use embedded_io::{Read, ReadReady, Write};
 
-use super::{Config, Error, UrcHandler, asynch};
+use super::{Config, Error, StreamStart, UrcHandler, asynch};
 use crate::at::{AsyncClock, AtCommand, Clock, Engine, Instant};
 
 /// Polls `fut` until it completes. Each `Pending` means "not yet" (no byte ready, deadline
@@ -183,6 +183,46 @@ where
         pick: impl FnMut(&[u8]) -> Option<R>,
     ) -> Result<R, Error<T::Error>> {
         block_on(self.inner.wait_for(timeout, pick))
+    }
+
+    /// Sends a command whose payload the caller streams itself and waits for its prompt or
+    /// final result. See [`asynch::Client::open_stream`].
+    pub fn open_stream<Cmd: AtCommand>(
+        &mut self,
+        cmd: &Cmd,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<StreamStart, Error<T::Error>> {
+        block_on(self.inner.open_stream(cmd, on_line))
+    }
+
+    /// Writes payload bytes straight to the transport until `deadline`; returns how many the
+    /// transport took. See [`asynch::Client::write_payload`]: a blocking write that flow
+    /// control holds is not interrupted, the deadline is checked between writes.
+    pub fn write_payload(
+        &mut self,
+        data: &[u8],
+        deadline: Instant,
+    ) -> Result<usize, Error<T::Error>> {
+        block_on(self.inner.write_payload(data, deadline))
+    }
+
+    /// Processes the lines that have already arrived without waiting. See
+    /// [`asynch::Client::poll_lines`].
+    pub fn poll_lines(
+        &mut self,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), Error<T::Error>> {
+        block_on(self.inner.poll_lines(on_line))
+    }
+
+    /// Waits for the final result after a prompted stream. See
+    /// [`asynch::Client::finish_stream`].
+    pub fn finish_stream(
+        &mut self,
+        timeout: Duration,
+        on_line: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<(), Error<T::Error>> {
+        block_on(self.inner.finish_stream(timeout, on_line))
     }
 
     /// Processes what has already arrived without waiting, handing URCs to the handler.

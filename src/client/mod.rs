@@ -202,6 +202,21 @@ impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
     }
 }
 
+/// How the modem answered a command whose payload the caller streams itself (see
+/// [`asynch::Client::open_stream`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum StreamStart {
+    /// The modem prompted (`CONNECT` or `> `): write the payload with
+    /// [`asynch::Client::write_payload`], then collect the final result with
+    /// [`asynch::Client::finish_stream`].
+    Prompt(Prompt),
+    /// The final result `OK` came without a prompt. Whether the modem now takes raw bytes is
+    /// the command's own contract (`AT+QFOTADL="FILE:<len>"` is one that may work this way);
+    /// there is no final result to collect after the payload.
+    Ok,
+}
+
 /// A command with a different deadline than its default.
 #[derive(Clone, Copy, Debug)]
 pub struct WithTimeout<'c, C> {

@@ -70,10 +70,13 @@ pub enum FotaSource<'a> {
     /// (ASR: the file must be in the server's root).
     Url(&'a str),
     /// `AT+QFOTADL="FILE:<length>"`: the host streams a `length`-byte DFOTA package over the
-    /// AT port. ASR (A) family only, single source. Hardware flow control (RTS/CTS) is
-    /// **required**. This command only starts the transfer: the reference does not document
-    /// the prompt that follows, so the streaming is up to the caller. The flow-control-free
-    /// protocol mode (`"FILE:<length>",2`) is proprietary and not supported.
+    /// AT port. ASR (A) family only, single source. The guide requires hardware flow control
+    /// (RTS/CTS); the one summary also gives a pace for links without it (§11.5). This
+    /// command only starts the transfer: the reference does not document the prompt that
+    /// follows. [`upgrade_modem_from_host`](crate::update::modem::upgrade_modem_from_host)
+    /// sends it, streams the package (flow-controlled or paced) and follows the stages. The
+    /// flow-control-free protocol mode (`"FILE:<length>",2`) is proprietary and not
+    /// supported.
     HostFile {
         /// Package size in bytes (1 or more).
         length: u32,

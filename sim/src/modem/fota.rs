@@ -24,14 +24,36 @@
 //! 510, ASR 507); anything else fails with 505; [`fota_package_with_result`] forces any
 //! `END` code. Download-stage errors: DNS 714, connection 716, timeout 702, HTTP status not
 //! 2xx 701 (assumed). FTP URLs reach no server: `FTPSTART` then `FTPEND,609` after 30 s.
-//! `"FILE:<len>"` streaming is not simulated (`ERROR`).
+//!
+//! **A package the host streams** (`AT+QFOTADL="FILE:<len>"[,<mode>,<dl>[,<upd>]]`, §8.1):
+//! ASR personality (EC200T) only — the others answer `ERROR`, as does the proprietary
+//! protocol mode `,2` (not simulated) and a length of 0 or above 16 MiB (assumed limit).
+//! The reference does not say what the module sends before it takes the bytes; the
+//! simulator answers `OK`, takes bytes from then on, and reports
+//! `+QIND: "FOTA","FILESTART"` [`FotaFileConfig::start_delay`] later (assumed). The receive
+//! side is modelled (all sizes and rates in [`FotaFileConfig`]):
+//!
+//! * bytes enter a bounded receive buffer (4 KiB) that drains into the package store at the
+//!   NOR-flash rate (15 000 bytes/s);
+//! * with `AT+IFC=..,2` the modem holds the host with CTS while that buffer is full (see
+//!   [`uart`](crate::uart)); without it, bytes that arrive while it is full are **lost**;
+//! * `DOWNLOADING,<pct>` as the store fills (ASR reports it), then, once exactly `<len>`
+//!   bytes are stored, `FILEEND,0` and the same upgrade as for a URL, with the received
+//!   bytes as the package (bytes after the `<len>`th are AT input again);
+//! * a transfer that stays short (bytes lost, or a host that stops) ends after
+//!   [`FotaFileConfig::silence`] without a byte with `FILEEND,500` ("file download error",
+//!   the one documented file error, §5.3) and no reboot — the module does not try to apply a
+//!   package it did not get whole.
+//!
+//! [`SimModem::fota_file`](crate::SimModem::fota_file) and
+//! [`SimModem::fota_file_stats`](crate::SimModem::fota_file_stats) show what arrived.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::at::{CmdError, CmdResult, Command, Form, Reply};
 use super::file::parse_name;
-use super::{Mode, Personality, Power};
+use super::{FotaFileConfig, Mode, Personality, Power};
 use crate::network::{FetchError, Url};
 use crate::world::{Scope, State, Timer, duration_ns};
 
@@ -121,6 +143,87 @@ enum Step {
 #[derive(Debug)]
 pub(crate) struct FotaJob {
     steps: VecDeque<(u64, Step)>,
+    /// The receive side while the host streams a package.
+    file: Option<FileIn>,
+}
+
+/// Longest package accepted with `"FILE:<len>"` (assumed).
+const FILE_MAX: usize = 16 << 20;
+
+/// Counters of a package transfer (`AT+QFOTADL="FILE:<len>"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FotaFileStats {
+    /// The announced length.
+    pub expected: usize,
+    /// Bytes the module took into its receive buffer (and then its package store).
+    pub received: usize,
+    /// Bytes that arrived while the receive buffer was full (no flow control), lost.
+    pub lost: u64,
+    /// The most bytes ever waiting in the receive buffer.
+    pub max_fill: usize,
+    /// Whether all `expected` bytes arrived.
+    pub complete: bool,
+}
+
+/// What the module received (kept for tests).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FileRecord {
+    pub(crate) data: Vec<u8>,
+    pub(crate) stats: FotaFileStats,
+}
+
+/// The modem's receive buffer in front of its package store: a queue drained at `rate`
+/// bytes/s. Its level is kept as the time it would be empty, scaled by the rate (ns × rate)
+/// so that the arithmetic is exact.
+#[derive(Debug)]
+pub(crate) struct FileIn {
+    cap: usize,
+    rate: u64,
+    empty_at_scaled: u128,
+    /// When the last byte arrived (ns).
+    last: u64,
+    silence: u64,
+    check_pending: bool,
+    download_urcs: u64,
+    update_urcs: u64,
+}
+
+const NS: u128 = 1_000_000_000;
+
+impl FileIn {
+    /// Bytes waiting in the buffer at `now`.
+    fn level(&self, now: u64) -> usize {
+        let now_s = u128::from(now) * u128::from(self.rate);
+        if self.empty_at_scaled <= now_s {
+            0
+        } else {
+            ((self.empty_at_scaled - now_s).div_ceil(NS)) as usize
+        }
+    }
+
+    /// Takes one byte into the buffer.
+    fn push(&mut self, now: u64) {
+        let now_s = u128::from(now) * u128::from(self.rate);
+        self.empty_at_scaled = self.empty_at_scaled.max(now_s) + NS;
+    }
+
+    /// When every byte taken so far is in the store (ns).
+    fn drained_at(&self) -> u64 {
+        self.empty_at_scaled.div_ceil(u128::from(self.rate)) as u64
+    }
+
+    /// If the buffer is full at `now`: when it has room for one byte again.
+    fn room_at(&self, now: u64) -> Option<u64> {
+        if self.level(now) < self.cap {
+            return None;
+        }
+        let keep = (self.cap as u128 - 1) * NS;
+        Some(
+            self.empty_at_scaled
+                .saturating_sub(keep)
+                .div_ceil(u128::from(self.rate)) as u64,
+        )
+    }
 }
 
 impl State {
@@ -162,8 +265,16 @@ impl State {
         let lower = source.to_ascii_lowercase();
         let t0 = self.now + duration_ns(self.modem.cfg.fota.start_delay);
         let mut steps: Vec<(u64, Step)> = Vec::new();
-        if lower.starts_with("file:") {
-            return Err(CmdError::Error);
+        if let Some(len) = lower.strip_prefix("file:") {
+            if p.family() != cellular_ota::quectel::ChipFamily::Asr {
+                return Err(CmdError::Error);
+            }
+            let len: usize = len.trim().parse().map_err(|_| CmdError::Error)?;
+            if len == 0 || len > FILE_MAX {
+                return Err(CmdError::Error);
+            }
+            self.start_file_in(len, download_urcs, update_urcs);
+            return Ok(Reply::ok());
         } else if lower.starts_with("ftp://") {
             if p == Personality::Ec200u {
                 return Err(CmdError::Error);
@@ -251,10 +362,161 @@ impl State {
         let mut steps: VecDeque<(u64, Step)> = steps.into();
         steps.make_contiguous().sort_by_key(|(t, _)| *t);
         if let Some(&(first, _)) = steps.front() {
-            self.modem.fota = Some(FotaJob { steps });
+            self.modem.fota = Some(FotaJob { steps, file: None });
             self.schedule_at(first, Scope::Fota, Timer::Fota);
         }
         Ok(Reply::ok())
+    }
+
+    /// `AT+QFOTADL="FILE:<len>"` accepted: take bytes from now on.
+    fn start_file_in(&mut self, len: usize, download_urcs: u64, update_urcs: u64) {
+        let FotaFileConfig {
+            rx_buffer,
+            flash_bytes_per_sec,
+            silence,
+            start_delay,
+        } = self.modem.cfg.fota_file.clone();
+        let now = self.now;
+        let file = FileIn {
+            cap: rx_buffer.max(1),
+            rate: flash_bytes_per_sec.max(1),
+            empty_at_scaled: 0,
+            last: now,
+            silence: duration_ns(silence).max(1),
+            check_pending: false,
+            download_urcs,
+            update_urcs,
+        };
+        let mut steps = VecDeque::new();
+        let t = now + duration_ns(start_delay);
+        steps.push_back((t, Step::Urc(fota_urc("FILESTART", None))));
+        self.modem.fota = Some(FotaJob {
+            steps,
+            file: Some(file),
+        });
+        self.schedule_at(t, Scope::Fota, Timer::Fota);
+        self.modem.fota_file = Some(FileRecord {
+            data: Vec::with_capacity(len.min(1 << 20)),
+            stats: FotaFileStats {
+                expected: len,
+                ..FotaFileStats::default()
+            },
+        });
+        self.modem.mode = Mode::FotaFile;
+        self.fota_file_schedule_check();
+    }
+
+    /// Appends steps (later than every queued one) to the running job.
+    fn fota_append(&mut self, new: Vec<(u64, Step)>) {
+        let Some(job) = self.modem.fota.as_mut() else {
+            return;
+        };
+        let was_empty = job.steps.is_empty();
+        let first = new.first().map(|(t, _)| *t);
+        job.steps.extend(new);
+        if was_empty && let Some(t) = first {
+            self.schedule_at(t, Scope::Fota, Timer::Fota);
+        }
+    }
+
+    /// If the modem receives a package, holds CTS and the buffer is full: when it has room.
+    pub(crate) fn modem_cts_hold(&self) -> Option<u64> {
+        if self.modem.ifc.1 != 2 || !self.link.cfg.host_cts {
+            return None;
+        }
+        if !matches!(self.modem.mode, Mode::FotaFile) {
+            return None;
+        }
+        self.modem.fota.as_ref()?.file.as_ref()?.room_at(self.now)
+    }
+
+    /// A package byte arrived.
+    pub(super) fn fota_file_byte(&mut self, b: u8) {
+        let now = self.now;
+        let (Some(job), Some(rec)) = (self.modem.fota.as_mut(), self.modem.fota_file.as_mut())
+        else {
+            return;
+        };
+        let Some(f) = job.file.as_mut() else {
+            return;
+        };
+        f.last = now;
+        if f.level(now) >= f.cap {
+            rec.stats.lost += 1;
+            return;
+        }
+        f.push(now);
+        rec.data.push(b);
+        rec.stats.received = rec.data.len();
+        rec.stats.max_fill = rec.stats.max_fill.max(f.level(now));
+        let (n, expected) = (rec.data.len() as u64, rec.stats.expected as u64);
+        let drained = f.drained_at();
+        let urcs = f.download_urcs;
+        let mut steps = Vec::new();
+        // DOWNLOADING,<pct> as the store passes each step (reported when the byte is stored).
+        if urcs > 0 && (n * urcs / expected) != ((n - 1) * urcs / expected) {
+            let pct = (n * urcs / expected) * 100 / urcs;
+            if pct < 100 || n == expected {
+                steps.push((
+                    drained,
+                    Step::Urc(fota_urc("DOWNLOADING", Some(pct as u16))),
+                ));
+            }
+        }
+        if n == expected {
+            rec.stats.complete = true;
+            let update_urcs = f.update_urcs;
+            job.file = None;
+            let outcome =
+                check_package(self.modem.cfg.personality, &self.modem.revision, &rec.data);
+            // Further bytes are AT input again.
+            self.modem.mode = Mode::Command;
+            steps.push((
+                drained + 100_000_000,
+                Step::Urc(fota_urc("FILEEND", Some(0))),
+            ));
+            self.plan_upgrade(&mut steps, drained + 200_000_000, outcome, update_urcs);
+            self.fota_append(steps);
+            self.rx_kick();
+            return;
+        }
+        self.fota_append(steps);
+        self.fota_file_schedule_check();
+    }
+
+    fn fota_file_schedule_check(&mut self) {
+        let Some(f) = self.modem.fota.as_mut().and_then(|j| j.file.as_mut()) else {
+            return;
+        };
+        if f.check_pending {
+            return;
+        }
+        f.check_pending = true;
+        let at = f.last.saturating_add(f.silence);
+        self.schedule_at(at, Scope::Fota, Timer::FotaFileCheck);
+    }
+
+    /// The silence check: a transfer that stays short ends with `FILEEND,500`.
+    pub(super) fn fota_file_check(&mut self) {
+        let now = self.now;
+        let Some(job) = self.modem.fota.as_mut() else {
+            return;
+        };
+        let Some(f) = job.file.as_mut() else {
+            return;
+        };
+        f.check_pending = false;
+        if now < f.last.saturating_add(f.silence) {
+            self.fota_file_schedule_check();
+            return;
+        }
+        let at = f.drained_at().max(now);
+        job.file = None;
+        if matches!(self.modem.mode, Mode::FotaFile) {
+            self.modem.mode = Mode::Command;
+        }
+        self.fota_append(vec![(at, Step::Urc(fota_urc("FILEEND", Some(500))))]);
+        self.rx_kick();
     }
 
     fn plan_upgrade(
@@ -320,7 +582,10 @@ impl State {
                     return;
                 }
                 None => {
-                    self.modem.fota = None;
+                    // A package transfer still running keeps the job.
+                    if job.file.is_none() {
+                        self.modem.fota = None;
+                    }
                     return;
                 }
             }

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use cellular_ota::transcript::Direction;
 
-pub use fota::{fota_package, fota_package_with_result};
+pub use fota::{FotaFileStats, fota_package, fota_package_with_result};
 pub use personality::Personality;
 
 use crate::network::NetworkConfig;
@@ -78,6 +78,35 @@ impl Default for FotaTiming {
             start_delay: Duration::from_secs(1),
             reboot_time: Duration::from_secs(30),
             upgrade_time: Duration::from_secs(8 * 60),
+        }
+    }
+}
+
+/// The module's receive side for a firmware package the host streams
+/// (`AT+QFOTADL="FILE:<len>"`, ASR only; see the `fota` model in the [module docs](self)).
+#[derive(Clone, Debug)]
+pub struct FotaFileConfig {
+    /// Receive buffer in bytes between the UART and the package store. Assumed 4 KiB (no
+    /// source gives it; "a few KiB" is typical of a module's UART driver buffer).
+    pub rx_buffer: usize,
+    /// Rate at which the module moves the buffer into its package store, in bytes/s:
+    /// 15 000, the NOR-flash figure of the one summary that describes `FILE:` (§11.5,
+    /// unverified).
+    pub flash_bytes_per_sec: u64,
+    /// Silence after which an incomplete transfer ends with `"FILEEND",500` (assumed 5 s,
+    /// the default data gap of `AT+QFUPL`, §9).
+    pub silence: Duration,
+    /// From the `OK` to `+QIND: "FOTA","FILESTART"` (assumed 10 ms).
+    pub start_delay: Duration,
+}
+
+impl Default for FotaFileConfig {
+    fn default() -> Self {
+        FotaFileConfig {
+            rx_buffer: 4096,
+            flash_bytes_per_sec: 15_000,
+            silence: Duration::from_secs(5),
+            start_delay: Duration::from_millis(10),
         }
     }
 }
@@ -145,6 +174,8 @@ pub struct ModemConfig {
     pub hosts: Vec<(String, SocketAddr)>,
     /// FOTA timing.
     pub fota: FotaTiming,
+    /// The receive side of a package the host streams (`AT+QFOTADL="FILE:<len>"`).
+    pub fota_file: FotaFileConfig,
 }
 
 impl Default for ModemConfig {
@@ -180,6 +211,7 @@ impl ModemConfig {
             network: NetworkConfig::default(),
             hosts: Vec::new(),
             fota: FotaTiming::default(),
+            fota_file: FotaFileConfig::default(),
         }
     }
 
@@ -212,6 +244,9 @@ pub(crate) enum Mode {
     Busy,
     /// Receiving a data payload after `CONNECT`.
     DataIn(DataIn),
+    /// Receiving a firmware package after `AT+QFOTADL="FILE:<len>"` (the state is in the
+    /// FOTA job).
+    FotaFile,
     /// Input is ignored (FOTA upgrade stage, shutting down).
     Ignoring,
 }
@@ -344,6 +379,9 @@ pub(crate) struct Modem {
     pub(crate) qcfg: BTreeMap<String, String>,
     pub(crate) fs: file::Fs,
     pub(crate) fota: Option<fota::FotaJob>,
+    /// The last package received with `AT+QFOTADL="FILE:<len>"` (kept across reboots, for
+    /// tests).
+    pub(crate) fota_file: Option<fota::FileRecord>,
     pub(crate) revision: String,
     pub(crate) faults: ModemFaults,
     pub(crate) payload_offset: u64,
@@ -394,6 +432,7 @@ impl Modem {
             qcfg: BTreeMap::new(),
             fs: file::Fs::new(ufs_total),
             fota: None,
+            fota_file: None,
             revision,
             faults: ModemFaults::default(),
             payload_offset: 0,
@@ -761,6 +800,7 @@ impl State {
             Mode::Ignoring => {}
             Mode::Busy => self.modem.pending_input.push_back(b),
             Mode::DataIn(_) => self.data_byte(b),
+            Mode::FotaFile => self.fota_file_byte(b),
             Mode::Command => self.command_byte(b),
         }
     }
@@ -929,7 +969,10 @@ impl State {
     }
 
     fn drain_pending_input(&mut self) {
-        while matches!(self.modem.mode, Mode::Command | Mode::DataIn(_)) {
+        while matches!(
+            self.modem.mode,
+            Mode::Command | Mode::DataIn(_) | Mode::FotaFile
+        ) {
             let Some(b) = self.modem.pending_input.pop_front() else {
                 break;
             };
@@ -963,6 +1006,7 @@ impl State {
             Timer::ReadFileDone => self.readfile_done(),
             Timer::InputTimeout(id) => self.input_timeout(id),
             Timer::Fota => self.fota_step(),
+            Timer::FotaFileCheck => self.fota_file_check(),
             Timer::PdpDeact(cid) => self.pdp_deactivated_by_network(cid),
             Timer::PowerOff => self.modem_power_off(),
             Timer::McuReset => self.mcu_reset(),
@@ -1201,6 +1245,30 @@ impl SimModem {
     /// Whether a FOTA job is running.
     pub fn fota_running(&self) -> bool {
         self.world.0.borrow().modem.fota.is_some()
+    }
+
+    /// The package bytes the module stored from the last `AT+QFOTADL="FILE:<len>"` transfer
+    /// (during a transfer: what it has so far, including bytes still in its receive
+    /// buffer), or `None` if there was none.
+    pub fn fota_file(&self) -> Option<Vec<u8>> {
+        self.world
+            .0
+            .borrow()
+            .modem
+            .fota_file
+            .as_ref()
+            .map(|r| r.data.clone())
+    }
+
+    /// Counters of the last `AT+QFOTADL="FILE:<len>"` transfer.
+    pub fn fota_file_stats(&self) -> Option<FotaFileStats> {
+        self.world
+            .0
+            .borrow()
+            .modem
+            .fota_file
+            .as_ref()
+            .map(|r| r.stats)
     }
 
     /// URCs dropped because `AT+QURCCFG="urcport"` routes them to another port.

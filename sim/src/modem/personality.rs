@@ -22,6 +22,7 @@ use cellular_ota::quectel::ChipFamily;
 /// | FOTA END codes (§5.3) | like Qualcomm (assumed: no table found) | 505 bad package, 507 wrong source version | 505 bad package, 510 wrong source version |
 /// | `fota/path` trap | a value without `:` → `HTTPEND,608` (§8.1) | – | – |
 /// | local-package FOTA (`AT+QFOTADL="/…/ufs/<f>"`) | `ERROR` | `ERROR` | supported (Qualcomm) |
+/// | host-streamed FOTA (`AT+QFOTADL="FILE:<len>"`, §8.1) | `ERROR` | supported: `OK`, `FILESTART`, bounded receive buffer, CTS or loss (`FILEEND,500`) | `ERROR` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Personality {
     /// Quectel EC200U (Unisoc UIS8910) — the module on the 7Semi board.

@@ -104,6 +104,7 @@ fn main() -> ! {
 fn print_progress(p: FotaProgress) {
     match p {
         FotaProgress::Accepted => println!("FOTA: request accepted (OK)"),
+        FotaProgress::Sent { sent, total } => println!("FOTA: sent {sent} of {total} bytes"),
         FotaProgress::DownloadStarted => println!("FOTA: download started"),
         FotaProgress::Downloading(pct) => println!("FOTA: downloading {pct} %"),
         FotaProgress::Downloaded => println!("FOTA: package downloaded"),
