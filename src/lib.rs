@@ -10,8 +10,10 @@ extern crate std;
 mod fmt;
 
 pub mod at;
+pub mod bring_up;
 pub mod client;
 pub mod ota;
 pub mod quectel;
+pub mod retry;
 pub mod transcript;
 pub mod update;

@@ -89,6 +89,17 @@ pub enum MemSinkError {
     },
 }
 
+/// Only [`MemSinkError::HashMismatch`] is transient (the next attempt writes the image
+/// again); the others fail the same way again.
+impl crate::retry::Classify for MemSinkError {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            MemSinkError::HashMismatch => crate::retry::Retry::Transient,
+            _ => crate::retry::Retry::Permanent,
+        }
+    }
+}
+
 /// An in-memory [`OtaSink`] / [`AsyncOtaSink`]; see the [module docs](self).
 #[derive(Debug)]
 pub struct MemSink<'a> {

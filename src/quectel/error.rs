@@ -421,6 +421,54 @@ code_enum! {
     unknown => "code not in Quectel's FOTA FILEEND table; the transfer failed";
 }
 
+code_enum! {
+    /// An EMM cause (3GPP TS 24.301 §9.9.3.9 and Annex A): why the network rejected an LTE
+    /// attach or tracking-area update, as `AT+CEREG=3` reports it in `<reject_cause>`
+    /// ([`RejectCause`](super::general::RejectCause)). Not a Quectel table: every LTE module
+    /// reports the same causes.
+    pub enum EmmCause {
+        ImsiUnknownInHss = 2 => "IMSI unknown in HSS (the SIM is not provisioned)",
+        IllegalUe = 3 => "illegal UE (the SIM failed authentication or is barred)",
+        ImeiNotAccepted = 5 => "IMEI not accepted",
+        IllegalMe = 6 => "illegal ME (the device is barred)",
+        EpsNotAllowed = 7 => "EPS services not allowed (no LTE data on this subscription)",
+        EpsAndNonEpsNotAllowed = 8 => "EPS and non-EPS services not allowed",
+        IdentityNotDerived = 9 => "UE identity cannot be derived by the network",
+        ImplicitlyDetached = 10 => "implicitly detached",
+        PlmnNotAllowed = 11 => "PLMN not allowed (this operator does not accept the SIM)",
+        TrackingAreaNotAllowed = 12 => "tracking area not allowed",
+        RoamingNotAllowedInArea = 13 => "roaming not allowed in this tracking area",
+        EpsNotAllowedInPlmn = 14 => "EPS services not allowed in this PLMN",
+        NoSuitableCells = 15 => "no suitable cells in tracking area",
+        MscNotReachable = 16 => "MSC temporarily not reachable",
+        NetworkFailure = 17 => "network failure",
+        CsDomainNotAvailable = 18 => "CS domain not available",
+        EsmFailure = 19 => "ESM failure (often a wrong or refused APN for the default bearer)",
+        MacFailure = 20 => "MAC failure (authentication)",
+        SynchFailure = 21 => "synch failure (authentication)",
+        Congestion = 22 => "congestion",
+        SecurityCapabilitiesMismatch = 23 => "UE security capabilities mismatch",
+        SecurityModeRejected = 24 => "security mode rejected, unspecified",
+        NotAuthorizedForCsg = 25 => "not authorized for this CSG",
+        NonEpsAuthenticationUnacceptable = 26 => "non-EPS authentication unacceptable",
+        RedirectionTo5gcn = 31 => "redirection to 5GCN required",
+        ServiceOptionNotAuthorized = 35 => "requested service option not authorized in this PLMN",
+        CsServiceNotAvailable = 39 => "CS service temporarily not available",
+        NoEpsBearerContext = 40 => "no EPS bearer context activated",
+        SevereNetworkFailure = 42 => "severe network failure",
+        PlmnNotAllowedAtLocation = 78 => "PLMN not allowed to operate at the present UE location",
+        SemanticallyIncorrect = 95 => "semantically incorrect message",
+        InvalidMandatoryInformation = 96 => "invalid mandatory information",
+        MessageTypeNonExistent = 97 => "message type non-existent or not implemented",
+        MessageTypeNotCompatible = 98 => "message type not compatible with the protocol state",
+        InformationElementNonExistent = 99 => "information element non-existent or not implemented",
+        ConditionalIeError = 100 => "conditional IE error",
+        MessageNotCompatible = 101 => "message not compatible with the protocol state",
+        ProtocolError = 111 => "protocol error, unspecified",
+    }
+    unknown => "EMM cause not in 3GPP TS 24.301 Annex A";
+}
+
 /// The `<err>` of `+QIND: "FOTA","END",<err>`: `0` means the upgrade succeeded, anything else
 /// that it failed. The meaning of a failure code depends on the chipset family (reference
 /// §5.3).
@@ -753,6 +801,19 @@ mod tests {
         assert_eq!(http_result(716), Err(HttpError::SocketConnectError));
         assert_eq!(http_result(608), Err(HttpError::Unknown(608)));
         assert_eq!(HttpError::Timeout.to_string(), "702: timeout");
+    }
+
+    #[test]
+    fn emm_table() {
+        check_table!(
+            EmmCause,
+            [
+                2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+                25, 26, 31, 35, 39, 40, 42, 78, 95, 96, 97, 98, 99, 100, 101, 111,
+            ]
+        );
+        assert_eq!(EmmCause::from_code(4), EmmCause::Unknown(4));
+        assert_eq!(EmmCause::from_code(15), EmmCause::NoSuitableCells);
     }
 
     #[test]

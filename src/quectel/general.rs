@@ -13,6 +13,7 @@
 use core::time::Duration;
 
 use super::ChipFamily;
+use super::error::EmmCause;
 use crate::at::params::{Params, after_prefix};
 use crate::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
 
@@ -512,8 +513,12 @@ pub enum RegUrcMode {
     Enabled,
     /// 2: `+CREG: <stat>[,<lac>,<ci>[,<AcT>]]`, also on cell changes.
     WithLocation,
+    /// 3 (3GPP TS 27.007, `+CREG` and `+CEREG`): as 2, plus `<cause_type>,<reject_cause>`
+    /// when registration is denied; a query then reports [`Registration::reject_cause`].
+    /// A module that does not support it answers `ERROR`.
+    WithCause,
     /// A value reported by a query that this crate does not know (3GPP defines more for
-    /// `+CEREG`). Refused by [`SetRegistrationUrc`].
+    /// `+CEREG`, such as the PSM modes 4 and 5). Refused by [`SetRegistrationUrc`].
     Other(u8),
 }
 
@@ -524,6 +529,7 @@ impl RegUrcMode {
             0 => RegUrcMode::Disabled,
             1 => RegUrcMode::Enabled,
             2 => RegUrcMode::WithLocation,
+            3 => RegUrcMode::WithCause,
             c => RegUrcMode::Other(c),
         }
     }
@@ -534,6 +540,7 @@ impl RegUrcMode {
             RegUrcMode::Disabled => 0,
             RegUrcMode::Enabled => 1,
             RegUrcMode::WithLocation => 2,
+            RegUrcMode::WithCause => 3,
             RegUrcMode::Other(c) => c,
         }
     }
@@ -607,8 +614,10 @@ pub struct GetRegistration {
 ///
 /// If registration URCs are enabled, a URC (`+CREG: <stat>` or `+CREG: <stat>,"<lac>",...`,
 /// without `<n>`) may be among the claimed lines; parsing skips lines whose second field is
-/// missing or quoted and reads the first line of the query form. Fields after `<AcT>`
-/// (`+CGREG` `<rac>`, `+CEREG` reject causes and PSM timers) are ignored.
+/// missing or quoted and reads the first line of the query form. In mode 3
+/// ([`RegUrcMode::WithCause`]) `+CREG` and `+CEREG` add `<cause_type>,<reject_cause>` after
+/// `<AcT>` (empty fields before them are accepted: `+CEREG: 3,3,,,,0,15`); other fields
+/// after `<AcT>` (`+CGREG` `<rac>`, PSM timers) are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Registration {
@@ -624,6 +633,36 @@ pub struct Registration {
     pub cell_id: Option<u32>,
     /// `<AcT>`, if sent.
     pub access_tech: Option<AccessTech>,
+    /// Why registration was denied, if the modem said (`+CREG` and `+CEREG` in mode 3).
+    pub reject_cause: Option<RejectCause>,
+}
+
+/// A registration reject cause (`<cause_type>,<reject_cause>` of 3GPP TS 27.007 mode 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RejectCause {
+    /// `<cause_type>`: 0 = a 3GPP cause (for `+CEREG` an EMM cause of TS 24.301 Annex A,
+    /// for `+CREG` an MM cause of TS 24.008 Annex G), 1 = manufacturer-specific.
+    pub cause_type: u8,
+    /// `<reject_cause>`.
+    pub code: u16,
+}
+
+impl RejectCause {
+    /// The EMM cause, for a 3GPP cause reported by `+CEREG` (`None` for a
+    /// manufacturer-specific one).
+    pub fn emm(self) -> Option<EmmCause> {
+        (self.cause_type == 0).then(|| EmmCause::from_code(self.code))
+    }
+
+    /// One line of plain English: the EMM cause's meaning (3GPP codes shared by the MM
+    /// causes of `+CREG` mean the same), or that the cause is the manufacturer's.
+    pub fn meaning(self) -> &'static str {
+        match self.emm() {
+            Some(c) => c.meaning(),
+            None => "manufacturer-specific reject cause",
+        }
+    }
 }
 
 impl Registration {
@@ -651,6 +690,18 @@ fn registration_line(kind: RegKind, line: &[u8]) -> Result<Option<Registration>,
         .map(u8_of)
         .transpose()?
         .map(AccessTech::from_code);
+    let reject_cause = match kind {
+        // `+CGREG` has `<rac>` here; its mode-3 cause fields are not read.
+        RegKind::Cgreg => None,
+        // Lenient: a cause that does not parse is left out rather than failing the report.
+        RegKind::Creg | RegKind::Cereg => match (p.opt_u32(), p.opt_u32()) {
+            (Ok(Some(t)), Ok(Some(code))) => match (u8::try_from(t), u16::try_from(code)) {
+                (Ok(cause_type), Ok(code)) => Some(RejectCause { cause_type, code }),
+                _ => None,
+            },
+            _ => None,
+        },
+    };
     Ok(Some(Registration {
         kind,
         mode,
@@ -658,6 +709,7 @@ fn registration_line(kind: RegKind, line: &[u8]) -> Result<Option<Registration>,
         area_code,
         cell_id,
         access_tech,
+        reject_cause,
     }))
 }
 
@@ -683,7 +735,8 @@ impl AtCommand for GetRegistration {
 
 /// `AT+CREG=<n>` / `AT+CGREG=<n>` / `AT+CEREG=<n>`: enables or disables the registration
 /// URCs (quectel-at.md §3). Answers `OK`. [`RegUrcMode::Other`] is refused with
-/// [`EncodeError::OutOfRange`] (0..=2).
+/// [`EncodeError::OutOfRange`] (0..=3). Mode 3 ([`RegUrcMode::WithCause`]) exists for
+/// `+CREG` and `+CEREG` only (3GPP TS 27.007); `+CGREG` modes stop at 2 here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SetRegistrationUrc {
@@ -699,7 +752,8 @@ impl AtCommand for SetRegistrationUrc {
         enc.raw(b"AT")?;
         enc.raw(self.kind.command())?;
         enc.raw(b"=")?;
-        enc.ranged(u32::from(self.mode.code()), 0, 2)
+        let max = if self.kind == RegKind::Cgreg { 2 } else { 3 };
+        enc.ranged(u32::from(self.mode.code()), 0, max)
     }
     fn parse<'a>(&self, mut lines: Lines<'a>) -> Result<(), ParseError> {
         lines.end()
@@ -1283,6 +1337,8 @@ mod tests {
             SetRegistrationUrc { kind: RegKind::Creg, mode: RegUrcMode::Disabled } => b"AT+CREG=0";
             SetRegistrationUrc { kind: RegKind::Cgreg, mode: RegUrcMode::Enabled } => b"AT+CGREG=1";
             SetRegistrationUrc { kind: RegKind::Cereg, mode: RegUrcMode::WithLocation } => b"AT+CEREG=2";
+            SetRegistrationUrc { kind: RegKind::Cereg, mode: RegUrcMode::WithCause } => b"AT+CEREG=3";
+            SetRegistrationUrc { kind: RegKind::Creg, mode: RegUrcMode::WithCause } => b"AT+CREG=3";
             SetFlowControl::HARDWARE => b"AT+IFC=2,2";
             SetFlowControl::NONE => b"AT+IFC=0,0";
             SetFlowControl { dce_by_dte: FlowControl::None, dte_by_dce: FlowControl::RtsCts } => b"AT+IFC=0,2";
@@ -1332,7 +1388,8 @@ mod tests {
             EnterPin { pin: "12\n4" } => EncodeError::ForbiddenByte { byte: b'\n', position: 2 };
             EnterPin { pin: "12\x004" } => EncodeError::ForbiddenByte { byte: 0, position: 2 };
             EnterPin { pin: "1234\"" } => EncodeError::ForbiddenByte { byte: b'"', position: 4 };
-            SetRegistrationUrc { kind: RegKind::Cereg, mode: RegUrcMode::Other(4) } => EncodeError::OutOfRange { value: 4, min: 0, max: 2 };
+            SetRegistrationUrc { kind: RegKind::Cereg, mode: RegUrcMode::Other(4) } => EncodeError::OutOfRange { value: 4, min: 0, max: 3 };
+            SetRegistrationUrc { kind: RegKind::Cgreg, mode: RegUrcMode::WithCause } => EncodeError::OutOfRange { value: 3, min: 0, max: 2 };
             SetFlowControl { dce_by_dte: FlowControl::Other(1), dte_by_dce: FlowControl::None } => EncodeError::Invalid("flow control must be None (0) or RtsCts (2)");
             SetFlowControl { dce_by_dte: FlowControl::None, dte_by_dce: FlowControl::Other(3) } => EncodeError::Invalid("flow control must be None (0) or RtsCts (2)");
             SetBaudRate(0) => EncodeError::Invalid("baud rate is not one AT+IPR accepts");
@@ -1625,7 +1682,8 @@ mod tests {
                 status: RegStatus::Searching,
                 area_code: None,
                 cell_id: None,
-                access_tech: None
+                access_tech: None,
+                reject_cause: None,
             }
         );
         assert!(!r.is_registered());
@@ -1653,6 +1711,31 @@ mod tests {
             (r.status, r.area_code, r.cell_id),
             (RegStatus::NotSearching, None, None)
         );
+
+        // Mode 3: the reject cause, with empty location fields or with them.
+        let r = parse(cereg, b"+CEREG: 3,3,,,,0,15\n").unwrap();
+        assert_eq!(
+            (r.mode, r.status),
+            (RegUrcMode::WithCause, RegStatus::Denied)
+        );
+        let cause = r.reject_cause.unwrap();
+        assert_eq!(
+            cause,
+            RejectCause {
+                cause_type: 0,
+                code: 15
+            }
+        );
+        assert_eq!(cause.emm(), Some(EmmCause::NoSuitableCells));
+        let r = parse(creg, b"+CREG: 3,3,\"1A2B\",\"01C3D4E5\",7,1,201\n").unwrap();
+        let cause = r.reject_cause.unwrap();
+        assert_eq!((cause.cause_type, cause.code, cause.emm()), (1, 201, None));
+        assert_eq!(cause.meaning(), "manufacturer-specific reject cause");
+        // A cause that does not parse is left out; CGREG's field after AcT is <rac>.
+        let r = parse(cereg, b"+CEREG: 3,3,,,,x,15\n").unwrap();
+        assert_eq!(r.reject_cause, None);
+        let r = parse(cgreg, b"+CGREG: 3,3,\"1A2B\",\"01C3D4E5\",7,\"01\",0,15\n");
+        assert_eq!(r.map(|r| r.reject_cause), Ok(None));
 
         // Fields after AcT are ignored (CEREG mode 4: reject cause, PSM timers).
         let r = parse(

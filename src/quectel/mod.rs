@@ -4,6 +4,7 @@
 //! Facts come from `quectel-at.md` (the project's reference); section numbers in the docs
 //! below point into it.
 
+pub mod bring_up;
 pub mod decode;
 pub mod error;
 pub mod file;

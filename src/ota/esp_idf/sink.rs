@@ -564,6 +564,25 @@ pub enum SinkError<E> {
     },
 }
 
+/// Whether retrying an update can get past this error. Transient: a flash operation that
+/// failed, a stored image whose read-back SHA-256 differs (the next attempt rewrites it),
+/// and an image whose own checksum or appended SHA-256 is wrong (without a manifest that is
+/// how a byte changed on the UART shows). Permanent: everything else (the partition table,
+/// the slot, an image too large, an image built for another chip or with segments the
+/// bootloader refuses, a version other than the manifest's, calls out of order).
+impl<E> crate::retry::Classify for SinkError<E> {
+    fn retry(&self) -> crate::retry::Retry {
+        match self {
+            SinkError::Flash { .. }
+            | SinkError::HashMismatch { .. }
+            | SinkError::Image(ImageError::ChecksumMismatch { .. } | ImageError::HashMismatch) => {
+                crate::retry::Retry::Transient
+            }
+            _ => crate::retry::Retry::Permanent,
+        }
+    }
+}
+
 fn flash_err<E>(op: FlashOp) -> impl FnOnce(E) -> SinkError<E> {
     move |error| SinkError::Flash { op, error }
 }
