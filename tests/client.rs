@@ -463,6 +463,128 @@ mod data_reader {
         assert!(got > 10 && got < 512, "{got}");
     }
 
+    /// Reads until an error or the end; returns what was handed out and the error.
+    fn drain<R: embedded_io::BufRead>(r: &mut R) -> (Vec<u8>, Option<R::Error>) {
+        let mut got = Vec::new();
+        loop {
+            match r.fill_buf() {
+                Ok([]) => return (got, None),
+                Ok(d) => {
+                    let n = d.len();
+                    got.extend_from_slice(d);
+                    r.consume(n);
+                }
+                Err(e) => return (got, Some(e)),
+            }
+        }
+    }
+
+    /// A modem that restarts mid-payload: after a silence its `RDY` arrives where payload
+    /// should. Every way the boot line can come (whole, split within the hold, after
+    /// power-on noise, without the leading CR LF) is recognised at once, none of it is
+    /// handed out, and the boot URCs then reach the handler.
+    #[test]
+    fn a_modem_that_restarts_mid_payload_is_recognised_by_its_rdy() {
+        let forms: [&[(u64, &str)]; 4] = [
+            &[(3000, "\r\nRDY\r\n")],
+            &[(3000, "\r\nR"), (50, "DY\r\n")],
+            &[(3000, "\u{0}\r\nRDY\r\n")],
+            &[(3000, "RDY\r\n")],
+        ];
+        for form in forms {
+            let mut script = vec![
+                expect("AT+QHTTPREAD=80\r"),
+                reply("\r\nCONNECT\r\n0123456789"),
+            ];
+            for (after, bytes) in form {
+                script.push(reply_after(*after, bytes));
+            }
+            script.push(reply_after(100, "\r\n+CFUN: 1\r\n"));
+            let sim = Sim::new(script);
+            let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+            let urcs = Urcs::default();
+            let mut c =
+                blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, urcs.clone());
+            let mut r = c.read_data(&Read(DataLength::Exact(4096))).unwrap();
+            let (got, err) = drain(&mut r);
+            assert_eq!(got, b"0123456789", "{form:?}");
+            assert!(
+                matches!(err, Some(Error::ModemRebooted)),
+                "{form:?}: {err:?}"
+            );
+            // Recognised as soon as the line was complete (3 s of silence, then RDY; the
+            // test command's 5 s timeout never ran out).
+            let t = sim.now_ms();
+            assert!((3000..3200).contains(&t), "{form:?}: at {t} ms");
+            let _ = c.wait_for(Duration::from_millis(500), |_| None::<()>);
+            // (Power-on noise before it is a line of its own.)
+            let lines = urcs.lines();
+            assert!(
+                lines.ends_with(&["RDY".into(), "+CFUN: 1".into()]),
+                "{form:?}: {lines:?}"
+            );
+        }
+    }
+
+    /// Payload that happens to look like `RDY` is payload: without a silence before it, or
+    /// when what follows rules it out, every byte is handed out unchanged.
+    #[test]
+    fn payload_that_looks_like_rdy_is_payload() {
+        type Parts = &'static [(u64, &'static str)];
+        let cases: [(Parts, &[u8]); 5] = [
+            // No gap: RDY inside the body.
+            (&[(1, "01\r\nRDY\r\n89")], b"01\r\nRDY\r\n89"),
+            // A gap, then bytes that start like RDY but are not.
+            (&[(1, "01"), (2000, "\r\nRDX\r\n89")], b"01\r\nRDX\r\n89"),
+            // A gap, then a lone CR LF, then silence longer than the hold, then more payload.
+            (
+                &[(1, "01"), (2000, "\r\n"), (1000, "RDY\r\n89")],
+                b"01\r\nRDY\r\n89",
+            ),
+            // A gap, then CR LF at the end of the payload, with the trailer right behind.
+            (&[(1, "0123456789"), (2000, "\r\n")], b"0123456789\r\n"),
+            // A gap right after CONNECT: the first payload bytes are held only if they could
+            // be RDY.
+            (&[(3000, "0123456789\r\n")], b"0123456789\r\n"),
+        ];
+        for (parts, want) in cases {
+            let mut script = vec![expect("AT+QHTTPREAD=80\r"), reply("\r\nCONNECT\r\n")];
+            for (after, bytes) in parts {
+                script.push(reply_after(*after, bytes));
+            }
+            script.push(reply_after(1, "\r\nOK\r\n"));
+            let sim = Sim::new(script);
+            let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+            let mut c =
+                blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+            let len = want.len() as u32;
+            let mut r = c.read_data(&Read(DataLength::Exact(len))).unwrap();
+            let (got, err) = drain(&mut r);
+            assert!(err.is_none(), "{parts:?}: {err:?}");
+            assert_eq!(got, want, "{parts:?}");
+            assert_eq!(r.finish().unwrap(), u64::from(len));
+        }
+    }
+
+    #[test]
+    fn async_reader_recognises_a_restart_too() {
+        use embedded_io_async::BufRead;
+        let sim = Sim::new(vec![
+            expect("AT+QHTTPREAD=80\r"),
+            reply("\r\nCONNECT\r\n0123"),
+            reply_after(4000, "\r\nRDY\r\n"),
+        ]);
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            asynch::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        block_on(async {
+            let mut r = c.read_data(&Read(DataLength::Exact(100))).await.unwrap();
+            assert_eq!(r.fill_buf().await.unwrap(), b"0123");
+            r.consume(4);
+            assert!(matches!(r.fill_buf().await, Err(Error::ModemRebooted)));
+        });
+    }
+
     #[test]
     fn finish_discards_unread_payload() {
         let sim = Sim::new(script());

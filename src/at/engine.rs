@@ -292,6 +292,13 @@ impl<'b> Engine<'b> {
         &self.buf[self.start..self.start + n]
     }
 
+    /// Every byte buffered and not consumed yet, payload or not (what follows the payload
+    /// included), without consuming any.
+    pub fn buffered_bytes(&mut self) -> &[u8] {
+        self.apply_release();
+        &self.buf[self.start..self.end]
+    }
+
     /// Marks `n` bytes returned by [`Engine::data_available`] as consumed (clamped).
     pub fn consume_data(&mut self, n: usize) {
         self.apply_release();

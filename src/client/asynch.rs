@@ -438,6 +438,7 @@ where
             deadline: Instant::ZERO,
             announced,
             position: 0,
+            last_data: Instant::ZERO,
         }
         .armed())
     }
@@ -580,6 +581,46 @@ pub(crate) async fn wait_bytes<T: Read, C: AsyncClock>(
 /// Payload bytes that must arrive within each timeout of a [`DataReader`].
 pub const PROGRESS_BYTES: u64 = 512;
 
+/// A silence in a payload after which a [`DataReader`] checks whether the bytes that follow
+/// are a modem's boot URC (`RDY`) rather than payload. A module takes seconds to restart
+/// (an EG800K 7.8 to 30.2 s to `RDY`, quectel-at.md §2.1), so its boot URCs always follow a
+/// silence at least this long.
+pub const REBOOT_GAP: Duration = Duration::from_secs(1);
+
+/// How long a [`DataReader`] holds back bytes after a [`REBOOT_GAP`] that could still be
+/// the start of `RDY` (a lone CR LF) before it hands them out as payload.
+pub const REBOOT_HOLD: Duration = Duration::from_millis(200);
+
+/// Whether bytes that follow a silence are a modem's boot URC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Boot {
+    /// Not a boot URC: payload.
+    No,
+    /// `RDY` and a line end, after optional CR, LF and power-on noise (NUL, 0xFF).
+    Yes,
+    /// Too few bytes to tell.
+    Maybe,
+}
+
+fn boot_urc(bytes: &[u8]) -> Boot {
+    const RDY: &[u8] = b"RDY";
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n' | 0x00 | 0xff))
+        .unwrap_or(bytes.len());
+    let rest = &bytes[start..];
+    let n = rest.len().min(RDY.len());
+    if rest[..n] != RDY[..n] {
+        Boot::No
+    } else if rest.len() <= RDY.len() {
+        Boot::Maybe
+    } else if matches!(rest[RDY.len()], b'\r' | b'\n') {
+        Boot::Yes
+    } else {
+        Boot::No
+    }
+}
+
 /// Whether a payload that grew from `old` to `new` bytes passed a [`PROGRESS_BYTES`]
 /// boundary (its timeout restarts then).
 fn progressed(old: u64, new: u64) -> bool {
@@ -601,6 +642,18 @@ fn progressed(old: u64, new: u64) -> bool {
 /// transfer alive. On [`Error::Timeout`] the engine leaves data mode; the modem may still be
 /// sending, so reset the client (and stop the HTTP session) before the next command.
 ///
+/// A modem that restarts mid-payload is recognised as soon as its `RDY` line is in: after a
+/// silence of [`REBOOT_GAP`] (1 s) or more, bytes that are, or could still become, `RDY` and
+/// a line end (after optional CR, LF and power-on noise) are held back and never handed
+/// out; a complete `RDY` ends the payload with [`Error::ModemRebooted`] (the engine leaves
+/// data mode, so `RDY` and the boot URCs after it reach the URC handler as lines). Bytes
+/// held back are released as payload when the next byte rules `RDY` out, or after
+/// [`REBOOT_HOLD`]. The limit: the gap is measured between this reader's calls, so a
+/// caller that stops reading for longer than the modem takes to restart could find payload
+/// and `RDY` in the buffer together, with no gap between them to see; payload that
+/// itself reads `\r\nRDY\r\n` right after a 1 s network stall would be taken for a reboot
+/// (the retry resumes at the same byte).
+///
 /// Call [`DataReader::finish`] after the payload to collect the command's final result.
 /// Dropping the reader before that leaves the modem's answer to arrive as unclaimed lines.
 /// Cancel safety: `fill_buf` may be dropped and called again without losing bytes.
@@ -612,6 +665,8 @@ pub struct DataReader<'c, 'b, T, C, H> {
     deadline: Instant,
     announced: Option<u32>,
     position: u64,
+    /// When payload bytes were last handed out (or the reader started).
+    last_data: Instant,
 }
 
 impl<'c, 'b, T, C, H> DataReader<'c, 'b, T, C, H>
@@ -621,7 +676,9 @@ where
     H: UrcHandler,
 {
     fn armed(mut self) -> Self {
-        self.deadline = self.client.clock.now() + self.timeout;
+        let now = self.client.clock.now();
+        self.deadline = now + self.timeout;
+        self.last_data = now;
         self
     }
 
@@ -637,6 +694,7 @@ where
     }
 
     async fn fill(&mut self) -> Result<usize, Error<T::Error>> {
+        let mut hold_until: Option<Instant> = None;
         loop {
             if self.ex.data_done() {
                 return Ok(0);
@@ -651,6 +709,29 @@ where
             } = &mut *self.client;
             let avail = engine.data_available().len();
             if avail > 0 {
+                let now = clock.now();
+                if now.saturating_duration_since(self.last_data) >= REBOOT_GAP {
+                    match boot_urc(engine.buffered_bytes()) {
+                        Boot::Yes => {
+                            engine.expect_data(None);
+                            engine.abort_data();
+                            return Err(Error::ModemRebooted);
+                        }
+                        Boot::Maybe if hold_until.is_none_or(|t| now < t) => {
+                            let until = *hold_until.get_or_insert(now + REBOOT_HOLD);
+                            let wake = until.min(self.deadline);
+                            if now >= self.deadline {
+                                engine.expect_data(None);
+                                engine.abort_data();
+                                return Err(Error::Timeout);
+                            }
+                            wait_bytes(io, engine, clock, wake).await?;
+                            continue;
+                        }
+                        Boot::No | Boot::Maybe => {}
+                    }
+                }
+                self.last_data = now;
                 return Ok(avail);
             }
             let now = clock.now();

@@ -183,6 +183,11 @@ pub enum Error<E> {
     /// was expected, or a payload of the wrong length).
     #[error("protocol error: {0}")]
     Protocol(&'static str),
+    /// The modem restarted in the middle of a payload: after a silence its boot URC
+    /// (`RDY`) came where payload bytes should be. None of it was handed out as payload;
+    /// the engine left data mode.
+    #[error("the modem restarted during the payload (RDY)")]
+    ModemRebooted,
 }
 
 impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
@@ -197,6 +202,7 @@ impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
                 ErrorKind::InvalidData
             }
             Error::ResponseTooLarge { .. } => ErrorKind::OutOfMemory,
+            Error::ModemRebooted => ErrorKind::ConnectionReset,
             Error::Rejected(_) => ErrorKind::Other,
         }
     }

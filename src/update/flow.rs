@@ -50,6 +50,11 @@ struct Ctx<'p> {
 
 impl Ctx<'_> {
     fn fail<E, S>(&self, stage: Stage, failure: Failure<E, S>) -> UpdateError<E, S> {
+        // The payload reader recognised a modem restart (its `RDY` after a silence).
+        let failure = match failure {
+            Failure::Modem(ClientError::ModemRebooted) => Failure::ModemRebooted,
+            f => f,
+        };
         UpdateError {
             stage,
             failure,
