@@ -52,6 +52,7 @@
 //! | network RTT | 80 ms | typical LTE 50–100 ms |
 //! | downlink / uplink | 5 / 2.5 Mbit/s | half the LTE Cat-1 peaks 10.3 / 5.2 Mbit/s (3GPP TS 36.306) |
 //! | UFS write (`QHTTPREADFILE`) | 50 kB/s | ~0.5 s for 20 KB on a Cat.1 module (§4.7) |
+//! | HTTP body buffer in the module (`ModemConfig::tcp_window`) | 32 KiB | assumed: a reader slower than the network holds the server through the TCP window |
 //! | FOTA reboot / upgrade | 30 s / 8 min | EG18 real timings (§8.2) |
 //! | `FILE:` package: receive buffer / flash rate / silence | 4 KiB / 15 000 bytes/s / 5 s | assumed / the one summary (§11.5) / `AT+QFUPL` data gap (§9) |
 //! | flash sector erase / 64 KiB block / page program | 45 ms / 150 ms / 0.4 ms | Winbond W25Q32JV typical values |

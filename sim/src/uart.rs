@@ -163,6 +163,67 @@ pub(crate) enum Mark {
     /// Do not start this byte before virtual time `t` (ns): it has not arrived from the
     /// network yet.
     NotBefore(u64),
+    /// A payload that arrives from the network through a bounded receive buffer starts here
+    /// (the TCP window: the server sends no further than the buffer has room).
+    NetStart(NetWindow),
+    /// A block of that payload starts here; at the network's own pace its last byte would
+    /// be in the module at virtual time `t` (ns), but not before the window let the server
+    /// send it.
+    NetBlock(u64),
+}
+
+/// The module's receive buffer for a payload it forwards from the network, seen as a TCP
+/// window: block `k` cannot arrive before block `k - blocks` has left the module (its buffer
+/// room is free again) plus a round trip (the window update reaches the server, the data
+/// comes back), and after a stall the network delivers at its own rate again, without a
+/// burst.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NetWindow {
+    /// Blocks the buffer holds.
+    pub(crate) blocks: usize,
+    /// Round trip (ns).
+    pub(crate) rtt_ns: u64,
+    /// Time one block takes on the downlink (ns).
+    pub(crate) block_ns: u64,
+    /// When the previous block arrived (ns).
+    pub(crate) prev_arrival: Option<u64>,
+    /// When each of the last `blocks` blocks started on the UART (ns), oldest first.
+    pub(crate) starts: VecDeque<u64>,
+}
+
+impl NetWindow {
+    pub(crate) fn new(blocks: usize, rtt_ns: u64, block_ns: u64) -> Self {
+        NetWindow {
+            // One block in flight and one free: the smallest buffer that can stream.
+            blocks: blocks.max(2),
+            rtt_ns,
+            block_ns,
+            prev_arrival: None,
+            starts: VecDeque::new(),
+        }
+    }
+
+    /// When the next block arrives, given its unconstrained arrival `t`, and records that
+    /// it starts on the UART at `max(now, arrival)`.
+    pub(crate) fn next_block(&mut self, t: u64, now: u64) -> u64 {
+        let mut a = t;
+        if let Some(p) = self.prev_arrival {
+            a = a.max(p + self.block_ns);
+        }
+        // Block k needs block k - blocks to have left: that is when block k - blocks + 1
+        // started, the oldest start kept once `blocks - 1` are kept.
+        let kept = self.starts.len();
+        if kept + 1 >= self.blocks {
+            let freed = self.starts[kept + 1 - self.blocks];
+            a = a.max(freed + self.rtt_ns);
+        }
+        self.prev_arrival = Some(a);
+        self.starts.push_back(a.max(now));
+        while self.starts.len() > self.blocks {
+            self.starts.pop_front();
+        }
+        a
+    }
 }
 
 /// The two directions of the wire plus the host's buffers.
@@ -190,6 +251,8 @@ pub(crate) struct Link {
     pub(crate) rx: Option<(u64, u8)>,
     /// The host's transmitter is held by CTS until this time (ns).
     pub(crate) cts_wait: Option<u64>,
+    /// The window of the payload being forwarded from the network, if bounded.
+    pub(crate) net: Option<NetWindow>,
     pub(crate) stats: UartStats,
 }
 
@@ -211,6 +274,7 @@ impl Link {
             host_tx: VecDeque::new(),
             rx: None,
             cts_wait: None,
+            net: None,
             stats: UartStats::default(),
             cfg,
         }
@@ -302,6 +366,7 @@ impl Link {
         self.out.clear();
         self.marks.clear();
         self.stall_until = None;
+        self.net = None;
     }
 
     /// Forgets the host's buffers (MCU reset: the UART is re-initialised).
@@ -393,17 +458,28 @@ impl State {
         }
     }
 
+    fn stall_until_at_least(&mut self, t: u64) {
+        if t > self.now {
+            let until = self.link.stall_until.map_or(t, |u| u.max(t));
+            self.link.stall_until = Some(until);
+        }
+    }
+
     fn fire_mark(&mut self, mark: Mark) {
         match mark {
             Mark::SetBaud(b) => self.link.modem_baud = b,
             Mark::Stall(ns) => self.link.stall_until = Some(self.now + ns),
             Mark::Reboot => self.modem_reboot(),
             Mark::McuReset => self.mcu_reset(),
-            Mark::NotBefore(t) => {
-                if t > self.now {
-                    let until = self.link.stall_until.map_or(t, |u| u.max(t));
-                    self.link.stall_until = Some(until);
-                }
+            Mark::NotBefore(t) => self.stall_until_at_least(t),
+            Mark::NetStart(w) => self.link.net = Some(w),
+            Mark::NetBlock(t) => {
+                let now = self.now;
+                let t = match &mut self.link.net {
+                    Some(w) => w.next_block(t, now),
+                    None => t,
+                };
+                self.stall_until_at_least(t);
             }
         }
     }

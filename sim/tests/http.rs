@@ -531,3 +531,59 @@ fn serve_dir_records_requests() {
     drop(server);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A host that stops reading (RTS/CTS holds the modem) for 10 s in the middle of a body
+/// that comes over a 50 kbit/s downlink to a 921 600-baud UART: the module's buffer fills
+/// and the server is held by the TCP window, so the stall costs time the network cannot
+/// make up. With an unbounded buffer (`tcp_window: 0`) the module kept receiving and the
+/// stall hid behind the download.
+#[test]
+fn a_stalled_reader_stalls_the_server_through_the_tcp_window() {
+    let run = |window: usize| {
+        let file = data(KB100, 5);
+        let server = TestServer::start([("fw.bin", file.clone())]).unwrap();
+        let mut modem = ModemConfig::new(Personality::Ec200u).ready().quiet();
+        modem.network.downlink_bps = 50_000;
+        modem.tcp_window = window;
+        // A UART much faster than the network, so the network is the bottleneck.
+        modem.baud = 921_600;
+        let world = World::new(WorldConfig::new(modem).with_uart(UartConfig {
+            host_rts: true,
+            ..UartConfig::default().with_baud(921_600)
+        }));
+        let urcs = Urcs::default();
+        let (mut rx, mut resp) = ([0u8; 2048], [0u8; 512]);
+        let mut c = client(&world, &mut rx, &mut resp, &urcs);
+        setup(&mut c);
+        c.send(&SetFlowControl::HARDWARE).unwrap();
+        pdp_up(&mut c);
+        let t0 = world.elapsed();
+        let st = status(get(&mut c, &server.url("/fw.bin")));
+        let mut body = Vec::new();
+        let mut stalled = false;
+        let w = world.clone();
+        c.send_receive(&HttpRead::exact(KB100 as u32).with_wait_time(30), |d| {
+            body.extend_from_slice(d);
+            if !stalled && body.len() >= 20 * 1024 {
+                stalled = true;
+                // The MCU is busy elsewhere: nothing is read, RTS goes down when full.
+                w.advance_interrupts_off(Duration::from_secs(10));
+            }
+        })
+        .unwrap();
+        assert_eq!(body, file);
+        assert_eq!(st.status, 200);
+        assert_eq!(world.uart_bytes_lost(), 0);
+        world.elapsed() - t0
+    };
+    let unbounded = run(0);
+    let bounded = run(32 * 1024);
+    // 100 KB at 6 250 bytes/s is 16.4 s: with an unbounded buffer the 10 s stall hides
+    // behind the download; with 32 KiB the server stops after about 5 s of it.
+    eprintln!("unbounded {unbounded:?}, bounded {bounded:?}");
+    assert!(unbounded < Duration::from_secs(18), "{unbounded:?}");
+    assert!(
+        bounded >= unbounded + Duration::from_secs(4),
+        "bounded {bounded:?}, unbounded {unbounded:?}"
+    );
+}

@@ -18,6 +18,7 @@ use super::at::{CmdError, CmdResult, Command, Form, Reply};
 use super::file::{Drive, parse_name};
 use super::{DataKind, Power};
 use crate::network::{FetchError, Fetched, Url};
+use crate::uart::NetWindow;
 use crate::world::{Scope, State, Timer, duration_ns};
 
 /// `AT+QHTTPCFG` settings (lost at reboot, §4.1).
@@ -437,6 +438,21 @@ impl State {
         self.emit_urc(&p.line);
     }
 
+    /// The TCP window of a forwarded body ([`ModemConfig::tcp_window`](super::ModemConfig)).
+    fn tcp_window(&self, downlink_bps: u64) -> Option<NetWindow> {
+        let bytes = self.modem.cfg.tcp_window;
+        if bytes == 0 {
+            return None;
+        }
+        let block_ns = (super::PACE as u64 * 8 * 1_000_000_000) / downlink_bps.max(1);
+        let rtt_ns = duration_ns(self.modem.cfg.network.rtt);
+        Some(NetWindow::new(
+            bytes.div_ceil(super::PACE),
+            rtt_ns,
+            block_ns,
+        ))
+    }
+
     fn qhttpread(&mut self) -> CmdResult {
         if self.modem.http.cfg.rspout_auto {
             return Err(CmdError::Cme(701));
@@ -451,14 +467,16 @@ impl State {
             return Err(CmdError::Cme(705));
         };
         self.emit(b"\r\nCONNECT\r\n");
-        // Byte `i` of what is forwarded cannot leave before it arrived from the network.
+        // Byte `i` of what is forwarded cannot leave before it arrived from the network, and
+        // the network cannot send further than the module's buffer has room.
         let head = resp.head.len() as u64;
+        let window = self.tcp_window(resp.downlink_bps);
         if self.modem.http.cfg.responseheader {
             let mut all = resp.head.clone();
             all.extend_from_slice(&resp.body);
-            self.emit_payload_paced(&all, &|i| resp.arrived(i + 1));
+            self.emit_payload_paced(&all, &|i| resp.arrived(i + 1), window);
         } else {
-            self.emit_payload_paced(&resp.body, &|i| resp.arrived(head + i + 1));
+            self.emit_payload_paced(&resp.body, &|i| resp.arrived(head + i + 1), window);
         }
         self.emit(b"\r\nOK\r\n");
         let code = self

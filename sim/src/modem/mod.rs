@@ -43,7 +43,7 @@ pub use fota::{FotaFileStats, fota_package, fota_package_with_result};
 pub use personality::Personality;
 
 use crate::network::NetworkConfig;
-use crate::uart::Mark;
+use crate::uart::{Mark, NetWindow};
 use crate::world::{Scope, State, Timer, World, duration_ns};
 use at::{CmdError, CmdResult, Reply};
 
@@ -162,6 +162,12 @@ pub struct ModemConfig {
     pub urc_rate_per_min: f64,
     /// Probability of a random URC between an `OK` and its result URC.
     pub urc_between_ok_and_result: f64,
+    /// The module's receive buffer for an HTTP body it forwards with `AT+QHTTPREAD`, in
+    /// bytes: a host that reads slower than the network delivers fills it, and then the
+    /// server is held by the TCP window instead of the module buffering the whole body.
+    /// Assumed 32 KiB (no source gives it; a typical TCP receive window of a module's IP
+    /// stack); 0 = unbounded (the module takes the whole body at the network's pace).
+    pub tcp_window: usize,
     /// UFS write speed for `AT+QHTTPREADFILE` in bytes/s (assumed 50 kB/s: a 20 KB body
     /// then takes 0.4 s, close to the ~0.5 s reported for a Cat.1 module, §4.7).
     pub ufs_write_bytes_per_sec: u64,
@@ -207,6 +213,7 @@ impl ModemConfig {
             pdp_activate_time: Duration::from_millis(800),
             urc_rate_per_min: 4.0,
             urc_between_ok_and_result: 0.25,
+            tcp_window: 32 * 1024,
             ufs_write_bytes_per_sec: 50_000,
             network: NetworkConfig::default(),
             hosts: Vec::new(),
@@ -486,6 +493,9 @@ fn default_indications() -> BTreeMap<String, bool> {
     m
 }
 
+/// Granularity of the network pacing of a forwarded payload, in bytes.
+pub(crate) const PACE: usize = 512;
+
 /// Offsets of the boot URCs after `RDY`, in milliseconds (assumed).
 const BOOT_URC_OFFSETS_MS: [u64; 6] = [0, 100, 400, 450, 2000, 3000];
 
@@ -722,16 +732,20 @@ impl State {
 
     /// Payload bytes of a data-mode answer, with the payload faults applied.
     pub(crate) fn emit_payload(&mut self, data: &[u8]) {
-        self.emit_payload_paced(data, &|_| 0);
+        self.emit_payload_paced(data, &|_| 0, None);
     }
 
     /// [`emit_payload`](Self::emit_payload) for bytes that arrive from the network while
     /// they are forwarded: `arrived(i)` is the virtual time (ns) by which byte `i` of `data`
     /// is in the module; the transmitter does not start a block of [`PACE`] bytes before its
-    /// last byte has arrived.
-    pub(crate) fn emit_payload_paced(&mut self, data: &[u8], arrived: &dyn Fn(u64) -> u64) {
-        /// Granularity of the network pacing, in bytes.
-        const PACE: usize = 512;
+    /// last byte has arrived. With `window` the module's receive buffer is bounded: a block
+    /// also waits until the server could send it ([`NetWindow`]).
+    pub(crate) fn emit_payload_paced(
+        &mut self,
+        data: &[u8],
+        arrived: &dyn Fn(u64) -> u64,
+        window: Option<NetWindow>,
+    ) {
         let start = self.modem.payload_offset;
         let end = start + data.len() as u64;
         self.modem.payload_offset = end;
@@ -751,11 +765,17 @@ impl State {
         let mut marks = Vec::new();
         let mut skip = 0u64;
         let mut hit = hits.iter().peekable();
+        let windowed = window.is_some();
+        if let Some(w) = window {
+            marks.push((base, Mark::NetStart(w)));
+        }
         for (i, &b) in data.iter().enumerate() {
             if i % PACE == 0 {
                 let last = (i + PACE).min(data.len()) - 1;
                 let t = arrived(last as u64);
-                if t > now {
+                if windowed {
+                    marks.push((base + out.len() as u64, Mark::NetBlock(t)));
+                } else if t > now {
                     marks.push((base + out.len() as u64, Mark::NotBefore(t)));
                 }
             }
