@@ -69,14 +69,23 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use cellular_ota::retry::{Classify, Retry};
 use cellular_ota::update::{Failure, Outcome, Progress, Strategy};
 use cellular_ota_sim::{Fault, Personality};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 use sim_device::{
-    Booted, Device, Event, ImageKind, ManifestMode, Report, Setup, hex, method_name, parse_trigger,
+    AttemptError, Booted, BringUpKind, Device, Event, ImageKind, ManifestMode, Report, Setup, hex,
+    method_name, parse_trigger,
 };
+
+fn retry_name(r: Retry) -> &'static str {
+    match r {
+        Retry::Transient => "transient",
+        Retry::Permanent => "permanent",
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum OnOff {
@@ -90,6 +99,20 @@ enum StrategyArg {
     Stream,
     Ranged,
     ModemFile,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BringUpArg {
+    Library,
+    Naive,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RegistrationArg {
+    Home,
+    Roaming,
+    Searching,
+    Denied,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -112,8 +135,10 @@ struct Cli {
     /// Image size in bytes.
     #[arg(long, default_value_t = 1_572_864)]
     size: usize,
-    /// UART baud rate (8N1) between MCU and modem.
-    #[arg(long, default_value_t = 921_600)]
+    /// UART baud rate (8N1) between MCU and modem, fixed from the start: the module has this
+    /// rate saved and the MCU opens the UART at it. The default, 115200, is the module's
+    /// factory rate and the 7Semi firmware's.
+    #[arg(long, default_value_t = 115_200)]
     baud: u32,
     /// RTS/CTS hardware flow control.
     #[arg(long, value_enum, default_value = "off")]
@@ -147,6 +172,30 @@ struct Cli {
     /// Random seed of the simulation.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// The URC port saved in the module (`AT+QURCCFG="urcport"`): `uart1` (the default), or
+    /// `usbat` / `usbmodem` for a module last set up over USB, whose URCs (`+QHTTPGET:`
+    /// included) never reach the UART until bring-up routes them back.
+    #[arg(long, value_name = "PORT", default_value = "uart1")]
+    modem_urc_port: String,
+    /// How the device brings the modem up before each attempt: `library` (the crate's
+    /// bring-up) or `naive` (AT, ATE0, AT+CMEE=1 and the PDP context, as hand-written
+    /// firmware does: the URC port is never read or set).
+    #[arg(long, value_enum, default_value = "library")]
+    bring_up: BringUpArg,
+    /// The SIM asks for this PIN at power-on.
+    #[arg(long, value_name = "PIN")]
+    modem_sim_pin: Option<String>,
+    /// The PIN the device is configured with.
+    #[arg(long, value_name = "PIN")]
+    sim_pin: Option<String>,
+    /// The registration the network gives: `home`, `roaming`, `searching` (never
+    /// registers) or `denied`.
+    #[arg(long, value_enum, default_value = "home")]
+    registration: RegistrationArg,
+    /// The EMM cause reported with a denial (`AT+CEREG=3`), e.g. 15 (no suitable cells,
+    /// retried) or 3 (illegal UE, final).
+    #[arg(long, value_name = "CAUSE")]
+    reject_cause: Option<u16>,
     /// Print one JSON object (no progress bar).
     #[arg(long)]
     json: bool,
@@ -334,6 +383,22 @@ fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Du
         "error_stage": e.map(|e| e.stage.to_string()),
         "error_failure": e.map(|e| format!("{:?}", e.failure)),
         "error_code": e.and_then(|e| e.code()),
+        "error_retry": match &last.result {
+            Err(AttemptError::Update(e)) => json!(retry_name(e.retry())),
+            Err(AttemptError::BringUp(e)) => json!(retry_name(e.retry())),
+            Ok(_) => Value::Null,
+        },
+        "bring_up_stage": match &last.result {
+            Err(AttemptError::BringUp(e)) => json!(e.stage.to_string()),
+            _ => Value::Null,
+        },
+        "bring_up_failure": match &last.result {
+            Err(AttemptError::BringUp(e)) => json!(format!("{:?}", e.failure)),
+            _ => Value::Null,
+        },
+        "modem_urc_port": setup.urc_port,
+        "bring_up": format!("{:?}", cli.bring_up).to_lowercase(),
+        "backoff_seconds": report.attempts.iter().map(|a| round(a.backoff.as_secs_f64(), 3)).collect::<Vec<_>>(),
         "attempts": report.attempts.len(),
         "attempt_errors": report.attempts.iter().filter_map(|a| a.result.as_ref().err().map(|e| e.to_string())).collect::<Vec<_>>(),
         "fallbacks": report.attempts.iter().flat_map(|a| a.fallbacks.iter().map(|m| method_name(*m))).collect::<Vec<_>>(),
@@ -361,6 +426,20 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
     setup.size = cli.size;
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
+    setup.urc_port = cli.modem_urc_port.to_ascii_lowercase();
+    setup.bring_up = match cli.bring_up {
+        BringUpArg::Library => BringUpKind::Library,
+        BringUpArg::Naive => BringUpKind::WithoutUrcRouting,
+    };
+    setup.modem_sim_pin = cli.modem_sim_pin.clone();
+    setup.device_sim_pin = cli.sim_pin.clone();
+    setup.registration_stat = match cli.registration {
+        RegistrationArg::Home => 1,
+        RegistrationArg::Roaming => 5,
+        RegistrationArg::Searching => 2,
+        RegistrationArg::Denied => 3,
+    };
+    setup.reject_cause = cli.reject_cause;
     let len = cellular_ota_sim::test_app_len(setup.size);
     apply_faults(&mut setup, &cli.faults, len)?;
     Ok(setup)
@@ -421,6 +500,11 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
         Event::Attempt(n) => pb.set_prefix(format!("attempt {n}")),
         Event::Recovered(what) => log(&pb, format!("  {what}")),
         Event::Failed(e) => log(&pb, format!("  attempt failed: {e}")),
+        Event::Backoff(d) if !d.is_zero() => log(
+            &pb,
+            format!("  retrying in {:.1} s (backoff)", d.as_secs_f64()),
+        ),
+        Event::Backoff(_) => {}
         Event::Progress(p) => match p {
             Progress::Strategy { method, reason } => {
                 log(&pb, format!("  method {}: {reason}", method_name(method)))
@@ -440,8 +524,9 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
             }
             Progress::Bytes { done, .. } => {
                 pb.set_position(u64::from(done));
+                // A power cycle starts a new world (and its clock) from zero.
                 let t = world.elapsed();
-                if t - last_msg >= Duration::from_millis(200) {
+                if t < last_msg || t - last_msg >= Duration::from_millis(200) {
                     last_msg = t;
                     pb.set_message(format!("{:.1} s virtual", t.as_secs_f64()));
                 }

@@ -57,11 +57,16 @@ impl std::fmt::Debug for Run {
     }
 }
 
-/// Runs the example with `args`, killing it after `limit`.
+/// Runs the example with `args`, killing it after `limit`. The simulated modem's host side
+/// is its main UART, so `--urc-port uart1` is added unless `args` name a port.
 fn serial_ota(args: &[&str], limit: Duration) -> Run {
     let t0 = Instant::now();
+    let mut all: Vec<&str> = args.to_vec();
+    if !args.contains(&"--urc-port") {
+        all.extend(["--urc-port", "uart1"]);
+    }
     let mut child = Command::new(example("serial_ota"))
-        .args(args)
+        .args(&all)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -199,6 +204,53 @@ fn probe_prints_identity_network_and_commands() {
     assert_eq!(supported("AT+QFOTADL=?"), true);
     // The simulated EC200U has no ranged GET.
     assert_eq!(supported("AT+QHTTPGETEX=?"), false);
+    assert_eq!(v["bring_up"]["ok"], true, "{v}");
+    assert_eq!(v["urc_port"]["was"], "uart1");
+}
+
+/// A module whose saved URC port is USB, probed on its UART: bring-up routes URCs back and
+/// says so; a SIM that wants a PIN the tool was not given is a permanent, typed failure.
+#[test]
+fn probe_routes_urcs_back_and_names_sim_problems() {
+    let server = TestServer::start([("x.bin", vec![0u8; 16])]).unwrap();
+    let mut cfg = fast_ec200u(&server);
+    cfg.urc_port = "usbat".into();
+    let modem = PtyModem::spawn(WorldConfig::new(cfg.clone())).unwrap();
+    let p = port(&modem);
+    let r = serial_ota(&["--port", &p, "probe", "--json"], Duration::from_secs(30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["bring_up"]["ok"], true, "{v}");
+    assert_eq!(v["urc_port"]["was"], "usbat");
+    assert_eq!(v["urc_port"]["now"], "uart1");
+    assert!(r.stderr.contains("URCs went to \"usbat\""), "{r:?}");
+    assert_eq!(modem.with_modem(|m| m.urc_port()).as_deref(), Some("uart1"));
+
+    cfg.urc_port = "uart1".into();
+    cfg.sim_pin = Some("2468".into());
+    let modem = PtyModem::spawn(WorldConfig::new(cfg)).unwrap();
+    let p = port(&modem);
+    let r = serial_ota(&["--port", &p, "probe", "--json"], Duration::from_secs(30));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["bring_up"]["ok"], false, "{v}");
+    assert_eq!(v["bring_up"]["stage"], "SIM");
+    assert_eq!(v["bring_up"]["failure"], "PinRequired");
+    assert_eq!(v["bring_up"]["retry"], "permanent");
+    assert!(
+        v["bring_up"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--sim-pin"),
+        "{v}"
+    );
+    // With the PIN the download's bring-up goes through.
+    let r = serial_ota(
+        &["--port", &p, "--sim-pin", "2468", "probe", "--json"],
+        Duration::from_secs(30),
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["bring_up"]["ok"], true, "{v}");
 }
 
 #[test]
@@ -397,6 +449,8 @@ fn fota_waits_for_a_port_that_disappears_and_comes_back() {
         .args([
             "--port",
             link.to_str().unwrap(),
+            "--urc-port",
+            "uart1",
             "fota",
             "http://fw.example/pkg.bin",
         ])

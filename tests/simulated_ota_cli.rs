@@ -105,7 +105,79 @@ fn default_update_installs_without_losing_bytes() {
     assert_eq!(v["uart_bytes_lost"], 0);
     assert_eq!(v["attempts"], 1);
     assert_eq!(v["modem"], "ec200u");
-    assert_eq!(v["baud"], 921_600);
+    // The board as shipped: the module's factory rate, no RTS/CTS, interrupt-driven UART.
+    assert_eq!(v["baud"], 115_200);
+    assert_eq!(v["flow_control"], false);
+    assert_eq!(v["rx_dma"], Value::Null);
+    assert_eq!(v["modem_urc_port"], "uart1");
+}
+
+/// A module whose saved URC port is USB: the library's bring-up routes URCs back to the
+/// UART and the update installs; hand-written bring-up (no URC routing) times out waiting
+/// for `+QHTTPGET:`, and the error names the URC port.
+#[test]
+fn urcs_saved_on_usb_need_bring_up() {
+    let args = ["--modem-urc-port", "usbat"];
+    let (code, v) = one(&args);
+    assert_eq!(code, 0, "{v:#}");
+    assert_installed(&args, &v);
+    assert_eq!(v["attempts"], 1);
+    let args = [
+        "--modem-urc-port",
+        "usbat",
+        "--bring-up",
+        "naive",
+        "--attempts",
+        "1",
+    ];
+    let (code, v) = one(&args);
+    assert_failed_safely(&args, code, &v, "request");
+    assert_eq!(v["error_failure"], "Modem(Timeout)");
+    assert_eq!(v["error_retry"], "transient");
+    assert!(v["error"].as_str().unwrap().contains("urcport"), "{v:#}");
+}
+
+/// A modem reboot in the middle of the image, at offsets across the first 64 KiB block
+/// boundary: at most two attempts, at most 20 s of virtual time above the clean run.
+#[test]
+fn modem_reboot_across_the_first_block_boundary_costs_seconds() {
+    let (_, clean) = one(&[]);
+    let clean = clean["virtual_seconds"].as_f64().unwrap();
+    for k in (65536 - 24..=65536 + 24).step_by(12) {
+        let fault = format!("modem-reboot=img+{k}");
+        let args = ["--fault", fault.as_str()];
+        let (code, v) = one(&args);
+        assert_eq!(code, 0, "{args:?}: {v:#}");
+        assert_installed(&args, &v);
+        assert!(v["attempts"].as_u64().unwrap() <= 2, "{args:?}: {v:#}");
+        let t = v["virtual_seconds"].as_f64().unwrap();
+        assert!(t <= clean + 20.0, "{args:?}: {t} s vs {clean} s clean");
+        let resumed = v["attempt_resumed_from"][1].as_u64().unwrap();
+        assert!(resumed <= k, "{args:?}: resumed from {resumed}");
+    }
+}
+
+/// Day-one cases of the SIM and the network: typed, classified, and retried only when
+/// retrying can help.
+#[test]
+fn sim_and_network_cases_are_typed_and_classified() {
+    let args = ["--modem-sim-pin", "1234"];
+    let (code, v) = one(&args);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["bring_up_stage"], "SIM");
+    assert_eq!(v["bring_up_failure"], "PinRequired");
+    assert_eq!(v["error_retry"], "permanent");
+    assert_eq!(v["attempts"], 1);
+    let args = ["--modem-sim-pin", "1234", "--sim-pin", "1234"];
+    let (code, v) = one(&args);
+    assert_eq!(code, 0, "{v:#}");
+    assert_installed(&args, &v);
+    let args = ["--registration", "denied", "--reject-cause", "3"];
+    let (code, v) = one(&args);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["bring_up_stage"], "registration");
+    assert_eq!(v["error_retry"], "permanent");
+    assert_eq!(v["attempts"], 1);
 }
 
 #[test]

@@ -7,15 +7,18 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cellular_ota::at::{Clock, Instant};
+use cellular_ota::bring_up::{
+    BringUpConfig, BringUpError, BringUpEvent, BringUpFailure, DataContext, ModemInfo,
+    bring_up_blocking,
+};
 use cellular_ota::client::blocking::Client;
 use cellular_ota::client::{Error as ClientError, ModemCode, Rejection, TimeoutExt, UrcHandler};
+use cellular_ota::quectel::bring_up::Quectel;
 use cellular_ota::quectel::error::{CmeError, CmsError};
+use cellular_ota::quectel::general::UrcPort;
 use cellular_ota::quectel::general::{
     Attention, ErrorFormat, GetRegistration, RegKind, RegStatus, Registration, SetEcho,
     SetErrorFormat, SetFlowControl,
-};
-use cellular_ota::quectel::pdp::{
-    ActivateContext, ActiveContexts, AuthMethod, ConfigureContext, PdpType,
 };
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
@@ -197,86 +200,74 @@ pub fn registrations(c: &mut Modem<'_>) -> Vec<(RegKind, Result<Registration, St
         .collect()
 }
 
-/// Waits up to `max` for any registration (LTE, packet or circuit switched).
-pub fn wait_registered(c: &mut Modem<'_>, max: Duration) -> Res<()> {
-    let start = std::time::Instant::now();
+/// The crate's bring-up ([`cellular_ota::bring_up`]) after [`sync`]: URCs routed to this
+/// port (`--urc-port`), chatty URCs off, the SIM (`--sim-pin`), registration within
+/// `registration`, and PDP context `cid` with `--apn` (when `cid` is `Some`). Prints what it
+/// changed; a failure names the stage, the modem's code and its meaning.
+pub fn bring_up(
+    c: &mut Modem<'_>,
+    g: &Global,
+    registration: Duration,
+    cid: Option<u8>,
+) -> Res<ModemInfo> {
+    bring_up_report(c, g, registration, cid, &mut |_| {}).map_err(|e| Fail(bring_up_error(&e)))
+}
+
+/// [`bring_up`], with every event also handed to `on` and the typed error returned.
+pub fn bring_up_report(
+    c: &mut Modem<'_>,
+    g: &Global,
+    registration: Duration,
+    cid: Option<u8>,
+    on: &mut dyn FnMut(&BringUpEvent<'_>),
+) -> Result<ModemInfo, BringUpError<PortError>> {
+    let mut config = BringUpConfig::new(&g.apn);
+    config.ready_timeout = SYNC_TIME;
+    config.sim_pin = g.sim_pin.as_deref();
+    config.registration_timeout = registration;
+    config.flow_control = g.rtscts;
+    config.data = cid.map(|context_id| DataContext {
+        context_id,
+        ..DataContext::new(&g.apn)
+    });
+    let family = Quectel {
+        urc_port: UrcPort::from_name(&g.urc_port),
+    };
     let mut told = false;
-    loop {
-        let regs = registrations(c);
-        if regs
-            .iter()
-            .any(|(_, r)| r.as_ref().is_ok_and(|r| r.is_registered()))
-        {
-            return Ok(());
+    bring_up_blocking(c, &family, &config, &mut |e| {
+        on(&e);
+        match e {
+            BringUpEvent::UrcPortForced { was } => say(format!(
+                "URCs went to {was:?}; routed to {:?} (the module saves this; the device \
+                 firmware routes them back to its own port)",
+                g.urc_port
+            )),
+            BringUpEvent::PinEntered => say("SIM PIN entered"),
+            BringUpEvent::Registration { .. } if !told => {
+                say("waiting for network registration...");
+                told = true;
+            }
+            BringUpEvent::DataActivated => say(format!("PDP context activated (APN {:?})", g.apn)),
+            _ => {}
         }
-        if start.elapsed() >= max {
-            let states: Vec<String> = regs
-                .iter()
-                .map(|(k, r)| {
-                    let name = String::from_utf8_lossy(k.command()).into_owned();
-                    match r {
-                        Ok(r) => format!("{name}: {}", reg_status(r.status)),
-                        Err(e) => format!("{name}: {e}"),
-                    }
-                })
-                .collect();
-            return Err(Fail(format!(
-                "not registered on a network after {} s ({}); check the SIM, the antenna and \
-                 `probe`",
-                max.as_secs(),
-                states.join(", ")
-            )));
-        }
-        if !told {
-            say("waiting for network registration...");
-            told = true;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-}
-
-/// The state of the PDP context the HTTP stack uses.
-pub struct Pdp {
-    pub cid: u8,
-    pub ip: Option<String>,
-    /// False if it was already up.
-    pub activated_now: bool,
-}
-
-fn active_ip(c: &mut Modem<'_>, cid: u8) -> Result<Option<Option<String>>, String> {
-    let list = c.send(&ActiveContexts).map_err(|e| client_error(&e))?;
-    Ok(list
-        .get(cid)
-        .filter(|s| s.state.is_active())
-        .map(|s| s.ip.map(str::to_string)))
-}
-
-/// Brings PDP context `cid` up with `apn` (`AT+QICSGP`, `AT+QIACT`) unless it is up.
-pub fn ensure_pdp(c: &mut Modem<'_>, cid: u8, apn: &str) -> Result<Pdp, String> {
-    if let Some(ip) = active_ip(c, cid)? {
-        return Ok(Pdp {
-            cid,
-            ip,
-            activated_now: false,
-        });
-    }
-    c.send(&ConfigureContext {
-        cid,
-        pdp_type: PdpType::Ipv4,
-        apn,
-        user: "",
-        password: "",
-        auth: AuthMethod::None,
     })
-    .map_err(|e| format!("AT+QICSGP (APN {apn:?}): {}", client_error(&e)))?;
-    c.send(&ActivateContext { cid })
-        .map_err(|e| format!("AT+QIACT={cid} (APN {apn:?}): {}", client_error(&e)))?;
-    let ip = active_ip(c, cid)?.ok_or("the context is still inactive after AT+QIACT")?;
-    Ok(Pdp {
-        cid,
-        ip,
-        activated_now: true,
-    })
+}
+
+/// A bring-up failure with the modem's code and its meaning, and what to check.
+pub fn bring_up_error(e: &BringUpError<PortError>) -> String {
+    let mut m = e.to_string();
+    let hint = match &e.failure {
+        BringUpFailure::PinRequired | BringUpFailure::PinRejected => {
+            "; give the SIM PIN with --sim-pin"
+        }
+        BringUpFailure::NotRegistered { .. } | BringUpFailure::Denied { .. } => {
+            "; check the SIM, the antenna and `probe`"
+        }
+        BringUpFailure::Data { .. } => "; check --apn",
+        _ => "",
+    };
+    m.push_str(hint);
+    m
 }
 
 /// Lower-case hex.

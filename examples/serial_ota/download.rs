@@ -14,8 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
 use crate::common::{
-    Fail, Modem, Res, StdClock, Urcs, ensure_pdp, hex, interactive, open_port, say, sync, ui,
-    wait_registered,
+    Fail, Modem, Res, StdClock, Urcs, bring_up, hex, interactive, open_port, say, sync, ui,
 };
 use crate::port::PortError;
 
@@ -163,17 +162,15 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
     let urcs = Urcs { verbose: g.verbose };
     let mut c: Modem<'_> = Modem::new(port, StdClock::new(), &mut rx, &mut resp, urcs);
     sync(&mut c, g)?;
-    wait_registered(&mut c, Duration::from_secs(a.register_timeout))?;
-    let pdp = ensure_pdp(&mut c, a.cid, &g.apn)?;
+    let info = bring_up(
+        &mut c,
+        g,
+        Duration::from_secs(a.register_timeout),
+        Some(a.cid),
+    )?;
     say(format!(
-        "PDP context {} {}, IP {}",
-        pdp.cid,
-        if pdp.activated_now {
-            "activated"
-        } else {
-            "already up"
-        },
-        pdp.ip.as_deref().unwrap_or("?")
+        "{} {}: registered, PDP context {} up, IP {}",
+        info.model, info.revision, a.cid, info.ip
     ));
 
     let mut config = UpdateConfig::new(&a.url);

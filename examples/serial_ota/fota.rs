@@ -17,8 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
 use crate::common::{
-    Fail, Modem, Res, StdClock, Urcs, client_error, ensure_pdp, interactive, open_port, say, sync,
-    ui, wait_registered,
+    Fail, Modem, Res, StdClock, Urcs, bring_up, client_error, interactive, open_port, say, sync, ui,
 };
 use crate::port::PortError;
 
@@ -360,13 +359,13 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
             upgrade_modem_from_host_blocking(&mut c, &config, length, source, &mut on_progress)
         }
         (Some(url), None) => {
-            wait_registered(&mut c, Duration::from_secs(a.register_timeout))?;
-            let pdp = ensure_pdp(&mut c, a.cid, &g.apn)?;
-            say(format!(
-                "PDP context {} up, IP {}",
-                pdp.cid,
-                pdp.ip.as_deref().unwrap_or("?")
-            ));
+            let info = bring_up(
+                &mut c,
+                g,
+                Duration::from_secs(a.register_timeout),
+                Some(a.cid),
+            )?;
+            say(format!("PDP context {} up, IP {}", a.cid, info.ip));
             let mut config = ModemFotaConfig::new(url, family);
             config.context_id = a.cid;
             config.fota_path = &a.fota_path;

@@ -10,14 +10,17 @@
 //! ```
 //!
 //! Global options: `--baud` (115200), `--apn` (`internet`), `--rtscts` (alias
-//! `--flow-control`), `--log FILE` (a
+//! `--flow-control`), `--urc-port` (`usbat`: the port this tool is on, where bring-up
+//! routes URCs; `uart1` for the module's main UART), `--sim-pin`, `--log FILE` (a
 //! transcript of every byte, in the format `cargo run --example explain FILE` decodes),
 //! `-v` (show URCs). Progress bars go to stderr, results to stdout; any failure prints
 //! `error: ...` with the modem's code and its meaning and exits with 1.
 //!
-//! * `probe`: identity, revision, IMEI, ICCID, SIM, signal, registration, PDP context (the
-//!   APN is configured and the context activated if it is down), and which HTTP and FOTA
-//!   commands the firmware accepts (their `=?` test forms).
+//! * `probe`: the crate's bring-up (`cellular_ota::bring_up`: URC port, SIM, registration
+//!   within `--wait` seconds, PDP context 1 with the APN) and what it found or where it
+//!   stopped, then identity, revision, IMEI, ICCID, SIM, signal, registration, and which
+//!   HTTP and FOTA commands the firmware accepts (their `=?` test forms).
+//! * `download` and `fota URL` bring the modem up the same way first.
 //! * `download`: the crate's update flow (`update_blocking`) into memory, then to a file;
 //!   optionally checked as an ESP-IDF app image.
 //! * `fota`: the module's own firmware (`upgrade_modem_blocking`). A USB port disappears
@@ -88,6 +91,25 @@ struct Cli {
         help_heading = "Modem options"
     )]
     rtscts: bool,
+    /// The module's port this tool is connected to, where URCs must go (bring-up forces
+    /// AT+QURCCFG="urcport" to it, and the module saves that): `usbat` for the USB AT port
+    /// (/dev/ttyUSB2 on an EC200U), `uart1` for the main UART through a USB-serial adapter.
+    #[arg(
+        long,
+        global = true,
+        default_value = "usbat",
+        value_name = "PORT",
+        help_heading = "Modem options"
+    )]
+    urc_port: String,
+    /// The SIM's PIN, entered once if the SIM asks for it.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PIN",
+        help_heading = "Modem options"
+    )]
+    sim_pin: Option<String>,
     /// Write a transcript of every byte both ways to FILE (decode it with the explain
     /// example).
     #[arg(
@@ -111,6 +133,9 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Longest wait for network registration, in seconds.
+        #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+        wait: u64,
     },
     /// Download an image with the update flow and write it to a file.
     Download(download::DownloadArgs),
@@ -125,6 +150,8 @@ pub struct Global {
     pub baud: u32,
     pub apn: String,
     pub rtscts: bool,
+    pub urc_port: String,
+    pub sim_pin: Option<String>,
     pub log: Option<PathBuf>,
     pub verbose: bool,
 }
@@ -144,11 +171,13 @@ fn main() -> ExitCode {
         baud: cli.baud,
         apn: cli.apn,
         rtscts: cli.rtscts,
+        urc_port: cli.urc_port.clone(),
+        sim_pin: cli.sim_pin.clone(),
         log: cli.log,
         verbose: cli.verbose,
     };
     let r: Res<()> = match &cli.command {
-        Cmd::Probe { json } => probe::run(&g, *json),
+        Cmd::Probe { json, wait } => probe::run(&g, *json, std::time::Duration::from_secs(*wait)),
         Cmd::Download(a) => download::run(&g, a),
         Cmd::Fota(a) => fota::run(&g, a),
     };

@@ -2,17 +2,21 @@
 //! commands its firmware accepts.
 
 use cellular_ota::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
+use std::time::Duration;
+
+use cellular_ota::bring_up::BringUpEvent;
 use cellular_ota::client::Error as ClientError;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::general::{
     FullRevision, Iccid, Identify, Imei, SignalQuality, SimState, SimStatus,
 };
+use cellular_ota::retry::{Classify, Retry};
 use serde_json::{Value, json};
 
 use crate::Global;
 use crate::common::{
-    Modem, Res, StdClock, Urcs, client_error, ensure_pdp, open_port, reg_status, registrations,
-    sync,
+    Modem, Res, StdClock, Urcs, bring_up_error, bring_up_report, client_error, open_port,
+    reg_status, registrations, sync,
 };
 
 /// A command's test form (`AT+X=?`): answers `OK` (with its parameter ranges) where the
@@ -115,13 +119,13 @@ fn field<T: Into<Value>>(r: Result<T, String>) -> Value {
     }
 }
 
-pub fn run(g: &Global, as_json: bool) -> Res<()> {
+pub fn run(g: &Global, as_json: bool, wait: Duration) -> Res<()> {
     let port = open_port(g)?;
     let (mut rx, mut resp) = (vec![0u8; 4096], vec![0u8; 1024]);
     let urcs = Urcs { verbose: g.verbose };
     let mut c: Modem<'_> = Modem::new(port, StdClock::new(), &mut rx, &mut resp, urcs);
     sync(&mut c, g)?;
-    let report = collect(&mut c, g);
+    let report = collect(&mut c, g, wait);
     if as_json {
         println!(
             "{}",
@@ -137,10 +141,41 @@ fn text(r: Result<&str, ClientError<crate::port::PortError>>) -> Result<String, 
     r.map(str::to_string).map_err(|e| client_error(&e))
 }
 
-fn collect(c: &mut Modem<'_>, g: &Global) -> Value {
+fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
     let mut out = serde_json::Map::new();
     out.insert("port".into(), g.port.clone().into());
     out.insert("baud".into(), g.baud.into());
+    // The crate's bring-up first (URC port, SIM, registration, PDP context 1), then the
+    // details, which are read even when bring-up stopped early.
+    let mut events = Vec::new();
+    let mut urc_port_was = None;
+    let mut activated_now = false;
+    let brought = bring_up_report(c, g, wait, Some(1), &mut |e| {
+        match e {
+            BringUpEvent::UrcPortForced { was } => urc_port_was = Some(was.to_string()),
+            BringUpEvent::DataActivated => activated_now = true,
+            _ => {}
+        }
+        events.push(format!("{e:?}"));
+    });
+    let bring = match &brought {
+        Ok(_) => json!({ "ok": true, "events": events }),
+        Err(e) => json!({
+            "ok": false,
+            "stage": e.stage.to_string(),
+            "failure": format!("{:?}", e.failure),
+            "retry": match e.retry() { Retry::Transient => "transient", Retry::Permanent => "permanent" },
+            "code": e.code(),
+            "meaning": e.meaning(),
+            "error": bring_up_error(e),
+            "events": events,
+        }),
+    };
+    out.insert("bring_up".into(), bring);
+    out.insert(
+        "urc_port".into(),
+        json!({ "now": g.urc_port, "was": urc_port_was.clone().unwrap_or_else(|| g.urc_port.clone()) }),
+    );
     let identity = c
         .send(&Identify)
         .map(|id| {
@@ -184,15 +219,16 @@ fn collect(c: &mut Modem<'_>, g: &Global) -> Value {
         regs.insert(name, field(v));
     }
     out.insert("registration".into(), Value::Object(regs));
-    let pdp = ensure_pdp(c, 1, &g.apn).map(|p| {
-        json!({
-            "cid": p.cid,
+    let pdp = match &brought {
+        Ok(info) => Ok(json!({
+            "cid": 1,
             "apn": g.apn,
             "active": true,
-            "ip": p.ip,
-            "activated_now": p.activated_now,
-        })
-    });
+            "ip": info.ip.as_str(),
+            "activated_now": activated_now,
+        })),
+        Err(e) => Err(bring_up_error(e)),
+    };
     out.insert("pdp".into(), field(pdp));
     let mut cmds = Vec::new();
     for (probe, purpose) in &PROBES {
@@ -243,6 +279,24 @@ fn print_table(r: &Value) {
     row(
         "port",
         format!("{} at {} baud", s(&r["port"]), s(&r["baud"])),
+    );
+    let up = &r["bring_up"];
+    row(
+        "bring-up",
+        if up["ok"] == true {
+            "ok".into()
+        } else {
+            format!("failed: {} ({})", s(&up["error"]), s(&up["retry"]))
+        },
+    );
+    let urc = &r["urc_port"];
+    row(
+        "URC port",
+        if urc["was"] == urc["now"] {
+            s(&urc["now"])
+        } else {
+            format!("{} (was {}: routed here)", s(&urc["now"]), s(&urc["was"]))
+        },
     );
     let id = &r["identity"];
     row("manufacturer", or_error(id, |id| s(&id["manufacturer"])));

@@ -687,6 +687,17 @@ pub enum Failure<E, S> {
     Sink(S),
 }
 
+/// The meaning of a timeout while waiting for an HTTP result.
+const TIMEOUT_URC_PORT: &str = "the modem's result URC (+QHTTPGET:) did not arrive in time: a \
+     module whose URCs go to another port (AT+QURCCFG=\"urcport\", saved in the module) \
+     never shows them here, so bring the modem up with cellular_ota::bring_up, which routes \
+     them to this port; otherwise the server or the network is slow";
+/// The meaning of a timeout while a body arrives.
+const TIMEOUT_BODY: &str =
+    "the body stopped arriving before the deadline (a network stall, or a modem that restarted)";
+/// The meaning of any other timeout.
+const TIMEOUT_ANSWER: &str = "the modem did not answer in time";
+
 /// A failed update: where, what, and how far it got. The running image is untouched.
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -715,11 +726,17 @@ impl<E, S> UpdateError<E, S> {
         }
     }
 
-    /// A one-line meaning of the modem's code, if there is one.
+    /// A one-line meaning of the modem's code, if there is one; for a timeout, what most
+    /// likely kept the answer away.
     pub fn meaning(&self) -> Option<&'static str> {
         match &self.failure {
             Failure::Status(_) => None,
             Failure::Http(e) => Some(e.meaning()),
+            Failure::Modem(ClientError::Timeout) => Some(match self.stage {
+                Stage::Manifest | Stage::Request | Stage::HttpStatus => TIMEOUT_URC_PORT,
+                Stage::Transfer => TIMEOUT_BODY,
+                _ => TIMEOUT_ANSWER,
+            }),
             _ => self.code().map(describe),
         }
     }

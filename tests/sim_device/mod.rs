@@ -13,8 +13,14 @@
 //!   flash.
 //! * **power cut** (`power-cut`): the whole device (MCU and modem) loses power. A new
 //!   [`World`] starts from the flash contents the cut left, the modem boots from scratch.
-//! * **modem reboot** and **lost PDP context**: the bring-up before each attempt waits for
-//!   the modem to answer, sets it up again and re-activates the context.
+//! * **modem reboot** and **lost PDP context**: the bring-up before each attempt
+//!   ([`cellular_ota::bring_up`]) waits for the modem to answer, sets it up again, routes
+//!   URCs to the UART and re-activates the context.
+//!
+//! Between attempts it follows the library's retry policy: a permanent failure
+//! ([`Classify::retry`]) ends the run; a transient one waits [`Backoff::next_delay`] in
+//! virtual time first (one immediate retry, then 30 s, 2 min ... with jitter), and an
+//! attempt that made bytes durable starts the schedule over.
 //!
 //! After every attempt the bootloader model ([`boot`]) is asked what would boot now; the
 //! [`Report`] keeps each answer so tests can check that a valid image boots at every point.
@@ -23,6 +29,7 @@
 
 use std::time::Duration;
 
+use cellular_ota::bring_up::{BringUpConfig, BringUpError, bring_up_blocking};
 use cellular_ota::client::blocking::Client;
 use cellular_ota::client::{CountUrcs, Error as ClientError, TimeoutExt};
 use cellular_ota::ota::esp_idf::image::ChipId;
@@ -31,14 +38,16 @@ use cellular_ota::ota::manifest::{
     MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
 };
 use cellular_ota::ota::mem_flash::MemFlashError;
+use cellular_ota::quectel::bring_up::Quectel;
 use cellular_ota::quectel::general::{
     Attention, ErrorFormat, IndicationType, SetEcho, SetErrorFormat, SetFlowControl, SetIndication,
 };
 use cellular_ota::quectel::pdp::{
     ActivateContext, ActiveContexts, AuthMethod, ConfigureContext, PdpType,
 };
+use cellular_ota::retry::{Backoff, Classify};
 use cellular_ota::update::{
-    Failure, Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
+    Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
 };
 use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
@@ -232,6 +241,32 @@ pub struct Setup {
     /// `AT+QINDCFG="csq",0` before long transfers (quectel-at.md §1.1), which the bring-up
     /// does unless this is set. A modem reboot turns them on again until the next bring-up.
     pub csq_urcs: bool,
+    /// The URC port saved in the module (`ModemConfig::urc_port`): `"uart1"`, or `"usbat"`
+    /// for a module last set up over USB.
+    pub urc_port: String,
+    /// How the device brings the modem up before each attempt.
+    pub bring_up: BringUpKind,
+    /// The SIM's PIN, if it asks for one at power-on (`ModemConfig::sim_pin`).
+    pub modem_sim_pin: Option<String>,
+    /// The PIN the device is configured with (`BringUpConfig::sim_pin`).
+    pub device_sim_pin: Option<String>,
+    /// The registration state the network gives (`ModemConfig::registration_stat`: 1 home,
+    /// 5 roaming, 2 searching for ever, 3 denied).
+    pub registration_stat: u8,
+    /// The EMM cause of a denial (`ModemConfig::reject_cause`).
+    pub reject_cause: Option<u16>,
+    /// `BringUpConfig::registration_timeout`.
+    pub registration_timeout: Duration,
+}
+
+/// How the device brings the modem up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BringUpKind {
+    /// The library's [`bring_up_blocking`] with [`Quectel::UART1`].
+    Library,
+    /// What hand-written firmware usually does: `AT` until it answers, `ATE0`, `AT+CMEE=1`,
+    /// the PDP context; the URC port is never read or set.
+    WithoutUrcRouting,
 }
 
 impl Setup {
@@ -255,6 +290,13 @@ impl Setup {
             seed: 1,
             key_without_manifest: false,
             csq_urcs: false,
+            urc_port: "uart1".into(),
+            bring_up: BringUpKind::Library,
+            modem_sim_pin: None,
+            device_sim_pin: None,
+            registration_stat: 1,
+            reject_cause: None,
+            registration_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -377,13 +419,15 @@ pub enum Event<'a> {
     Recovered(&'a str),
     /// An attempt failed.
     Failed(&'a Error),
+    /// The device waits this long before the next attempt (the retry policy's backoff).
+    Backoff(Duration),
 }
 
 /// Why an attempt failed.
 #[derive(Debug)]
 pub enum AttemptError {
     /// The modem could not be brought up (the update never started).
-    BringUp(ClientError<ErrorKind>),
+    BringUp(BringUpError<ErrorKind>),
     /// The update flow failed.
     Update(Error),
 }
@@ -427,6 +471,8 @@ pub struct Attempt {
     pub t_end: Duration,
     /// UART bytes lost during the attempt.
     pub uart_lost: u64,
+    /// The backoff the device waited before this attempt.
+    pub backoff: Duration,
     /// What the bootloader would boot right after the attempt.
     pub boot: BootOutcome,
     /// Which image that is.
@@ -575,6 +621,10 @@ fn make_world(setup: &Setup, booting: bool, seed: u64) -> World {
     }
     // `Setup::baud` is a link fixed at that rate from the start: the module saved it.
     modem.baud = setup.baud;
+    modem.urc_port = setup.urc_port.clone();
+    modem.sim_pin = setup.modem_sim_pin.clone();
+    modem.registration_stat = setup.registration_stat;
+    modem.reject_cause = setup.reject_cause;
     let mut uart = UartConfig::default().with_baud(setup.baud);
     if let Some(ring) = setup.rx_dma {
         uart = uart.with_rx_dma(ring);
@@ -583,20 +633,52 @@ fn make_world(setup: &Setup, booting: bool, seed: u64) -> World {
     World::new(WorldConfig::new(modem).with_uart(uart).with_seed(seed))
 }
 
-/// The bring-up a device does before each update attempt: wait until the modem answers
-/// (it may be booting), echo off, numeric errors, `csq` URCs off (unless `csq`), RTS/CTS if
-/// wanted, and PDP context 1 active (waiting for registration).
+/// The bring-up a device does before each update attempt: the library's bring-up (URCs
+/// routed to the UART, `csq` and `act` URCs off, registration, PDP context 1), then `csq`
+/// URCs back on if the setup wants them.
 pub fn bring_up<H: cellular_ota::client::UrcHandler>(
     c: &mut Client<'_, cellular_ota_sim::HostUart, cellular_ota_sim::SimClock, H>,
-    world: &World,
+    setup: &Setup,
+) -> Result<(), BringUpError<ErrorKind>> {
+    if setup.bring_up == BringUpKind::WithoutUrcRouting {
+        return naive_bring_up(c, setup.flow, setup.csq_urcs)
+            .map_err(|e| BringUpError::modem(cellular_ota::bring_up::BringUpStage::Setup, e));
+    }
+    let mut config = BringUpConfig::new("internet");
+    config.flow_control = setup.flow;
+    config.ready_timeout = Duration::from_secs(90);
+    config.sim_pin = setup.device_sim_pin.as_deref();
+    config.registration_timeout = setup.registration_timeout;
+    bring_up_blocking(c, &Quectel::UART1, &config, &mut |_| {})?;
+    if setup.csq_urcs {
+        c.send(&SetIndication {
+            kind: IndicationType::Csq,
+            enable: true,
+            save: None,
+        })
+        .map_err(|e| BringUpError::modem(cellular_ota::bring_up::BringUpStage::UrcRouting, e))?;
+    }
+    Ok(())
+}
+
+/// The bring-up hand-written firmware does: wait until the modem answers (it may be
+/// booting), echo off, numeric errors, `csq` URCs off (unless `csq`), RTS/CTS if wanted,
+/// and PDP context 1 active (waiting for registration). It never reads or sets the URC
+/// port.
+pub fn naive_bring_up<H: cellular_ota::client::UrcHandler>(
+    c: &mut Client<'_, cellular_ota_sim::HostUart, cellular_ota_sim::SimClock, H>,
     flow: bool,
     csq: bool,
 ) -> Result<(), ClientError<ErrorKind>> {
-    let deadline = world.elapsed() + Duration::from_secs(90);
+    use cellular_ota::at::Clock;
+    let elapsed = |c: &mut Client<'_, _, cellular_ota_sim::SimClock, H>| {
+        Duration::from_micros(c.clock().now().as_micros())
+    };
+    let deadline = elapsed(c) + Duration::from_secs(90);
     loop {
         match c.send(&Attention.with_timeout(Duration::from_millis(300))) {
             Ok(()) => break,
-            Err(e) if world.elapsed() >= deadline => return Err(e),
+            Err(e) if elapsed(c) >= deadline => return Err(e),
             Err(ClientError::Io(e)) => return Err(ClientError::Io(e)),
             Err(_) => {
                 c.reset();
@@ -617,7 +699,7 @@ pub fn bring_up<H: cellular_ota::client::UrcHandler>(
     if flow {
         c.send(&SetFlowControl::HARDWARE)?;
     }
-    let deadline = world.elapsed() + Duration::from_secs(60);
+    let deadline = elapsed(c) + Duration::from_secs(60);
     loop {
         let active = match c.send(&ActiveContexts) {
             Ok(l) => l.get(1).is_some_and(|s| s.state.is_active()),
@@ -639,7 +721,7 @@ pub fn bring_up<H: cellular_ota::client::UrcHandler>(
             .and_then(|()| c.send(&ActivateContext { cid: 1 }));
         match r {
             Ok(()) => return Ok(()),
-            Err(e) if world.elapsed() >= deadline => return Err(e),
+            Err(e) if elapsed(c) >= deadline => return Err(e),
             Err(ClientError::Io(e)) => return Err(ClientError::Io(e)),
             Err(_) => {
                 // Not registered yet: wait a second.
@@ -666,22 +748,6 @@ pub fn drain_quiet(world: &World, quiet: Duration, max: Duration) {
             return;
         }
         world.advance(Duration::from_micros(500));
-    }
-}
-
-/// Whether a device retries after this error: not after a refused manifest, an image that
-/// cannot fit, a client error status (4xx), or an image that verified against a signed
-/// manifest yet is not bootable (the published image itself is bad).
-pub fn retryable(e: &Error, with_manifest: bool) -> bool {
-    match &e.failure {
-        Failure::Config(_)
-        | Failure::Manifest(_)
-        | Failure::TooLarge { .. }
-        | Failure::NoSpace { .. } => false,
-        Failure::Status(s) => !(400..500).contains(s),
-        Failure::Sink(SinkError::ImageTooLarge { .. }) => false,
-        Failure::Sink(SinkError::Image(_) | SinkError::VersionMismatch { .. }) => !with_manifest,
-        _ => true,
     }
 }
 
@@ -890,6 +956,7 @@ impl Device {
             t_verifying: None,
             t_end: Duration::ZERO,
             uart_lost: 0,
+            backoff: Duration::ZERO,
             boot: self.running.clone(),
             booted: Booted::Old,
         };
@@ -901,7 +968,7 @@ impl Device {
             &mut resp,
             CountUrcs(0),
         );
-        a.result = match bring_up(&mut client, &world, self.setup.flow, self.setup.csq_urcs) {
+        a.result = match bring_up(&mut client, &self.setup) {
             Err(e) => Err(AttemptError::BringUp(e)),
             Ok(()) => {
                 self.fire_exact(Trigger::Ready);
@@ -1000,16 +1067,37 @@ impl Device {
         self.inject(&faults);
         let transient = self.setup.transient_faults.clone();
         self.inject(&transient);
-        let mut attempts = Vec::new();
+        let mut attempts: Vec<Attempt> = Vec::new();
+        let mut backoff = Backoff::new();
+        let mut durable = 0;
         for n in 1..=self.setup.attempts.max(1) {
-            let a = self.attempt(n, on);
+            let mut waited = Duration::ZERO;
+            if let Some(prev) = attempts.last()
+                && prev.result.is_err()
+            {
+                // The library's schedule, jittered from the seed; virtual time passes (the
+                // modem's bytes are read and dropped meanwhile, as an idle device would).
+                let random =
+                    (self.setup.seed ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+                let wait = backoff.next_delay(random as u32);
+                drain_quiet(&self.world, wait, wait);
+                on(&self.world, Event::Backoff(wait));
+                waited = wait;
+            }
+            let mut a = self.attempt(n, on);
+            a.backoff = waited;
             if n == 1 && !transient.is_empty() {
                 self.server.clear_behaviors();
             }
+            // An attempt that made bytes durable starts the schedule over.
+            if a.last_bytes_done > durable {
+                durable = a.last_bytes_done;
+                backoff.reset();
+            }
             let stop = match &a.result {
                 Ok(_) => true,
-                Err(AttemptError::Update(e)) => !retryable(e, self.manifest.is_some()),
-                Err(AttemptError::BringUp(_)) => false,
+                Err(AttemptError::Update(e)) => !e.retry().is_transient(),
+                Err(AttemptError::BringUp(e)) => !e.retry().is_transient(),
             };
             attempts.push(a);
             if stop {

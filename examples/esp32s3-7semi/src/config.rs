@@ -33,7 +33,7 @@
 
 use core::time::Duration;
 
-use cellular_ota::quectel::pdp::AuthMethod;
+use cellular_ota::bring_up::Auth;
 use cellular_ota::update::Tls;
 
 /// `option_env!($name)`, or `$default` when the variable is not set (usable in constants).
@@ -110,16 +110,14 @@ pub const ALLOW_DOWNGRADE: bool = false;
 /// ```
 pub const TLS: Option<Tls<'static>> = None;
 
-/// How many times to try an update before giving up until the next boot. A retry resumes
-/// where the previous attempt stopped (the sink keeps a journal in the target slot).
-pub const UPDATE_ATTEMPTS: u32 = 3;
-
-/// How often a running device asks the server for a newer version (and how long it waits
-/// after all attempts failed, or after a new image was rejected and rolled back).
+/// How often a running device asks the server for a newer version; also how long it waits
+/// after a *permanent* failure (a refused manifest, an image that does not fit, a 404, an
+/// image the bootloader would not start) or after a new image was rejected and rolled back.
+/// A *transient* failure (link, modem reboot, timeout, server 5xx) is retried on the
+/// crate's backoff schedule instead ([`cellular_ota::retry::Backoff`]: at once, then 30 s,
+/// 2 min, 10 min, then every hour, each ±20 %), with a fresh modem bring-up before every
+/// attempt; see [`crate::schedule`].
 pub const UPDATE_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// Pause between two attempts.
-pub const RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// Chunk size of a ranged download; also the size of the buffer that holds a chunk (and the
 /// manifest). 4 KiB is one flash sector.
@@ -168,7 +166,7 @@ pub const APN_USER: &str = env_or!("OTA_APN_USER", "");
 pub const APN_PASSWORD: &str = env_or!("OTA_APN_PASSWORD", "");
 
 /// APN authentication (none, PAP, CHAP, PAP or CHAP).
-pub const APN_AUTH: AuthMethod = AuthMethod::None;
+pub const APN_AUTH: Auth = Auth::None;
 
 /// The PDP context for HTTP and FOTA (1 on almost every SIM).
 pub const PDP_CONTEXT: u8 = 1;

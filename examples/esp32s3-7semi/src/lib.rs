@@ -25,6 +25,7 @@ pub mod clock;
 pub mod flash;
 pub mod modem;
 pub mod report;
+pub mod schedule;
 pub mod trace;
 
 use core::future::Future;
@@ -74,13 +75,13 @@ pub fn modem_uart_config() -> esp_hal::uart::Config {
     esp_hal::uart::Config::default().with_baudrate(config::MODEM_BAUD)
 }
 
-/// The update settings from [`config`], for the modem `modem` (its chipset family picks the
+/// The update settings from [`config`], for the modem `info` (its chipset family picks the
 /// error-code tables). Prints a warning for each setting that weakens the update.
 ///
 /// # Panics
 ///
 /// If [`config::FIRMWARE_VERSION`] is not `MAJOR.MINOR.PATCH[-PRE]`.
-pub fn update_config(modem: &modem::ModemInfo) -> cellular_ota::update::UpdateConfig<'static> {
+pub fn update_config(info: &modem::ModemInfo) -> cellular_ota::update::UpdateConfig<'static> {
     let running = cellular_ota::ota::manifest::Version::parse(config::FIRMWARE_VERSION)
         .expect("config::FIRMWARE_VERSION must be MAJOR.MINOR.PATCH[-PRE]");
     let mut update = cellular_ota::update::UpdateConfig::new(config::FIRMWARE_URL);
@@ -98,7 +99,7 @@ pub fn update_config(modem: &modem::ModemInfo) -> cellular_ota::update::UpdateCo
     // `Strategy::Auto` then erases the target sectors while the modem fetches the body and
     // writes it in page-sized pieces, so no flash stall outlasts the FIFO.
     update.flow_control = false;
-    update.family = modem.family;
+    update.family = modem::family(info);
     if update.manifest_url.is_none() {
         esp_println::println!(
             "WARNING: no manifest URL: the image is installed again on every check"

@@ -1,5 +1,6 @@
-//! Bringing the EC200U up: power, sync, echo off, numeric errors, identity, SIM,
-//! registration and the PDP context (reference `quectel-at.md` §2, §3).
+//! Bringing the EC200U up: power (PWRKEY) here, everything else with the crate's bring-up
+//! ([`cellular_ota::bring_up`]: `AT` sync, echo off, numeric errors, URCs routed to UART1,
+//! chatty URCs off, identity, SIM and PIN, registration, the PDP context).
 //!
 //! Written once, against the crate's async client. The async binary awaits these functions;
 //! the blocking binary runs them on its blocking client's async view
@@ -13,61 +14,41 @@ use core::fmt::{self, Debug, Display};
 use core::time::Duration;
 
 use cellular_ota::at::{AsyncClock, Clock};
+pub use cellular_ota::bring_up::ModemInfo;
+use cellular_ota::bring_up::{self, BringUpConfig, BringUpEvent, DataContext};
 use cellular_ota::client::asynch::Client;
 use cellular_ota::client::{Error as ClientError, TimeoutExt, UrcHandler};
 use cellular_ota::quectel::ChipFamily;
-use cellular_ota::quectel::error::describe;
-use cellular_ota::quectel::general::{
-    Attention, EnterPin, ErrorFormat, GetRegistration, Identify, RegKind, RegStatus, SetEcho,
-    SetErrorFormat, SignalQuality, SimState, SimStatus,
-};
-use cellular_ota::quectel::pdp::{
-    ActivateContext, ActiveContexts, ConfigureContext, LastError, PdpType,
-};
+use cellular_ota::quectel::bring_up::Quectel;
+use cellular_ota::quectel::general::Attention;
+use cellular_ota::retry::{Classify, Retry};
 use embedded_io_async::{Read, Write};
 use esp_hal::gpio::{Level, Output, OutputConfig};
 use esp_println::println;
 
 use crate::config;
-use crate::report::modem_code;
 
-/// What the modem said about itself.
-#[derive(Clone, Debug, Default)]
-pub struct ModemInfo {
-    /// Model line of `ATI`, such as `EC200U`.
-    pub model: heapless::String<24>,
-    /// Firmware revision from `ATI`, such as `EC200UCNAAR01A04M08`.
-    pub revision: heapless::String<64>,
-    /// The chipset family (EC200U: Unisoc), which selects error-code tables.
-    pub family: Option<ChipFamily>,
+/// The chipset family of a brought-up modem (it picks the error-code tables).
+pub fn family(info: &ModemInfo) -> Option<ChipFamily> {
+    ChipFamily::from_model(&info.model).or_else(|| ChipFamily::from_model(&info.revision))
 }
 
 /// Why the modem could not be brought up. `E` is the UART's error type.
 #[derive(Debug)]
 pub enum BringUpError<E> {
-    /// The modem never answered `AT` (power, wiring, baud rate, PWRKEY).
+    /// The modem never answered `AT`, even after a PWRKEY press (power, wiring, baud rate).
     NoAnswer,
-    /// A command failed.
-    Command {
-        /// The command.
-        step: &'static str,
-        /// How.
-        error: ClientError<E>,
-    },
-    /// The SIM is missing or locked.
-    Sim(&'static str),
-    /// Not registered on a network before [`config::REGISTRATION_TIMEOUT`].
-    NotRegistered {
-        /// The last state the modem reported.
-        last: Option<RegStatus>,
-    },
-    /// `AT+QIACT` failed; `detail` is the code from `AT+QIGETERROR`.
-    Pdp {
-        /// How `AT+QIACT` failed.
-        error: ClientError<E>,
-        /// `+QIGETERROR: <code>`, if the modem gave one.
-        detail: Option<u16>,
-    },
+    /// The crate's bring-up failed (its stage and reason).
+    Steps(bring_up::BringUpError<E>),
+}
+
+impl<E> Classify for BringUpError<E> {
+    fn retry(&self) -> Retry {
+        match self {
+            BringUpError::NoAnswer => Retry::Transient,
+            BringUpError::Steps(e) => e.retry(),
+        }
+    }
 }
 
 impl<E: Debug> Display for BringUpError<E> {
@@ -77,26 +58,12 @@ impl<E: Debug> Display for BringUpError<E> {
                 "the modem does not answer AT: check its power supply (peak current), the \
                  UART pins and baud rate in config.rs, and PWRKEY",
             ),
-            BringUpError::Command { step, error } => {
-                write!(f, "{step} failed: {error}")?;
-                if let Some(code) = modem_code(error) {
-                    write!(f, " -- code {code}: {}", describe(code))?;
+            BringUpError::Steps(e) => {
+                write!(f, "{e}")?;
+                if let bring_up::BringUpFailure::Data { .. } = e.failure {
+                    write!(f, "; the APN is \"{}\"", config::APN)?;
                 }
                 Ok(())
-            }
-            BringUpError::Sim(why) => f.write_str(why),
-            BringUpError::NotRegistered { last } => write!(
-                f,
-                "not registered on a network within {} s (last state: {last:?}); check the \
-                 antenna, coverage and that the SIM is active",
-                config::REGISTRATION_TIMEOUT.as_secs()
-            ),
-            BringUpError::Pdp { error, detail } => {
-                write!(f, "AT+QIACT failed: {error}")?;
-                if let Some(code) = detail.or_else(|| modem_code(error)) {
-                    write!(f, " -- code {code}: {}", describe(code))?;
-                }
-                write!(f, "; check the APN \"{}\"", config::APN)
             }
         }
     }
@@ -186,196 +153,48 @@ where
     }
 }
 
-/// `ATE0`, `AT+CMEE=1` (numeric error codes, which the crate decodes) and `ATI`.
-pub async fn configure<T, C, H>(
-    client: &mut Client<'_, T, C, H>,
-) -> Result<ModemInfo, BringUpError<T::Error>>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let step = |step| move |error| BringUpError::Command { step, error };
-    client.send(&SetEcho(false)).await.map_err(step("ATE0"))?;
-    client
-        .send(&SetErrorFormat(ErrorFormat::Numeric))
-        .await
-        .map_err(step("AT+CMEE=1"))?;
-    let id = client.send(&Identify).await.map_err(step("ATI"))?;
-    let mut info = ModemInfo {
-        family: id.family(),
-        ..ModemInfo::default()
-    };
-    let _ = info.model.push_str(truncate(id.model, 24));
-    let _ = info.revision.push_str(truncate(id.revision, 64));
-    println!(
-        "modem: {} {} (family {:?})",
-        info.model, info.revision, info.family
-    );
-    Ok(info)
+/// The crate's bring-up settings from [`config`].
+pub fn bring_up_config() -> BringUpConfig<'static> {
+    let mut c = BringUpConfig::new(config::APN);
+    // `power_up` has seen the modem answer already.
+    c.ready_timeout = Duration::from_secs(10);
+    c.sim_pin = config::SIM_PIN;
+    c.registration_timeout = config::REGISTRATION_TIMEOUT;
+    c.data = Some(DataContext {
+        context_id: config::PDP_CONTEXT,
+        user: config::APN_USER,
+        password: config::APN_PASSWORD,
+        auth: config::APN_AUTH,
+        ..DataContext::new(config::APN)
+    });
+    // No RTS/CTS between the ESP32 and the modem on this board.
+    c.flow_control = false;
+    c
 }
 
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Waits up to 20 s for `+CPIN: READY`, entering [`config::SIM_PIN`] if the SIM asks.
-pub async fn wait_for_sim<T, C, H>(
-    client: &mut Client<'_, T, C, H>,
-) -> Result<(), BringUpError<T::Error>>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let deadline = client.clock().now() + Duration::from_secs(20);
-    let mut pin_sent = false;
-    loop {
-        let last_error = match client.send(&SimStatus).await {
-            Ok(SimState::Ready) => {
-                println!("SIM ready");
-                return Ok(());
-            }
-            Ok(SimState::SimPin) => match config::SIM_PIN {
-                Some(pin) if !pin_sent => {
-                    pin_sent = true;
-                    client.send(&EnterPin { pin }).await.map_err(|error| {
-                        BringUpError::Command {
-                            step: "AT+CPIN=<pin>",
-                            error,
-                        }
-                    })?;
-                    None
-                }
-                Some(_) => return Err(BringUpError::Sim("the SIM refused SIM_PIN")),
-                None => {
-                    return Err(BringUpError::Sim(
-                        "the SIM asks for a PIN: set SIM_PIN in config.rs (or OTA_SIM_PIN)",
-                    ));
-                }
-            },
-            Ok(SimState::SimPuk | SimState::SimPuk2) => {
-                return Err(BringUpError::Sim(
-                    "the SIM is blocked (PUK): unlock it in a phone",
-                ));
-            }
-            Ok(SimState::NotInserted) => return Err(BringUpError::Sim("no SIM card inserted")),
-            // NOT READY, or another state: the SIM may still be starting.
-            Ok(_) => None,
-            Err(e) if modem_code(&e) == Some(10) => {
-                return Err(BringUpError::Sim("no SIM card inserted (+CME ERROR: 10)"));
-            }
-            // 13 SIM failure, 14 SIM busy and others: the SIM may still be starting.
-            Err(e) => Some(e),
-        };
-        if client.clock().now() >= deadline {
-            return Err(match last_error {
-                Some(error) => BringUpError::Command {
-                    step: "AT+CPIN?",
-                    error,
-                },
-                None => BringUpError::Sim("the SIM did not become ready within 20 s"),
-            });
+/// Prints what bring-up does.
+fn print_event(e: BringUpEvent<'_>) {
+    match e {
+        BringUpEvent::Answered { tries } => println!("modem answered AT (try {tries})"),
+        BringUpEvent::UrcPortForced { was } => {
+            println!("URCs went to \"{was}\": routed to UART1 (the module saves this)")
         }
-        pause(client, Duration::from_secs(1)).await;
+        BringUpEvent::UrcRoutingUnsupported => println!("no URC routing on this module"),
+        BringUpEvent::PinEntered => println!("SIM PIN entered"),
+        BringUpEvent::SimReady => println!("SIM ready"),
+        BringUpEvent::Registration { kind, status } => println!("  {kind:?}: {status:?}"),
+        BringUpEvent::Registered(r) => println!("registered ({:?}, {:?})", r.kind, r.status),
+        BringUpEvent::DataAlreadyActive => {
+            println!("PDP context {} already active", config::PDP_CONTEXT)
+        }
+        BringUpEvent::DataActivated => println!("PDP context {} activated", config::PDP_CONTEXT),
+        _ => {}
     }
 }
 
-/// Polls `AT+CEREG?` (LTE) and `AT+CGREG?` every 2 s until either reports home or roaming
-/// registration, for at most [`config::REGISTRATION_TIMEOUT`].
-pub async fn wait_for_network<T, C, H>(
-    client: &mut Client<'_, T, C, H>,
-) -> Result<(), BringUpError<T::Error>>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let deadline = client.clock().now() + config::REGISTRATION_TIMEOUT;
-    let mut last = None;
-    println!("waiting for network registration");
-    loop {
-        for kind in [RegKind::Cereg, RegKind::Cgreg] {
-            if let Ok(reg) = client.send(&GetRegistration { kind }).await {
-                if reg.is_registered() {
-                    println!("registered ({:?}, {:?})", reg.kind, reg.status);
-                    if let Ok(csq) = client.send(&SignalQuality).await {
-                        println!("signal: {:?} dBm", csq.dbm());
-                    }
-                    return Ok(());
-                }
-                if last != Some(reg.status) {
-                    println!("  {:?}: {:?}", reg.kind, reg.status);
-                }
-                last = Some(reg.status);
-            }
-        }
-        if client.clock().now() >= deadline {
-            return Err(BringUpError::NotRegistered { last });
-        }
-        pause(client, Duration::from_secs(2)).await;
-    }
-}
-
-/// Configures [`config::PDP_CONTEXT`] with the APN and activates it, unless `AT+QIACT?`
-/// shows it active already.
-pub async fn activate_pdp<T, C, H>(
-    client: &mut Client<'_, T, C, H>,
-) -> Result<(), BringUpError<T::Error>>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let cid = config::PDP_CONTEXT;
-    match client.send(&ActiveContexts).await {
-        Ok(list) => {
-            if let Some(ctx) = list.get(cid).filter(|c| c.state.is_active()) {
-                println!("PDP context {cid} already active, IP {:?}", ctx.ip);
-                return Ok(());
-            }
-        }
-        Err(error) => {
-            return Err(BringUpError::Command {
-                step: "AT+QIACT?",
-                error,
-            });
-        }
-    }
-    client
-        .send(&ConfigureContext {
-            cid,
-            pdp_type: PdpType::Ipv4,
-            apn: config::APN,
-            user: config::APN_USER,
-            password: config::APN_PASSWORD,
-            auth: config::APN_AUTH,
-        })
-        .await
-        .map_err(|error| BringUpError::Command {
-            step: "AT+QICSGP",
-            error,
-        })?;
-    println!("activating PDP context {cid} (APN \"{}\")", config::APN);
-    if let Err(error) = client.send(&ActivateContext { cid }).await {
-        let detail = match client.send(&LastError).await {
-            Ok(e) if e.code != 0 => Some(e.code),
-            _ => None,
-        };
-        return Err(BringUpError::Pdp { error, detail });
-    }
-    if let Ok(Some(ctx)) = client.send(&ActiveContexts).await.map(|l| l.get(cid)) {
-        println!("PDP context {cid} active, IP {:?}", ctx.ip);
-    }
-    Ok(())
-}
-
-/// The whole bring-up: [`power_up`], [`configure`], [`wait_for_sim`],
-/// [`wait_for_network`], [`activate_pdp`].
+/// The whole bring-up: [`power_up`], then the crate's [`bring_up::bring_up`] with
+/// [`bring_up_config`]. Run it before every update attempt: a modem that rebooted since
+/// the last one has echo on, its saved URC port and no PDP context.
 pub async fn bring_up<T, C, H>(
     client: &mut Client<'_, T, C, H>,
     pwrkey: Option<&mut Output<'_>>,
@@ -386,9 +205,23 @@ where
     H: UrcHandler,
 {
     power_up(client, pwrkey).await?;
-    let info = configure(client).await?;
-    wait_for_sim(client).await?;
-    wait_for_network(client).await?;
-    activate_pdp(client).await?;
+    let info = bring_up::bring_up(
+        client,
+        &Quectel::UART1,
+        &bring_up_config(),
+        &mut print_event,
+    )
+    .await
+    .map_err(BringUpError::Steps)?;
+    println!(
+        "modem: {} {} (family {:?}), IMEI {}, ICCID {}, signal {:?} dBm, IP {}",
+        info.model,
+        info.revision,
+        family(&info),
+        info.imei,
+        info.iccid,
+        info.signal.and_then(|s| s.dbm()),
+        info.ip
+    );
     Ok(info)
 }

@@ -89,18 +89,6 @@ pub fn update_error<E: Debug, S: Debug + Display>(e: &UpdateError<E, S>) {
     }
 }
 
-/// Whether another attempt could succeed: not for a bad or refused manifest, an image that
-/// does not fit, a hash mismatch, or an image the sink rejected.
-pub fn is_retryable<E, S>(e: &UpdateError<E, S>) -> bool {
-    !matches!(
-        e.failure,
-        Failure::Config(_)
-            | Failure::Manifest(_)
-            | Failure::TooLarge { .. }
-            | Failure::HashMismatch
-    ) && !matches!(e.failure, Failure::Status(s) if (400..500).contains(&s))
-}
-
 /// Prints the end of a successful update.
 pub fn outcome(o: &Outcome) {
     match o {

@@ -65,7 +65,7 @@ fn main() -> ! {
     match block_on(modem::bring_up(client.as_async(), pwrkey.as_mut())) {
         Err(e) => println!("MODEM FOTA NOT STARTED: modem bring-up failed: {e}"),
         Ok(info) => {
-            let family = info.family.unwrap_or_else(|| {
+            let family = modem::family(&info).unwrap_or_else(|| {
                 println!("unknown module family; assuming Unisoc (EC200U)");
                 ChipFamily::Unisoc
             });

@@ -1,11 +1,14 @@
 //! Firmware update over the EC200U, blocking.
 //!
-//! 1. Bring the modem up (power, `AT`, `ATE0`, `AT+CMEE=1`, SIM, registration, PDP).
+//! 1. Bring the modem up (power, then the crate's bring-up: `AT`, `ATE0`, `AT+CMEE=1`, URCs
+//!    to UART1, SIM, registration, PDP).
 //! 2. If this image is fresh from an update, that bring-up was its self-test: confirm the
 //!    image (VALID) or mark it INVALID and reset into the previous one.
 //! 3. Fetch the manifest, and if it offers a new version, download the image into the
 //!    other OTA slot, verify it from flash and select it; then reset into it.
-//! 4. Check again every `config::UPDATE_CHECK_INTERVAL`.
+//! 4. After a transient failure, bring the modem up again and retry on the crate's backoff
+//!    schedule; otherwise check again every `config::UPDATE_CHECK_INTERVAL`
+//!    (`schedule.rs`).
 //!
 //! Settings: `src/config.rs`. Build, flash and serve: see the README.
 
@@ -16,11 +19,13 @@ use core::time::Duration;
 
 use cellular_ota::client::blocking::Client;
 use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig};
+use cellular_ota::retry::Classify;
 use cellular_ota::update::{Outcome, update_blocking};
 use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
 use cellular_ota_esp32s3_7semi::boot::{self, Settled};
 use cellular_ota_esp32s3_7semi::clock::HalClock;
 use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
+use cellular_ota_esp32s3_7semi::schedule::Schedule;
 use cellular_ota_esp32s3_7semi::trace::Traced;
 use cellular_ota_esp32s3_7semi::{block_on, config, flash, modem, update_config};
 use esp_backtrace as _;
@@ -74,13 +79,17 @@ fn main() -> ! {
         reset();
     }
     let Ok(modem_info) = brought_up else {
-        println!("retrying in 60 s");
-        block_on(modem::pause(client.as_async(), Duration::from_secs(60)));
+        // Not a rolled-back image: retry the bring-up after the first delays of the
+        // schedule by resetting (the self-test only judges a fresh image once).
+        println!("resetting in 30 s to try again");
+        block_on(modem::pause(client.as_async(), Duration::from_secs(30)));
         reset();
     };
 
     let update = update_config(&modem_info);
     let mut chunk = [0u8; config::CHUNK_SIZE];
+    let mut schedule = Schedule::new();
+    let mut wait = Duration::ZERO;
     if rejected {
         // The server most likely still offers the image that was just rejected; installing
         // it again at once would loop (download, reboot, fail, roll back) all day.
@@ -88,51 +97,40 @@ fn main() -> ! {
             "the newest image was rejected and rolled back: next update check in {} s",
             config::UPDATE_CHECK_INTERVAL.as_secs()
         );
-        block_on(modem::pause(
-            client.as_async(),
-            config::UPDATE_CHECK_INTERVAL,
-        ));
+        wait = config::UPDATE_CHECK_INTERVAL;
     }
+    let mut modem_ready = !rejected;
     loop {
-        for attempt in 1..=config::UPDATE_ATTEMPTS {
-            if attempt > 1 {
-                block_on(modem::pause(client.as_async(), config::RETRY_DELAY));
-            }
-            if let Err(e) = block_on(modem::activate_pdp(client.as_async())) {
-                println!("{e}");
+        if !wait.is_zero() {
+            block_on(modem::pause(client.as_async(), wait));
+        }
+        if !modem_ready {
+            // The modem may have rebooted, lost its context or its network since the last
+            // attempt: bring it up again (power, URC port, registration, PDP).
+            if let Err(e) = block_on(modem::bring_up(client.as_async(), pwrkey.as_mut())) {
+                println!("modem bring-up failed: {e}");
+                wait = schedule.after_failure(e.retry(), 0);
                 continue;
             }
-            println!(
-                "checking for an update (attempt {attempt} of {})",
-                config::UPDATE_ATTEMPTS
-            );
-            let mut progress = ProgressLog::default();
-            match update_blocking(&mut client, &mut sink, &update, &mut chunk, &mut |p| {
-                progress.on(p)
-            }) {
-                Ok(outcome) => {
-                    report::outcome(&outcome);
-                    if let Outcome::Installed { .. } = outcome {
-                        reset();
-                    }
-                    break;
+        }
+        modem_ready = false;
+        println!("checking for an update");
+        let mut progress = ProgressLog::default();
+        match update_blocking(&mut client, &mut sink, &update, &mut chunk, &mut |p| {
+            progress.on(p)
+        }) {
+            Ok(outcome) => {
+                report::outcome(&outcome);
+                if let Outcome::Installed { .. } = outcome {
+                    reset();
                 }
-                Err(e) => {
-                    report::update_error(&e);
-                    if !report::is_retryable(&e) {
-                        break;
-                    }
-                }
+                wait = schedule.after_success();
+            }
+            Err(e) => {
+                report::update_error(&e);
+                wait = schedule.after_failure(e.retry(), e.bytes_done);
             }
         }
-        println!(
-            "next check in {} s",
-            config::UPDATE_CHECK_INTERVAL.as_secs()
-        );
-        block_on(modem::pause(
-            client.as_async(),
-            config::UPDATE_CHECK_INTERVAL,
-        ));
     }
 }
 

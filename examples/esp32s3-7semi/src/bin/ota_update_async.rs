@@ -16,12 +16,14 @@ use core::time::Duration;
 
 use cellular_ota::client::asynch::Client;
 use cellular_ota::ota::esp_idf::sink::{AsyncEspIdfSink, SinkConfig};
+use cellular_ota::retry::Classify;
 use cellular_ota::update::{Outcome, update};
 use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
 use cellular_ota_esp32s3_7semi::boot::{self, Settled};
 use cellular_ota_esp32s3_7semi::clock::EmbassyClock;
 use cellular_ota_esp32s3_7semi::flash::{self, AsyncFlash};
 use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
+use cellular_ota_esp32s3_7semi::schedule::Schedule;
 use cellular_ota_esp32s3_7semi::trace::Traced;
 use cellular_ota_esp32s3_7semi::{config, modem, update_config};
 use embassy_executor::Spawner;
@@ -80,13 +82,16 @@ async fn main(_spawner: Spawner) {
         reset().await;
     }
     let Ok(modem_info) = brought_up else {
-        println!("retrying in 60 s");
-        modem::pause(&mut client, Duration::from_secs(60)).await;
+        // Not a rolled-back image: reset and try the bring-up again.
+        println!("resetting in 30 s to try again");
+        modem::pause(&mut client, Duration::from_secs(30)).await;
         reset().await
     };
 
     let update_cfg = update_config(&modem_info);
     let mut chunk = [0u8; config::CHUNK_SIZE];
+    let mut schedule = Schedule::new();
+    let mut wait = Duration::ZERO;
     if rejected {
         // The server most likely still offers the image that was just rejected; installing
         // it again at once would loop (download, reboot, fail, roll back) all day.
@@ -94,47 +99,42 @@ async fn main(_spawner: Spawner) {
             "the newest image was rejected and rolled back: next update check in {} s",
             config::UPDATE_CHECK_INTERVAL.as_secs()
         );
-        modem::pause(&mut client, config::UPDATE_CHECK_INTERVAL).await;
+        wait = config::UPDATE_CHECK_INTERVAL;
     }
+    let mut modem_ready = !rejected;
     loop {
-        for attempt in 1..=config::UPDATE_ATTEMPTS {
-            if attempt > 1 {
-                modem::pause(&mut client, config::RETRY_DELAY).await;
-            }
-            if let Err(e) = modem::activate_pdp(&mut client).await {
-                println!("{e}");
+        if !wait.is_zero() {
+            modem::pause(&mut client, wait).await;
+        }
+        if !modem_ready {
+            // The modem may have rebooted, lost its context or its network since the last
+            // attempt: bring it up again (power, URC port, registration, PDP).
+            if let Err(e) = modem::bring_up(&mut client, pwrkey.as_mut()).await {
+                println!("modem bring-up failed: {e}");
+                wait = schedule.after_failure(e.retry(), 0);
                 continue;
             }
-            println!(
-                "checking for an update (attempt {attempt} of {})",
-                config::UPDATE_ATTEMPTS
-            );
-            let mut progress = ProgressLog::default();
-            let result = update(&mut client, &mut sink, &update_cfg, &mut chunk, &mut |p| {
-                progress.on(p)
-            })
-            .await;
-            match result {
-                Ok(outcome) => {
-                    report::outcome(&outcome);
-                    if let Outcome::Installed { .. } = outcome {
-                        reset().await;
-                    }
-                    break;
+        }
+        modem_ready = false;
+        println!("checking for an update");
+        let mut progress = ProgressLog::default();
+        let result = update(&mut client, &mut sink, &update_cfg, &mut chunk, &mut |p| {
+            progress.on(p)
+        })
+        .await;
+        match result {
+            Ok(outcome) => {
+                report::outcome(&outcome);
+                if let Outcome::Installed { .. } = outcome {
+                    reset().await;
                 }
-                Err(e) => {
-                    report::update_error(&e);
-                    if !report::is_retryable(&e) {
-                        break;
-                    }
-                }
+                wait = schedule.after_success();
+            }
+            Err(e) => {
+                report::update_error(&e);
+                wait = schedule.after_failure(e.retry(), e.bytes_done);
             }
         }
-        println!(
-            "next check in {} s",
-            config::UPDATE_CHECK_INTERVAL.as_secs()
-        );
-        modem::pause(&mut client, config::UPDATE_CHECK_INTERVAL).await;
     }
 }
 
