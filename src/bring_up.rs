@@ -29,8 +29,9 @@
 //!
 //! # Decisions
 //!
-//! * A PIN is entered at most once per bring-up, and never after the SIM refused it: each
-//!   wrong try uses up one of the SIM's three.
+//! * A PIN is entered at most once per bring-up, and never after the SIM refused it
+//!   (`+CME ERROR: 16`): each wrong try uses up one of the SIM's three. A SIM that still
+//!   asks after the PIN was taken (`OK`) is waited for until the SIM deadline.
 //! * `NOT INSERTED` (or `+CME ERROR: 10`) is final only at the SIM deadline: some modules
 //!   report it while the SIM is still starting after a reboot.
 //! * Registration denied (`<stat>` 3) with a cause that cannot change by waiting (the SIM or
@@ -650,21 +651,24 @@ where
                     return Err(fail(stage, BringUpFailure::PinRequired));
                 };
                 if pin_sent {
-                    return Err(fail(stage, BringUpFailure::PinRejected));
-                }
-                pin_sent = true;
-                match client.send(&EnterPin { pin }).await {
-                    Ok(()) => progress(BringUpEvent::PinEntered),
-                    // 16: incorrect password; 12: the wrong PIN blocked the SIM.
-                    Err(e) if is_cme(&e, 16) => {
-                        return Err(fail(stage, BringUpFailure::PinRejected));
+                    // The module took the PIN (`OK`; a wrong one is `+CME ERROR: 16`) and is
+                    // still unlocking the SIM: wait, never enter it twice.
+                    BringUpFailure::SimNotReady
+                } else {
+                    pin_sent = true;
+                    match client.send(&EnterPin { pin }).await {
+                        Ok(()) => progress(BringUpEvent::PinEntered),
+                        // 16: incorrect password; 12: the wrong PIN blocked the SIM.
+                        Err(e) if is_cme(&e, 16) => {
+                            return Err(fail(stage, BringUpFailure::PinRejected));
+                        }
+                        Err(e) if is_cme(&e, 12) => {
+                            return Err(fail(stage, BringUpFailure::PukRequired));
+                        }
+                        Err(e) => return Err(BringUpError::modem(stage, e)),
                     }
-                    Err(e) if is_cme(&e, 12) => {
-                        return Err(fail(stage, BringUpFailure::PukRequired));
-                    }
-                    Err(e) => return Err(BringUpError::modem(stage, e)),
+                    continue;
                 }
-                continue;
             }
             Ok(SimState::SimPuk | SimState::SimPuk2) => {
                 return Err(fail(stage, BringUpFailure::PukRequired));

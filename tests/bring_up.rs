@@ -3,6 +3,8 @@
 //! no SIM, registration denied with and without a final cause, no answer, and the data
 //! context; blocking and async.
 
+mod common;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -336,4 +338,74 @@ fn async_bring_up_is_the_same_flow() {
             .contains(&Seen::UrcPortForced("usbmodem".into()))
     );
     assert_eq!(w.modem().urc_port(), "uart1");
+}
+
+/// The exact conversation, against a scripted modem on virtual time: echo still on at the
+/// start, the URC port already right, a SIM that asks for its PIN and still says `SIM PIN`
+/// right after taking it (it is never entered twice), an LTE-only module that refuses
+/// `AT+CREG?`, and no data context.
+mod scripted {
+    use super::*;
+    use crate::common::{Sim, Urcs, expect, reply, reply_after};
+
+    #[test]
+    fn the_pin_is_never_entered_twice() {
+        let sim = Sim::new(vec![
+            expect("AT\r"),
+            reply("AT\r\r\nOK\r\n"),
+            expect("ATE0\r"),
+            reply("ATE0\r\r\nOK\r\n"),
+            expect("AT+CMEE=1\r"),
+            reply("\r\nOK\r\n"),
+            expect("AT+QURCCFG=\"urcport\"\r"),
+            reply("\r\n+QURCCFG: \"urcport\",\"uart1\"\r\n\r\nOK\r\n"),
+            expect("AT+QINDCFG=\"csq\",0,0\r"),
+            reply("\r\nOK\r\n"),
+            expect("AT+QINDCFG=\"act\",0,0\r"),
+            reply("\r\nERROR\r\n"),
+            expect("ATI\r"),
+            reply("\r\nQuectel\r\nEC200U\r\nRevision: EC200UCNAAR01A04M08\r\n\r\nOK\r\n"),
+            expect("AT+GSN\r"),
+            reply("\r\n866123456789012\r\n\r\nOK\r\n"),
+            expect("AT+CPIN?\r"),
+            reply("\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"),
+            expect("AT+CPIN=\"1234\"\r"),
+            reply("\r\nOK\r\n"),
+            expect("AT+CPIN?\r"),
+            reply("\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"),
+            expect("AT+CPIN?\r"),
+            reply_after(20, "\r\n+CPIN: READY\r\n\r\nOK\r\n"),
+            expect("AT+QCCID\r"),
+            reply("\r\n+QCCID: 8986001234567890123F\r\n\r\nOK\r\n"),
+            expect("AT+CEREG?\r"),
+            reply("\r\n+CEREG: 0,2\r\n\r\nOK\r\n"),
+            expect("AT+CGREG?\r"),
+            reply("\r\n+CGREG: 0,2\r\n\r\nOK\r\n"),
+            expect("AT+CREG?\r"),
+            reply("\r\nERROR\r\n"),
+            expect("AT+CEREG?\r"),
+            reply("\r\n+CEREG: 0,5\r\n\r\nOK\r\n"),
+            expect("AT+CSQ\r"),
+            reply("\r\n+CSQ: 31,99\r\n\r\nOK\r\n"),
+        ]);
+        let (mut rx, mut resp) = ([0u8; 256], [0u8; 256]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let mut config = BringUpConfig::new("internet");
+        config.sim_pin = Some("1234");
+        config.data = None;
+        let mut seen = Vec::new();
+        let info = bring_up_blocking(&mut c, &Quectel::UART1, &config, &mut |e| seen.push(own(e)))
+            .expect("bring-up");
+        sim.assert_done();
+        assert_eq!(info.model.as_str(), "EC200U");
+        assert_eq!(info.iccid.as_str(), "8986001234567890123F");
+        assert_eq!(
+            info.registration.map(|r| r.status),
+            Some(RegStatus::Roaming)
+        );
+        assert_eq!(info.signal.and_then(|s| s.dbm()), Some(-51));
+        assert_eq!(seen.iter().filter(|s| **s == Seen::PinEntered).count(), 1);
+        assert!(!seen.iter().any(|s| matches!(s, Seen::UrcPortForced(_))));
+    }
 }

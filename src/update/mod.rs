@@ -14,6 +14,16 @@
 //!                                        way the bootloader will, then activates)
 //! ```
 //!
+//! # The modem it expects
+//!
+//! The flow sends only HTTP(S), SSL and file commands: bring the modem up first, with
+//! [`crate::bring_up`] (or the same steps yourself): echo off, numeric `+CME ERROR` codes,
+//! URCs routed to the port the client is on (`+QHTTPGET:` arrives as a URC; a module whose
+//! saved `AT+QURCCFG="urcport"` is another port times out at [`Stage::Request`]), chatty
+//! URCs off, registered, and the PDP context [`UpdateConfig::context_id`] active. After a
+//! failure, bring it up again before the next call: a modem that rebooted has lost all of
+//! that. [`crate::retry`] says whether and when to call again.
+//!
 //! The flow is written once, async ([`update`]); [`update_blocking`] drives the very same
 //! code with the blocking client. It prints nothing: progress goes to the caller's
 //! [`Progress`] callback and every failure is an [`UpdateError`] naming the [`Stage`], the

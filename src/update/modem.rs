@@ -13,6 +13,9 @@
 //! the module to answer `AT` again after its final reboot. They are fields of
 //! [`FotaTimeouts`].
 //!
+//! Bring the modem up first ([`crate::bring_up`]): URCs must reach this port, or no
+//! `+QIND: "FOTA"` ever arrives; a URL upgrade also needs registration and the PDP context.
+//!
 //! The transport must survive the reboot: a UART does by itself; a USB port disappears and
 //! comes back, so its transport should re-open the device when a read fails (the host
 //! example `serial_ota` does). While it is gone, errors from the transport are retried until
