@@ -22,6 +22,8 @@
 //! | `cme` | `<command>,<code>` | the next command starting with `<command>` (e.g. `AT+QIACT`) is refused with `+CME ERROR: <code>` |
 //! | `power-cut` | `<k>` | flash: `k` more erase/write operations succeed, the next is cut half-way, then every flash operation fails until `SimFlash::restore_power` |
 //! | `power-cut-at` | `<addr>[,<k>]` | flash: like `power-cut`, counting only the erase/write operations that touch flash address `addr` (decimal or `0x` hex): the `k+1`-th (default the first) is cut |
+//! | `baud-limit` | `<rate>` | the wiring carries at most `rate`: while either end runs faster, one byte in 64 arrives garbled, both ways (short exchanges often pass, long ones do not) |
+//! | `baud-reset` | `<rate>` | the modem restarts when `AT+IPR` sets `rate` or faster (after its `OK`), and comes back at its saved rate (reported for the EC200A at 921600) |
 //! | `server-404` | | the attached [`TestServer`](crate::TestServer) answers 404 |
 //! | `server-500` | | … answers 500 |
 //! | `server-ignore-range` | | … ignores `Range` (200, whole file) |
@@ -113,6 +115,10 @@ pub enum Fault {
         /// Operations on it that still succeed.
         after_ops: u32,
     },
+    /// `baud-limit=<rate>`
+    BaudLimit(u32),
+    /// `baud-reset=<rate>`
+    BaudReset(u32),
     /// `server-*`
     Server {
         /// What the server does.
@@ -220,6 +226,18 @@ pub const FAULTS: &[FaultInfo] = &[
         args: "<addr>[,<k>]",
         example: "power-cut-at=0xe000,1",
         effect: "cut flash power at the (k+1)-th operation touching addr",
+    },
+    FaultInfo {
+        name: "baud-limit",
+        args: "<rate>",
+        example: "baud-limit=460800",
+        effect: "bytes garble above a baud rate",
+    },
+    FaultInfo {
+        name: "baud-reset",
+        args: "<rate>",
+        example: "baud-reset=921600",
+        effect: "the modem restarts when switched to a rate",
     },
     FaultInfo {
         name: "server-404",
@@ -421,6 +439,18 @@ impl FromStr for Fault {
                     after_ops: u32::try_from(opt(1, 0)?).map_err(|_| bad())?,
                 }
             }
+            "baud-limit" | "baud-reset" => {
+                count(1)?;
+                let rate = u32::try_from(num(0)?).map_err(|_| bad())?;
+                if rate == 0 {
+                    return Err(bad());
+                }
+                if name == "baud-limit" {
+                    Fault::BaudLimit(rate)
+                } else {
+                    Fault::BaudReset(rate)
+                }
+            }
             "power-cut" => {
                 count(1)?;
                 Fault::PowerCut {
@@ -501,6 +531,8 @@ impl fmt::Display for Fault {
             Fault::HttpReadFileError(c) => write!(f, "http-readfile-error={c}"),
             Fault::Cme { command, code } => write!(f, "cme={command},{code}"),
             Fault::PowerCut { after_ops } => write!(f, "power-cut={after_ops}"),
+            Fault::BaudLimit(r) => write!(f, "baud-limit={r}"),
+            Fault::BaudReset(r) => write!(f, "baud-reset={r}"),
             Fault::PowerCutAt { addr, after_ops } => {
                 write!(f, "power-cut-at=0x{addr:x},{after_ops}")
             }
@@ -566,6 +598,8 @@ impl State {
             Fault::PowerCutAt { addr, after_ops } => {
                 self.power.at = Some((addr, after_ops));
             }
+            Fault::BaudLimit(rate) => self.link.baud_limit = Some(rate),
+            Fault::BaudReset(rate) => faults.baud_reset = Some(rate),
             Fault::Server { behavior, path } => {
                 let server = self.server.as_ref().ok_or(FaultError::NoServer)?;
                 server.set(path.as_deref(), behavior);

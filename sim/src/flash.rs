@@ -31,6 +31,7 @@ use std::time::Duration;
 use cellular_ota::ota::mem_flash::{MemFlash, MemFlashError};
 use embedded_storage::nor_flash::ErrorType;
 
+use crate::timeline::{FlashOp, FlashOpKind};
 use crate::world::{World, duration_ns};
 
 /// Flash geometry and timing.
@@ -191,15 +192,14 @@ impl SimFlash {
         !self.world.0.borrow().power.cut
     }
 
-    fn spend(&mut self, d: Duration) {
+    fn spend(&mut self, d: Duration, op: FlashOp) {
         if d.is_zero() {
             return;
         }
         self.stats.busy += d;
-        self.world
-            .0
-            .borrow_mut()
-            .busy(duration_ns(d), !self.cfg.interrupts_off);
+        let mut s = self.world.0.borrow_mut();
+        s.timeline_flash(&self.cfg, op, d);
+        s.busy(duration_ns(d), !self.cfg.interrupts_off);
     }
 
     fn powered(&self) -> Result<(), MemFlashError> {
@@ -246,22 +246,16 @@ impl SimFlash {
         self.stats.reads += 1;
         let rate = self.cfg.read_bytes_per_sec.max(1);
         let ns = (bytes.len() as u64).saturating_mul(1_000_000_000) / rate;
-        self.spend(self.cfg.read_overhead + Duration::from_nanos(ns));
+        self.spend(
+            self.cfg.read_overhead + Duration::from_nanos(ns),
+            FlashOp::Read,
+        );
         Ok(())
     }
 
     fn erase_time(&self, from: u32, to: u32) -> Duration {
-        let (mut a, b) = (u64::from(from), u64::from(to));
         let mut t = Duration::ZERO;
-        while a < b {
-            if a.is_multiple_of(BLOCK) && a + BLOCK <= b {
-                t += self.cfg.block_erase;
-                a += BLOCK;
-            } else {
-                t += self.cfg.sector_erase;
-                a += ERASE_SIZE as u64;
-            }
-        }
+        erase_steps(&self.cfg, from, to, |_, d| t += d);
         t
     }
 
@@ -294,7 +288,7 @@ impl SimFlash {
         let r = embedded_storage::nor_flash::NorFlash::erase(&mut f, from, to);
         self.stats.erases += 1;
         self.stats.bytes_erased += u64::from(to - from);
-        self.spend(if cut { t / 2 } else { t });
+        self.spend(if cut { t / 2 } else { t }, FlashOp::Erase { from, to });
         r
     }
 
@@ -319,8 +313,28 @@ impl SimFlash {
         let r = embedded_storage::nor_flash::NorFlash::write(&mut f, offset, bytes);
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
-        self.spend(if cut { t / 2 } else { t });
+        self.spend(if cut { t / 2 } else { t }, FlashOp::Program);
         r
+    }
+}
+
+/// The steps an erase of `[from, to)` takes, in order: a block erase for each whole aligned
+/// 64 KiB block, a sector erase for the rest.
+pub(crate) fn erase_steps(
+    cfg: &FlashConfig,
+    from: u32,
+    to: u32,
+    mut step: impl FnMut(FlashOpKind, Duration),
+) {
+    let (mut a, b) = (u64::from(from), u64::from(to));
+    while a < b {
+        if a.is_multiple_of(BLOCK) && a + BLOCK <= b {
+            step(FlashOpKind::BlockErase, cfg.block_erase);
+            a += BLOCK;
+        } else {
+            step(FlashOpKind::SectorErase, cfg.sector_erase);
+            a += ERASE_SIZE as u64;
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! | piece | type | model |
 //! |---|---|---|
 //! | timeline | [`World`], [`SimClock`] | one virtual clock (ns); `Rc<RefCell<..>>`, single-threaded |
-//! | UART (host side) | [`HostUart`] | 8N1 bytes at the baud rate, 128-byte FIFO + driver ring, RTS/CTS or loss both ways ([`uart`]) |
+//! | UART (host side) | [`HostUart`] | 8N1 bytes at the baud rate, 128-byte FIFO + driver ring, RTS/CTS or loss both ways; a byte sent at another rate than the receiver's is a framing error ([`uart`]) |
 //! | modem | [`SimModem`], [`ModemConfig`], [`Personality`] | AT framing, boot, registration, PDP, HTTP, UFS, FOTA ([`modem`]) |
 //! | network | [`NetworkConfig`] | real HTTP over loopback, timed by RTT and bandwidth ([`network`]) |
 //! | flash | [`SimFlash`] | NOR rules of `MemFlash`, datasheet timing, power cuts ([`flash`]) |
@@ -19,6 +19,7 @@
 //! | flash images | [`build_chip_image`], [`test_app_image`] | partition table, otadata, apps laid out as espflash lays them out ([`chip_image`]) |
 //! | server | [`TestServer`], [`Behavior`] | axum + tower-http `ServeDir` on 127.0.0.1 ([`server`]) |
 //! | faults | [`Fault`], [`FAULTS`] | data-driven, by name ([`fault`]) |
+//! | recording | [`Timeline`] via [`World::record_timeline`] | flash busy by kind, receive-buffer fill, bytes lost, baud changes, on virtual time (off by default) |
 //! | serial port | `PtyModem` | the modem on a Linux pseudo-terminal in real time (`pty`, Unix only) |
 //!
 //! # A test
@@ -91,6 +92,7 @@ pub mod network;
 pub mod pty;
 mod rng;
 pub mod server;
+pub mod timeline;
 pub mod uart;
 mod world;
 
@@ -106,5 +108,6 @@ pub use network::NetworkConfig;
 #[cfg(unix)]
 pub use pty::PtyModem;
 pub use server::{Behavior, RequestRecord, TestServer};
+pub use timeline::{BaudChange, FillSample, FlashBusy, FlashOpKind, LossSample, Timeline, UartEnd};
 pub use uart::{HostUart, UartConfig, UartStats};
 pub use world::{SimClock, World, WorldConfig, block_on};

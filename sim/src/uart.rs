@@ -42,9 +42,14 @@
 //!     virtual time once its transmit buffer is full too ([`UartStats::cts_pauses`] counts
 //!     the holds).
 //!   * Without CTS, bytes that arrive while the buffer is full are **lost** by the modem.
-//! * **Baud rate.** Both ends start at [`UartConfig::baud`]. `AT+IPR=<rate>` switches the
-//!   modem after its `OK`; the host switches with [`HostUart::set_baud`]. While the rates
-//!   differ every byte arrives garbled and is counted in [`UartStats::framing_errors`].
+//! * **Baud rate.** The host starts at [`UartConfig::baud`], the modem at its saved rate
+//!   ([`ModemConfig::baud`](crate::ModemConfig::baud)). `AT+IPR=<rate>` switches the modem
+//!   after its `OK`; the host switches with [`HostUart::set_baud`]. While the rates differ
+//!   every byte arrives garbled and is counted in [`UartStats::framing_errors`], and the
+//!   host's next read fails once with [`ErrorKind::InvalidData`] before it returns them (a
+//!   UART driver's framing error: ESP32 `RxError::FrameFormatViolated`). With the fault
+//!   `baud-limit` one byte in 64 garbles while the rate is above the limit, silently (a bit
+//!   flipped inside a well-formed frame).
 //! * **Idle host.** When the host waits for bytes (`read_ready()` false, a blocking `read`, a
 //!   pending async `read`), virtual time jumps to the next scheduled event, at most
 //!   [`UartConfig::idle_step`] at a time, so a host polling its own deadline sees it pass.
@@ -62,7 +67,8 @@ pub const BITS_PER_BYTE: u64 = 10;
 /// Settings of the simulated UART.
 #[derive(Clone, Debug)]
 pub struct UartConfig {
-    /// Baud rate of both ends at start (the modem's factory default is 115 200, §1).
+    /// Baud rate of the host UART at start (the modem starts at `ModemConfig::baud`, its saved
+    /// rate: factory 115 200, §1).
     pub baud: u32,
     /// Size of the host's hardware receive FIFO in bytes (ESP32/ESP32-S3: 128).
     pub host_fifo: usize,
@@ -253,6 +259,13 @@ pub(crate) struct Link {
     pub(crate) cts_wait: Option<u64>,
     /// The window of the payload being forwarded from the network, if bounded.
     pub(crate) net: Option<NetWindow>,
+    /// Fault `baud-limit`: the fastest rate the wiring carries cleanly.
+    pub(crate) baud_limit: Option<u32>,
+    /// Bytes sent above `baud_limit` (which of them garble).
+    pub(crate) marginal: u64,
+    /// A byte arrived at another rate than the host's: the next read reports a framing
+    /// error.
+    pub(crate) framing_pending: bool,
     pub(crate) stats: UartStats,
 }
 
@@ -275,6 +288,9 @@ impl Link {
             rx: None,
             cts_wait: None,
             net: None,
+            baud_limit: None,
+            marginal: 0,
+            framing_pending: false,
             stats: UartStats::default(),
             cfg,
         }
@@ -322,9 +338,26 @@ impl Link {
         }
     }
 
+    /// Whether the byte now on the wire arrives garbled: the ends disagree on the rate, or
+    /// the wiring does not carry it (fault `baud-limit`: one byte in 64, spread evenly).
+    pub(crate) fn garbles(&mut self) -> bool {
+        if self.modem_baud != self.host_baud {
+            return true;
+        }
+        match self.baud_limit {
+            Some(limit) if self.modem_baud > limit => {
+                self.marginal += 1;
+                self.marginal.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58 == 0
+            }
+            _ => false,
+        }
+    }
+
     fn deliver(&mut self, b: u8) {
         self.stats.to_host += 1;
-        let b = if self.modem_baud != self.host_baud {
+        // Sent at another rate: the receiver sees a broken frame and its driver reports it.
+        self.framing_pending |= self.modem_baud != self.host_baud;
+        let b = if self.garbles() {
             self.stats.framing_errors += 1;
             b.rotate_left(3) ^ 0xA5
         } else {
@@ -374,6 +407,7 @@ impl Link {
         self.fifo.clear();
         self.ring.clear();
         self.host_tx.clear();
+        self.framing_pending = false;
     }
 }
 
@@ -482,6 +516,7 @@ impl State {
                 self.stall_until_at_least(t);
             }
         }
+        self.timeline_uart();
     }
 
     /// Starts the next host byte towards the modem, unless the modem holds CTS.
@@ -507,6 +542,7 @@ impl State {
     pub(crate) fn tx_done(&mut self, b: u8) {
         self.link.tx = None;
         self.link.deliver(b);
+        self.timeline_uart();
         self.tx_kick();
     }
 
@@ -514,7 +550,7 @@ impl State {
     pub(crate) fn rx_done(&mut self, b: u8) {
         self.link.rx = None;
         self.link.stats.to_modem += 1;
-        let b = if self.link.modem_baud != self.link.host_baud {
+        let b = if self.link.garbles() {
             self.link.stats.framing_errors += 1;
             b.rotate_left(3) ^ 0x5A
         } else {
@@ -525,14 +561,21 @@ impl State {
     }
 
     /// Host side: takes received bytes (after processing everything due).
-    pub(crate) fn host_take(&mut self, buf: &mut [u8]) -> usize {
+    /// Takes received bytes; a framing error (a byte sent at another rate than the host's)
+    /// is reported once, as a UART driver does, before the bytes (ESP32 `RxError::
+    /// FrameFormatViolated`).
+    pub(crate) fn host_take(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
         let now = self.now;
         self.run_until(now);
+        if std::mem::take(&mut self.link.framing_pending) {
+            return Err(ErrorKind::InvalidData);
+        }
         let n = self.link.take(buf);
         if n > 0 {
+            self.timeline_uart();
             self.tx_kick();
         }
-        n
+        Ok(n)
     }
 
     /// Host side: lets virtual time pass while the host waits for something.
@@ -596,7 +639,9 @@ pub struct HostUart {
 impl HostUart {
     /// Switches the host's baud rate (the host reconfiguring its UART after `AT+IPR`).
     pub fn set_baud(&self, baud: u32) {
-        self.world.0.borrow_mut().link.host_baud = baud;
+        let mut s = self.world.0.borrow_mut();
+        s.link.host_baud = baud;
+        s.timeline_uart();
     }
 
     /// The host's baud rate.
@@ -614,6 +659,8 @@ impl HostUart {
         let mut s = self.world.0.borrow_mut();
         s.link.fifo.clear();
         s.link.ring.clear();
+        s.link.framing_pending = false;
+        s.timeline_uart();
         s.tx_kick();
     }
 
@@ -634,7 +681,7 @@ impl HostUart {
     pub fn try_read(&self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
         let mut s = self.world.0.borrow_mut();
         s.check_mcu()?;
-        Ok(s.host_take(buf))
+        s.host_take(buf)
     }
 
     fn ready(&self) -> Result<bool, ErrorKind> {
@@ -659,7 +706,7 @@ impl HostUart {
             .saturating_add(duration_ns(s.link.cfg.blocking_read_limit));
         loop {
             s.check_mcu()?;
-            let n = s.host_take(buf);
+            let n = s.host_take(buf)?;
             if n > 0 {
                 return Ok(n);
             }
@@ -752,14 +799,14 @@ impl embedded_io_async::Read for HostUart {
             if let Err(e) = s.check_mcu() {
                 return std::task::Poll::Ready(Err(e));
             }
-            let n = s.host_take(buf);
-            if n > 0 {
-                return std::task::Poll::Ready(Ok(n));
+            match s.host_take(buf) {
+                Ok(0) => {}
+                r => return std::task::Poll::Ready(r),
             }
             s.idle_advance();
-            let n = s.host_take(buf);
-            if n > 0 {
-                return std::task::Poll::Ready(Ok(n));
+            match s.host_take(buf) {
+                Ok(0) => {}
+                r => return std::task::Poll::Ready(r),
             }
             cx.waker().wake_by_ref();
             std::task::Poll::Pending

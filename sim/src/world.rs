@@ -17,6 +17,7 @@ use crate::modem::{Modem, ModemConfig, SimModem};
 use crate::network::Network;
 use crate::rng::Rng;
 use crate::server::{ServerHandle, TestServer};
+use crate::timeline::Recorder;
 use crate::uart::{HostUart, Link, UartConfig, UartStats};
 
 /// Nanoseconds of a duration, saturating.
@@ -238,6 +239,8 @@ pub(crate) struct State {
     pub(crate) server: Option<ServerHandle>,
     pub(crate) transcript: Transcript,
     pub(crate) net: Network,
+    /// The timeline recorder ([`World::record_timeline`]); `None` until first switched on.
+    pub(crate) timeline: Option<Box<Recorder>>,
 }
 
 impl State {
@@ -343,6 +346,7 @@ impl State {
         self.mcu.pending = true;
         self.mcu.resets += 1;
         self.link.clear_host();
+        self.timeline_uart();
         self.tx_kick();
     }
 
@@ -424,6 +428,7 @@ impl World {
                 ..Transcript::default()
             },
             net,
+            timeline: None,
         };
         let world = World(Rc::new(RefCell::new(state)));
         world.0.borrow_mut().modem_start();
@@ -545,6 +550,7 @@ impl World {
         let mut s = self.0.borrow_mut();
         s.mcu.pending = false;
         s.link.clear_host();
+        s.timeline_uart();
     }
 
     /// Schedules an MCU reset `after` from now.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cellular_ota::at::Clock;
 use cellular_ota::client::{Error, Rejection};
-use cellular_ota::quectel::general::SignalQuality;
+use cellular_ota::quectel::general::{Attention, Identify, SetBaudRate, SignalQuality};
 use cellular_ota::quectel::http::{HttpGet, HttpGetRange, HttpRead, HttpReadFile, SetHttpUrl};
 use cellular_ota_sim::{
     FAULTS, Fault, FaultError, FlashConfig, Personality, SimFlash, TestServer, World,
@@ -193,6 +193,45 @@ fn scenario(example: &str) {
             f.write(0xD000, &[0; 4]).unwrap();
             assert!(f.write(0xE000, &[0; 4]).is_err());
             assert!(!f.is_powered());
+        }
+        "baud-limit" => {
+            // At 460800 the example's limit is kept: clean. At 921600 one byte in 64
+            // garbles, both ways: a long answer does not survive.
+            inject();
+            let switch = |c: &mut Host<'_>, rate: u32| {
+                c.send(&SetBaudRate(rate)).unwrap();
+                // The modem switches once its OK is out; a stray byte of it may arrive
+                // garbled at the new rate and prefix the next line: end that line.
+                s.world.advance(Duration::from_millis(20));
+                s.world.host_uart().set_baud(rate);
+                let _ = c.send(&Attention);
+                c.reset();
+            };
+            switch(&mut c, 460_800);
+            for _ in 0..20 {
+                c.send(&Identify).unwrap();
+            }
+            let clean = s.world.uart_stats().framing_errors;
+            switch(&mut c, 921_600);
+            let ok = (0..20).filter(|_| c.send(&Identify).is_ok()).count();
+            assert!(ok < 20, "{ok} of 20 long answers survived");
+            assert!(s.world.uart_stats().framing_errors > clean + 5);
+        }
+        "baud-reset" => {
+            // The example restarts the modem at 921600: it answers OK at the old rate, then
+            // boots at its saved 115200.
+            inject();
+            c.send(&SetBaudRate(921_600)).unwrap();
+            s.world.advance(Duration::from_secs(10));
+            assert_eq!(s.world.modem().boots(), 2);
+            assert_eq!(s.world.modem().baud(), 115_200);
+            c.reset();
+            s.world.host_uart().clear_rx();
+            c.send(&Attention).unwrap();
+            // Below the limit the rate changes as usual.
+            c.send(&SetBaudRate(460_800)).unwrap();
+            s.world.advance(Duration::from_millis(20));
+            assert_eq!(s.world.modem().baud(), 460_800);
         }
         "server-404" => {
             inject();

@@ -118,11 +118,17 @@ impl State {
             ("+IPR", Form::Write) => match c.args.num(0) {
                 Ok(rate) if rate >= 0 && BAUD_RATES.contains(&(rate as u32)) => {
                     let rate = rate as u32;
-                    m.ipr = rate;
                     // The new rate takes effect after the OK (§1).
                     self.emit_ok();
                     let end = self.link_end_pos();
-                    self.link_mark(end, Mark::SetBaud(rate));
+                    if self.modem.faults.baud_reset.is_some_and(|r| rate >= r) {
+                        // Fault `baud-reset`: the module restarts instead (and boots at its
+                        // saved rate).
+                        self.link_mark(end, Mark::Reboot);
+                    } else {
+                        self.modem.ipr = rate;
+                        self.link_mark(end, Mark::SetBaud(rate));
+                    }
                     Ok(Reply::Handled)
                 }
                 _ => Err(CmdError::Error),

@@ -320,6 +320,8 @@ pub(crate) struct ModemFaults {
     pub(crate) readfile_error: Option<u16>,
     pub(crate) cme: Vec<(String, u16)>,
     pub(crate) payload: Vec<PayloadFault>,
+    /// `baud-reset`: `AT+IPR` at this rate or faster restarts the modem.
+    pub(crate) baud_reset: Option<u32>,
 }
 
 /// Settings kept across reboots (`AT&W`).
