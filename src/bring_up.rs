@@ -477,6 +477,25 @@ pub trait Family {
         C: AsyncClock,
         H: UrcHandler;
 
+    /// Proves that the link carries clean traffic both ways at the current rate, after a rate
+    /// change ([`crate::baud::negotiate`]); `false` on any garbled, missing or refused
+    /// answer. The default asks `ATI` twice (a long answer, modem to host); a family with a
+    /// file system does better (Quectel: a file with every byte value, up and down).
+    async fn verify_link<T, C, H>(&self, client: &mut Client<'_, T, C, H>) -> bool
+    where
+        T: Read + Write,
+        C: AsyncClock,
+        H: UrcHandler,
+    {
+        for _ in 0..2 {
+            let ati = crate::quectel::general::Identify.with_timeout(Duration::from_secs(1));
+            if client.send(&ati).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Configures and activates `data` unless it is already active, and fills
     /// [`ModemInfo::ip`].
     async fn activate_data<T, C, H>(

@@ -10,6 +10,7 @@ extern crate std;
 mod fmt;
 
 pub mod at;
+pub mod baud;
 pub mod bring_up;
 pub mod client;
 pub mod ota;

@@ -18,6 +18,9 @@
 
 use embedded_io_async::{Read, Write};
 
+use core::time::Duration;
+
+use super::file::{DeleteFile, DownloadFile, UploadFile};
 use super::general::{
     GetUrcPort, Iccid, Identify, IndicationType, SetIndication, SetUrcPort, UrcPort,
 };
@@ -30,7 +33,7 @@ use crate::bring_up::{
     ModemInfo, set_truncated,
 };
 use crate::client::asynch::Client;
-use crate::client::{Error as ClientError, UrcHandler};
+use crate::client::{Error as ClientError, TimeoutExt, UrcHandler};
 
 /// Quectel modules (EC200U, EC200T, EG06, EC2x, BG9x ...): which port this host talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +55,20 @@ impl Quectel<'static> {
         urc_port: UrcPort::UsbAt,
     };
 }
+
+/// The file [`Quectel`]'s `verify_link` writes and deletes again.
+const LINK_FILE: &str = "UFS:cota_link.bin";
+
+/// Every byte value once.
+const LINK_PATTERN: [u8; 256] = {
+    let mut p = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        p[i] = i as u8;
+        i += 1;
+    }
+    p
+};
 
 /// The URC groups turned off (without saving): `+QIND: "csq"` and `+QIND: "act"` arrive at
 /// any time and only cost bandwidth and parsing during a transfer (quectel-at.md §1.1).
@@ -103,6 +120,55 @@ impl Family for Quectel<'_> {
             }
         }
         Ok(())
+    }
+
+    /// `ATI` (a long answer), then a 256-byte file holding every byte value once, uploaded
+    /// to the module's file system (`AT+QFUPL`, host to modem), downloaded again
+    /// (`AT+QFDWL`, modem to host), compared byte for byte and deleted: binary-clean both
+    /// ways, which is what a firmware payload needs. Each command has a short deadline (the
+    /// file takes 22 ms at 115200).
+    async fn verify_link<T, C, H>(&self, client: &mut Client<'_, T, C, H>) -> bool
+    where
+        T: Read + Write,
+        C: AsyncClock,
+        H: UrcHandler,
+    {
+        let short = Duration::from_secs(1);
+        if client.send(&Identify.with_timeout(short)).await.is_err() {
+            return false;
+        }
+        // A file left over from an interrupted check would be refused (407).
+        let _ = client
+            .send(&DeleteFile::new(LINK_FILE).with_timeout(short))
+            .await;
+        let stored = client
+            .send(&UploadFile::new(LINK_FILE, &LINK_PATTERN).with_timeout(Duration::from_secs(2)))
+            .await;
+        if !matches!(stored, Ok(r) if r.verify(&LINK_PATTERN).is_ok()) {
+            return false;
+        }
+        let mut same = true;
+        let mut at = 0usize;
+        let back = client
+            .send_receive(
+                &DownloadFile {
+                    name: LINK_FILE,
+                    size: LINK_PATTERN.len() as u32,
+                }
+                .with_timeout(Duration::from_secs(2)),
+                |chunk| {
+                    for &b in chunk {
+                        same &= LINK_PATTERN.get(at) == Some(&b);
+                        at += 1;
+                    }
+                },
+            )
+            .await;
+        let ok = same && at == LINK_PATTERN.len() && back.is_ok();
+        let _ = client
+            .send(&DeleteFile::new(LINK_FILE).with_timeout(short))
+            .await;
+        ok
     }
 
     /// `ATI`: model and revision.
