@@ -17,7 +17,7 @@ use cellular_ota::ota::esp_idf::partition::{
     self, AppSubType, DataSubType, PartitionEntry, PartitionType,
 };
 use cellular_ota::ota::esp_idf::sink::{
-    AppSlot, AsyncEspIdfSink, EspIdfSink, FlashOp, SinkConfig, SinkError,
+    AppSlot, AsyncEspIdfSink, EspIdfSink, FlashOp, IdleErase, IdleEraseState, SinkConfig, SinkError,
 };
 use cellular_ota::ota::mem_flash::{MemFlash, MemFlashError};
 use cellular_ota::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
@@ -2410,4 +2410,103 @@ fn async_prepare_matches_blocking() {
     .unwrap();
     drop(sink);
     assert_eq!(booted(&mem).1, img.sha);
+}
+
+#[test]
+fn idle_erase_then_an_update_that_only_programs() {
+    let old = image(40, 10_000);
+    let new = image(41, 300_000);
+    let mut mem = chip_running(&old);
+    // Leftovers of an older image in ota_1, which idle erase clears.
+    mem[SLOTS[1]..SLOTS[1] + 200_000].fill(0x5A);
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    assert_eq!(
+        sink.idle_erase_state().unwrap(),
+        IdleEraseState::Partial {
+            erased: 0,
+            total: CAPACITY
+        }
+    );
+    // 15 blocks, then the 15 sectors before the journal sector, each a step of its own.
+    let mut steps = Vec::new();
+    loop {
+        log.borrow_mut().clear();
+        let step = sink.erase_idle_step().unwrap();
+        let ops: Vec<Ev> = log.borrow().clone();
+        // One erase inside ota_1's image area, one journal record in its last sector.
+        assert!(
+            matches!(ops[..], [Ev::Erase(a, b), Ev::Write(j, 48)]
+                if a >= SLOTS[1] as u32 && b <= SLOTS[1] as u32 + CAPACITY
+                    && j >= SLOTS[1] as u32 + CAPACITY),
+            "{ops:?}"
+        );
+        steps.push(ops[0]);
+        if step == IdleErase::Done {
+            break;
+        }
+    }
+    assert_eq!(steps.len(), 15 + 15);
+    assert_eq!(
+        steps[0],
+        Ev::Erase(SLOTS[1] as u32, SLOTS[1] as u32 + 0x1_0000)
+    );
+    assert!(sink.idle_erase_state().unwrap().is_erased());
+    drop(sink);
+    // The old image still boots, from untouched otadata.
+    assert_eq!(booted(&mem), (0, old.sha, Some(u32::MAX)));
+
+    // The update: begin reads the image's sectors back and clears the record; prepare and
+    // the writes erase nothing.
+    let (f, log) = logged(&mut mem);
+    let mut sink = EspIdfSink::new(f, cfg());
+    run_marked(&mut sink, &log, &new, 4 * SECTOR, usize::MAX >> 1).unwrap();
+    drop(sink);
+    let log = log.borrow().clone();
+    let journal = (
+        SLOTS[1] as u32 + CAPACITY,
+        SLOTS[1] as u32 + SLOT_SIZE as u32,
+    );
+    assert_eq!(erases_after(&log, "begin"), [journal]);
+    assert_eq!(erases_after(&log, "prepare"), []);
+    assert_eq!(erases_after(&log, "write"), []);
+    assert_eq!(booted(&mem), (1, new.sha, Some(u32::MAX)));
+}
+
+#[test]
+fn idle_erase_needs_a_confirmed_selected_app() {
+    let old = image(42, 10_000);
+    let new = image(43, 20_000);
+    let mut mem = chip_running(&old);
+    // Update with rollback: ota_1 selected as NEW; the reset boots it PENDING_VERIFY.
+    update(&mut mem, cfg().with_rollback(true), &new, 4096).unwrap();
+    put_entry(&mut mem, 1, 2, 1);
+    let before = mem.clone();
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(true));
+    assert_eq!(
+        sink.erase_idle_step(),
+        Err(SinkError::NotConfirmed {
+            state: OtaImageState::PendingVerify
+        })
+    );
+    drop(sink);
+    drop(f);
+    // Nothing written: the old image a rollback would boot is still in ota_0.
+    assert!(mem == before);
+    assert_eq!(mem[SLOTS[0]..SLOTS[0] + old.bytes.len()], old.bytes[..]);
+    // Confirmed: ota_0, the old image's slot, is erased; ota_1 keeps booting.
+    let mut f = flash(&mut mem);
+    let mut sink = EspIdfSink::new(&mut f, cfg().with_rollback(true));
+    sink.mark_valid().unwrap();
+    while sink.erase_idle_step().unwrap() != IdleErase::Done {}
+    assert!(sink.idle_erase_state().unwrap().is_erased());
+    drop(sink);
+    drop(f);
+    assert!(
+        mem[SLOTS[0]..SLOTS[0] + CAPACITY as usize]
+            .iter()
+            .all(|&b| b == 0xFF)
+    );
+    assert_eq!(booted(&mem), (1, new.sha, Some(2)));
 }

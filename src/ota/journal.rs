@@ -30,6 +30,18 @@
 //! and a prefix would let two images that share 16 id bytes resume each other's bytes
 //! (harmless, because the sink re-hashes before activating, but a wasted download).
 //!
+//! ## Reserved id: erase progress
+//!
+//! A progress record whose id is [`ERASED_ID`] (the 32 ASCII bytes
+//! `cellular-ota: slot erased (idle)`) is not an image: it says "the first `offset` bytes of
+//! the `size`-byte region this journal guards are erased" ([`JournalRecord::erase_progress`]).
+//! The ESP-IDF sink writes it while it erases the next update's slot in idle time
+//! ([`EspIdfSink::erase_idle_step`](crate::ota::esp_idf::sink::EspIdfSink::erase_idle_step)).
+//! It uses the same magic, layout and CRC, so every rule below applies to it unchanged; a
+//! reader that does not know the convention sees a progress record for an image it is not
+//! writing and starts clean, which is safe. Image ids are SHA-256 values, so none equals
+//! this text in practice.
+//!
 //! # Rules that make it power-cut safe
 //!
 //! - **A torn record is ignored, never an error.** A record is valid only if its magic and
@@ -107,6 +119,9 @@ pub const PROGRESS_MAGIC: u32 = 0x4A41_544F;
 pub const CLEARED_MAGIC: u32 = 0x5841_544F;
 /// Byte offset of the CRC inside a record; the CRC covers the bytes before it.
 const CRC_AT: usize = 44;
+/// The reserved image id of an erase-progress record (see the [module docs](self)): the 32
+/// ASCII bytes `cellular-ota: slot erased (idle)`.
+pub const ERASED_ID: [u8; 32] = *b"cellular-ota: slot erased (idle)";
 
 const RECORD_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -124,6 +139,21 @@ pub struct JournalRecord {
 }
 
 impl JournalRecord {
+    /// An erase-progress record: the first `erased` bytes of a `region`-byte region are
+    /// erased (id [`ERASED_ID`], `size` = `region`, `offset` = `erased`).
+    pub const fn erase_progress(region: u32, erased: u32) -> Self {
+        JournalRecord {
+            id: ERASED_ID,
+            size: region,
+            offset: erased,
+        }
+    }
+
+    /// Whether this is an erase-progress record (its id is [`ERASED_ID`]), not an image's.
+    pub fn is_erase_progress(&self) -> bool {
+        self.id == ERASED_ID
+    }
+
     /// Encodes the 48-byte progress record (magic, fields, CRC).
     pub fn encode(&self) -> [u8; RECORD_LEN] {
         encode_raw(PROGRESS_MAGIC, &self.id, self.size, self.offset)
@@ -823,6 +853,22 @@ mod tests {
         let mut torn = [0xFF; RECORD_LEN];
         torn[..24].copy_from_slice(&enc[..24]);
         assert_eq!(classify(&torn), SlotContent::Garbage);
+    }
+
+    #[test]
+    fn erase_progress_records() {
+        let r = JournalRecord::erase_progress(0x1E_F000, 0x4_0000);
+        assert!(r.is_erase_progress());
+        assert!(!rec(1, 0).is_erase_progress());
+        assert_eq!(&r.encode()[4..36], b"cellular-ota: slot erased (idle)");
+        assert_eq!(classify(&r.encode()), SlotContent::Progress(r));
+        // It is an ordinary progress record for load, record and clear.
+        let mut mem = std::vec![0u8; 0x3000];
+        let mut flash: MemFlash<'_> = MemFlash::new_erased(&mut mem);
+        let mut j = Journal::new(START, END, geometry()).unwrap();
+        j.record(&mut flash, &rec(1, 4096)).unwrap();
+        j.record(&mut flash, &r).unwrap();
+        assert_eq!(j.load(&mut flash).unwrap(), Some(r));
     }
 
     #[test]

@@ -93,7 +93,10 @@ pub trait OtaSink {
     ///
     /// Sinks with no preparation cost (RAM) do nothing, which is this default. A prepared
     /// range that is never written is simply erased again before its first write after a
-    /// later `begin`.
+    /// later `begin`. Storage the sink knows to be erased already is not erased again: the
+    /// ESP-IDF sink's slot erased in idle time
+    /// ([`EspIdfSink::erase_idle_step`](crate::ota::esp_idf::sink::EspIdfSink::erase_idle_step)),
+    /// which `begin` has read back, makes `prepare` return without erasing anything.
     fn prepare(&mut self, offset: u32, len: u32) -> Result<(), Self::Error> {
         let _ = (offset, len);
         Ok(())
@@ -114,6 +117,14 @@ pub trait OtaSink {
     /// write and request sizes must be multiples of it. Default 1 (any length).
     fn write_size(&self) -> u32 {
         1
+    }
+
+    /// Bytes from the write position on that the sink knows to be erased already (the
+    /// ESP-IDF sink: what `begin` read back erased of a slot erased in idle time), so that
+    /// [`prepare`](Self::prepare) over them erases nothing. The update flow prepares them
+    /// at once, which lets a sink plan its bookkeeping for the whole region. Default 0.
+    fn erased_ahead(&self) -> u32 {
+        0
     }
 }
 
@@ -140,5 +151,9 @@ pub trait AsyncOtaSink {
     /// See [`OtaSink::write_size`].
     fn write_size(&self) -> u32 {
         1
+    }
+    /// See [`OtaSink::erased_ahead`].
+    fn erased_ahead(&self) -> u32 {
+        0
     }
 }

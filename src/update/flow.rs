@@ -740,6 +740,15 @@ where
             ));
         }
     }
+    if !ahead {
+        // Flash erased in idle time needs no erase: prepare all of it now (nothing is
+        // erased), so the sink plans its journal for the whole region and nothing is
+        // erased while the body arrives.
+        let free = sink.erased_ahead().min(ctx.size - ctx.done);
+        if free > 0 {
+            prepare(sink, ctx, free).await?;
+        }
+    }
     let read = match st.content_length {
         Some(n) => HttpRead::exact(n),
         None => HttpRead::until_trailer(),

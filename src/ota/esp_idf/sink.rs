@@ -34,7 +34,10 @@
 //!   `ota_state`, else factory, else `ota_0` — what the bootloader does, §3.4) and picks the
 //!   **next OTA slot after it** (`ota_0` if factory runs; never the running one). Then it
 //!   loads the journal: the same image id and size resume at the recorded offset (always a
-//!   sector boundary); anything else clears the journal and starts at 0.
+//!   sector boundary); anything else clears the journal and starts at 0. If what it clears
+//!   is an idle erase's record, the sectors the image needs that it covers are read back
+//!   first, and those that read erased are not erased again (see
+//!   [below](#erasing-the-next-slot-while-idle)).
 //! - [`write`](OtaSink::write): offsets must be consecutive. Bytes are collected in a
 //!   64-byte buffer ([`WRITE_BUF_LEN`]) and written in whole `WRITE_SIZE` units; a large
 //!   write goes straight to flash. Each sector is erased just before its first byte is
@@ -84,26 +87,101 @@
 //!   otadata (`esp_ota_set_boot_partition`
 //!   semantics: the inactive entry, a fresh state NEW or UNDEFINED, the right CRC; see
 //!   [`otadata::plan_activate`](super::otadata::plan_activate)), then clear the journal.
-//! - [`abort`](OtaSink::abort): clears the journal of the target slot; never touches
-//!   otadata.
+//! - [`abort`](OtaSink::abort): clears the journal of the target slot (outside an update,
+//!   unless it records idle-erase progress, which it keeps); never touches otadata.
+//! - [`erase_idle_step`](EspIdfSink::erase_idle_step) and
+//!   [`idle_erase_state`](EspIdfSink::idle_erase_state): see the next section.
+//!
+//! # Erasing the next slot while idle
+//!
+//! Erasing is the slow part of writing NOR flash (W25Q32JV: 150 ms per 64 KiB block, so
+//! about 3.6 s for 1.5 MiB), and on an ESP32 nothing else runs meanwhile, not even the UART
+//! interrupt. Without flow control the update flow therefore erases the whole target region
+//! after the request and before the body ([`Method::StreamErasedAhead`]), which adds the
+//! erase time to every update. Once the running image is confirmed, the application can
+//! instead erase the slot the next update will write in its idle time, one short step at a
+//! time, and that update then only programs pages:
+//!
+//! ```text
+//!  idle, one step per call             next update
+//! ┌──────┬──────┬─────┬──────┬─────────┐   begin: newest record "erased up to E"
+//! │erased│erased│ ... │ next │ journal │   ─► read back what the image needs below E
+//! └──────┴──────┴─────┴──────┴─────────┘   ─► clear the journal (forget the record)
+//!   each step: erase a unit, then append     ─► prepare / writes erase nothing below E
+//!   the record "erased up to here"
+//! ```
+//!
+//! - **A step** ([`EspIdfSink::erase_idle_step`]) reads the partition table, otadata and
+//!   the target slot's journal, erases the next unit after what the journal records (one
+//!   64 KiB block when the flash address is 64 KiB aligned and the block lies in the image
+//!   area, else one 4 KiB sector; [`IdleEraseUnit::Sector`] for sectors only), then appends
+//!   an erase-progress record ([`JournalRecord::erase_progress`]: the reserved id
+//!   [`ERASED_ID`](crate::ota::journal::ERASED_ID), `size` = the slot's capacity, `offset` =
+//!   bytes erased from the slot start) to the same journal that holds a download's resume
+//!   point. It erases only the image area, never the journal sector (which the journal
+//!   erases itself when it wraps), the running slot or otadata. The slot is the one `begin`
+//!   targets: the next OTA slot after the app the sink takes for the running one. As for
+//!   `begin`, that must be the app really running: pass [`SinkConfig::running_slot`] on a
+//!   device (see [After `finish`, before the reset](#after-finish-before-the-reset)).
+//! - **Preconditions**, refused with nothing written: otadata must select the running app
+//!   ([`SinkError::RunningNotSelected`] otherwise, for example after `finish` and before the
+//!   reset), and that app must be confirmed: an entry in state NEW or PENDING_VERIFY means
+//!   the slot still holds the image a rollback would boot ([`SinkError::NotConfirmed`];
+//!   call [`mark_valid`](EspIdfSink::mark_valid) first). VALID, UNDEFINED (rollback off)
+//!   and no entry at all (factory, or `ota_0` by default) are confirmed. A download's resume
+//!   point in the journal is kept ([`SinkError::DownloadPending`]) until an update
+//!   completes it or [`abort`](OtaSink::abort) discards it. Erasing the slot removes the
+//!   old image for good: if the running image later fails the bootloader's check, there is
+//!   no other OTA image to fall back to until the next update.
+//! - **State**: [`EspIdfSink::idle_erase_state`] says how much is recorded erased
+//!   ([`IdleEraseState::is_erased`] when all of it), or that a download is pending.
+//! - **Power cuts.** A cut during a step's erase, or during its record write (a torn
+//!   record is ignored), leaves the previous record the newest: the next step erases that
+//!   unit again. The one exception is a journal wrap: a record that finds the journal full
+//!   (84 records; a slot's journal is clear after its image was activated, so a block-unit
+//!   pass over a slot of up to 84 units — 5 MiB — never wraps) writes a tombstone, erases
+//!   the journal sector and writes the record again at its start; a cut in between loses
+//!   the progress, and the next step starts the pass over at 0 (safe, the erases are done
+//!   again). Nothing a cut leaves ever claims more erased than was erased.
+//! - **The next update.** `begin` for an image that does not resume, with an erase-progress
+//!   record up to `E` the newest in the journal, reads back the sectors the image needs
+//!   below `E` (from the slot start to the end of the image's last sector) through the
+//!   64-byte write buffer, stopping at the first byte that is not `0xFF`. The sectors before
+//!   that one count as erased; from that sector on (someone wrote there, a cut that was
+//!   not recorded, a flash that lied) everything is erased normally, so nothing is ever
+//!   written over unerased flash. Then it clears the journal — a tombstone, the journal
+//!   sector erase — *before* anything is written to the slot, so no record claims a slot
+//!   erased that an update has written: after a cut the next `begin` erases as usual.
+//!   [`prepare`](OtaSink::prepare) and the writes erase nothing below the checked end, so a
+//!   stream into a pre-erased slot only programs pages during its payload (the journal
+//!   records it every few sectors, [`Method::StreamErasedAhead`]'s whole-image plan, with
+//!   no journal erase either). **Cost of the check:** one `read` call per 64 bytes of the
+//!   image, all in `begin` before the request: 24 576 calls for 1.5 MiB, about 0.33 s in
+//!   the simulator's flash model (10 µs per call plus 20 MB/s, an estimate for an ESP32-S3
+//!   through the ROM routines, not a measurement), against the 3.6 s of erasing it
+//!   replaces. An image larger than what is recorded erased has its other sectors erased
+//!   as before.
+//!
+//! [`Method::StreamErasedAhead`]: crate::update::Method::StreamErasedAhead
 //!
 //! # Power cuts
 //!
-//! Every flash operation can be cut. The running image stays selected until the single
-//! otadata entry write of `finish`; a cut before or during it leaves the old selection (a
-//! half-written entry fails its CRC and is ignored by the bootloader). A cut anywhere during
-//! the download loses at most the sector in progress: a new sink's `begin` resumes at the
-//! last recorded sector boundary. `prepare` keeps this: it only erases sectors at or past
-//! the write position (never a recorded one), and journal records still cover only sectors
-//! whose bytes are all written; in a region it had to record sparsely a cut loses up to
-//! `stride` sectors (still sector-aligned). Its early journal wrap has the guarantee of a
-//! normal wrap: cut during the tombstone write, nothing is lost; cut during the journal
-//! erase or before the record lands again, the resume point is lost and the download
-//! restarts at 0 (safe, just slower). Journal wrap-around or clearing cut at the wrong
-//! moment loses the resume point the same way (see [`crate::ota::journal`]).
-//! After the otadata write, `finish` clears the journal on a best-effort basis and returns
-//! `Ok` even if that fails: the image *is* selected, and a leftover record is only read
-//! when that slot is the target again (and whatever it resumes is re-verified).
+//! Every flash operation can be cut (for idle erasing see
+//! [above](#erasing-the-next-slot-while-idle)). The running image stays selected until the
+//! single otadata entry write of `finish`; a cut before or during it leaves the old
+//! selection (a half-written entry fails its CRC and is ignored by the bootloader). A cut
+//! anywhere during the download loses at most the sector in progress: a new sink's `begin`
+//! resumes at the last recorded sector boundary. `prepare` keeps this: it only erases
+//! sectors at or past the write position (never a recorded one), and journal records still
+//! cover only sectors whose bytes are all written; in a region it had to record sparsely a
+//! cut loses up to `stride` sectors (still sector-aligned). Its early journal wrap has the
+//! guarantee of a normal wrap: cut during the tombstone write, nothing is lost; cut during
+//! the journal erase or before the record lands again, the resume point is lost and the
+//! download restarts at 0 (safe, just slower). Journal wrap-around or clearing cut at the
+//! wrong moment loses the resume point the same way (see [`crate::ota::journal`]). After
+//! the otadata write, `finish` clears the journal on a best-effort basis and returns `Ok`
+//! even if that fails: the image *is* selected, and a leftover record is only read when
+//! that slot is the target again (and whatever it resumes is re-verified).
 //!
 //! A verification failure in `finish` (wrong SHA-256, invalid image) also clears the
 //! journal: the stored bytes are known bad, so the next `begin` starts at 0 instead of
@@ -253,6 +331,97 @@ pub const PREPARE_ERASE_MAX: u32 = 0x1_0000;
 /// Size of the stack buffer `finish` reads the image back through.
 pub const VERIFY_BUF_LEN: usize = 256;
 
+/// The block [`IdleEraseUnit::Block`] erases in one step: 64 KiB, the NOR flash block.
+pub const IDLE_ERASE_BLOCK: u32 = 0x1_0000;
+
+/// How much one [`EspIdfSink::erase_idle_step`] erases ([`SinkConfig::idle_erase_unit`]).
+///
+/// One step is one `erase` call, and nothing else runs until it returns (on ESP32 chips the
+/// cache is off: no code from flash, no interrupt handler outside IRAM). Choose the unit by
+/// how long the application can stall at a time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum IdleEraseUnit {
+    /// One 64 KiB block ([`IDLE_ERASE_BLOCK`]) when the step starts at a 64 KiB-aligned flash
+    /// address and the whole block lies in the slot's image area; otherwise one 4 KiB sector
+    /// (the last 60 KiB, before the journal sector: app slots are 64 KiB aligned). A driver
+    /// that erases an aligned 64 KiB range with one block erase (the simulator does; check
+    /// yours) takes about 150 ms typical (W25Q32JV), 2 s worst case, for what sixteen sector
+    /// erases do in about 720 ms. A 1.9 MiB slot is 45 steps.
+    #[default]
+    Block,
+    /// Always one 4 KiB sector: about 45 ms typical, 400 ms worst case per step. A 1.9 MiB
+    /// slot is 495 steps, and its records wrap the journal five times (see the
+    /// [module docs](self#erasing-the-next-slot-while-idle)).
+    Sector,
+}
+
+/// What one [`EspIdfSink::erase_idle_step`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum IdleErase {
+    /// One unit was erased and recorded: the first `erased` of the slot's `total` image
+    /// bytes are erased now, and `erased < total`. Call again when there is time.
+    Progress {
+        /// Bytes from the slot start recorded erased.
+        erased: u32,
+        /// The slot's image area ([`UpdateTarget::capacity`]).
+        total: u32,
+    },
+    /// The slot's whole image area is recorded erased (this call erased its last unit, or
+    /// nothing was left): nothing to do until an update writes the slot.
+    Done,
+}
+
+impl IdleErase {
+    fn after(erased: u32, total: u32) -> Self {
+        if erased >= total {
+            IdleErase::Done
+        } else {
+            IdleErase::Progress { erased, total }
+        }
+    }
+}
+
+/// What the slot the next update writes holds, as its journal records it
+/// ([`EspIdfSink::idle_erase_state`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum IdleEraseState {
+    /// The first `erased` of the slot's `total` image bytes are recorded erased, and `erased
+    /// < total`. 0 when nothing is recorded: never erased in idle time, or an update wrote
+    /// the slot since. [`EspIdfSink::erase_idle_step`] continues from `erased`.
+    Partial {
+        /// Bytes from the slot start recorded erased.
+        erased: u32,
+        /// The slot's image area ([`UpdateTarget::capacity`]).
+        total: u32,
+    },
+    /// The slot's whole image area (`total` bytes) is recorded erased: the next update
+    /// erases nothing there once it has checked that it reads back erased.
+    Erased {
+        /// The slot's image area ([`UpdateTarget::capacity`]).
+        total: u32,
+    },
+    /// The slot's journal holds a download's resume point (`offset` of `size` bytes
+    /// durable). An idle erase would destroy it, so [`EspIdfSink::erase_idle_step`] refuses
+    /// ([`SinkError::DownloadPending`]) until an update completes it or
+    /// [`abort`](OtaSink::abort) discards it.
+    DownloadPending {
+        /// Bytes durable.
+        offset: u32,
+        /// The image size.
+        size: u32,
+    },
+}
+
+impl IdleEraseState {
+    /// Whether the slot's whole image area is recorded erased.
+    pub fn is_erased(&self) -> bool {
+        matches!(self, IdleEraseState::Erased { .. })
+    }
+}
+
 /// How the sink is set up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -288,11 +457,14 @@ pub struct SinkConfig {
     /// ([`ImageError::ChipRevision`], [`ImageError::EfuseBlockRevision`]). `None`: not
     /// checked, and the bootloader falls back to the old image if they do not match.
     pub revisions: Option<Revisions>,
+    /// How much one [`EspIdfSink::erase_idle_step`] erases (default
+    /// [`IdleEraseUnit::Block`]).
+    pub idle_erase_unit: IdleEraseUnit,
 }
 
 impl SinkConfig {
     /// Defaults for `chip`: table at `0x8000`, no rollback, running slot from otadata, the
-    /// chip's built-in memory map, revisions unknown.
+    /// chip's built-in memory map, revisions unknown, idle erase by 64 KiB blocks.
     pub const fn new(chip: ChipId) -> Self {
         SinkConfig {
             chip,
@@ -301,7 +473,14 @@ impl SinkConfig {
             running_slot: None,
             memory_map: MemoryMap::for_chip(chip),
             revisions: None,
+            idle_erase_unit: IdleEraseUnit::Block,
         }
+    }
+
+    /// The same with this idle-erase step (see [`idle_erase_unit`](Self::idle_erase_unit)).
+    pub const fn with_idle_erase_unit(mut self, unit: IdleEraseUnit) -> Self {
+        self.idle_erase_unit = unit;
+        self
     }
 
     /// The same with this memory map (for a chip without a built-in one).
@@ -553,14 +732,33 @@ pub enum SinkError<E> {
     /// The journal sector cannot be used on this flash.
     #[error("journal: {0}")]
     Journal(JournalLayoutError),
-    /// `mark_valid` / `mark_invalid_and_rollback` while otadata selects another app than the
-    /// one running (for example after `finish`, before the reset). Nothing was written.
+    /// `mark_valid`, `mark_invalid_and_rollback` or `erase_idle_step` while otadata selects
+    /// another app than the one running (for example after `finish`, before the reset).
+    /// Nothing was written.
     #[error("running {running:?} but otadata selects {selected:?}")]
     RunningNotSelected {
         /// The running app.
         running: AppSlot,
         /// What otadata selects.
         selected: AppSlot,
+    },
+    /// `erase_idle_step` while the running app is not confirmed: its otadata entry is NEW or
+    /// PENDING_VERIFY, so the slot the step would erase holds the image a rollback boots.
+    /// Confirm the running app first ([`EspIdfSink::mark_valid`]). Nothing was written.
+    #[error("the running app is not confirmed ({state:?}): its fallback slot stays as it is")]
+    NotConfirmed {
+        /// The running app's otadata state.
+        state: OtaImageState,
+    },
+    /// `erase_idle_step` while the slot's journal holds a download's resume point: erasing
+    /// would throw the download away. Finish it with an update, or discard it with
+    /// [`abort`](OtaSink::abort). Nothing was written.
+    #[error("the slot holds a resumable download ({offset} of {size} bytes)")]
+    DownloadPending {
+        /// Bytes of it durable.
+        offset: u32,
+        /// Its size.
+        size: u32,
     },
 }
 
@@ -787,12 +985,129 @@ fn resume_offset(
     sector: u32,
 ) -> Option<u32> {
     let rec = rec?;
-    let usable = rec.id == image.id
+    let usable = !rec.is_erase_progress()
+        && rec.id == image.id
         && rec.size == image.size
         && rec.offset <= image.size
         && rec.offset <= target.capacity
         && rec.offset.is_multiple_of(sector);
     usable.then_some(rec.offset)
+}
+
+/// The bytes from the slot start that an erase-progress record
+/// ([`JournalRecord::erase_progress`]) says are erased: its offset if it is for this slot's
+/// image area (`size` = capacity) and a sector boundary within it; `None` for any other
+/// record.
+fn recorded_erased(rec: &JournalRecord, target: &UpdateTarget) -> Option<u32> {
+    let usable = rec.is_erase_progress()
+        && rec.size == target.capacity
+        && rec.offset <= target.capacity
+        && rec.offset.is_multiple_of(SECTOR_SIZE);
+    usable.then_some(rec.offset)
+}
+
+/// How far from the slot start `begin` may take the slot as erased for an image of `size`
+/// bytes, once it reads back erased: what the journal's erase-progress record covers, up to
+/// the end of the image's last sector. 0 without such a record.
+fn erased_claim(rec: Option<&JournalRecord>, target: &UpdateTarget, size: u32) -> u32 {
+    let image_end = size.div_ceil(SECTOR_SIZE).saturating_mul(SECTOR_SIZE);
+    rec.and_then(|r| recorded_erased(r, target))
+        .map_or(0, |erased| erased.min(image_end))
+}
+
+/// What the journal's newest record says about the slot for idle erasing.
+fn idle_state(rec: Option<&JournalRecord>, target: &UpdateTarget) -> IdleEraseState {
+    let total = target.capacity;
+    match rec {
+        Some(r) if !r.is_erase_progress() => IdleEraseState::DownloadPending {
+            offset: r.offset,
+            size: r.size,
+        },
+        rec => match rec.and_then(|r| recorded_erased(r, target)).unwrap_or(0) {
+            erased if erased >= total => IdleEraseState::Erased { total },
+            erased => IdleEraseState::Partial { erased, total },
+        },
+    }
+}
+
+/// The next idle-erase step: the flash range `[from, to)` to erase and the bytes from the slot
+/// start recorded erased afterwards; `Ok(None)` when the image area is erased already;
+/// [`SinkError::DownloadPending`] when the journal holds a download's resume point.
+fn plan_idle_step<E>(
+    rec: Option<&JournalRecord>,
+    target: &UpdateTarget,
+    unit: IdleEraseUnit,
+) -> Result<Option<(u32, u32, u32)>, SinkError<E>> {
+    let erased = match idle_state(rec, target) {
+        IdleEraseState::DownloadPending { offset, size } => {
+            return Err(SinkError::DownloadPending { offset, size });
+        }
+        IdleEraseState::Erased { .. } => return Ok(None),
+        IdleEraseState::Partial { erased, .. } => erased,
+    };
+    // `erased < capacity`, both sector multiples; the slot lies inside the flash (the table
+    // scanner checked it against the flash capacity): no overflow.
+    let from = target.offset + erased;
+    let end = target.offset + target.capacity;
+    let len = match unit {
+        IdleEraseUnit::Block
+            if from.is_multiple_of(IDLE_ERASE_BLOCK) && end - from >= IDLE_ERASE_BLOCK =>
+        {
+            IDLE_ERASE_BLOCK
+        }
+        IdleEraseUnit::Block | IdleEraseUnit::Sector => SECTOR_SIZE,
+    };
+    Ok(Some((from, from + len, erased + len)))
+}
+
+/// The read-back check of a region recorded erased, in chunks of at most [`WRITE_BUF_LEN`]
+/// bytes (read through the write buffer, which is empty when `begin` runs it): finds how many
+/// whole sectors from its start read all `0xFF`. Stops at the first chunk that does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BlankCheck {
+    /// Flash address checked up to (a sector boundary once the check has failed).
+    pos: u32,
+    /// Flash address of the region end (a sector boundary).
+    end: u32,
+    /// No byte that is not `0xFF` seen yet.
+    blank: bool,
+}
+
+impl BlankCheck {
+    fn new(from: u32, end: u32) -> Self {
+        BlankCheck {
+            pos: from,
+            end,
+            blank: true,
+        }
+    }
+
+    /// The next chunk to read (flash address, length); `None` when the check is over. Region
+    /// ends are sector boundaries and [`WRITE_BUF_LEN`] divides a sector, so every length is
+    /// [`WRITE_BUF_LEN`], a multiple of the flash's `READ_SIZE`.
+    fn next_read(&self) -> Option<(u32, usize)> {
+        if !self.blank || self.pos >= self.end {
+            return None;
+        }
+        let len = (self.end - self.pos).min(WRITE_BUF_LEN as u32);
+        Some((self.pos, len as usize))
+    }
+
+    /// Feeds the chunk read where [`next_read`](Self::next_read) said. A chunk with a byte
+    /// that is not `0xFF` (or an empty one) ends the check at the start of its sector.
+    fn feed(&mut self, chunk: &[u8]) {
+        if !chunk.is_empty() && chunk.iter().all(|&b| b == 0xFF) {
+            self.pos += chunk.len() as u32;
+        } else {
+            self.blank = false;
+            self.pos = self.pos / SECTOR_SIZE * SECTOR_SIZE;
+        }
+    }
+
+    /// The end of the whole sectors from the region start that read erased (flash address).
+    fn erased_end(&self) -> u32 {
+        self.pos
+    }
 }
 
 /// The state of a valid entry selecting `slot` (the active one first), if any
@@ -839,7 +1154,8 @@ enum Op {
 /// (and the buffer never crosses a sector boundary, so `pos` is in the sector holding
 /// `flushed`); `erased` is a sector boundary, the sector holding `flushed` is erased iff
 /// `flushed < erased`, and every sector from it up to `erased` is erased and holds nothing
-/// past `flushed` (`prepare` may move `erased` several sectors ahead); nothing is ever
+/// past `flushed` (`prepare` may move `erased` several sectors ahead, and so may `begin` on
+/// a slot erased in idle time, [`assume_erased`](Self::assume_erased)); nothing is ever
 /// erased at or past `round_up(size, sector)` nor written at or past `round_up(size, unit)`,
 /// both `<= capacity`; `recorded` is a sector boundary `<= min(flushed, size)`.
 ///
@@ -877,6 +1193,20 @@ impl Writer {
             stride: 1,
             buf: [0xFF; WRITE_BUF_LEN],
             buf_len: 0,
+        }
+    }
+
+    /// Takes the slot from the write position up to `end` (a sector boundary; clamped to the
+    /// end of the image's last sector) as erased already: `begin` found it recorded erased in
+    /// idle time and read it back erased. `prepare` and the writes then erase nothing below
+    /// it. Only at a sector-aligned write position with nothing buffered (as `begin` leaves
+    /// it); otherwise, or for an `end` at or before what is erased, nothing changes.
+    fn assume_erased(&mut self, end: u32) {
+        let image_end = self.size.div_ceil(self.sector).saturating_mul(self.sector);
+        let end = end.min(image_end) / self.sector * self.sector;
+        if self.buf_len == 0 && self.flushed == self.pos && self.flushed.is_multiple_of(self.sector)
+        {
+            self.erased = self.erased.max(end);
         }
     }
 
@@ -1294,16 +1624,15 @@ impl Core {
         Ok((target, journal))
     }
 
-    /// Opens the session after the journal was read (and cleared, unless it resumes).
-    fn start(
-        &mut self,
+    /// The update `begin` opens once the journal is read (and cleared, unless it resumes).
+    fn new_writing(
         layout: &SlotLayout,
         target: UpdateTarget,
         image: &ImageDescriptor,
         journal: Journal,
         resume: u32,
         geometry: FlashGeometry,
-    ) -> Resume {
+    ) -> Writing {
         // plan_target checked the geometry: the write size is at most 64.
         let writer = Writer::new(
             target.offset,
@@ -1312,17 +1641,50 @@ impl Core {
             image.size,
             resume,
         );
-        self.session = Session::Writing(Writing {
+        Writing {
             target,
             otadata: layout.otadata,
             ota_count: layout.ota_count,
             image: *image,
             journal,
             writer,
-        });
-        Resume {
-            offset: resume,
-            capacity: target.capacity,
+        }
+    }
+
+    /// Opens the session.
+    fn start(&mut self, w: Writing) -> Resume {
+        let resume = Resume {
+            offset: w.writer.pos,
+            capacity: w.target.capacity,
+        };
+        self.session = Session::Writing(w);
+        resume
+    }
+
+    /// Closes an update in progress in this value (its durable part stays in the journal).
+    fn close_update(&mut self) {
+        if matches!(self.session, Session::Writing(_)) {
+            self.session = Session::Idle;
+        }
+    }
+
+    /// Checks that the slot the next update writes may be erased now: otadata selects the
+    /// running app, and that app is confirmed (its entry is not NEW or PENDING_VERIFY).
+    fn check_idle_erase<E>(
+        &mut self,
+        layout: &SlotLayout,
+        entries: &[OtaSelectEntry; 2],
+    ) -> Result<(), SinkError<E>> {
+        self.check_selected(layout, entries)?;
+        let state = match self.running(layout, entries)? {
+            AppSlot::Ota(slot) => state_of(entries, layout.ota_count, slot),
+            AppSlot::Factory => None,
+        };
+        match state {
+            Some(state @ (OtaImageState::New | OtaImageState::PendingVerify)) => {
+                Err(SinkError::NotConfirmed { state })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -1361,6 +1723,14 @@ impl Core {
                 self.session = other;
                 Err(SinkError::NotStarted)
             }
+        }
+    }
+
+    /// Bytes known erased from the write position on (0 outside an update).
+    fn erased_ahead(&self) -> u32 {
+        match &self.session {
+            Session::Writing(w) => w.writer.erased.saturating_sub(w.writer.pos),
+            _ => 0,
         }
     }
 
@@ -1575,16 +1945,32 @@ impl<F: NorFlash> EspIdfSink<F> {
             });
         }
         let rec = journal.load(&mut self.flash).map_err(journal_err)?;
-        let resume = match resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE) {
-            Some(offset) => offset,
-            None => {
-                journal.clear(&mut self.flash).map_err(journal_err)?;
-                0
-            }
-        };
-        Ok(self
-            .core
-            .start(&layout, target, image, journal, resume, geometry))
+        let resume = resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE);
+        let mut w = Core::new_writing(
+            &layout,
+            target,
+            image,
+            journal,
+            resume.unwrap_or(0),
+            geometry,
+        );
+        if resume.is_none() {
+            // Erased in idle time: what reads back erased of the sectors the image needs is
+            // not erased again (the write buffer is empty: it takes the reads).
+            let claim = erased_claim(rec.as_ref(), &target, image.size);
+            let erased = check_erased(
+                &mut self.flash,
+                &mut w.writer.buf,
+                target.offset,
+                target.offset + claim,
+            )
+            .map_err(flash_err(FlashOp::ReadSlot))?;
+            // Forgets the erase record (and any other) before anything is written to the
+            // slot.
+            w.journal.clear(&mut self.flash).map_err(journal_err)?;
+            w.writer.assume_erased(erased - target.offset);
+        }
+        Ok(self.core.start(w))
     }
 
     fn do_write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError<F::Error>> {
@@ -1664,14 +2050,101 @@ impl<F: NorFlash> EspIdfSink<F> {
         let mut journal = match session {
             Session::Writing(w) => w.journal,
             Session::Idle | Session::Done { .. } => {
-                let (layout, entries) = self.read_layout()?;
-                self.core
-                    .target(&layout, &entries, FlashGeometry::of::<F>())?
-                    .1
+                let (_, journal, rec) = self.next_slot(false)?;
+                if rec.is_some_and(|r| r.is_erase_progress()) {
+                    // Idle-erase progress is not a download: keep it.
+                    return Ok(());
+                }
+                journal
             }
         };
         journal.clear(&mut self.flash).map_err(journal_err)
     }
+
+    /// Erases the next unit of the slot the next update will write, and records it; see
+    /// [Erasing the next slot while idle](self#erasing-the-next-slot-while-idle).
+    ///
+    /// One step: reads the partition table, otadata and the target slot's journal (about
+    /// a hundred small reads), erases one unit ([`SinkConfig::idle_erase_unit`]: a 64 KiB
+    /// block where aligned, else a 4 KiB sector) after what the journal records as erased,
+    /// then appends an erase-progress record. Returns [`IdleErase::Progress`] while more
+    /// remains, [`IdleErase::Done`] once the slot's image area is erased (a call then
+    /// erases nothing). The running slot and otadata are never written.
+    ///
+    /// Refused, with nothing written: [`SinkError::RunningNotSelected`] if otadata selects
+    /// another app than the running one (after `finish`, before the reset);
+    /// [`SinkError::NotConfirmed`] if the running app's entry is NEW or PENDING_VERIFY (call
+    /// [`mark_valid`](Self::mark_valid) first: the slot holds the rollback image);
+    /// [`SinkError::DownloadPending`] if the slot holds a download's resume point (finish it,
+    /// or [`abort`](OtaSink::abort) it). Before it erases, an update in progress in this sink
+    /// value is closed, as `begin` would close it. On a flash error, or a power cut, call
+    /// again: the next step redoes at most the unit that was in progress (a cut during a
+    /// journal wrap starts the pass over).
+    ///
+    /// The slot is the next one after the app this sink takes for the running one, as for
+    /// `begin`: pass [`SinkConfig::running_slot`] on a device. A sink value made after
+    /// `finish` and before the reset, with `running_slot` `None`, would take the
+    /// just-activated slot for the running one and erase the slot the app runs from.
+    pub fn erase_idle_step(&mut self) -> Result<IdleErase, SinkError<F::Error>> {
+        let (target, mut journal, rec) = self.next_slot(true)?;
+        let unit = self.core.config.idle_erase_unit;
+        let Some((from, to, erased)) = plan_idle_step(rec.as_ref(), &target, unit)? else {
+            return Ok(IdleErase::Done);
+        };
+        self.core.close_update();
+        self.flash
+            .erase(from, to)
+            .map_err(flash_err(FlashOp::EraseSlot))?;
+        journal
+            .record(
+                &mut self.flash,
+                &JournalRecord::erase_progress(target.capacity, erased),
+            )
+            .map_err(journal_err)?;
+        Ok(IdleErase::after(erased, target.capacity))
+    }
+
+    /// What the slot the next update writes holds, as its journal records it: how much of it
+    /// is erased ([`IdleEraseState::is_erased`] once all of it is), or that it holds a
+    /// download's resume point. Only reads (the partition table, otadata, the journal).
+    pub fn idle_erase_state(&mut self) -> Result<IdleEraseState, SinkError<F::Error>> {
+        let (target, _, rec) = self.next_slot(false)?;
+        Ok(idle_state(rec.as_ref(), &target))
+    }
+
+    /// The slot the next update writes, its journal and the journal's newest record (with
+    /// `idle_erase`: after [`Core::check_idle_erase`]).
+    fn next_slot(
+        &mut self,
+        idle_erase: bool,
+    ) -> Result<(UpdateTarget, Journal, Option<JournalRecord>), SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout()?;
+        if idle_erase {
+            self.core.check_idle_erase(&layout, &entries)?;
+        }
+        let (target, mut journal) =
+            self.core
+                .target(&layout, &entries, FlashGeometry::of::<F>())?;
+        let rec = journal.load(&mut self.flash).map_err(journal_err)?;
+        Ok((target, journal, rec))
+    }
+}
+
+/// Reads the flash addresses `[from, to)` (sector boundaries) through `buf` and returns the
+/// end of the whole sectors from `from` that read all `0xFF` ([`BlankCheck`]).
+fn check_erased<F: NorFlash>(
+    flash: &mut F,
+    buf: &mut [u8; WRITE_BUF_LEN],
+    from: u32,
+    to: u32,
+) -> Result<u32, F::Error> {
+    let mut check = BlankCheck::new(from, to);
+    while let Some((addr, len)) = check.next_read() {
+        let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+        flash.read(addr, chunk)?;
+        check.feed(chunk);
+    }
+    Ok(check.erased_end())
 }
 
 /// Runs the write engine over `data` until it is written or buffered (`finalize`: and the
@@ -1801,6 +2274,11 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
     fn write_size(&self) -> u32 {
         F::WRITE_SIZE as u32
     }
+
+    /// What `begin` found erased ahead of the write position (a slot erased in idle time).
+    fn erased_ahead(&self) -> u32 {
+        self.core.erased_ahead()
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1812,10 +2290,12 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
 /// Same layout, rules and errors; only the waiting differs.
 ///
 /// Cancel safety: `read`, [`boot_choice`](Self::boot_choice),
-/// [`running_slot`](Self::running_slot) and [`current_state`](Self::current_state) only read
-/// and are cancel-safe. Cancelling `begin`, `write`, `prepare`, `finish`, `abort`,
-/// [`mark_valid`](Self::mark_valid) or [`mark_invalid_and_rollback`](Self::mark_invalid_and_rollback)
-/// mid-way has the effect of a power cut at that point on flash, and a cancelled `begin`,
+/// [`running_slot`](Self::running_slot), [`current_state`](Self::current_state) and
+/// [`idle_erase_state`](Self::idle_erase_state) only read and are cancel-safe. Cancelling
+/// `begin`, `write`, `prepare`, `finish`, `abort`, [`mark_valid`](Self::mark_valid),
+/// [`mark_invalid_and_rollback`](Self::mark_invalid_and_rollback) or
+/// [`erase_idle_step`](Self::erase_idle_step) mid-way has the effect of a power cut at that
+/// point on flash, and a cancelled `begin`,
 /// `write`, `prepare` or `finish` closes the update like an error does: the next `write` or
 /// `finish` returns [`SinkError::NotStarted`]; call `begin` again to resume from the
 /// journal.
@@ -1955,19 +2435,32 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
             .load_async(&mut self.flash)
             .await
             .map_err(journal_err)?;
-        let resume = match resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE) {
-            Some(offset) => offset,
-            None => {
-                journal
-                    .clear_async(&mut self.flash)
-                    .await
-                    .map_err(journal_err)?;
-                0
-            }
-        };
-        Ok(self
-            .core
-            .start(&layout, target, image, journal, resume, geometry))
+        let resume = resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE);
+        let mut w = Core::new_writing(
+            &layout,
+            target,
+            image,
+            journal,
+            resume.unwrap_or(0),
+            geometry,
+        );
+        if resume.is_none() {
+            let claim = erased_claim(rec.as_ref(), &target, image.size);
+            let erased = check_erased_async(
+                &mut self.flash,
+                &mut w.writer.buf,
+                target.offset,
+                target.offset + claim,
+            )
+            .await
+            .map_err(flash_err(FlashOp::ReadSlot))?;
+            w.journal
+                .clear_async(&mut self.flash)
+                .await
+                .map_err(journal_err)?;
+            w.writer.assume_erased(erased - target.offset);
+        }
+        Ok(self.core.start(w))
     }
 
     async fn do_write(&mut self, offset: u32, data: &[u8]) -> Result<(), SinkError<F::Error>> {
@@ -2052,10 +2545,11 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
         let mut journal = match session {
             Session::Writing(w) => w.journal,
             Session::Idle | Session::Done { .. } => {
-                let (layout, entries) = self.read_layout().await?;
-                self.core
-                    .target(&layout, &entries, FlashGeometry::of_async::<F>())?
-                    .1
+                let (_, journal, rec) = self.next_slot(false).await?;
+                if rec.is_some_and(|r| r.is_erase_progress()) {
+                    return Ok(());
+                }
+                journal
             }
         };
         journal
@@ -2063,6 +2557,70 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
             .await
             .map_err(journal_err)
     }
+
+    /// See [`EspIdfSink::erase_idle_step`]. Cancelling it has the effect of a power cut at
+    /// that point (the next step redoes at most the unit in progress).
+    pub async fn erase_idle_step(&mut self) -> Result<IdleErase, SinkError<F::Error>> {
+        let (target, mut journal, rec) = self.next_slot(true).await?;
+        let unit = self.core.config.idle_erase_unit;
+        let Some((from, to, erased)) = plan_idle_step(rec.as_ref(), &target, unit)? else {
+            return Ok(IdleErase::Done);
+        };
+        self.core.close_update();
+        self.flash
+            .erase(from, to)
+            .await
+            .map_err(flash_err(FlashOp::EraseSlot))?;
+        journal
+            .record_async(
+                &mut self.flash,
+                &JournalRecord::erase_progress(target.capacity, erased),
+            )
+            .await
+            .map_err(journal_err)?;
+        Ok(IdleErase::after(erased, target.capacity))
+    }
+
+    /// See [`EspIdfSink::idle_erase_state`]. Cancel-safe (it only reads).
+    pub async fn idle_erase_state(&mut self) -> Result<IdleEraseState, SinkError<F::Error>> {
+        let (target, _, rec) = self.next_slot(false).await?;
+        Ok(idle_state(rec.as_ref(), &target))
+    }
+
+    /// See [`EspIdfSink::next_slot`].
+    async fn next_slot(
+        &mut self,
+        idle_erase: bool,
+    ) -> Result<(UpdateTarget, Journal, Option<JournalRecord>), SinkError<F::Error>> {
+        let (layout, entries) = self.read_layout().await?;
+        if idle_erase {
+            self.core.check_idle_erase(&layout, &entries)?;
+        }
+        let (target, mut journal) =
+            self.core
+                .target(&layout, &entries, FlashGeometry::of_async::<F>())?;
+        let rec = journal
+            .load_async(&mut self.flash)
+            .await
+            .map_err(journal_err)?;
+        Ok((target, journal, rec))
+    }
+}
+
+/// The async twin of [`check_erased`].
+async fn check_erased_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    buf: &mut [u8; WRITE_BUF_LEN],
+    from: u32,
+    to: u32,
+) -> Result<u32, F::Error> {
+    let mut check = BlankCheck::new(from, to);
+    while let Some((addr, len)) = check.next_read() {
+        let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+        flash.read(addr, chunk).await?;
+        check.feed(chunk);
+    }
+    Ok(check.erased_end())
 }
 
 /// The async twin of [`drive`].
@@ -2182,6 +2740,11 @@ impl<F: AsyncNorFlash> AsyncOtaSink for AsyncEspIdfSink<F> {
     /// The flash's `WRITE_SIZE`.
     fn write_size(&self) -> u32 {
         F::WRITE_SIZE as u32
+    }
+
+    /// What `begin` found erased ahead of the write position (a slot erased in idle time).
+    fn erased_ahead(&self) -> u32 {
+        self.core.erased_ahead()
     }
 }
 
@@ -2941,6 +3504,732 @@ mod tests {
             v.finish::<()>(&ExpectedImage::sha256([0; 32])),
             Err(SinkError::HashMismatch { .. })
         ));
+    }
+
+    // ----- idle erase ---------------------------------------------------------------------
+
+    use crate::ota::esp_idf::image::testing::{AppParts, TestImage};
+    use crate::ota::esp_idf::partition::{
+        self as table, AppSubType, DataSubType, PartitionEntry, PartitionType,
+    };
+    use crate::ota::mem_flash::tests::block_on;
+    use crate::ota::mem_flash::{MemFlash, MemFlashError};
+
+    /// Size of the idle-erase test chip.
+    const IDLE_CHIP: usize = 0x10_0000;
+    /// ota_0 of the idle-erase test chip: where the old image runs from.
+    const OTA0: (u32, u32) = (0x1_0000, 0x4_0000);
+    /// A 64 KiB-aligned ota_1 of 64 sectors (63 of image area: 3 blocks and 15 sectors).
+    const ALIGNED: (u32, u32) = (0x5_0000, 0x4_0000);
+    /// An ota_1 of 96 sectors (95 of image area: more records than one journal sector
+    /// holds when erased sector by sector).
+    const LARGE: (u32, u32) = (0x5_0000, 0x6_0000);
+
+    fn mem_flash(mem: &mut [u8]) -> MemFlash<'_> {
+        MemFlash::new(mem)
+    }
+
+    fn idle_config(unit: IdleEraseUnit) -> SinkConfig {
+        SinkConfig::new(ChipId::ESP32S3).with_idle_erase_unit(unit)
+    }
+
+    /// A valid ESP32-S3 app of about `payload` bytes.
+    fn app_image(seed: u8, payload: usize) -> (Vec<u8>, [u8; 32]) {
+        let text: Vec<u8> = (0..payload)
+            .map(|i| (i as u8).wrapping_mul(seed) ^ (i >> 8) as u8)
+            .collect();
+        let parts = AppParts {
+            text: &text,
+            ..AppParts::default()
+        };
+        let mut buf = vec![0u8; payload + 4096];
+        let len = TestImage::new(ChipId::ESP32S3.0)
+            .build_app(&mut buf, &parts)
+            .unwrap();
+        buf.truncate(len);
+        let sha = Sha256::digest(&buf).into();
+        (buf, sha)
+    }
+
+    /// A 1 MiB chip: otadata (erased: `ota_0` boots), `ota_0` with an app, `ota_1` at
+    /// `slot` full of old bytes (`0x5A`) and an erased journal sector.
+    fn idle_chip(slot: (u32, u32)) -> Vec<u8> {
+        let mut mem = vec![0xFFu8; IDLE_CHIP];
+        let entries = [
+            PartitionEntry::new(
+                PartitionType::Data(DataSubType::Ota),
+                0xD000,
+                0x2000,
+                "otadata",
+            )
+            .unwrap(),
+            PartitionEntry::new(
+                PartitionType::App(AppSubType::Ota(0)),
+                OTA0.0,
+                OTA0.1,
+                "ota_0",
+            )
+            .unwrap(),
+            PartitionEntry::new(
+                PartitionType::App(AppSubType::Ota(1)),
+                slot.0,
+                slot.1,
+                "ota_1",
+            )
+            .unwrap(),
+        ];
+        table::encode(&entries, &mut mem[0x8000..0x9000], true).unwrap();
+        let (old, _) = app_image(3, 20_000);
+        mem[OTA0.0 as usize..][..old.len()].copy_from_slice(&old);
+        let (start, end) = (
+            slot.0 as usize,
+            (slot.0 + slot.1) as usize - SECTOR as usize,
+        );
+        mem[start..end].fill(0x5A);
+        mem
+    }
+
+    /// The flash address each idle-erase step of `slot` ends at, worked out independently.
+    fn step_ends(slot: (u32, u32), unit: IdleEraseUnit) -> Vec<u32> {
+        let end = slot.0 + slot.1 - SECTOR;
+        let mut at = slot.0;
+        let mut ends = Vec::new();
+        while at < end {
+            let block =
+                unit == IdleEraseUnit::Block && at.is_multiple_of(0x1_0000) && at + 0x1_0000 <= end;
+            at += if block { 0x1_0000 } else { SECTOR };
+            ends.push(at);
+        }
+        ends
+    }
+
+    fn erased(mem: &[u8], from: u32, to: u32) -> bool {
+        mem[from as usize..to as usize].iter().all(|&b| b == 0xFF)
+    }
+
+    type MemSink<'a, 'm> = EspIdfSink<&'a mut MemFlash<'m>>;
+
+    /// Runs idle-erase steps until `Done`; returns how many.
+    fn erase_all(sink: &mut MemSink<'_, '_>) -> usize {
+        let mut steps = 0;
+        loop {
+            steps += 1;
+            assert!(steps < 1000);
+            if sink.erase_idle_step().unwrap() == IdleErase::Done {
+                return steps;
+            }
+        }
+    }
+
+    /// What each phase of an update cost on flash.
+    #[derive(Debug, Default)]
+    struct Phases {
+        begin_erases: u32,
+        prepare_erases: u32,
+        write_erases: u32,
+        begin_reads: u32,
+        resume: u32,
+    }
+
+    /// An update the way the flow does `StreamErasedAhead`: begin, one prepare for the
+    /// whole image, 256-byte writes, finish. Counts the erases of each phase.
+    fn update_counting(sink: &mut MemSink<'_, '_>, image: &[u8], sha: [u8; 32]) -> Phases {
+        let desc = ImageDescriptor {
+            id: sha,
+            size: image.len() as u32,
+        };
+        let s0 = sink.flash.stats();
+        let resume = sink.begin(&desc).unwrap();
+        let s1 = sink.flash.stats();
+        sink.prepare(resume.offset, u32::MAX).unwrap();
+        let s2 = sink.flash.stats();
+        for (i, piece) in image[resume.offset as usize..].chunks(256).enumerate() {
+            sink.write(resume.offset + i as u32 * 256, piece).unwrap();
+        }
+        let s3 = sink.flash.stats();
+        sink.finish(&ExpectedImage::sha256(sha)).unwrap();
+        Phases {
+            begin_erases: s1.erases - s0.erases,
+            prepare_erases: s2.erases - s1.erases,
+            write_erases: s3.erases - s2.erases,
+            begin_reads: s1.reads - s0.reads,
+            resume: resume.offset,
+        }
+    }
+
+    #[test]
+    #[allow(clippy::drop_non_drop)] // `drop(sink)`: the device reboots.
+    fn idle_erase_runs_to_completion_one_unit_per_step() {
+        for (slot, unit, steps) in [
+            (ALIGNED, IdleEraseUnit::Block, 3 + 15),
+            (ALIGNED, IdleEraseUnit::Sector, 63),
+            (LARGE, IdleEraseUnit::Block, 5 + 15),
+            (LARGE, IdleEraseUnit::Sector, 95),
+        ] {
+            let mut mem = idle_chip(slot);
+            let before = mem.clone();
+            let ends = step_ends(slot, unit);
+            assert_eq!(ends.len(), steps);
+            let total = slot.1 - SECTOR;
+            let mut f = mem_flash(&mut mem);
+            let mut sink = EspIdfSink::new(&mut f, idle_config(unit));
+            assert_eq!(
+                sink.idle_erase_state().unwrap(),
+                IdleEraseState::Partial { erased: 0, total }
+            );
+            let mut wraps = 0;
+            for (i, &end) in ends.iter().enumerate() {
+                let s0 = sink.flash.stats();
+                let step = sink.erase_idle_step().unwrap();
+                let s1 = sink.flash.stats();
+                // One erase of the unit and one record; a journal wrap adds a tombstone
+                // and the journal sector's erase.
+                let wrap = s1.erases - s0.erases == 2;
+                wraps += usize::from(wrap);
+                assert_eq!(s1.writes - s0.writes, 1 + u32::from(wrap), "step {i}");
+                let unit_len = end - ends.get(i.wrapping_sub(1)).copied().unwrap_or(slot.0);
+                assert_eq!(
+                    s1.bytes_erased - s0.bytes_erased,
+                    u64::from(unit_len) + if wrap { 4096 } else { 0 }
+                );
+                let done = end - slot.0;
+                let mem = sink.flash.as_slice();
+                assert!(erased(mem, slot.0, end), "step {i}");
+                assert!(
+                    mem[end as usize..(slot.0 + total) as usize]
+                        .iter()
+                        .all(|&b| b == 0x5A)
+                );
+                if i + 1 == ends.len() {
+                    assert_eq!(step, IdleErase::Done);
+                    assert_eq!(
+                        sink.idle_erase_state().unwrap(),
+                        IdleEraseState::Erased { total }
+                    );
+                } else {
+                    assert_eq!(
+                        step,
+                        IdleErase::Progress {
+                            erased: done,
+                            total
+                        }
+                    );
+                    assert_eq!(
+                        sink.idle_erase_state().unwrap(),
+                        IdleEraseState::Partial {
+                            erased: done,
+                            total
+                        }
+                    );
+                }
+            }
+            assert_eq!(wraps, usize::from(steps > 84), "{slot:?} {unit:?}");
+            assert!(sink.idle_erase_state().unwrap().is_erased());
+            // Nothing left: no write, no erase.
+            let s0 = sink.flash.stats();
+            assert_eq!(sink.erase_idle_step().unwrap(), IdleErase::Done);
+            let s1 = sink.flash.stats();
+            assert_eq!((s1.writes, s1.erases), (s0.writes, s0.erases));
+            drop(sink);
+            // Everything but the slot's image area and journal is as it was.
+            let slot_end = (slot.0 + slot.1) as usize;
+            assert_eq!(mem[..slot.0 as usize], before[..slot.0 as usize]);
+            assert_eq!(mem[slot_end..], before[slot_end..]);
+        }
+    }
+
+    #[test]
+    #[allow(clippy::drop_non_drop)] // `drop(sink)`: the device reboots.
+    fn an_update_into_an_idle_erased_slot_only_programs() {
+        let (new, sha) = app_image(9, 150_000);
+        for slot in [ALIGNED, LARGE] {
+            // Without idle erase: prepare erases the image's sectors.
+            let mut plain = idle_chip(slot);
+            let mut f = mem_flash(&mut plain);
+            let mut sink = EspIdfSink::new(&mut f, idle_config(IdleEraseUnit::Block));
+            let p = update_counting(&mut sink, &new, sha);
+            assert!(p.prepare_erases >= 3, "{p:?}");
+            assert_eq!((p.write_erases, p.begin_erases), (0, 0), "{p:?}");
+            assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(1));
+            drop(sink);
+
+            let mut mem = idle_chip(slot);
+            let mut f = mem_flash(&mut mem);
+            let mut sink = EspIdfSink::new(&mut f, idle_config(IdleEraseUnit::Block));
+            erase_all(&mut sink);
+            let p = update_counting(&mut sink, &new, sha);
+            // begin clears the journal (its sector erase) and reads the image's sectors
+            // back; prepare and the writes erase nothing at all.
+            assert_eq!(
+                (p.begin_erases, p.prepare_erases, p.write_erases, p.resume),
+                (1, 0, 0, 0),
+                "{p:?}"
+            );
+            let image_sectors = new.len().div_ceil(4096) as u32;
+            assert!(p.begin_reads >= image_sectors * 4096 / 64, "{p:?}");
+            assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(1));
+            // The record is gone: the slot now holds an image.
+            assert_eq!(
+                sink.idle_erase_state().unwrap(),
+                IdleEraseState::Partial {
+                    erased: 0,
+                    total: slot.1 - SECTOR
+                }
+            );
+            drop(sink);
+            assert_eq!(mem[slot.0 as usize..][..new.len()], new[..]);
+            // The same bytes as the update without idle erase, up to the image's end.
+            assert_eq!(
+                mem[slot.0 as usize..][..new.len()],
+                plain[slot.0 as usize..][..new.len()]
+            );
+        }
+    }
+
+    #[test]
+    #[allow(clippy::drop_non_drop)] // `drop(sink)`: the device reboots.
+    fn the_read_back_check_falls_back_to_erasing() {
+        let (new, sha) = app_image(11, 60_000);
+        let slot = ALIGNED;
+        // A byte written into sector 5 after the idle erase: sectors 0..5 are trusted,
+        // the rest of the image's is erased normally (by prepare).
+        let mut mem = idle_chip(slot);
+        let mut f = mem_flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, idle_config(IdleEraseUnit::Block));
+        erase_all(&mut sink);
+        sink.flash.as_mut_slice()[(slot.0 + 5 * SECTOR + 100) as usize] = 0x00;
+        let desc = ImageDescriptor {
+            id: sha,
+            size: new.len() as u32,
+        };
+        sink.begin(&desc).unwrap();
+        let s0 = sink.flash.stats();
+        sink.prepare(0, u32::MAX).unwrap();
+        let s1 = sink.flash.stats();
+        let image_end = (new.len() as u32).div_ceil(SECTOR) * SECTOR;
+        assert_eq!(
+            s1.bytes_erased - s0.bytes_erased,
+            u64::from(image_end - 5 * SECTOR)
+        );
+        for (i, piece) in new.chunks(256).enumerate() {
+            sink.write(i as u32 * 256, piece).unwrap();
+        }
+        sink.finish(&ExpectedImage::sha256(sha)).unwrap();
+        drop(sink);
+
+        // A record that lies (nothing was erased): nothing is trusted, everything erased.
+        let mut mem = idle_chip(slot);
+        let mut f = mem_flash(&mut mem);
+        let mut journal = Journal::new(
+            slot.0 + slot.1 - SECTOR,
+            slot.0 + slot.1,
+            FlashGeometry::of::<MemFlash<'_>>(),
+        )
+        .unwrap();
+        journal
+            .record(
+                &mut f,
+                &JournalRecord::erase_progress(slot.1 - SECTOR, slot.1 - SECTOR),
+            )
+            .unwrap();
+        let mut sink = EspIdfSink::new(&mut f, idle_config(IdleEraseUnit::Block));
+        assert!(sink.idle_erase_state().unwrap().is_erased());
+        let p = update_counting(&mut sink, &new, sha);
+        // The first 64 bytes gave it away.
+        assert_eq!(
+            p.prepare_erases,
+            1 + u32::from(image_end > 0x1_0000),
+            "{p:?}"
+        );
+        assert_eq!(p.write_erases, 0);
+        drop(sink);
+        assert_eq!(mem[slot.0 as usize..][..new.len()], new[..]);
+
+        // Partly erased (3 sectors recorded): the rest is erased normally.
+        let mut mem = idle_chip(slot);
+        let mut f = mem_flash(&mut mem);
+        let mut sink = EspIdfSink::new(&mut f, idle_config(IdleEraseUnit::Sector));
+        for _ in 0..3 {
+            sink.erase_idle_step().unwrap();
+        }
+        let desc = ImageDescriptor {
+            id: sha,
+            size: new.len() as u32,
+        };
+        sink.begin(&desc).unwrap();
+        let s0 = sink.flash.stats();
+        sink.prepare(0, u32::MAX).unwrap();
+        let s1 = sink.flash.stats();
+        assert_eq!(
+            s1.bytes_erased - s0.bytes_erased,
+            u64::from(image_end - 3 * SECTOR)
+        );
+    }
+
+    #[test]
+    #[allow(clippy::drop_non_drop)] // `drop(sink)`: the device reboots.
+    fn idle_erase_refuses_what_it_must_not_erase() {
+        let (new, sha) = app_image(13, 30_000);
+        let desc = ImageDescriptor {
+            id: sha,
+            size: new.len() as u32,
+        };
+        let slot = ALIGNED;
+        let total = slot.1 - SECTOR;
+        let mut mem = idle_chip(slot);
+        let mut f = mem_flash(&mut mem);
+        // A download with 3 durable sectors, cut.
+        let mut sink = EspIdfSink::new(&mut f, SinkConfig::new(ChipId::ESP32S3));
+        sink.begin(&desc).unwrap();
+        sink.write(0, &new[..3 * 4096 + 10]).unwrap();
+        drop(sink);
+        let mut sink = EspIdfSink::new(&mut f, SinkConfig::new(ChipId::ESP32S3));
+        assert_eq!(
+            sink.idle_erase_state().unwrap(),
+            IdleEraseState::DownloadPending {
+                offset: 3 * SECTOR,
+                size: desc.size
+            }
+        );
+        let s0 = sink.flash.stats();
+        assert_eq!(
+            sink.erase_idle_step(),
+            Err(SinkError::DownloadPending {
+                offset: 3 * SECTOR,
+                size: desc.size
+            })
+        );
+        let s1 = sink.flash.stats();
+        assert_eq!((s1.writes, s1.erases), (s0.writes, s0.erases));
+        // Discarded: idle erase goes ahead; abort keeps its progress.
+        sink.abort().unwrap();
+        assert_eq!(
+            sink.erase_idle_step().unwrap(),
+            IdleErase::Progress {
+                erased: 0x1_0000,
+                total
+            }
+        );
+        sink.abort().unwrap();
+        assert_eq!(
+            sink.idle_erase_state().unwrap(),
+            IdleEraseState::Partial {
+                erased: 0x1_0000,
+                total
+            }
+        );
+        // An update in progress in this value (nothing durable yet) is closed by a step.
+        sink.begin(&desc).unwrap();
+        sink.write(0, &new[..100]).unwrap();
+        sink.erase_idle_step().unwrap();
+        assert_eq!(sink.write(100, &new[100..200]), Err(SinkError::NotStarted));
+        // After finish, before the reset: otadata selects the new slot, not the running one.
+        erase_all(&mut sink);
+        update_counting(&mut sink, &new, sha);
+        let s0 = sink.flash.stats();
+        assert_eq!(
+            sink.erase_idle_step(),
+            Err(SinkError::RunningNotSelected {
+                running: AppSlot::Ota(0),
+                selected: AppSlot::Ota(1)
+            })
+        );
+        assert_eq!(sink.flash.stats().writes, s0.writes);
+        drop(sink);
+
+        // With rollback: the new app runs unconfirmed (NEW), so ota_0 is its fallback.
+        let mut mem = idle_chip(slot);
+        let mut f = mem_flash(&mut mem);
+        let rollback = SinkConfig::new(ChipId::ESP32S3).with_rollback(true);
+        let mut sink = EspIdfSink::new(&mut f, rollback);
+        update_counting(&mut sink, &new, sha);
+        drop(sink);
+        let old_slot = f.as_slice()[OTA0.0 as usize..(OTA0.0 + OTA0.1) as usize].to_vec();
+        let mut sink = EspIdfSink::new(&mut f, rollback.with_running_slot(Some(1)));
+        assert_eq!(
+            sink.erase_idle_step(),
+            Err(SinkError::NotConfirmed {
+                state: OtaImageState::New
+            })
+        );
+        assert_eq!(
+            &sink.flash.as_slice()[OTA0.0 as usize..(OTA0.0 + OTA0.1) as usize],
+            &old_slot[..]
+        );
+        // Confirmed: the next step erases ota_0, never the running ota_1.
+        sink.mark_valid().unwrap();
+        let running = sink.flash.as_slice()[slot.0 as usize..(slot.0 + slot.1) as usize].to_vec();
+        assert_eq!(
+            sink.erase_idle_step().unwrap(),
+            IdleErase::Progress {
+                erased: 0x1_0000,
+                total: OTA0.1 - SECTOR
+            }
+        );
+        erase_all(&mut sink);
+        let mem = sink.flash.as_slice();
+        assert!(erased(mem, OTA0.0, OTA0.0 + OTA0.1 - SECTOR));
+        assert_eq!(
+            &mem[slot.0 as usize..(slot.0 + slot.1) as usize],
+            &running[..]
+        );
+    }
+
+    /// A power cut at every flash operation of an idle-erase pass: nothing outside the slot
+    /// changes, the record never claims more than is erased, a cut costs at most the unit
+    /// in progress (or, during a journal wrap, the pass so far), and a following pass and
+    /// update succeed with no erase after `begin`.
+    #[allow(clippy::drop_non_drop)] // `drop(sink)`: the device reboots.
+    fn idle_erase_cut_sweep(slot: (u32, u32), unit: IdleEraseUnit) -> (usize, usize) {
+        let (new, sha) = app_image(17, 100_000);
+        let config = idle_config(unit);
+        let total = slot.1 - SECTOR;
+        let ops = {
+            let mut mem = idle_chip(slot);
+            let mut f = mem_flash(&mut mem);
+            erase_all(&mut EspIdfSink::new(&mut f, config));
+            f.stats().writes + f.stats().erases
+        };
+        let (mut restarted, mut cuts) = (0, 0);
+        for k in 0..ops {
+            let base = idle_chip(slot);
+            let mut mem = base.clone();
+            let mut f = mem_flash(&mut mem);
+            f.fail_after(k);
+            let mut sink = EspIdfSink::new(&mut f, config);
+            let mut last = 0;
+            loop {
+                match sink.erase_idle_step() {
+                    Ok(IdleErase::Progress { erased, .. }) => last = erased,
+                    Ok(IdleErase::Done) => panic!("cut {k} never fired"),
+                    Err(SinkError::Flash {
+                        error: MemFlashError::PowerCut,
+                        ..
+                    }) => break,
+                    Err(e) => panic!("cut {k}: {e:?}"),
+                }
+            }
+            cuts += 1;
+            drop(sink);
+            // "Reboot." Outside the slot nothing changed.
+            let slot_end = (slot.0 + slot.1) as usize;
+            assert_eq!(f.as_slice()[..slot.0 as usize], base[..slot.0 as usize]);
+            assert_eq!(f.as_slice()[slot_end..], base[slot_end..]);
+            let mut sink = EspIdfSink::new(&mut f, config);
+            let recorded = match sink.idle_erase_state().unwrap() {
+                IdleEraseState::Partial { erased, .. } => erased,
+                other => panic!("cut {k}: {other:?}"),
+            };
+            // The step that was cut is done again; a cut journal wrap starts over.
+            assert!(
+                recorded == last || recorded == 0,
+                "cut {k}: {recorded} {last}"
+            );
+            restarted += usize::from(recorded == 0 && last > 0);
+            assert!(erased(sink.flash.as_slice(), slot.0, slot.0 + recorded));
+            let before = sink.flash.stats().erases;
+            let steps = erase_all(&mut sink);
+            let expected = step_ends(slot, unit)
+                .iter()
+                .filter(|&&e| e > slot.0 + recorded)
+                .count();
+            assert_eq!(steps, expected.max(1), "cut {k}");
+            assert!(sink.flash.stats().erases - before >= expected as u32);
+            assert!(erased(sink.flash.as_slice(), slot.0, slot.0 + total));
+            let p = update_counting(&mut sink, &new, sha);
+            assert_eq!((p.prepare_erases, p.write_erases), (0, 0), "cut {k}");
+            assert_eq!(sink.boot_choice().unwrap().ota_slot(), Some(1));
+        }
+        (cuts, restarted)
+    }
+
+    #[test]
+    fn idle_erase_survives_a_power_cut_at_every_operation() {
+        // Blocks: 18 steps, no journal wrap: no cut loses more than its unit.
+        let (cuts, restarted) = idle_erase_cut_sweep(ALIGNED, IdleEraseUnit::Block);
+        assert_eq!((cuts, restarted), (36, 0));
+        // Sectors over 95 steps: one journal wrap (tombstone, erase, record), where a cut
+        // during the erase or the record after it loses the progress.
+        let (cuts, restarted) = idle_erase_cut_sweep(LARGE, IdleEraseUnit::Sector);
+        assert_eq!((cuts, restarted), (95 * 2 + 2, 2));
+    }
+
+    #[test]
+    fn async_idle_erase_writes_the_same_bytes() {
+        let (new, sha) = app_image(19, 40_000);
+        let desc = ImageDescriptor {
+            id: sha,
+            size: new.len() as u32,
+        };
+        for unit in [IdleEraseUnit::Block, IdleEraseUnit::Sector] {
+            let mut mem_a = idle_chip(LARGE);
+            let mut mem_b = mem_a.clone();
+            let mut fa = mem_flash(&mut mem_a);
+            let mut fb = mem_flash(&mut mem_b);
+            let mut a = AsyncEspIdfSink::new(&mut fa, idle_config(unit));
+            let mut b = EspIdfSink::new(&mut fb, idle_config(unit));
+            loop {
+                let sa = block_on(a.erase_idle_step()).unwrap();
+                let sb = b.erase_idle_step().unwrap();
+                assert_eq!(sa, sb);
+                assert_eq!(
+                    block_on(a.idle_erase_state()).unwrap(),
+                    b.idle_erase_state().unwrap()
+                );
+                assert_eq!(a.flash.as_slice(), b.flash.as_slice());
+                if sa == IdleErase::Done {
+                    break;
+                }
+            }
+            block_on(async {
+                AsyncOtaSink::begin(&mut a, &desc).await.unwrap();
+                AsyncOtaSink::prepare(&mut a, 0, u32::MAX).await.unwrap();
+                let erases = a.flash.stats().erases;
+                AsyncOtaSink::write(&mut a, 0, &new).await.unwrap();
+                assert_eq!(a.flash.stats().erases, erases);
+                AsyncOtaSink::finish(&mut a, &ExpectedImage::sha256(sha))
+                    .await
+                    .unwrap();
+            });
+            b.begin(&desc).unwrap();
+            b.prepare(0, u32::MAX).unwrap();
+            b.write(0, &new).unwrap();
+            b.finish(&ExpectedImage::sha256(sha)).unwrap();
+            assert_eq!(a.flash.as_slice(), b.flash.as_slice());
+            // Refusals are the same too.
+            assert_eq!(
+                block_on(a.erase_idle_step()),
+                Err(SinkError::RunningNotSelected {
+                    running: AppSlot::Ota(0),
+                    selected: AppSlot::Ota(1)
+                })
+            );
+            block_on(AsyncOtaSink::abort(&mut a)).unwrap();
+        }
+    }
+
+    #[test]
+    fn idle_erase_decisions() {
+        let target = UpdateTarget {
+            slot: 1,
+            offset: 0x5_3000,
+            size: 0x5_C000,
+            capacity: 0x5_B000,
+            journal: 0xA_E000,
+        };
+        let e = |erased| Some(JournalRecord::erase_progress(target.capacity, erased));
+        let step =
+            |rec: Option<JournalRecord>, unit| plan_idle_step::<()>(rec.as_ref(), &target, unit);
+        // Sectors up to the first 64 KiB boundary, then blocks, then sectors again.
+        assert_eq!(
+            step(None, IdleEraseUnit::Block),
+            Ok(Some((0x5_3000, 0x5_4000, 0x1000)))
+        );
+        assert_eq!(
+            step(e(0xD000), IdleEraseUnit::Block),
+            Ok(Some((0x6_0000, 0x7_0000, 0x1_D000)))
+        );
+        assert_eq!(
+            step(e(0xD000), IdleEraseUnit::Sector),
+            Ok(Some((0x6_0000, 0x6_1000, 0xE000)))
+        );
+        assert_eq!(
+            step(e(0x4_D000), IdleEraseUnit::Block),
+            Ok(Some((0xA_0000, 0xA_1000, 0x4_E000)))
+        );
+        assert_eq!(step(e(0x5_B000), IdleEraseUnit::Block), Ok(None));
+        // A record that does not fit this slot (another size, past it, not a sector
+        // boundary) counts as nothing erased.
+        for bad in [
+            JournalRecord::erase_progress(0x1000, 0x1000),
+            JournalRecord::erase_progress(target.capacity, 0x5_C000),
+            JournalRecord::erase_progress(target.capacity, 0x1800),
+        ] {
+            assert_eq!(
+                step(Some(bad), IdleEraseUnit::Sector),
+                Ok(Some((0x5_3000, 0x5_4000, 0x1000)))
+            );
+            assert_eq!(erased_claim(Some(&bad), &target, 100_000), 0);
+        }
+        // A download's resume point is not erased over.
+        let download = JournalRecord {
+            id: [7; 32],
+            size: 100_000,
+            offset: 0x3000,
+        };
+        assert_eq!(
+            step(Some(download), IdleEraseUnit::Block),
+            Err(SinkError::DownloadPending {
+                offset: 0x3000,
+                size: 100_000
+            })
+        );
+        assert_eq!(erased_claim(Some(&download), &target, 100_000), 0);
+        // An erase record never resumes an image, whatever its fields.
+        let image = ImageDescriptor {
+            id: crate::ota::journal::ERASED_ID,
+            size: target.capacity,
+        };
+        assert_eq!(
+            resume_offset(e(0x3000).as_ref(), &image, &target, SECTOR),
+            None
+        );
+        // begin takes what the record covers, up to the image's last sector.
+        assert_eq!(erased_claim(e(0x5_B000).as_ref(), &target, 10_000), 0x3000);
+        assert_eq!(erased_claim(e(0x5_B000).as_ref(), &target, 8192), 0x2000);
+        assert_eq!(erased_claim(e(0x1000).as_ref(), &target, 10_000), 0x1000);
+        assert_eq!(erased_claim(None, &target, 10_000), 0);
+        assert_eq!(
+            idle_state(e(0x5_B000).as_ref(), &target),
+            IdleEraseState::Erased {
+                total: target.capacity
+            }
+        );
+        assert_eq!(IdleErase::after(5, 5), IdleErase::Done);
+        assert_eq!(
+            IdleErase::after(4, 5),
+            IdleErase::Progress {
+                erased: 4,
+                total: 5
+            }
+        );
+    }
+
+    #[test]
+    fn blank_check_stops_at_the_first_written_sector() {
+        let mut c = BlankCheck::new(0x1000, 0x3000);
+        let mut reads = 0;
+        while let Some((addr, len)) = c.next_read() {
+            assert_eq!(len, WRITE_BUF_LEN);
+            assert_eq!(addr, 0x1000 + reads * 64);
+            reads += 1;
+            let mut chunk = [0xFF; WRITE_BUF_LEN];
+            if addr == 0x2040 {
+                chunk[3] = 0xFE;
+            }
+            c.feed(&chunk);
+        }
+        assert_eq!((reads, c.erased_end()), (64 + 2, 0x2000));
+        // All erased: the whole region.
+        let mut c = BlankCheck::new(0x1000, 0x3000);
+        while c.next_read().is_some() {
+            c.feed(&[0xFF; WRITE_BUF_LEN]);
+        }
+        assert_eq!(c.erased_end(), 0x3000);
+        // An empty region reads nothing; an empty chunk ends the check.
+        assert_eq!(BlankCheck::new(0x1000, 0x1000).next_read(), None);
+        let mut c = BlankCheck::new(0x1000, 0x3000);
+        c.feed(&[]);
+        assert_eq!((c.next_read(), c.erased_end()), (None, 0x1000));
+        // The writer takes it, clamped to its image's last sector, only at a clean start.
+        let mut w = Writer::new(0, SECTOR, 4, 10_000, 0);
+        w.assume_erased(0x5_0000);
+        assert_eq!(w.erased, 0x3000);
+        let mut w = Writer::new(0, SECTOR, 4, 10_000, 0);
+        let mut consumed = 0;
+        assert_eq!(w.next(&[1, 2, 3], &mut consumed, false), None);
+        w.assume_erased(0x2000);
+        assert_eq!(w.erased, 0);
     }
 
     proptest::proptest! {
