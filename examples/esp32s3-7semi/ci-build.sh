@@ -2,50 +2,66 @@
 # Builds the 7Semi example firmware for ESP32-C3 (the same source as the ESP32-S3 board,
 # compiled on stable Rust; the S3 needs the espup Xtensa toolchain, see README.md) and
 # checks that the three ELF files exist. Run from anywhere.
+#
+# Two builds: with the optional `uart-dma` feature (the modem UART received by DMA; see
+# README.md, "UART DMA"), then the default one. Both write the same ELF paths, so the
+# default build runs last and its ELFs are the ones left in target/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 target=riscv32imc-unknown-none-elf
 rustup target add "$target"
 
-start=$(date +%s)
-cargo build --release --no-default-features --features esp32c3 --target "$target" --bins
-echo "build took $(( $(date +%s) - start )) s"
-
 status=0
-for bin in ota_update ota_update_async modem_fota; do
-  elf="target/$target/release/$bin"
-  if [[ -f "$elf" ]]; then
-    printf '%-18s %9d bytes (ELF with debug info)\n' "$bin" "$(stat -c %s "$elf")"
-  else
-    echo "missing: $elf" >&2
-    status=1
-  fi
-done
-# Size of what goes into flash (code, read-only data, initialised RAM contents); `size`'s
-# "text" column would also count the stack reservation.
-if command -v llvm-size > /dev/null; then
+
+# build_and_report LABEL FEATURES: builds the three binaries with FEATURES and prints their
+# sizes.
+build_and_report() {
+  local label=$1 features=$2
+  echo "== $label build (--features $features)"
+  local start
+  start=$(date +%s)
+  cargo build --release --no-default-features --features "$features" --target "$target" --bins
+  echo "build took $(( $(date +%s) - start )) s"
+
   for bin in ota_update ota_update_async modem_fota; do
     elf="target/$target/release/$bin"
-    [[ -f "$elf" ]] || continue
-    llvm-size -A "$elf" | awk -v b="$bin" '
-      $1 ~ /^\.(trap|rwtext|data|flash\.appdesc|rodata|text)$/ { s += $2 }
-      END { printf "%-18s %9d bytes loaded into flash\n", b, s }'
-  done
-fi
-# The app image an update would download (only if espflash is installed; not kept).
-if command -v espflash > /dev/null; then
-  tmp=$(mktemp -d)
-  for bin in ota_update ota_update_async modem_fota; do
-    elf="target/$target/release/$bin"
-    [[ -f "$elf" ]] || continue
-    if espflash save-image --chip esp32c3 "$elf" "$tmp/$bin.bin" > /dev/null 2>&1; then
-      printf '%-18s %9d bytes app image (espflash save-image)\n' "$bin" "$(stat -c %s "$tmp/$bin.bin")"
+    if [[ -f "$elf" ]]; then
+      printf '%-18s %9d bytes (ELF with debug info)\n' "$bin" "$(stat -c %s "$elf")"
     else
-      echo "espflash save-image failed for $bin" >&2
+      echo "missing: $elf" >&2
       status=1
     fi
   done
-  rm -rf "$tmp"
-fi
+  # Size of what goes into flash (code, read-only data, initialised RAM contents); `size`'s
+  # "text" column would also count the stack reservation.
+  if command -v llvm-size > /dev/null; then
+    for bin in ota_update ota_update_async modem_fota; do
+      elf="target/$target/release/$bin"
+      [[ -f "$elf" ]] || continue
+      llvm-size -A "$elf" | awk -v b="$bin" '
+        $1 ~ /^\.(trap|rwtext|data|flash\.appdesc|rodata|text)$/ { s += $2 }
+        END { printf "%-18s %9d bytes loaded into flash\n", b, s }'
+    done
+  fi
+  # The app image an update would download (only if espflash is installed; not kept).
+  if command -v espflash > /dev/null; then
+    local tmp
+    tmp=$(mktemp -d)
+    for bin in ota_update ota_update_async modem_fota; do
+      elf="target/$target/release/$bin"
+      [[ -f "$elf" ]] || continue
+      if espflash save-image --chip esp32c3 "$elf" "$tmp/$bin.bin" > /dev/null 2>&1; then
+        printf '%-18s %9d bytes app image (espflash save-image)\n' "$bin" "$(stat -c %s "$tmp/$bin.bin")"
+      else
+        echo "espflash save-image failed for $bin" >&2
+        status=1
+      fi
+    done
+    rm -rf "$tmp"
+  fi
+}
+
+build_and_report "UART DMA" "esp32c3,uart-dma"
+build_and_report "default" "esp32c3"
 exit "$status"

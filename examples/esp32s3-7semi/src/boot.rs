@@ -24,7 +24,9 @@
 use core::fmt::Debug;
 
 use cellular_ota::ota::esp_idf::OtaImageState;
-use cellular_ota::ota::esp_idf::sink::{AppSlot, AsyncEspIdfSink, EspIdfSink};
+use cellular_ota::ota::esp_idf::sink::{
+    AppSlot, AsyncEspIdfSink, EspIdfSink, IdleErase, SinkError,
+};
 use esp_println::println;
 
 use crate::config;
@@ -43,6 +45,30 @@ pub trait BootSlots {
     async fn mark_valid(&mut self) -> Result<(), Self::Error>;
     /// Rejects the running app; returns the app that boots after the reset.
     async fn mark_invalid_and_rollback(&mut self) -> Result<AppSlot, Self::Error>;
+    /// Erases the next step of the slot the next update writes.
+    async fn erase_idle_step(&mut self) -> Result<IdleErase, Self::Error>;
+    /// The typed reason [`Self::erase_idle_step`] refused, if it did.
+    fn refusal(e: &Self::Error) -> Option<IdleRefusal>;
+}
+
+/// Why the next slot is not erased in idle time (none of these is a fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleRefusal {
+    /// The slot holds a download that the next attempt resumes; erasing would throw it away.
+    DownloadPending,
+    /// The running image is not confirmed yet: the slot is its rollback target.
+    NotConfirmed,
+    /// otadata selects another app (an update was installed and waits for the reset).
+    NotSelected,
+}
+
+fn refusal_of<E>(e: &SinkError<E>) -> Option<IdleRefusal> {
+    match e {
+        SinkError::DownloadPending { .. } => Some(IdleRefusal::DownloadPending),
+        SinkError::NotConfirmed { .. } => Some(IdleRefusal::NotConfirmed),
+        SinkError::RunningNotSelected { .. } => Some(IdleRefusal::NotSelected),
+        _ => None,
+    }
 }
 
 impl<F: embedded_storage::nor_flash::NorFlash> BootSlots for EspIdfSink<F> {
@@ -59,6 +85,12 @@ impl<F: embedded_storage::nor_flash::NorFlash> BootSlots for EspIdfSink<F> {
     async fn mark_invalid_and_rollback(&mut self) -> Result<AppSlot, Self::Error> {
         EspIdfSink::mark_invalid_and_rollback(self)
     }
+    async fn erase_idle_step(&mut self) -> Result<IdleErase, Self::Error> {
+        EspIdfSink::erase_idle_step(self)
+    }
+    fn refusal(e: &Self::Error) -> Option<IdleRefusal> {
+        refusal_of(e)
+    }
 }
 
 impl<F: embedded_storage_async::nor_flash::NorFlash> BootSlots for AsyncEspIdfSink<F> {
@@ -74,6 +106,12 @@ impl<F: embedded_storage_async::nor_flash::NorFlash> BootSlots for AsyncEspIdfSi
     }
     async fn mark_invalid_and_rollback(&mut self) -> Result<AppSlot, Self::Error> {
         AsyncEspIdfSink::mark_invalid_and_rollback(self).await
+    }
+    async fn erase_idle_step(&mut self) -> Result<IdleErase, Self::Error> {
+        AsyncEspIdfSink::erase_idle_step(self).await
+    }
+    fn refusal(e: &Self::Error) -> Option<IdleRefusal> {
+        refusal_of(e)
     }
 }
 
@@ -145,6 +183,54 @@ pub async fn settle<S: BootSlots>(slots: &mut S, trial: Trial, self_test_passed:
         Err(e) => {
             println!("self-test failed, and marking INVALID failed too: {e}");
             Settled::Keep
+        }
+    }
+}
+
+/// Erases the slot the next update writes, one step (a 64 KiB block, about 150 ms on the
+/// board's flash) at a time, so that the next download only programs pages: without flow
+/// control on the modem's UART the erase would otherwise run between the request and the
+/// body (24 block erases of about 150 ms each for 1.5 MiB, about 3.6 s) or stall the receive.
+///
+/// Call it in idle time, once the running image is confirmed. Each step is recorded in the
+/// slot's journal, so a reset or a power cut costs at most the step in progress and the
+/// next call goes on from there; a slot already erased costs only reading the journal.
+/// While a step erases, the CPU stalls and the UART's hardware FIFO (128 bytes) holds what
+/// the modem sends; between two updates that is at most a URC.
+///
+/// Refusals ([`IdleRefusal`]) and errors are printed, not returned: the update itself
+/// erases whatever is left.
+pub async fn erase_next_slot<S: BootSlots>(slots: &mut S) {
+    let mut steps = 0u32;
+    loop {
+        match slots.erase_idle_step().await {
+            Ok(IdleErase::Progress { total, .. }) => {
+                if steps == 0 {
+                    println!("erasing the next OTA slot while idle ({total} bytes)");
+                }
+                steps += 1;
+            }
+            Ok(IdleErase::Done) => {
+                if steps > 0 {
+                    println!("next OTA slot erased");
+                }
+                return;
+            }
+            Err(e) => {
+                match S::refusal(&e) {
+                    Some(IdleRefusal::DownloadPending) => {
+                        println!("next OTA slot holds a download to resume: not erased")
+                    }
+                    Some(IdleRefusal::NotConfirmed) => {
+                        println!("running image not confirmed: next OTA slot not erased")
+                    }
+                    Some(IdleRefusal::NotSelected) => {
+                        println!("an installed update waits for the reset: slot not erased")
+                    }
+                    None => println!("erasing the next OTA slot failed: {e}"),
+                }
+                return;
+            }
         }
     }
 }

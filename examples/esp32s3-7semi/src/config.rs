@@ -181,9 +181,21 @@ pub const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(180);
 // ---------------------------------------------------------------------------------------------
 // Board wiring
 
-/// UART baud rate between the ESP32 and the modem (the EC200U's default is 115200, 8N1, no
-/// flow control).
+/// UART baud rate between the ESP32 and the modem at start: the module's saved rate (the
+/// EC200U's factory default is 115200, 8N1, no flow control).
 pub const MODEM_BAUD: u32 = 115_200;
+
+/// Faster rates to negotiate, fastest first (`cellular_ota::baud::negotiate`: each is set
+/// with `AT+IPR` (not saved), proven with a file round trip, and dropped if the link garbles
+/// it or the module restarts). Empty: stay at [`MODEM_BAUD`].
+///
+/// 921600 is the fastest this board's interrupt-driven UART without RTS/CTS sustains while
+/// it programs flash: the CPU cannot empty the 128-byte FIFO during a page program (0.4 ms
+/// typical), and 128 bytes take 1.4 ms at 921600 but 0.43 ms at 3000000. The EC2x list goes
+/// on with 2900000 to 4000000 (quectel-at.md §1); with `uart-dma` and the slot erased in idle
+/// time 3000000 is within reach, but the 32 KiB DMA ring then lasts only 110 ms, less than a
+/// block erase, so it is not offered by default.
+pub const MODEM_RATES: &[u32] = &[921_600, 460_800, 230_400];
 
 /// GPIO the ESP32 receives on (wired to the modem's TXD).
 #[cfg(feature = "esp32s3")]
@@ -222,6 +234,12 @@ pub const PWRKEY_ON_PULSE: Duration = Duration::from_millis(2_500);
 /// Longest wait for the modem to answer `AT`: after power-up (7 to 30 s on Quectel modules)
 /// and again after the PWRKEY pulse.
 pub const MODEM_BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether the modem's UART receives by DMA (Cargo feature `uart-dma`), for
+/// `UpdateConfig::rx_dma`. Set `rx_dma` from this only where the client's transport really
+/// is `uart_dma::DmaUart` (built by `modem_uart_dma`): with the interrupt-driven
+/// UART, `rx_dma = true` makes the update erase flash while the body arrives and lose bytes.
+pub const RX_DMA: bool = cfg!(feature = "uart-dma");
 
 /// Print every byte exchanged with the modem in the transcript format (`-> ` / `<- ` lines)
 /// that `cargo run --example explain` reads. Slow: every payload byte is printed too, so

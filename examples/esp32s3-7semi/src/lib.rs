@@ -27,6 +27,8 @@ pub mod modem;
 pub mod report;
 pub mod schedule;
 pub mod trace;
+#[cfg(feature = "uart-dma")]
+pub mod uart_dma;
 
 use core::future::Future;
 use core::pin::pin;
@@ -73,6 +75,53 @@ macro_rules! app_descriptor {
 /// bit, no flow control.
 pub fn modem_uart_config() -> esp_hal::uart::Config {
     esp_hal::uart::Config::default().with_baudrate(config::MODEM_BAUD)
+}
+
+/// The modem's UART (UART1 with [`modem_uart_config`]) with its receiver on DMA: UHCI0 and
+/// GDMA channel 0 fill a ring of [`uart_dma::RING_SIZE`] bytes in internal RAM, which keeps
+/// filling while the CPU is stalled in a flash operation. Async; use it with
+/// `UpdateConfig::rx_dma` ([`config::RX_DMA`]); change its baud rate with
+/// [`uart_dma::DmaUart::set_baudrate`]. Feature `uart-dma`, untested on hardware (see
+/// [`uart_dma`]).
+///
+/// # Panics
+///
+/// If the UART or the UHCI refuses the configuration, or on a second call (the ring is
+/// static and exists once; the same holds after [`modem_uart_dma_blocking`]).
+#[cfg(feature = "uart-dma")]
+pub fn modem_uart_dma(
+    uart: esp_hal::peripherals::UART1<'static>,
+    rx: esp_hal::gpio::AnyPin<'static>,
+    tx: esp_hal::gpio::AnyPin<'static>,
+    uhci: esp_hal::peripherals::UHCI0<'static>,
+    dma: esp_hal::peripherals::DMA_CH0<'static>,
+) -> uart_dma::DmaUart<'static, esp_hal::Async> {
+    let ring = uart_dma::ring();
+    match uart_dma::DmaUart::new(uart, modem_uart_config(), rx, tx, uhci, dma, ring) {
+        Ok(io) => io,
+        Err(e) => panic!("modem UART with DMA: {e}"),
+    }
+}
+
+/// [`modem_uart_dma`] for the blocking client (`embedded_io::{Read, ReadReady, Write}`;
+/// reads spin until bytes arrive).
+///
+/// # Panics
+///
+/// As [`modem_uart_dma`].
+#[cfg(feature = "uart-dma")]
+pub fn modem_uart_dma_blocking(
+    uart: esp_hal::peripherals::UART1<'static>,
+    rx: esp_hal::gpio::AnyPin<'static>,
+    tx: esp_hal::gpio::AnyPin<'static>,
+    uhci: esp_hal::peripherals::UHCI0<'static>,
+    dma: esp_hal::peripherals::DMA_CH0<'static>,
+) -> uart_dma::DmaUart<'static, esp_hal::Blocking> {
+    let ring = uart_dma::ring();
+    match uart_dma::DmaUart::new(uart, modem_uart_config(), rx, tx, uhci, dma, ring) {
+        Ok(io) => io,
+        Err(e) => panic!("modem UART with DMA: {e}"),
+    }
 }
 
 /// The update settings from [`config`], for the modem `info` (its chipset family picks the

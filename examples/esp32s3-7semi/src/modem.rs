@@ -14,6 +14,7 @@ use core::fmt::{self, Debug, Display};
 use core::time::Duration;
 
 use cellular_ota::at::{AsyncClock, Clock};
+use cellular_ota::baud::{BaudConfig, BaudError, BaudEvent, Negotiated, negotiate};
 pub use cellular_ota::bring_up::ModemInfo;
 use cellular_ota::bring_up::{self, BringUpConfig, BringUpEvent, DataContext};
 use cellular_ota::client::asynch::Client;
@@ -38,6 +39,8 @@ pub fn family(info: &ModemInfo) -> Option<ChipFamily> {
 pub enum BringUpError<E> {
     /// The modem never answered `AT`, even after a PWRKEY press (power, wiring, baud rate).
     NoAnswer,
+    /// Baud negotiation found no modem at any rate, even after PWRKEY.
+    Baud(BaudError<E>),
     /// The crate's bring-up failed (its stage and reason).
     Steps(bring_up::BringUpError<E>),
 }
@@ -46,6 +49,7 @@ impl<E> Classify for BringUpError<E> {
     fn retry(&self) -> Retry {
         match self {
             BringUpError::NoAnswer => Retry::Transient,
+            BringUpError::Baud(e) => e.retry(),
             BringUpError::Steps(e) => e.retry(),
         }
     }
@@ -58,6 +62,7 @@ impl<E: Debug> Display for BringUpError<E> {
                 "the modem does not answer AT: check its power supply (peak current), the \
                  UART pins and baud rate in config.rs, and PWRKEY",
             ),
+            BringUpError::Baud(e) => write!(f, "{e}"),
             BringUpError::Steps(e) => {
                 write!(f, "{e}")?;
                 if let bring_up::BringUpFailure::Data { .. } = e.failure {
@@ -192,19 +197,70 @@ fn print_event(e: BringUpEvent<'_>) {
     }
 }
 
-/// The whole bring-up: [`power_up`], then the crate's [`bring_up::bring_up`] with
-/// [`bring_up_config`]. Run it before every update attempt: a modem that rebooted since
-/// the last one has echo on, its saved URC port and no PDP context.
+/// Switches the MCU's side of the modem UART (behind the trace wrapper) to `rate`.
+pub fn set_uart_rate<Dm: esp_hal::DriverMode>(
+    uart: &mut crate::trace::Traced<esp_hal::uart::Uart<'_, Dm>>,
+    rate: u32,
+) -> bool {
+    uart.inner()
+        .apply_config(&crate::modem_uart_config().with_baudrate(rate))
+        .is_ok()
+}
+
+/// Finds the modem at whatever rate it is (the MCU's, its saved [`config::MODEM_BAUD`] after
+/// a restart, or after a PWRKEY press), then negotiates the fastest rate of
+/// [`config::MODEM_RATES`] the link carries cleanly. `rate` is the MCU's UART rate, updated.
+/// A modem that restarted mid-update comes back at its saved rate: this finds it there and
+/// negotiates again.
+pub async fn connect<T, C, H>(
+    client: &mut Client<'_, T, C, H>,
+    rate: &mut u32,
+    set_rate: &mut dyn FnMut(&mut T, u32) -> bool,
+    pwrkey: Option<&mut Output<'_>>,
+) -> Result<Negotiated, BringUpError<T::Error>>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    let mut config = BaudConfig::new(config::MODEM_RATES);
+    config.boot_rate = config::MODEM_BAUD;
+    config.reset_pulse = config::PWRKEY_ON_PULSE;
+    config.ready_timeout = config::MODEM_BOOT_TIMEOUT;
+    let mut press = pwrkey.map(|key| move |pressed: bool| key.set_level(pwrkey_level(pressed)));
+    let reset = press.as_mut().map(|p| p as &mut dyn FnMut(bool));
+    let n = negotiate(
+        client,
+        &Quectel::UART1,
+        &config,
+        rate,
+        set_rate,
+        reset,
+        &mut |e| match e {
+            BaudEvent::Found(r) => println!("modem answers at {r} baud"),
+            BaudEvent::Trying(r) => println!("trying {r} baud"),
+            BaudEvent::Switched(r) => println!("UART at {r} baud (proven both ways)"),
+            BaudEvent::Fallback(f) => println!("  {} baud dropped: {:?}", f.rate, f.why),
+            BaudEvent::Reset => println!("no answer at any rate: pressing PWRKEY"),
+            _ => {}
+        },
+    )
+    .await
+    .map_err(BringUpError::Baud)?;
+    Ok(n)
+}
+
+/// The crate's [`bring_up::bring_up`] with [`bring_up_config`], after [`connect`] (or
+/// [`power_up`]). Run both before every update attempt: a modem that rebooted since the
+/// last one is back at its saved rate, with echo on, its saved URC port and no PDP context.
 pub async fn bring_up<T, C, H>(
     client: &mut Client<'_, T, C, H>,
-    pwrkey: Option<&mut Output<'_>>,
 ) -> Result<ModemInfo, BringUpError<T::Error>>
 where
     T: Read + Write,
     C: AsyncClock,
     H: UrcHandler,
 {
-    power_up(client, pwrkey).await?;
     let info = bring_up::bring_up(
         client,
         &Quectel::UART1,

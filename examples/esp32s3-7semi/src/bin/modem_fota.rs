@@ -62,7 +62,12 @@ fn main() -> ! {
         UrcLog::default(),
     );
 
-    match block_on(modem::bring_up(client.as_async(), pwrkey.as_mut())) {
+    let brought_up = block_on(async {
+        let c = client.as_async();
+        modem::power_up(c, pwrkey.as_mut()).await?;
+        modem::bring_up(c).await
+    });
+    match brought_up {
         Err(e) => println!("MODEM FOTA NOT STARTED: modem bring-up failed: {e}"),
         Ok(info) => {
             let family = modem::family(&info).unwrap_or_else(|| {

@@ -1,12 +1,15 @@
 //! Firmware update over the EC200U, blocking.
 //!
-//! 1. Bring the modem up (power, then the crate's bring-up: `AT`, `ATE0`, `AT+CMEE=1`, URCs
-//!    to UART1, SIM, registration, PDP).
+//! 1. Bring the modem up: power, find the module's saved UART rate and negotiate the fastest
+//!    one both ends carry (`config::MODEM_RATES`, checked with a file round trip), then the
+//!    crate's bring-up (`AT`, `ATE0`, `AT+CMEE=1`, URCs to UART1, SIM, registration, PDP).
 //! 2. If this image is fresh from an update, that bring-up was its self-test: confirm the
 //!    image (VALID) or mark it INVALID and reset into the previous one.
-//! 3. Fetch the manifest, and if it offers a new version, download the image into the
+//! 3. In idle time, erase the other OTA slot a 64 KiB block at a time, so that the next
+//!    download only programs pages.
+//! 4. Fetch the manifest, and if it offers a new version, download the image into the
 //!    other OTA slot, verify it from flash and select it; then reset into it.
-//! 4. After a transient failure, bring the modem up again and retry on the crate's backoff
+//! 5. After a transient failure, bring the modem up again and retry on the crate's backoff
 //!    schedule; otherwise check again every `config::UPDATE_CHECK_INTERVAL`
 //!    (`schedule.rs`).
 //!
@@ -17,7 +20,7 @@
 
 use core::time::Duration;
 
-use cellular_ota::client::blocking::Client;
+use cellular_ota::client::blocking::{BlockingIo, Client};
 use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig};
 use cellular_ota::retry::Classify;
 use cellular_ota::update::{Outcome, update_blocking};
@@ -29,10 +32,17 @@ use cellular_ota_esp32s3_7semi::schedule::Schedule;
 use cellular_ota_esp32s3_7semi::trace::Traced;
 use cellular_ota_esp32s3_7semi::{block_on, config, flash, modem, update_config};
 use esp_backtrace as _;
+use esp_hal::Blocking;
+#[cfg(not(feature = "uart-dma"))]
 use esp_hal::uart::Uart;
 use esp_println::println;
 
 cellular_ota_esp32s3_7semi::app_descriptor!();
+
+#[cfg(not(feature = "uart-dma"))]
+type ModemUart = Uart<'static, Blocking>;
+#[cfg(feature = "uart-dma")]
+type ModemUart = cellular_ota_esp32s3_7semi::uart_dma::DmaUart<'static, Blocking>;
 
 #[esp_hal::main]
 fn main() -> ! {
@@ -46,10 +56,16 @@ fn main() -> ! {
     // SAFETY: the modem's GPIOs are taken only here; nothing else uses GPIOs.
     let pins = unsafe { ModemPins::take() };
     let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
-    let uart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
+    // The interrupt-driven UART, or with the `uart-dma` feature UART receive by DMA.
+    #[cfg(not(feature = "uart-dma"))]
+    let uart: ModemUart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
         .expect("UART1 configuration")
         .with_rx(pins.rx)
         .with_tx(pins.tx);
+    #[cfg(feature = "uart-dma")]
+    let uart: ModemUart = cellular_ota_esp32s3_7semi::modem_uart_dma_blocking(
+        p.UART1, pins.rx, pins.tx, p.UHCI0, p.DMA_CH0,
+    );
 
     let mut flash = board::flash(p.FLASH);
     let running = flash::running_slot(&mut flash);
@@ -69,9 +85,22 @@ fn main() -> ! {
         UrcLog::default(),
     );
 
+    // The UART's rate: the module's saved one, then what negotiation reaches.
+    let mut rate = config::MODEM_BAUD;
+    #[cfg(not(feature = "uart-dma"))]
+    let mut set_rate =
+        |io: &mut BlockingIo<Traced<ModemUart>>, r: u32| modem::set_uart_rate(&mut io.0, r);
+    #[cfg(feature = "uart-dma")]
+    let mut set_rate =
+        |io: &mut BlockingIo<Traced<ModemUart>>, r: u32| io.0.inner().set_baudrate(r).is_ok();
+
     // The bring-up is the new image's self-test.
     let trial = block_on(boot::trial(&mut sink));
-    let brought_up = block_on(modem::bring_up(client.as_async(), pwrkey.as_mut()));
+    let brought_up = block_on(async {
+        let c = client.as_async();
+        modem::connect(c, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
+        modem::bring_up(c).await
+    });
     if let Err(e) = &brought_up {
         println!("modem bring-up failed: {e}");
     }
@@ -86,7 +115,9 @@ fn main() -> ! {
         reset();
     };
 
-    let update = update_config(&modem_info);
+    let mut update = update_config(&modem_info);
+    // Only with the DMA transport: it keeps receiving while flash is busy.
+    update.rx_dma = config::RX_DMA;
     let mut chunk = [0u8; config::CHUNK_SIZE];
     let mut schedule = Schedule::new();
     let mut wait = Duration::ZERO;
@@ -101,13 +132,24 @@ fn main() -> ! {
     }
     let mut modem_ready = !rejected;
     loop {
+        // Idle time: erase the slot the next download writes, so that it only programs
+        // pages while the body arrives (a step at a time, power-cut safe; nothing to do
+        // once erased, refused while a download waits to be resumed).
+        block_on(boot::erase_next_slot(&mut sink));
         if !wait.is_zero() {
             block_on(modem::pause(client.as_async(), wait));
         }
         if !modem_ready {
             // The modem may have rebooted, lost its context or its network since the last
             // attempt: bring it up again (power, URC port, registration, PDP).
-            if let Err(e) = block_on(modem::bring_up(client.as_async(), pwrkey.as_mut())) {
+            // At the negotiated rate if the modem is still there, else found at its saved
+            // rate (it restarted) and negotiated again.
+            let brought_up = block_on(async {
+                let c = client.as_async();
+                modem::connect(c, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
+                modem::bring_up(c).await
+            });
+            if let Err(e) = brought_up {
                 println!("modem bring-up failed: {e}");
                 wait = schedule.after_failure(e.retry(), 0);
                 continue;

@@ -28,11 +28,18 @@ use cellular_ota_esp32s3_7semi::trace::Traced;
 use cellular_ota_esp32s3_7semi::{config, modem, update_config};
 use embassy_executor::Spawner;
 use esp_backtrace as _;
+use esp_hal::Async;
 use esp_hal::timer::timg::TimerGroup;
+#[cfg(not(feature = "uart-dma"))]
 use esp_hal::uart::Uart;
 use esp_println::println;
 
 cellular_ota_esp32s3_7semi::app_descriptor!();
+
+#[cfg(not(feature = "uart-dma"))]
+type ModemUart = Uart<'static, Async>;
+#[cfg(feature = "uart-dma")]
+type ModemUart = cellular_ota_esp32s3_7semi::uart_dma::DmaUart<'static, Async>;
 
 #[esp_hal::main]
 async fn main(_spawner: Spawner) {
@@ -48,11 +55,16 @@ async fn main(_spawner: Spawner) {
     // SAFETY: the modem's GPIOs are taken only here; nothing else uses GPIOs.
     let pins = unsafe { ModemPins::take() };
     let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
-    let uart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
+    // The interrupt-driven UART, or with the `uart-dma` feature UART receive by DMA.
+    #[cfg(not(feature = "uart-dma"))]
+    let uart: ModemUart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
         .expect("UART1 configuration")
         .with_rx(pins.rx)
         .with_tx(pins.tx)
         .into_async();
+    #[cfg(feature = "uart-dma")]
+    let uart: ModemUart =
+        cellular_ota_esp32s3_7semi::modem_uart_dma(p.UART1, pins.rx, pins.tx, p.UHCI0, p.DMA_CH0);
 
     let mut flash = board::flash(p.FLASH);
     let running = flash::running_slot(&mut flash);
@@ -72,9 +84,20 @@ async fn main(_spawner: Spawner) {
         UrcLog::default(),
     );
 
+    // The UART's rate: the module's saved one, then what negotiation reaches.
+    let mut rate = config::MODEM_BAUD;
+    #[cfg(not(feature = "uart-dma"))]
+    let mut set_rate = |io: &mut Traced<ModemUart>, r: u32| modem::set_uart_rate(io, r);
+    #[cfg(feature = "uart-dma")]
+    let mut set_rate = |io: &mut Traced<ModemUart>, r: u32| io.inner().set_baudrate(r).is_ok();
+
     // The bring-up is the new image's self-test.
     let trial = boot::trial(&mut sink).await;
-    let brought_up = modem::bring_up(&mut client, pwrkey.as_mut()).await;
+    let brought_up =
+        match modem::connect(&mut client, &mut rate, &mut set_rate, pwrkey.as_mut()).await {
+            Ok(_) => modem::bring_up(&mut client).await,
+            Err(e) => Err(e),
+        };
     if let Err(e) = &brought_up {
         println!("modem bring-up failed: {e}");
     }
@@ -88,7 +111,9 @@ async fn main(_spawner: Spawner) {
         reset().await
     };
 
-    let update_cfg = update_config(&modem_info);
+    let mut update_cfg = update_config(&modem_info);
+    // Only with the DMA transport: it keeps receiving while flash is busy.
+    update_cfg.rx_dma = config::RX_DMA;
     let mut chunk = [0u8; config::CHUNK_SIZE];
     let mut schedule = Schedule::new();
     let mut wait = Duration::ZERO;
@@ -103,13 +128,30 @@ async fn main(_spawner: Spawner) {
     }
     let mut modem_ready = !rejected;
     loop {
+        // Idle time: erase the slot the next download writes, so that it only programs
+        // pages while the body arrives (a step at a time, power-cut safe; nothing to do
+        // once erased, refused while a download waits to be resumed).
+        boot::erase_next_slot(&mut sink).await;
         if !wait.is_zero() {
             modem::pause(&mut client, wait).await;
         }
         if !modem_ready {
             // The modem may have rebooted, lost its context or its network since the last
             // attempt: bring it up again (power, URC port, registration, PDP).
-            if let Err(e) = modem::bring_up(&mut client, pwrkey.as_mut()).await {
+            // At the negotiated rate if the modem is still there, else found at its saved
+            // rate (it restarted) and negotiated again.
+            let brought_up = match modem::connect(
+                &mut client,
+                &mut rate,
+                &mut set_rate,
+                pwrkey.as_mut(),
+            )
+            .await
+            {
+                Ok(_) => modem::bring_up(&mut client).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = brought_up {
                 println!("modem bring-up failed: {e}");
                 wait = schedule.after_failure(e.retry(), 0);
                 continue;
