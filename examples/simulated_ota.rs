@@ -75,6 +75,7 @@ use cellular_ota_sim::{Fault, Personality};
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
+use sim_device::plot::{PlotCollector, plot_svg};
 use sim_device::{
     AttemptError, Booted, BringUpKind, Device, Event, ImageKind, ManifestMode, Report, Setup, hex,
     method_name, parse_trigger,
@@ -135,11 +136,21 @@ struct Cli {
     /// Image size in bytes.
     #[arg(long, default_value_t = 1_572_864)]
     size: usize,
-    /// UART baud rate (8N1) between MCU and modem, fixed from the start: the module has this
-    /// rate saved and the MCU opens the UART at it. The default, 115200, is the module's
-    /// factory rate and the 7Semi firmware's.
-    #[arg(long, default_value_t = 115_200)]
-    baud: u32,
+    /// A UART rate (8N1) fixed from the start, without negotiation: the module has this rate
+    /// saved and the MCU opens the UART at it (for measurements). Without it the device
+    /// does what the 7Semi firmware does: the module boots at its factory 115200 and the
+    /// device negotiates up (`--rates`).
+    #[arg(long)]
+    baud: Option<u32>,
+    /// Do not erase the update slot in idle time before the run (the 7Semi firmware does,
+    /// after it confirmed its image): the update then erases while the modem fetches.
+    #[arg(long)]
+    no_idle_erase: bool,
+    /// Candidate rates for negotiation, fastest first (comma-separated). The default is the
+    /// 7Semi firmware's for its interrupt-driven UART without RTS/CTS: 921600 is the fastest
+    /// whose 128-byte FIFO outlasts a page program; add 3000000 with `--rx-dma`.
+    #[arg(long, value_delimiter = ',', default_value = "921600,460800,230400")]
+    rates: Vec<u32>,
     /// RTS/CTS hardware flow control.
     #[arg(long, value_enum, default_value = "off")]
     flow_control: OnOff,
@@ -147,7 +158,7 @@ struct Cli {
     #[arg(long, value_enum, default_value = "auto")]
     strategy: StrategyArg,
     /// Size of each ranged request in bytes, or `none` for buffered 4 KiB chunks.
-    #[arg(long, default_value = "262144")]
+    #[arg(long, default_value = "524288")]
     range_size: String,
     /// Receive by UART DMA into a ring of this many bytes that keeps filling while flash
     /// is busy (ESP32-S3 UHCI + GDMA); the update then erases while the body arrives. `0`
@@ -196,6 +207,16 @@ struct Cli {
     /// retried) or 3 (illegal UE, final).
     #[arg(long, value_name = "CAUSE")]
     reject_cause: Option<u16>,
+    /// Draw where the run's time went into FILE (SVG): payload bytes durable against the line
+    /// rate, flash erasing and programming, the MCU's receive-buffer fill, baud changes and
+    /// retries.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
+    /// With `--plot`: also run the same setup the way it ran before negotiation and idle
+    /// erase, with the UART fixed at this rate and the slot erased during the update, and
+    /// draw it in a second panel on the same time axis.
+    #[arg(long, value_name = "BAUD", requires = "plot")]
+    plot_compare_baud: Option<u32>,
     /// Print one JSON object (no progress bar).
     #[arg(long)]
     json: bool,
@@ -319,6 +340,32 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * m).round() / m
 }
 
+/// A plot panel's title: the setup as a device would be configured.
+fn plot_title(setup: &Setup, report: &Report) -> String {
+    format!(
+        "{:?}, {}, RTS/CTS {}, {}, {}",
+        setup.personality,
+        match &setup.negotiate {
+            Some(_) => format!(
+                "boots at {} baud, negotiated {}",
+                setup.baud,
+                report.last().baud
+            ),
+            None => format!("{} baud fixed", setup.baud),
+        },
+        if setup.flow { "on" } else { "off" },
+        match setup.rx_dma {
+            Some(n) => format!("UART DMA ring {n} B"),
+            None => "interrupt-driven receive".into(),
+        },
+        if setup.idle_erased {
+            "slot erased in idle time"
+        } else {
+            "slot erased by the update"
+        },
+    )
+}
+
 fn exit_code(report: &Report) -> u8 {
     match (report.installed(), report.booted) {
         (_, Booted::Nothing | Booted::Other) => 2,
@@ -335,7 +382,14 @@ fn slot_name(report: &Report) -> Value {
     }
 }
 
-fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Duration) -> Value {
+fn summary_json(
+    cli: &Cli,
+    setup: &Setup,
+    report: &Report,
+    n: &Numbers,
+    wall: Duration,
+    idle: Option<(u32, Duration)>,
+) -> Value {
     let last = report.last();
     let sha = match report.installed() {
         Some(Outcome::Installed { sha256, .. }) => json!(hex(sha256)),
@@ -353,7 +407,23 @@ fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Du
         "requested_strategy": format!("{:?}", cli.strategy).to_lowercase(),
         "range_size": setup.range_size,
         "modem": format!("{:?}", setup.personality).to_lowercase(),
-        "baud": setup.baud,
+        "boot_baud": setup.baud,
+        "baud": last.baud,
+        "negotiation": setup.negotiate.is_some(),
+        "idle_erased": setup.idle_erased,
+        "idle_erase_steps": idle.map(|(n, _)| n),
+        "idle_erase_seconds": idle.map(|(_, t)| round(t.as_secs_f64(), 3)),
+        "negotiation_seconds": round(last.negotiation.as_secs_f64(), 3),
+        "baud_fallbacks": last
+            .negotiated
+            .as_ref()
+            .map(|n| {
+                n.fallbacks
+                    .iter()
+                    .map(|f| json!({ "rate": f.rate, "why": format!("{:?}", f.why) }))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
         "flow_control": setup.flow,
         "rx_dma": setup.rx_dma,
         "faults": cli.faults,
@@ -386,6 +456,7 @@ fn summary_json(cli: &Cli, setup: &Setup, report: &Report, n: &Numbers, wall: Du
         "error_retry": match &last.result {
             Err(AttemptError::Update(e)) => json!(retry_name(e.retry())),
             Err(AttemptError::BringUp(e)) => json!(retry_name(e.retry())),
+            Err(AttemptError::Baud(e)) => json!(retry_name(e.retry())),
             Ok(_) => Value::Null,
         },
         "bring_up_stage": match &last.result {
@@ -420,12 +491,19 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
                 .ok_or_else(|| format!("--range-size {n}: a positive number or `none`"))?,
         ),
     };
-    setup.baud = cli.baud;
+    match cli.baud {
+        Some(b) => setup.baud = b,
+        None => {
+            setup.baud = cellular_ota::baud::FACTORY_RATE;
+            setup.negotiate = Some(cli.rates.clone());
+        }
+    }
     setup.flow = cli.flow_control == OnOff::On;
     setup.rx_dma = (cli.rx_dma > 0).then_some(cli.rx_dma);
     setup.size = cli.size;
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
+    setup.idle_erased = !cli.no_idle_erase;
     setup.urc_port = cli.modem_urc_port.to_ascii_lowercase();
     setup.bring_up = match cli.bring_up {
         BringUpArg::Library => BringUpKind::Library,
@@ -478,7 +556,10 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
         format!(
             "simulated {:?} at {} baud, RTS/CTS {}, {} image of {image_len} bytes (v{} over v{}), strategy {:?}{}",
             setup.personality,
-            setup.baud,
+            match &setup.negotiate {
+                Some(rates) => format!("{} negotiating up to {:?}", setup.baud, rates),
+                None => setup.baud.to_string(),
+            },
             if setup.flow { "on" } else { "off" },
             if device.manifest.is_some() {
                 "signed"
@@ -496,7 +577,7 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
         ),
     );
     let mut last_msg = Duration::ZERO;
-    let report = device.run(&mut |world, ev| match ev {
+    let mut on_event = |world: &cellular_ota_sim::World, ev: Event<'_>| match ev {
         Event::Attempt(n) => pb.set_prefix(format!("attempt {n}")),
         Event::Recovered(what) => log(&pb, format!("  {what}")),
         Event::Failed(e) => log(&pb, format!("  attempt failed: {e}")),
@@ -535,19 +616,59 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
             Progress::Activating => pb.set_message("activating"),
             Progress::Manifest { .. } => {}
         },
+    };
+    let mut plot = PlotCollector::new();
+    if cli.plot.is_some() {
+        device.world.record_timeline(true);
+    }
+    let report = device.run(&mut |world, ev| {
+        if cli.plot.is_some() {
+            plot.on_event(world, &ev);
+        }
+        on_event(world, ev)
     });
     pb.finish_and_clear();
+    if let Some(path) = &cli.plot {
+        let mut runs = vec![plot.into_run(
+            plot_title(&setup, &report),
+            device.world.timeline(),
+            f64::from(report.last().baud) / 10.0,
+        )];
+        if let Some(b) = cli.plot_compare_baud {
+            let mut other = setup.clone();
+            other.baud = b;
+            other.negotiate = None;
+            other.idle_erased = false;
+            let mut d = Device::new(other.clone());
+            d.world.record_timeline(true);
+            let mut p = PlotCollector::new();
+            let r = d.run(&mut |w, ev| p.on_event(w, &ev));
+            runs.push(p.into_run(
+                plot_title(&other, &r),
+                d.world.timeline(),
+                f64::from(r.last().baud) / 10.0,
+            ));
+        }
+        plot_svg(path, &runs).map_err(|e| format!("--plot {}: {e}", path.display()))?;
+    }
     if let Some(path) = &cli.flash_out {
         std::fs::write(path, device.flash.image())
             .map_err(|e| format!("--flash-out {}: {e}", path.display()))?;
     }
     let wall = wall.elapsed();
-    let n = Numbers::of(&report, image_len, setup.baud);
+    let n = Numbers::of(&report, image_len, report.last().baud);
     if cli.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&summary_json(cli, &setup, &report, &n, wall))
-                .expect("json")
+            serde_json::to_string_pretty(&summary_json(
+                cli,
+                &setup,
+                &report,
+                &n,
+                wall,
+                device.idle_erase
+            ))
+            .expect("json")
         );
     } else {
         print_summary(&setup, &report, &n, wall);
@@ -596,7 +717,7 @@ fn print_summary(setup: &Setup, report: &Report, n: &Numbers, wall: Duration) {
             "transfer:        {:.3} s from Started to Verifying of the last attempt: {:.0} B/s = {p:.1} % of the line rate ({} baud / 10 = {:.0} B/s)",
             t.as_secs_f64(),
             f64::from(n.moved) / t.as_secs_f64(),
-            setup.baud,
+            report.last().baud,
             n.line_rate
         ),
         _ => println!("transfer:        (did not complete)"),
@@ -666,6 +787,8 @@ struct Row {
     range: &'static str,
     /// UART DMA ring in bytes (0: interrupt-driven).
     rx_dma: usize,
+    /// The slot was erased in idle time before the run.
+    idle_erased: bool,
 }
 
 /// The DMA ring of the table's DMA rows: room for what arrives at 921 600 baud during the
@@ -679,30 +802,53 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
         strategy,
         range,
         rx_dma,
+        idle_erased: false,
+    };
+    let idle = |label, strategy, range| Row {
+        label,
+        strategy,
+        range,
+        rx_dma: 0,
+        idle_erased: true,
     };
     let rows = [
-        row("stream", StrategyArg::Stream, "262144", 0),
-        row("auto", StrategyArg::Auto, "262144", 0),
-        row("ranged (direct, 256 KiB)", StrategyArg::Ranged, "262144", 0),
+        idle(
+            "auto, slot erased in idle time",
+            StrategyArg::Auto,
+            "524288",
+        ),
+        idle(
+            "ranged (direct, 512 KiB), slot erased in idle time",
+            StrategyArg::Ranged,
+            "524288",
+        ),
+        idle(
+            "stream, slot erased in idle time",
+            StrategyArg::Stream,
+            "524288",
+        ),
+        row("stream", StrategyArg::Stream, "524288", 0),
+        row("auto", StrategyArg::Auto, "524288", 0),
+        row("ranged (direct, 512 KiB)", StrategyArg::Ranged, "524288", 0),
         row("ranged (direct, 64 KiB)", StrategyArg::Ranged, "65536", 0),
         row("ranged (buffered, 4 KiB)", StrategyArg::Ranged, "none", 0),
-        row("modem-file", StrategyArg::ModemFile, "262144", 0),
+        row("modem-file", StrategyArg::ModemFile, "524288", 0),
         row(
             "stream, UART DMA 24 KiB",
             StrategyArg::Stream,
-            "262144",
+            "524288",
             TABLE_DMA_RING,
         ),
         row(
             "auto, UART DMA 24 KiB",
             StrategyArg::Auto,
-            "262144",
+            "524288",
             TABLE_DMA_RING,
         ),
         row(
-            "ranged (direct, 256 KiB), UART DMA 24 KiB",
+            "ranged (direct, 512 KiB), UART DMA 24 KiB",
             StrategyArg::Ranged,
-            "262144",
+            "524288",
             TABLE_DMA_RING,
         ),
         row(
@@ -724,11 +870,12 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
             for flow in [OnOff::On, OnOff::Off] {
                 let mut one = Cli::parse_from(["simulated_ota"]);
                 one.size = cli.size;
-                one.baud = baud;
+                one.baud = Some(baud);
                 one.flow_control = flow;
                 one.strategy = row.strategy;
                 one.range_size = row.range.to_string();
                 one.rx_dma = row.rx_dma;
+                one.no_idle_erase = !row.idle_erased;
                 one.modem = cli.modem;
                 one.faults = cli.faults.clone();
                 one.attempts = 1;
@@ -755,7 +902,8 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
                     },
                 };
                 if cli.json {
-                    let mut v = summary_json(&one, &setup, &report, &n, wall.elapsed());
+                    let mut v =
+                        summary_json(&one, &setup, &report, &n, wall.elapsed(), device.idle_erase);
                     v["row"] = json!(row.label);
                     println!("{v}");
                 } else {

@@ -55,6 +55,7 @@ struct Scenario {
     failure: Option<fn(&Fail) -> bool>,
     lost: Option<bool>,
     min_attempts: u32,
+    baud: Option<u32>,
 }
 
 impl Scenario {
@@ -85,6 +86,7 @@ impl Scenario {
             failure: None,
             lost: None,
             min_attempts: 1,
+            baud: None,
         }
     }
 
@@ -128,6 +130,19 @@ impl Scenario {
     }
     fn seed(mut self, s: u64) -> Self {
         self.setup.seed = s;
+        self
+    }
+    /// The board as shipped: the module boots at 115200 and the device negotiates up to
+    /// these rates before each attempt; its slot was erased in idle time.
+    fn negotiate(mut self, rates: &[u32]) -> Self {
+        self.setup.baud = 115_200;
+        self.setup.negotiate = Some(rates.to_vec());
+        self.setup.idle_erased = true;
+        self
+    }
+    /// The last attempt ran at this UART rate.
+    fn baud(mut self, b: u32) -> Self {
+        self.baud = Some(b);
         self
     }
     /// The first attempt fails at this stage, with this code.
@@ -187,6 +202,9 @@ impl Scenario {
         }
         let ctx = format!("{name}:\n{summary}");
         check_safe(&report, &ctx);
+        if let Some(b) = self.baud {
+            assert_eq!(report.last().baud, b, "{ctx}UART rate of the last attempt");
+        }
         assert!(
             report.attempts.len() as u32 >= self.min_attempts,
             "{ctx}expected at least {} attempts",
@@ -1686,6 +1704,80 @@ http_read_error!(
     http_read_error_728 = 728,
     http_read_error_729 = 729,
     http_read_error_730 = 730,
+);
+
+// -------------------------------------------------------------------------------------------
+// The board as shipped: baud negotiation from 115200, the slot erased in idle time.
+
+const SHIPPED_RATES: &[u32] = &[921_600, 460_800, 230_400];
+
+scenario!(
+    shipped_negotiates_921600,
+    Ec200u,
+    Auto,
+    115_200,
+    off,
+    faults = [],
+    expect = Installed,
+    negotiate = SHIPPED_RATES,
+    baud = 921_600,
+    method = Method::StreamErasedAhead,
+    lost = false
+);
+// A wiring that garbles above 460800: negotiation falls back, nothing is lost.
+scenario!(
+    shipped_wiring_limit_falls_back_to_460800,
+    Ec200u,
+    Auto,
+    115_200,
+    off,
+    faults = ["baud-limit=460800"],
+    expect = Installed,
+    negotiate = SHIPPED_RATES,
+    baud = 460_800,
+    lost = false
+);
+// A module that restarts when switched to 921600 (reported for the EC200A).
+scenario!(
+    shipped_module_restarting_at_921600_stays_below,
+    Ec200t,
+    Auto,
+    115_200,
+    off,
+    faults = ["baud-reset=921600"],
+    expect = Installed,
+    negotiate = SHIPPED_RATES,
+    baud = 460_800,
+    lost = false
+);
+// A modem that reboots mid-image comes back at its saved 115200: the next attempt finds it
+// there, negotiates again and resumes.
+scenario!(
+    shipped_modem_reboot_renegotiates,
+    Ec200u,
+    Auto,
+    115_200,
+    off,
+    faults = ["modem-reboot=img+100000"],
+    expect = Installed,
+    negotiate = SHIPPED_RATES,
+    baud = 921_600,
+    min_attempts = 2,
+    first = (Stage::Transfer, None)
+);
+// An MCU reset mid-image: the restarted firmware opens the UART at 115200 while the module
+// kept 921600; negotiation finds it there.
+scenario!(
+    shipped_mcu_reset_finds_the_negotiated_rate,
+    Ec200u,
+    Auto,
+    115_200,
+    off,
+    faults = ["mcu-reset=img+100000"],
+    expect = Installed,
+    negotiate = SHIPPED_RATES,
+    baud = 921_600,
+    min_attempts = 2
 );
 
 /// Every fault name of the simulator's table appears in a scenario of this file.

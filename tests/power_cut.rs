@@ -9,6 +9,12 @@
 //! power restored, the modem booting from scratch, a new client and sink), updates again,
 //! resuming what is durable, and the bootloader must boot the new image.
 //!
+//! The same is done for an idle erase of the slot the next update writes
+//! ([`EspIdfSink::erase_idle_step`], the application's call between updates): a cut at every
+//! erase and journal write of the whole pass, after which the old image must boot, the
+//! recorded progress must be what was erased before the cut step, and a following idle
+//! erase and update must succeed, the update erasing nothing of the image.
+//!
 //! Run with `--nocapture` to see N, how the cuts ended and the runtime.
 
 mod sim_device;
@@ -16,10 +22,40 @@ mod sim_device;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use cellular_ota::ota::esp_idf::sink::SinkError;
-use cellular_ota::update::{Failure, Outcome, Strategy};
-use cellular_ota_sim::Personality;
+use cellular_ota::ota::esp_idf::image::ChipId;
+use cellular_ota::ota::esp_idf::sink::{
+    EspIdfSink, IdleErase, IdleEraseState, SinkConfig, SinkError,
+};
+use cellular_ota::ota::mem_flash::MemFlashError;
+use cellular_ota::update::{Failure, Method, Outcome, Strategy};
+use cellular_ota_sim::chip_image::layout;
+use cellular_ota_sim::{Personality, SimFlash};
 use sim_device::{AttemptError, Booted, Device, Setup};
+
+/// Runs `f(k)` for every k in `0..n` on up to four threads; results in no particular order.
+fn parallel<T: Send>(n: u64, f: impl Fn(u64) -> T + Sync) -> (Vec<(u64, T)>, u64) {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |p| p.get())
+        .clamp(1, 4) as u64;
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let f = &f;
+                s.spawn(move || {
+                    (w..n)
+                        .step_by(workers as usize)
+                        .map(|k| (k, f(k)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker"))
+            .collect()
+    });
+    (results, workers)
+}
 
 /// What one cut did.
 struct Cut {
@@ -99,26 +135,7 @@ fn sweep(name: &str, setup: Setup) {
     let n = stats.erases + stats.writes;
     let image = device.served.len();
 
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |p| p.get())
-        .clamp(1, 4) as u64;
-    let results: Vec<(u64, Result<Cut, String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let setup = &setup;
-                s.spawn(move || {
-                    (w..n)
-                        .step_by(workers as usize)
-                        .map(|k| (k, one_cut(setup, k)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("worker"))
-            .collect()
-    });
+    let (results, workers) = parallel(n, |k| one_cut(&setup, k));
     let elapsed = t0.elapsed();
 
     let failures: Vec<&String> = results
@@ -182,4 +199,165 @@ fn power_cut_at_every_flash_operation_ranged_buffered_128k() {
     setup.range_size = None;
     setup.size = 128 * 1024;
     sweep("ranged (buffered), EC200T, 128 KiB", setup);
+}
+
+/// A sink over the device's flash for the application's idle work (same running slot as the
+/// update's sink).
+fn idle_sink(device: &mut Device) -> EspIdfSink<&mut SimFlash> {
+    let config = SinkConfig::new(ChipId::ESP32S3).with_running_slot(device.running.slot());
+    EspIdfSink::new(&mut device.flash, config)
+}
+
+/// Idle-erase steps until `Done`: the progress each reported, or the first error.
+fn erase_idle(
+    sink: &mut EspIdfSink<&mut SimFlash>,
+) -> Result<Vec<u32>, (Vec<u32>, SinkError<MemFlashError>)> {
+    let mut progress = Vec::new();
+    loop {
+        match sink.erase_idle_step() {
+            Ok(IdleErase::Progress { erased, .. }) => progress.push(erased),
+            Ok(IdleErase::Done) => return Ok(progress),
+            Err(e) => return Err((progress, e)),
+        }
+    }
+}
+
+/// What one cut of an idle erase did.
+struct IdleCut {
+    /// The flash operation the sink's error names.
+    what: String,
+    /// Idle-erase steps the following pass took.
+    steps_after: usize,
+}
+
+fn one_idle_cut(setup: &Setup, k: u64) -> Result<IdleCut, String> {
+    let mut device = Device::new(setup.clone());
+    device.flash.power_cut_after(k as u32);
+    let (done, what) = match erase_idle(&mut idle_sink(&mut device)) {
+        Ok(_) => return Err(format!("k={k}: the cut never happened")),
+        Err((
+            done,
+            SinkError::Flash {
+                op,
+                error: MemFlashError::PowerCut,
+            },
+        )) => (done.last().copied().unwrap_or(0), format!("{op:?}")),
+        Err((_, e)) => return Err(format!("k={k}: {e:?}")),
+    };
+    if device.flash.is_powered() {
+        return Err(format!("k={k}: the flash still has power"));
+    }
+    let (boot, booted) = device.boot_now();
+    if !boot.valid || booted != Booted::Old {
+        return Err(format!(
+            "k={k} (cut at {what}): the bootloader finds {booted:?}: {}",
+            boot.reason
+        ));
+    }
+    // Power back: the record says what was erased before the cut step, and is true.
+    device.power_cycle();
+    let recorded = match idle_sink(&mut device).idle_erase_state() {
+        Ok(IdleEraseState::Partial { erased, .. }) => erased,
+        other => return Err(format!("k={k} (cut at {what}): state {other:?}")),
+    };
+    if recorded != done {
+        return Err(format!(
+            "k={k} (cut at {what}): {recorded} recorded, {done} erased before the cut step"
+        ));
+    }
+    let slot = layout::OTA_1.0 as usize;
+    if device.flash.image()[slot..slot + recorded as usize]
+        .iter()
+        .any(|&b| b != 0xFF)
+    {
+        return Err(format!("k={k}: {recorded} bytes recorded erased are not"));
+    }
+    // The following idle erase redoes the cut step and completes.
+    let after = erase_idle(&mut idle_sink(&mut device))
+        .map_err(|(_, e)| format!("k={k} (cut at {what}): the next idle erase: {e:?}"))?;
+    let steps_after = after.len() + 1;
+    if !matches!(idle_sink(&mut device).idle_erase_state(), Ok(s) if s.is_erased()) {
+        return Err(format!("k={k}: not erased after the following pass"));
+    }
+    if device.boot_now().1 != Booted::Old {
+        return Err(format!("k={k}: the old image no longer boots"));
+    }
+    // The update erases nothing of the image: only the journal sector (begin clears the
+    // record), the otadata entry and the journal again after activation.
+    let before = device.flash.stats();
+    let a = device.attempt(1, &mut |_, _| {});
+    let erased = device.flash.stats().bytes_erased - before.bytes_erased;
+    if !matches!(a.result, Ok(Outcome::Installed { .. })) || a.booted != Booted::New {
+        return Err(format!(
+            "k={k} (cut at {what}): the update gave {:?}, boots {:?}",
+            a.result, a.booted
+        ));
+    }
+    if a.method != Some(Method::StreamErasedAhead) || erased > 3 * 4096 || a.uart_lost > 0 {
+        return Err(format!(
+            "k={k}: {:?}, {erased} bytes erased, {} UART bytes lost",
+            a.method, a.uart_lost
+        ));
+    }
+    Ok(IdleCut { what, steps_after })
+}
+
+/// A power cut at every flash operation of an idle erase of `ota_1` (1.9 MiB: 30 blocks and
+/// 15 sectors, each erased and then recorded), then a following idle erase and an update.
+#[test]
+fn power_cut_at_every_flash_operation_of_an_idle_erase() {
+    let t0 = Instant::now();
+    let mut setup = Setup::new(Personality::Ec200u);
+    setup.strategy = Strategy::Auto;
+    setup.size = 64 * 1024;
+    // The uncut pass, to count its operations.
+    let mut device = Device::new(setup.clone());
+    let before = device.flash.stats();
+    let progress = erase_idle(&mut idle_sink(&mut device)).expect("uncut idle erase");
+    let stats = device.flash.stats();
+    let (erases, writes) = (stats.erases - before.erases, stats.writes - before.writes);
+    let steps = progress.len() + 1;
+    assert_eq!((steps, erases, writes), (45, 45, 45));
+    let n = erases + writes;
+
+    let (results, workers) = parallel(n, |k| one_idle_cut(&setup, k));
+    let failures: Vec<&String> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err())
+        .collect();
+    let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut redone = BTreeMap::new();
+    for (k, r) in &results {
+        if let Ok(c) = r {
+            *by_op.entry(c.what.as_str()).or_default() += 1;
+            // The cut step is done again, and nothing before it: operation k belongs to
+            // step k / 2 (an erase, then its record).
+            *redone
+                .entry(c.steps_after == steps - (*k as usize / 2))
+                .or_insert(0) += 1;
+        }
+    }
+    eprintln!(
+        "idle erase of ota_1, EC200U: N = {n} flash operations ({erases} erases, {writes} \
+         writes) in an uncut pass of {steps} steps; {} cuts: cut operations {by_op:?}; the \
+         following pass redid exactly the cut step after {:?} of them; {} failures; {:.1} s \
+         with {workers} threads",
+        results.len(),
+        redone.get(&true),
+        failures.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(results.len() as u64, n);
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cuts failed, e.g.:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(10)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(redone.get(&true).copied(), Some(n as usize));
 }

@@ -105,8 +105,13 @@ fn default_update_installs_without_losing_bytes() {
     assert_eq!(v["uart_bytes_lost"], 0);
     assert_eq!(v["attempts"], 1);
     assert_eq!(v["modem"], "ec200u");
-    // The board as shipped: the module's factory rate, no RTS/CTS, interrupt-driven UART.
-    assert_eq!(v["baud"], 115_200);
+    // The board as shipped: the module boots at its factory rate, the device negotiates up
+    // (921600 is the fastest its interrupt-driven UART without RTS/CTS sustains), the slot
+    // was erased in idle time.
+    assert_eq!(v["boot_baud"], 115_200);
+    assert_eq!(v["baud"], 921_600);
+    assert_eq!(v["negotiation"], true);
+    assert_eq!(v["idle_erased"], true);
     assert_eq!(v["flow_control"], false);
     assert_eq!(v["rx_dma"], Value::Null);
     assert_eq!(v["modem_urc_port"], "uart1");
@@ -252,6 +257,7 @@ fn naive_streamer_loses_bytes_and_auto_does_not() {
         "off",
         "--baud",
         "921600",
+        "--no-idle-erase",
         "--attempts",
         "1",
     ];
@@ -271,6 +277,7 @@ fn naive_streamer_loses_bytes_and_auto_does_not() {
         "off",
         "--baud",
         "921600",
+        "--no-idle-erase",
         "--attempts",
         "1",
     ];
@@ -304,7 +311,7 @@ fn bad_command_lines_are_usage_errors() {
 fn measurement_table_covers_every_strategy_baud_and_flow_setting() {
     let (code, rows) = run_sized("65536", &["--table"]);
     assert_eq!(code, 0);
-    assert_eq!(rows.len(), 10 * 3 * 2);
+    assert_eq!(rows.len(), 13 * 3 * 2);
     for r in &rows {
         assert_ne!(r["exit"], 2, "{r:#}");
         let dma = r["rx_dma"] != Value::Null;
@@ -357,4 +364,76 @@ fn line_rate_goals_hold_with_uart_dma_at_921600() {
         v[0]
     );
     assert!(pct(&v[0]) >= 95.0, "{:#}", v[0]);
+}
+
+/// The goals of "full speed on the board as shipped", in virtual time, for the 1.5 MB image:
+/// the default run (negotiation from 115200, slot erased in idle time, interrupt-driven UART,
+/// no RTS/CTS), the same board at a fixed 921600, and a wiring that garbles above 460800.
+#[test]
+fn full_speed_on_the_board_as_shipped() {
+    const SIZE: &str = "1572864";
+    let (code, v) = run_sized(SIZE, &[]);
+    let v = &v[0];
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["baud"].as_u64().unwrap() >= 921_600, "{v:#}");
+    assert_eq!(v["uart_bytes_lost"], 0);
+    assert!(v["line_rate_pct"].as_f64().unwrap() >= 97.0, "{v:#}");
+    assert!(v["virtual_seconds"].as_f64().unwrap() <= 20.0, "{v:#}");
+    assert!(v["negotiation_seconds"].as_f64().unwrap() < 1.0, "{v:#}");
+
+    // Fixed at 921600 on the interrupt-driven UART, slot erased in idle time.
+    let fixed = ["--baud", "921600", "--attempts", "1"];
+    for (extra, goal) in [
+        (&["--strategy", "auto", "--flow-control", "off"][..], 98.5),
+        (&["--strategy", "stream", "--flow-control", "on"], 98.5),
+        (&["--strategy", "ranged", "--flow-control", "off"], 95.0),
+    ] {
+        let args = [&fixed[..], extra].concat();
+        let (code, v) = run_sized(SIZE, &args);
+        let v = &v[0];
+        assert_eq!(code, 0, "{args:?}: {v:#}");
+        assert_eq!(v["uart_bytes_lost"], 0, "{args:?}");
+        let pct = v["line_rate_pct"].as_f64().unwrap();
+        assert!(pct >= goal, "{args:?}: {pct} % < {goal} %");
+    }
+
+    // A wiring that garbles above 460800: negotiation falls back and says so.
+    let args = ["--fault", "baud-limit=460800"];
+    let (code, v) = run_sized(SIZE, &args);
+    let v = &v[0];
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["baud"], 460_800);
+    assert_eq!(v["uart_bytes_lost"], 0);
+    assert_eq!(v["baud_fallbacks"][0]["rate"], 921_600, "{v:#}");
+    assert_eq!(v["baud_fallbacks"][0]["why"], "Garbled", "{v:#}");
+}
+
+/// `--plot` with `--plot-compare-baud`: one SVG with the shipped run and the fixed-rate run
+/// on one time axis, each titled with its configuration; the JSON still describes the first.
+#[test]
+fn plot_draws_the_shipped_run_next_to_a_fixed_rate() {
+    let dir = std::env::temp_dir().join(format!("cellular-ota-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("timeline.svg");
+    let path_str = path.to_str().unwrap();
+    let (code, v) = one(&["--plot", path_str, "--plot-compare-baud", "921600"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["baud"], 921_600);
+    let svg = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(200)]);
+    assert_eq!(svg.matches("<svg").count(), 1);
+    for title in [
+        "Ec200u, boots at 115200 baud, negotiated 921600, RTS/CTS off, interrupt-driven \
+         receive, slot erased in idle time",
+        "Ec200u, 921600 baud fixed, RTS/CTS off, interrupt-driven receive, slot erased by \
+         the update",
+    ] {
+        assert_eq!(svg.matches(title).count(), 1, "{title}");
+    }
+    // The negotiation is one marker label; the fixed run has none.
+    // (plotters writes a text element's content on its own line.)
+    assert_eq!(svg.matches("\nbaud 921600\n").count(), 1);
+    // Only the run that erases during the update shows block erases in its legend.
+    assert_eq!(svg.matches("\nflash block erase (").count(), 1);
 }

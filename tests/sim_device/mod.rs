@@ -27,13 +27,16 @@
 
 #![allow(dead_code)]
 
+pub mod plot;
+
 use std::time::Duration;
 
+use cellular_ota::baud::{BaudConfig, BaudError, Negotiated, negotiate_blocking};
 use cellular_ota::bring_up::{BringUpConfig, BringUpError, bring_up_blocking};
 use cellular_ota::client::blocking::Client;
 use cellular_ota::client::{CountUrcs, Error as ClientError, TimeoutExt};
 use cellular_ota::ota::esp_idf::image::ChipId;
-use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig, SinkError};
+use cellular_ota::ota::esp_idf::sink::{EspIdfSink, IdleErase, SinkConfig, SinkError};
 use cellular_ota::ota::manifest::{
     MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
 };
@@ -47,7 +50,7 @@ use cellular_ota::quectel::pdp::{
 };
 use cellular_ota::retry::{Backoff, Classify};
 use cellular_ota::update::{
-    Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
+    Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError, update_blocking,
 };
 use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
@@ -257,6 +260,15 @@ pub struct Setup {
     pub reject_cause: Option<u16>,
     /// `BringUpConfig::registration_timeout`.
     pub registration_timeout: Duration,
+    /// The running image was confirmed earlier and the other slot erased in idle time
+    /// (`EspIdfSink::erase_idle_step` until done), before the device starts: the update
+    /// finds it erased. The erase's virtual time is reported apart
+    /// ([`Device::idle_erase`]), not in the run's.
+    pub idle_erased: bool,
+    /// Baud negotiation before each attempt (`cellular_ota::baud::negotiate`) with these
+    /// candidate rates, fastest first, from the module's boot rate `baud`; `None`: the link
+    /// stays at `baud` (a rate the module has saved).
+    pub negotiate: Option<Vec<u32>>,
 }
 
 /// How the device brings the modem up.
@@ -297,6 +309,8 @@ impl Setup {
             registration_stat: 1,
             reject_cause: None,
             registration_timeout: Duration::from_secs(180),
+            negotiate: None,
+            idle_erased: false,
         }
     }
 }
@@ -428,6 +442,8 @@ pub enum Event<'a> {
 pub enum AttemptError {
     /// The modem could not be brought up (the update never started).
     BringUp(BringUpError<ErrorKind>),
+    /// Baud negotiation found no modem (the update never started).
+    Baud(BaudError<ErrorKind>),
     /// The update flow failed.
     Update(Error),
 }
@@ -436,6 +452,7 @@ impl std::fmt::Display for AttemptError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AttemptError::BringUp(e) => write!(f, "modem bring-up failed: {e}"),
+            AttemptError::Baud(e) => write!(f, "baud negotiation failed: {e}"),
             AttemptError::Update(e) => write!(f, "{e}"),
         }
     }
@@ -473,6 +490,12 @@ pub struct Attempt {
     pub uart_lost: u64,
     /// The backoff the device waited before this attempt.
     pub backoff: Duration,
+    /// The UART rate of the attempt (after negotiation, if any).
+    pub baud: u32,
+    /// Virtual time baud negotiation took.
+    pub negotiation: Duration,
+    /// What negotiation achieved, if it ran.
+    pub negotiated: Option<Negotiated>,
     /// What the bootloader would boot right after the attempt.
     pub boot: BootOutcome,
     /// Which image that is.
@@ -554,6 +577,43 @@ pub struct Device {
     mcu_resets: u32,
     lost_before: u64,
     elapsed_before: Duration,
+    /// The MCU's UART rate now.
+    pub link_rate: u32,
+    /// The slowest rate at which a payload lost bytes: it and faster ones are no longer
+    /// negotiated.
+    pub dropped_rate: Option<u32>,
+    /// With [`Setup::idle_erased`]: the idle erase's steps and the virtual time they took
+    /// (on a world of their own, before the run).
+    pub idle_erase: Option<(u32, Duration)>,
+}
+
+/// `chip` after the application confirmed its image and erased the other slot in idle time,
+/// one `erase_idle_step` at a time: the flash afterwards, the steps and their virtual time.
+fn idle_erased(chip: &[u8]) -> (Vec<u8>, (u32, Duration)) {
+    let world = World::new(WorldConfig::new(
+        ModemConfig::new(Personality::Ec200u).ready(),
+    ));
+    let mut flash = SimFlash::with_image(&world, FlashConfig::default(), chip);
+    let t0 = world.elapsed();
+    let mut steps = 0;
+    {
+        let mut sink = EspIdfSink::new(
+            DeviceFlash {
+                flash: &mut flash,
+                world: world.clone(),
+            },
+            SinkConfig::new(ChipId::ESP32S3).with_running_slot(Some(0)),
+        );
+        loop {
+            steps += 1;
+            match sink.erase_idle_step().expect("idle erase") {
+                IdleErase::Done => break,
+                IdleErase::Progress { .. } => {}
+            }
+        }
+        assert!(sink.idle_erase_state().expect("state").is_erased());
+    }
+    (flash.snapshot(), (steps, world.elapsed() - t0))
 }
 
 /// The device's flash at the start (4 MiB, [`build_chip_image`] with version
@@ -797,7 +857,13 @@ impl Device {
         world.attach_server(&server);
         let (old_image, chip) = base_flash();
         let old_image = old_image.clone();
-        let mut flash = SimFlash::with_image(&world, FlashConfig::default(), chip);
+        let (chip, idle_erase) = if setup.idle_erased {
+            let (image, took) = idle_erased(chip);
+            (std::borrow::Cow::Owned(image), Some(took))
+        } else {
+            (std::borrow::Cow::Borrowed(&chip[..]), None)
+        };
+        let mut flash = SimFlash::with_image(&world, FlashConfig::default(), &chip);
         let running = boot(&mut flash);
         assert_eq!(
             running.target,
@@ -824,7 +890,16 @@ impl Device {
             mcu_resets: 0,
             lost_before: 0,
             elapsed_before: Duration::ZERO,
+            link_rate: 0,
+            dropped_rate: None,
+            idle_erase,
         }
+        .with_link_rate()
+    }
+
+    fn with_link_rate(mut self) -> Self {
+        self.link_rate = self.setup.baud;
+        self
     }
 
     /// The image URL.
@@ -902,6 +977,7 @@ impl Device {
             .seed
             .wrapping_add(u64::from(self.power_cycles) * 7919);
         self.world = make_world(&self.setup, true, seed);
+        self.link_rate = self.setup.baud;
         self.world.attach_server(&self.server);
         self.flash = SimFlash::with_image(&self.world, FlashConfig::default(), &image);
         self.running = boot(&mut self.flash);
@@ -919,6 +995,9 @@ impl Device {
         if self.world.mcu_reset_pending() {
             self.mcu_resets += 1;
             self.world.acknowledge_mcu_reset();
+            // The restarted firmware opens the UART at its configured rate.
+            self.world.host_uart().set_baud(self.setup.baud);
+            self.link_rate = self.setup.baud;
             self.running = boot(&mut self.flash);
             on(
                 &self.world,
@@ -957,6 +1036,9 @@ impl Device {
             t_end: Duration::ZERO,
             uart_lost: 0,
             backoff: Duration::ZERO,
+            baud: self.link_rate,
+            negotiation: Duration::ZERO,
+            negotiated: None,
             boot: self.running.clone(),
             booted: Booted::Old,
         };
@@ -968,7 +1050,63 @@ impl Device {
             &mut resp,
             CountUrcs(0),
         );
-        a.result = match bring_up(&mut client, &self.setup) {
+        let mut baud_failed = None;
+        if let Some(rates) = &self.setup.negotiate {
+            let t0 = world.elapsed();
+            let mut set = |u: &mut cellular_ota_sim::HostUart, r: u32| {
+                u.set_baud(r);
+                true
+            };
+            // Rates at which a payload lost bytes are no longer offered.
+            let rates: Vec<u32> = rates
+                .iter()
+                .copied()
+                .filter(|r| self.dropped_rate.is_none_or(|d| *r < d))
+                .collect();
+            let mut config = BaudConfig::new(&rates);
+            config.ready_timeout = Duration::from_secs(90);
+            let r = negotiate_blocking(
+                &mut client,
+                &Quectel::UART1,
+                &config,
+                &mut self.link_rate,
+                &mut set,
+                None,
+                &mut |_| {},
+            );
+            a.negotiation = world.elapsed() - t0;
+            a.baud = self.link_rate;
+            match r {
+                Ok(n) => a.negotiated = Some(n),
+                Err(e) => baud_failed = Some(e),
+            }
+        }
+        a.result = match baud_failed {
+            Some(e) => Err(AttemptError::Baud(e)),
+            None => self.bring_up_and_update(&mut client, &world, &mut a, on),
+        };
+        drop(client);
+        if let Err(AttemptError::Update(e)) = &a.result {
+            on(&world, Event::Failed(e));
+        }
+        a.t_end = world.elapsed();
+        a.uart_lost = world.uart_bytes_lost() - lost0;
+        let (b, booted) = self.boot_now();
+        a.boot = b;
+        a.booted = booted;
+        a
+    }
+
+    /// Bring-up, then `update_blocking`.
+    fn bring_up_and_update(
+        &mut self,
+        client: &mut Client<'_, cellular_ota_sim::HostUart, cellular_ota_sim::SimClock, CountUrcs>,
+        world: &World,
+        a: &mut Attempt,
+        on: &mut dyn FnMut(&World, Event<'_>),
+    ) -> Result<Outcome, AttemptError> {
+        let world = world.clone();
+        match bring_up(client, &self.setup) {
             Err(e) => Err(AttemptError::BringUp(e)),
             Ok(()) => {
                 self.fire_exact(Trigger::Ready);
@@ -1019,7 +1157,7 @@ impl Device {
                 let mut chunk = [0u8; 4096];
                 let w = world.clone();
                 let pending = &mut self.pending;
-                let r = update_blocking(&mut client, &mut sink, &config, &mut chunk, &mut |p| {
+                let r = update_blocking(client, &mut sink, &config, &mut chunk, &mut |p| {
                     fire(&w, pending, &p);
                     let t = w.elapsed();
                     match p {
@@ -1047,17 +1185,7 @@ impl Device {
                 });
                 r.map_err(AttemptError::Update)
             }
-        };
-        drop(client);
-        if let Err(AttemptError::Update(e)) = &a.result {
-            on(&world, Event::Failed(e));
         }
-        a.t_end = world.elapsed();
-        a.uart_lost = world.uart_bytes_lost() - lost0;
-        let (b, booted) = self.boot_now();
-        a.boot = b;
-        a.booted = booted;
-        a
     }
 
     /// Runs attempts until one installs the image, an error is not worth retrying, or the
@@ -1089,6 +1217,16 @@ impl Device {
             if n == 1 && !transient.is_empty() {
                 self.server.clear_behaviors();
             }
+            // A payload that lost bytes on the UART at a negotiated rate: the MCU cannot take
+            // that rate while it writes flash; step down next time.
+            if self.setup.negotiate.is_some()
+                && let Err(AttemptError::Update(e)) = &a.result
+                && (matches!(e.failure, Failure::BytesLost { .. })
+                    || (e.stage == Stage::Transfer
+                        && matches!(e.failure, Failure::Modem(ClientError::Timeout))))
+            {
+                self.dropped_rate = Some(a.baud);
+            }
             // An attempt that made bytes durable starts the schedule over.
             if a.last_bytes_done > durable {
                 durable = a.last_bytes_done;
@@ -1098,6 +1236,7 @@ impl Device {
                 Ok(_) => true,
                 Err(AttemptError::Update(e)) => !e.retry().is_transient(),
                 Err(AttemptError::BringUp(e)) => !e.retry().is_transient(),
+                Err(AttemptError::Baud(e)) => !e.retry().is_transient(),
             };
             attempts.push(a);
             if stop {
