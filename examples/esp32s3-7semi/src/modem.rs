@@ -23,6 +23,7 @@ use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::bring_up::Quectel;
 use cellular_ota::quectel::general::Attention;
 use cellular_ota::retry::{Classify, Retry};
+use cellular_ota::update::{Failure, Stage, UpdateError};
 use embedded_io_async::{Read, Write};
 use esp_hal::gpio::{Level, Output, OutputConfig};
 use esp_println::println;
@@ -208,12 +209,14 @@ pub fn set_uart_rate<Dm: esp_hal::DriverMode>(
 }
 
 /// Finds the modem at whatever rate it is (the MCU's, its saved [`config::MODEM_BAUD`] after
-/// a restart, or after a PWRKEY press), then negotiates the fastest rate of
-/// [`config::MODEM_RATES`] the link carries cleanly. `rate` is the MCU's UART rate, updated.
-/// A modem that restarted mid-update comes back at its saved rate: this finds it there and
-/// negotiates again.
+/// a restart, or after a PWRKEY press), then negotiates the fastest of `rates` (start with
+/// [`config::MODEM_RATES`]) the link carries cleanly. `rate` is the MCU's UART rate,
+/// updated. A modem that restarted mid-update comes back at its saved rate: this finds it
+/// there and negotiates again. A rate left out of `rates` ([`slower_than`]) is stepped down
+/// from.
 pub async fn connect<T, C, H>(
     client: &mut Client<'_, T, C, H>,
+    rates: &[u32],
     rate: &mut u32,
     set_rate: &mut dyn FnMut(&mut T, u32) -> bool,
     pwrkey: Option<&mut Output<'_>>,
@@ -223,7 +226,7 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
-    let mut config = BaudConfig::new(config::MODEM_RATES);
+    let mut config = BaudConfig::new(rates);
     config.boot_rate = config::MODEM_BAUD;
     config.reset_pulse = config::PWRKEY_ON_PULSE;
     config.ready_timeout = config::MODEM_BOOT_TIMEOUT;
@@ -248,6 +251,21 @@ where
     .await
     .map_err(BringUpError::Baud)?;
     Ok(n)
+}
+
+/// Whether an update that failed with `e` lost bytes between the modem and the MCU (or
+/// waited in vain in the middle of the body, which is how a lost byte of a known length
+/// shows): the UART rate is more than the MCU takes while it writes flash.
+pub fn lost_bytes<E, S>(e: &UpdateError<E, S>) -> bool {
+    matches!(e.failure, Failure::BytesLost { .. })
+        || (e.stage == Stage::Transfer && matches!(e.failure, Failure::Modem(ClientError::Timeout)))
+}
+
+/// The candidates of `rates` (fastest first) slower than `rate`: after [`lost_bytes`] at a
+/// negotiated rate, negotiate only these from then on.
+pub fn slower_than(rates: &[u32], rate: u32) -> &[u32] {
+    let from = rates.iter().position(|r| *r < rate).unwrap_or(rates.len());
+    &rates[from..]
 }
 
 /// The crate's [`bring_up::bring_up`] with [`bring_up_config`], after [`connect`] (or

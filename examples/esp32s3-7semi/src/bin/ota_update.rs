@@ -85,7 +85,9 @@ fn main() -> ! {
         UrcLog::default(),
     );
 
-    // The UART's rate: the module's saved one, then what negotiation reaches.
+    // The UART's rate: the module's saved one, then what negotiation reaches; the
+    // candidates shrink when a payload loses bytes at a negotiated rate.
+    let mut rates: &[u32] = config::MODEM_RATES;
     let mut rate = config::MODEM_BAUD;
     #[cfg(not(feature = "uart-dma"))]
     let mut set_rate =
@@ -98,7 +100,7 @@ fn main() -> ! {
     let trial = block_on(boot::trial(&mut sink));
     let brought_up = block_on(async {
         let c = client.as_async();
-        modem::connect(c, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
+        modem::connect(c, rates, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
         modem::bring_up(c).await
     });
     if let Err(e) = &brought_up {
@@ -146,7 +148,7 @@ fn main() -> ! {
             // rate (it restarted) and negotiated again.
             let brought_up = block_on(async {
                 let c = client.as_async();
-                modem::connect(c, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
+                modem::connect(c, rates, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
                 modem::bring_up(c).await
             });
             if let Err(e) = brought_up {
@@ -170,6 +172,10 @@ fn main() -> ! {
             }
             Err(e) => {
                 report::update_error(&e);
+                if rate != config::MODEM_BAUD && modem::lost_bytes(&e) {
+                    rates = modem::slower_than(rates, rate);
+                    println!("bytes lost at {rate} baud: negotiating below it from now on");
+                }
                 wait = schedule.after_failure(e.retry(), e.bytes_done);
             }
         }

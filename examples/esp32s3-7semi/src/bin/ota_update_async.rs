@@ -84,7 +84,9 @@ async fn main(_spawner: Spawner) {
         UrcLog::default(),
     );
 
-    // The UART's rate: the module's saved one, then what negotiation reaches.
+    // The UART's rate: the module's saved one, then what negotiation reaches; the
+    // candidates shrink when a payload loses bytes at a negotiated rate.
+    let mut rates: &[u32] = config::MODEM_RATES;
     let mut rate = config::MODEM_BAUD;
     #[cfg(not(feature = "uart-dma"))]
     let mut set_rate = |io: &mut Traced<ModemUart>, r: u32| modem::set_uart_rate(io, r);
@@ -93,11 +95,18 @@ async fn main(_spawner: Spawner) {
 
     // The bring-up is the new image's self-test.
     let trial = boot::trial(&mut sink).await;
-    let brought_up =
-        match modem::connect(&mut client, &mut rate, &mut set_rate, pwrkey.as_mut()).await {
-            Ok(_) => modem::bring_up(&mut client).await,
-            Err(e) => Err(e),
-        };
+    let brought_up = match modem::connect(
+        &mut client,
+        rates,
+        &mut rate,
+        &mut set_rate,
+        pwrkey.as_mut(),
+    )
+    .await
+    {
+        Ok(_) => modem::bring_up(&mut client).await,
+        Err(e) => Err(e),
+    };
     if let Err(e) = &brought_up {
         println!("modem bring-up failed: {e}");
     }
@@ -142,6 +151,7 @@ async fn main(_spawner: Spawner) {
             // rate (it restarted) and negotiated again.
             let brought_up = match modem::connect(
                 &mut client,
+                rates,
                 &mut rate,
                 &mut set_rate,
                 pwrkey.as_mut(),
@@ -174,6 +184,10 @@ async fn main(_spawner: Spawner) {
             }
             Err(e) => {
                 report::update_error(&e);
+                if rate != config::MODEM_BAUD && modem::lost_bytes(&e) {
+                    rates = modem::slower_than(rates, rate);
+                    println!("bytes lost at {rate} baud: negotiating below it from now on");
+                }
                 wait = schedule.after_failure(e.retry(), e.bytes_done);
             }
         }
