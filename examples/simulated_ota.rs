@@ -4,8 +4,16 @@
 //! `cellular_ota::update::update_blocking` into the ESP-IDF A/B sink, and the ESP-IDF
 //! bootloader's slot choice at the end.
 //!
+//! Without options the device is the 7Semi firmware as shipped: the module boots at 115200,
+//! the device negotiates the UART rate up (`cellular_ota::baud`, `--rates`), the slot the
+//! update writes was erased in idle time beforehand (`--no-idle-erase` to skip), no RTS/CTS,
+//! an interrupt-driven receive ring. `--baud B` fixes the rate without negotiation.
+//!
 //! ```text
 //! cargo run --release --example simulated_ota
+//! cargo run --release --example simulated_ota -- --baud 921600 --no-idle-erase
+//! cargo run --release --example simulated_ota -- --fault baud-limit=460800
+//! cargo run --release --example simulated_ota -- --plot timeline.svg --plot-compare-baud 921600
 //! cargo run --release --example simulated_ota -- --strategy stream --flow-control off
 //! cargo run --release --example simulated_ota -- --fault modem-reboot --fault ignore-range
 //! cargo run --release --example simulated_ota -- --json --size 262144 --fault mcu-reset
@@ -52,7 +60,10 @@
 //!   bring-up, the manifest, the read-back verification and the activation.
 //! * **throughput, % of line rate**: (image bytes moved in that attempt) / (transfer
 //!   interval) divided by the UART's line rate of baud / 10 bytes per second (8N1: ten bit
-//!   times per byte).
+//!   times per byte), at the rate the payload ran at (the negotiated one).
+//! * **negotiation**: the virtual time the last attempt's baud negotiation took (before the
+//!   bring-up, not in the transfer interval); the idle erase runs before the whole run and
+//!   is reported apart (`idle_erase_steps`, `idle_erase_seconds`).
 //! * **payload interval**: from the first to the last `Progress::Bytes` of the last attempt
 //!   (the body flowing into flash), for the same ratio without the request overhead.
 //! * **UART bytes lost**: bytes that arrived at the MCU's UART while its 128-byte FIFO and
