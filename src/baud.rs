@@ -37,7 +37,7 @@ use core::time::Duration;
 use embedded_io_async::{Read, Write};
 
 use crate::at::AsyncClock;
-use crate::bring_up::{Family, idle};
+use crate::bring_up::{Family, idle, poll_at};
 use crate::client::asynch::Client;
 use crate::client::{Error as ClientError, TimeoutExt, UrcHandler, blocking};
 use crate::quectel::general::{Attention, SetBaudRate};
@@ -357,25 +357,35 @@ where
     true
 }
 
-/// `AT` every half second until it answers once, for at most `timeout`.
-async fn wait_answer<T, C, H>(client: &mut Client<'_, T, C, H>, timeout: Duration) -> bool
+/// The modem at its boot rate: the MCU switched to it, the line cleared, then `AT` every
+/// half second for up to [`BaudConfig::ready_timeout`] (a module that restarted may still be
+/// booting). On an answer, records the rate (and `restarted`) in `out`.
+async fn at_boot_rate<T, C, H>(
+    client: &mut Client<'_, T, C, H>,
+    config: &BaudConfig<'_>,
+    link: &mut Link<'_, '_, '_, '_, T>,
+    out: &mut Negotiated,
+    restarted: bool,
+    progress: &mut dyn FnMut(BaudEvent),
+) -> Result<bool, BaudError<T::Error>>
 where
     T: Read + Write,
     C: AsyncClock,
     H: UrcHandler,
 {
-    let deadline = client.clock().now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(client.clock().now());
-        if left.is_zero() {
-            return false;
-        }
-        if answers(client, 1, left.min(Duration::from_millis(500))).await {
-            return true;
-        }
-        let left = deadline.saturating_duration_since(client.clock().now());
-        idle(client, left.min(Duration::from_millis(500))).await;
+    set_mcu(client, link, config.boot_rate)?;
+    clear_line(client, config.settle).await?;
+    let per_try = Duration::from_millis(500);
+    if poll_at(client, config.ready_timeout, per_try)
+        .await
+        .is_none()
+    {
+        return Ok(false);
     }
+    out.rate = config.boot_rate;
+    out.restarted |= restarted;
+    progress(BaudEvent::Found(config.boot_rate));
+    Ok(true)
 }
 
 /// After a switch: lets both ends settle, then ends whatever partial line the modem holds
@@ -475,9 +485,7 @@ where
     let others = core::iter::once(config.boot_rate).chain(config.rates.iter().copied());
     for rate in others.filter(|&r| r != was) {
         // A rate the MCU cannot set was never negotiated.
-        if (link.set_rate)(client.io(), rate) {
-            link.rate = rate;
-            client.reset();
+        if set_mcu(client, link, rate).is_ok() {
             clear_line(client, config.settle).await?;
             if answers(client, 2, quick).await {
                 out.rate = rate;
@@ -487,12 +495,8 @@ where
             }
         }
     }
-    set_mcu(client, link, config.boot_rate)?;
-    clear_line(client, config.settle).await?;
-    if wait_answer(client, config.ready_timeout).await {
-        out.rate = config.boot_rate;
-        out.restarted |= was != config.boot_rate;
-        progress(BaudEvent::Found(config.boot_rate));
+    let restarted = was != config.boot_rate;
+    if at_boot_rate(client, config, link, out, restarted, progress).await? {
         return Ok(());
     }
     reset(client, config, link, out, progress).await
@@ -522,7 +526,11 @@ where
     }
     out.reset_used = true;
     set_mcu(client, link, config.boot_rate)?;
-    if wait_answer(client, config.ready_timeout).await {
+    let per_try = Duration::from_millis(500);
+    if poll_at(client, config.ready_timeout, per_try)
+        .await
+        .is_some()
+    {
         out.rate = config.boot_rate;
         out.restarted = true;
         progress(BaudEvent::Found(config.boot_rate));
@@ -564,11 +572,7 @@ where
         // No clean answer at the old rate: unknown whether it switched.
         Err(_) => return Ok(Some(Refusal::Garbled)),
     }
-    if !(link.set_rate)(client.io(), rate) {
-        return Err(BaudError::Mcu(rate));
-    }
-    link.rate = rate;
-    client.reset();
+    set_mcu(client, link, rate)?;
     clear_line(client, config.settle).await?;
     let each = Duration::from_millis(300);
     if !answers(client, config.probes, each).await || !family.verify_link(client).await {
@@ -578,13 +582,14 @@ where
     Ok(None)
 }
 
-/// After a failed `rate`, gets both ends back to `before` (or the boot rate). Returns
-/// whether the modem had restarted.
+/// Records a dropped rate and reports it.
 fn fallback(out: &mut Negotiated, f: Fallback, progress: &mut dyn FnMut(BaudEvent)) {
     let _ = out.fallbacks.push(f);
     progress(BaudEvent::Fallback(f));
 }
 
+/// After a failed `rate`, gets both ends back to `before` (or the boot rate). Returns
+/// whether the modem had restarted.
 async fn restore<T, C, H>(
     client: &mut Client<'_, T, C, H>,
     config: &BaudConfig<'_>,
@@ -614,12 +619,7 @@ where
         }
     }
     // Not at the previous rate: the modem restarted (at its boot rate) or is lost.
-    set_mcu(client, link, config.boot_rate)?;
-    clear_line(client, config.settle).await?;
-    if wait_answer(client, config.ready_timeout).await {
-        out.rate = config.boot_rate;
-        out.restarted = true;
-        progress(BaudEvent::Found(config.boot_rate));
+    if at_boot_rate(client, config, link, out, true, progress).await? {
         return Ok(true);
     }
     reset(client, config, link, out, progress).await?;

@@ -609,8 +609,8 @@ where
     blocking::block_on(bring_up(client.as_async(), family, config, progress))
 }
 
-/// `AT` every half second until `OK`; line noise (a booting modem, a UART error) is
-/// dropped between tries.
+/// `AT` every half second until `OK`, for at most `timeout`; line noise (a booting modem, a
+/// UART error) is dropped between tries.
 async fn sync<T, C, H>(
     client: &mut Client<'_, T, C, H>,
     timeout: Duration,
@@ -621,20 +621,45 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
+    match poll_at(client, timeout, Duration::from_secs(1)).await {
+        Some(tries) => {
+            progress(BringUpEvent::Answered { tries });
+            Ok(())
+        }
+        None => Err(fail(BringUpStage::Sync, BringUpFailure::NoAnswer)),
+    }
+}
+
+/// Sends `AT` (each try answered within `per_try`) every half second until `OK`, for at most
+/// `timeout`; line noise (a booting modem, a UART error) is dropped between tries. Returns
+/// the tries it took, or `None` when the deadline passed. Shared by bring-up's sync and
+/// [`crate::baud`]'s wait for a module at its boot rate.
+pub(crate) async fn poll_at<T, C, H>(
+    client: &mut Client<'_, T, C, H>,
+    timeout: Duration,
+    per_try: Duration,
+) -> Option<u32>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
     let deadline = client.clock().now() + timeout;
     let mut tries = 0;
     loop {
         tries += 1;
         let left = deadline.saturating_duration_since(client.clock().now());
-        let per_try = left.min(Duration::from_secs(1));
-        if client.send(&Attention.with_timeout(per_try)).await.is_ok() {
-            progress(BringUpEvent::Answered { tries });
-            return Ok(());
+        if client
+            .send(&Attention.with_timeout(left.min(per_try)))
+            .await
+            .is_ok()
+        {
+            return Some(tries);
         }
         client.reset();
         let left = deadline.saturating_duration_since(client.clock().now());
         if left.is_zero() {
-            return Err(fail(BringUpStage::Sync, BringUpFailure::NoAnswer));
+            return None;
         }
         idle(client, left.min(Duration::from_millis(500))).await;
     }
