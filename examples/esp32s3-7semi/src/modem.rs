@@ -268,6 +268,23 @@ pub fn slower_than(rates: &[u32], rate: u32) -> &[u32] {
     &rates[from..]
 }
 
+/// [`connect`], then [`bring_up`]: what the update programs run before every attempt.
+pub async fn connect_and_bring_up<T, C, H>(
+    client: &mut Client<'_, T, C, H>,
+    rates: &[u32],
+    rate: &mut u32,
+    set_rate: &mut dyn FnMut(&mut T, u32) -> bool,
+    pwrkey: Option<&mut Output<'_>>,
+) -> Result<ModemInfo, BringUpError<T::Error>>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    connect(client, rates, rate, set_rate, pwrkey).await?;
+    bring_up(client).await
+}
+
 /// The crate's [`bring_up::bring_up`] with [`bring_up_config`], after [`connect`] (or
 /// [`power_up`]). Run both before every update attempt: a modem that rebooted since the
 /// last one is back at its saved rate, with echo on, its saved URC port and no PDP context.

@@ -98,11 +98,13 @@ fn main() -> ! {
 
     // The bring-up is the new image's self-test.
     let trial = block_on(boot::trial(&mut sink));
-    let brought_up = block_on(async {
-        let c = client.as_async();
-        modem::connect(c, rates, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
-        modem::bring_up(c).await
-    });
+    let brought_up = block_on(modem::connect_and_bring_up(
+        client.as_async(),
+        rates,
+        &mut rate,
+        &mut set_rate,
+        pwrkey.as_mut(),
+    ));
     if let Err(e) = &brought_up {
         println!("modem bring-up failed: {e}");
     }
@@ -146,11 +148,13 @@ fn main() -> ! {
             // attempt: bring it up again (power, URC port, registration, PDP).
             // At the negotiated rate if the modem is still there, else found at its saved
             // rate (it restarted) and negotiated again.
-            let brought_up = block_on(async {
-                let c = client.as_async();
-                modem::connect(c, rates, &mut rate, &mut set_rate, pwrkey.as_mut()).await?;
-                modem::bring_up(c).await
-            });
+            let brought_up = block_on(modem::connect_and_bring_up(
+                client.as_async(),
+                rates,
+                &mut rate,
+                &mut set_rate,
+                pwrkey.as_mut(),
+            ));
             if let Err(e) = brought_up {
                 println!("modem bring-up failed: {e}");
                 wait = schedule.after_failure(e.retry(), 0);

@@ -95,18 +95,14 @@ async fn main(_spawner: Spawner) {
 
     // The bring-up is the new image's self-test.
     let trial = boot::trial(&mut sink).await;
-    let brought_up = match modem::connect(
+    let brought_up = modem::connect_and_bring_up(
         &mut client,
         rates,
         &mut rate,
         &mut set_rate,
         pwrkey.as_mut(),
     )
-    .await
-    {
-        Ok(_) => modem::bring_up(&mut client).await,
-        Err(e) => Err(e),
-    };
+    .await;
     if let Err(e) = &brought_up {
         println!("modem bring-up failed: {e}");
     }
@@ -149,18 +145,14 @@ async fn main(_spawner: Spawner) {
             // attempt: bring it up again (power, URC port, registration, PDP).
             // At the negotiated rate if the modem is still there, else found at its saved
             // rate (it restarted) and negotiated again.
-            let brought_up = match modem::connect(
+            let brought_up = modem::connect_and_bring_up(
                 &mut client,
                 rates,
                 &mut rate,
                 &mut set_rate,
                 pwrkey.as_mut(),
             )
-            .await
-            {
-                Ok(_) => modem::bring_up(&mut client).await,
-                Err(e) => Err(e),
-            };
+            .await;
             if let Err(e) = brought_up {
                 println!("modem bring-up failed: {e}");
                 wait = schedule.after_failure(e.retry(), 0);
