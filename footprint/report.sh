@@ -7,6 +7,13 @@
 #   footprint/report.sh --stack-sizes
 #                                  also: the largest stack frames from rustc's
 #                                  -Z emit-stack-sizes (needs nightly; a cross-check)
+#   footprint/report.sh --quick --check
+#                                  CI's guard: fails when the update path's flash or the
+#                                  total RAM of the opt-level s build is more than 2 % above
+#                                  the figures committed in README.md (the "Committed
+#                                  figures" block); needs QEMU for the RAM
+#   footprint/report.sh --quick --write
+#                                  rewrites that block with this run's figures
 #
 # Installs what it needs (thumbv7em target, llvm-tools, qemu-system-arm via apt-get when
 # run as root) and skips only the QEMU run if QEMU cannot be had. Run from anywhere.
@@ -16,10 +23,16 @@ cd "$(dirname "$0")"
 TARGET=thumbv7em-none-eabihf
 QUICK=0
 STACK_SIZES=0
+CHECK=0
+WRITE=0
+# Growth allowed over the committed figures before --check fails, in percent.
+TOLERANCE_PERCENT=2
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --stack-sizes) STACK_SIZES=1 ;;
+    --check) CHECK=1 ;;
+    --write) WRITE=1 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -42,14 +55,20 @@ else
   exit 1
 fi
 
-if ! command -v qemu-system-arm > /dev/null && [[ $(id -u) == 0 ]] && command -v apt-get > /dev/null; then
+SUDO=""
+[[ $(id -u) == 0 ]] || { command -v sudo > /dev/null && sudo -n true 2> /dev/null && SUDO=sudo; }
+if ! command -v qemu-system-arm > /dev/null && { [[ $(id -u) == 0 ]] || [[ -n $SUDO ]]; } && command -v apt-get > /dev/null; then
   log "installing qemu-system-arm"
-  apt-get install -y qemu-system-arm > /dev/null 2>&1 ||
-    { apt-get update > /dev/null 2>&1 && apt-get install -y qemu-system-arm > /dev/null 2>&1; } || true
+  $SUDO apt-get install -y qemu-system-arm > /dev/null 2>&1 ||
+    { $SUDO apt-get update > /dev/null 2>&1 && $SUDO apt-get install -y qemu-system-arm > /dev/null 2>&1; } || true
 fi
 HAVE_QEMU=0
 command -v qemu-system-arm > /dev/null && HAVE_QEMU=1
 [[ $HAVE_QEMU == 1 ]] || log "qemu-system-arm not available: peak stack is not measured"
+if [[ $HAVE_QEMU == 0 ]] && [[ $CHECK == 1 || $WRITE == 1 ]]; then
+  echo "--check and --write need qemu-system-arm (the RAM figure includes the measured stack)" >&2
+  exit 1
+fi
 
 OUT=target/report
 mkdir -p "$OUT"
@@ -122,12 +141,13 @@ for v in "${VARIANTS[@]}"; do
     fi
   fi
   ROWS+=("| $label | $text | $rodata | $data | $bss | $path_flash | $flow | $peak | $ram |")
-  [[ $name == s ]] && S_ELF=$elf && S_VT=$vt && S_TESTDATA=$testdata
+  [[ $name == s ]] && S_ELF=$elf && S_VT=$vt && S_TESTDATA=$testdata && S_ROW=${ROWS[-1]} &&
+    S_FLASH=$path_flash && S_RAM=$ram
   [[ $name == z ]] && Z_ELF=$elf
 done
 
 PHASES=""
-if [[ $HAVE_QEMU == 1 ]]; then
+if [[ $HAVE_QEMU == 1 && $CHECK == 0 ]]; then
   build s-phases s phases
   log "running s-phases under QEMU"
   PHASES=$(run_qemu "$OUT/s-phases.elf" | sed -n 's/^phase //p')
@@ -213,4 +233,46 @@ for s, f in e[:12]:
     print(f"{s:7d}  {f}")
 ' | { if command -v llvm-cxxfilt > /dev/null; then llvm-cxxfilt; else cat; fi; } | cut -c1-150
   echo '```'
+fi
+
+# ---------------------------------------------------------------------------- committed figures
+BEGIN_MARK='<!-- committed figures: begin (footprint/report.sh --quick --write) -->'
+END_MARK='<!-- committed figures: end -->'
+if [[ $WRITE == 1 ]]; then
+  python3 - "$BEGIN_MARK" "$END_MARK" "$S_ROW" "$(git -C .. rev-parse --short HEAD 2> /dev/null || echo '?')" "$(rustc --version)" << 'PY'
+import sys
+begin, end, row, rev, rustc = sys.argv[1:]
+text = open("README.md").read()
+i, j = text.index(begin), text.index(end)
+block = (begin + "\n\n" + f"Measured on the tree after `{rev}`, {rustc}, `report.sh --quick`.\n\n"
+         "| build | .text | .rodata | .data | .bss | update path flash | flow stack | peak stack | total RAM |\n"
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + row + "\n\n")
+open("README.md", "w").write(text[:i] + block + text[j:])
+PY
+  log "footprint/README.md: committed figures rewritten"
+fi
+if [[ $CHECK == 1 ]]; then
+  committed=$(awk -v b="$BEGIN_MARK" -v e="$END_MARK" '$0 == b { on = 1 } $0 == e { on = 0 } on && /^\| opt-level s \|/' README.md)
+  if [[ -z $committed ]]; then
+    echo "footprint/README.md has no committed 'opt-level s' row between its markers" >&2
+    exit 1
+  fi
+  c_flash=$(awk -F'|' '{ gsub(/ /, "", $7); print $7 }' <<< "$committed")
+  c_ram=$(awk -F'|' '{ gsub(/ /, "", $10); print $10 }' <<< "$committed")
+  fail=0
+  for pair in "update path flash|$S_FLASH|$c_flash" "total RAM|$S_RAM|$c_ram"; do
+    IFS='|' read -r what now was <<< "$pair"
+    limit=$((was + was * TOLERANCE_PERCENT / 100))
+    if ((now > limit)); then
+      echo "FOOTPRINT GUARD: $what is $now bytes, committed $was (limit $limit, +$TOLERANCE_PERCENT %)" >&2
+      fail=1
+    else
+      echo "footprint guard: $what $now bytes, committed $was (limit $limit): ok"
+    fi
+  done
+  if ((fail)); then
+    echo "Shrink it back, or, if the growth is worth it, rerun footprint/report.sh --quick --write" >&2
+    echo "and say why in footprint/README.md." >&2
+    exit 1
+  fi
 fi

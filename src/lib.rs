@@ -18,3 +18,5 @@ pub mod quectel;
 pub mod retry;
 pub mod transcript;
 pub mod update;
+
+pub use client::blocking::block_on;

@@ -297,15 +297,7 @@ fn chip_running(a: &Img) -> Vec<u8> {
     mem
 }
 
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+use cellular_ota::block_on;
 
 // ----- tests ------------------------------------------------------------------------------
 

@@ -632,15 +632,8 @@ impl AsyncClock for SimClock {
     }
 }
 
-/// Runs a future to completion on the current thread, polling it in a loop. Meant for the
-/// simulator's futures (the async client over [`HostUart`] and [`SimClock`]), which always
-/// make progress when polled because they drive virtual time themselves.
-pub fn block_on<F: core::future::Future>(fut: F) -> F::Output {
-    let mut fut = std::pin::pin!(fut);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    loop {
-        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+/// Runs a future to completion by polling it in a loop: the library's
+/// [`cellular_ota::block_on`]. The simulator's futures (the async client over [`HostUart`]
+/// and [`SimClock`]) always make progress when polled because they drive virtual time
+/// themselves.
+pub use cellular_ota::block_on;

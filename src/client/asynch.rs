@@ -7,9 +7,7 @@ use core::time::Duration;
 
 use embedded_io_async::{Read, Write};
 
-use super::{
-    Config, Error, Exchange, Rejection, Step, StreamStart, UrcHandler, encode_line, payload,
-};
+use super::{Config, Error, Exchange, Rejection, Request, Step, StreamStart, UrcHandler};
 use crate::at::{AsyncClock, AtCommand, DataPhase, DataState, Engine, Event, Instant, Lines};
 
 /// The async twin of [`blocking::Client`](super::blocking::Client): same engine, same
@@ -70,7 +68,8 @@ where
                 "command receives a payload: use send_receive",
             ));
         }
-        let len = self.exchange(cmd, &mut |_| {}).await?;
+        let req = Request::encode(cmd, self.resp)?;
+        let len = self.exchange(&req, &mut |_| {}).await?;
         Ok(cmd.parse(Lines::new(&self.resp[..len]))?)
     }
 
@@ -81,8 +80,9 @@ where
         mut on_data: impl FnMut(&[u8]),
     ) -> Result<(Cmd::Response<'_>, u64), Error<T::Error>> {
         let mut received = 0u64;
+        let req = Request::encode(cmd, self.resp)?;
         let len = self
-            .exchange(cmd, &mut |d| {
+            .exchange(&req, &mut |d| {
                 received += d.len() as u64;
                 on_data(d)
             })
@@ -90,70 +90,98 @@ where
         Ok((cmd.parse(Lines::new(&self.resp[..len]))?, received))
     }
 
-    /// Encodes and writes `cmd`, preparing the engine for its payload.
-    async fn start<Cmd: AtCommand>(&mut self, cmd: &Cmd) -> Result<Exchange, Error<T::Error>> {
-        let n = encode_line(cmd, self.resp)?;
-        self.engine.expect_data(match cmd.data() {
-            DataPhase::Receive(len) => Some(len),
-            _ => None,
-        });
+    /// Writes the encoded line of `req` (at the start of the response buffer), preparing
+    /// the engine for its payload.
+    async fn start(&mut self, req: &Request<'_>) -> Result<Exchange, Error<T::Error>> {
+        self.engine.expect_data(req.receives());
         self.io
-            .write_all(&self.resp[..n])
+            .write_all(&self.resp[..req.line_len])
             .await
             .map_err(Error::Io)?;
         self.io.flush().await.map_err(Error::Io)?;
-        Ok(Exchange::new(cmd, &self.config))
+        Ok(Exchange::new(req, &self.config))
     }
 
-    async fn exchange<Cmd: AtCommand>(
+    /// The one wait loop of the client: polls the engine, hands each event to `on_event`
+    /// until it answers [`Act::Stop`], and otherwise reads until `deadline` (or the
+    /// engine's own trailer deadline, whichever is first). `on_event` may move the
+    /// deadline (progress). When the deadline passes, the engine leaves data mode and the
+    /// answer is [`Error::Timeout`]; events that were ready are always handled first.
+    ///
+    /// Not generic over the caller: each client method is a closure over this one loop.
+    async fn drive(
         &mut self,
-        cmd: &Cmd,
-        on_data: &mut dyn FnMut(&[u8]),
-    ) -> Result<usize, Error<T::Error>> {
-        let mut ex = self.start(cmd).await?;
-        let Client {
-            io,
-            clock,
-            engine,
-            resp,
-            urc,
-            ..
-        } = self;
-        let timeout = cmd.timeout();
-        let mut deadline = clock.now() + timeout;
-        let mut got = 0u64;
+        deadline: &mut Instant,
+        on_event: &mut dyn FnMut(Event<'_>, &mut Seen<'_>) -> Act,
+    ) -> Result<(), Error<T::Error>> {
         loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                match ex.on_event::<T::Error, H>(ev, resp, urc) {
-                    Step::Continue => {}
-                    Step::SendPayload => {
-                        io.write_all(payload(cmd)).await.map_err(Error::Io)?;
-                        io.flush().await.map_err(Error::Io)?;
-                        deadline = clock.now() + timeout;
+            let now = self.clock.now();
+            while let Some(ev) = self.engine.poll(now) {
+                let mut seen = Seen {
+                    resp: self.resp,
+                    urc: &mut self.urc,
+                    deadline,
+                    now,
+                };
+                match on_event(ev, &mut seen) {
+                    Act::Continue => {}
+                    Act::AbortData => {
+                        self.engine.abort_data();
                     }
-                    Step::Data(d) => {
-                        on_data(d);
-                        let old = got;
-                        got += d.len() as u64;
-                        if progressed(old, got) {
-                            deadline = now + timeout;
-                        }
-                    }
-                    Step::Done(r) => {
-                        engine.expect_data(None);
-                        r?;
-                        return Ok(ex.response_len());
-                    }
+                    Act::Stop => return Ok(()),
                 }
             }
-            if now >= deadline {
-                engine.expect_data(None);
-                engine.abort_data();
+            if now >= *deadline {
+                self.engine.expect_data(None);
+                self.engine.abort_data();
                 return Err(Error::Timeout);
             }
-            let wake = engine.next_deadline().map_or(deadline, |d| d.min(deadline));
-            wait_bytes(io, engine, clock, wake).await?;
+            let wake = self
+                .engine
+                .next_deadline()
+                .map_or(*deadline, |d| d.min(*deadline));
+            wait_bytes(&mut self.io, &mut self.engine, &mut self.clock, wake).await?;
+        }
+    }
+
+    /// Follows a command in flight ([`Follow`]) through [`Client::drive`] until it stops;
+    /// returns what stopped it.
+    async fn follow(
+        &mut self,
+        f: &mut Follow<'_, T::Error>,
+        deadline: &mut Instant,
+    ) -> Result<Followed, Error<T::Error>> {
+        self.drive(deadline, &mut |ev, seen| f.on(ev, seen)).await?;
+        match f.outcome.take() {
+            Some(Ok(stop)) => Ok(stop),
+            Some(Err(e)) => {
+                self.engine.expect_data(None);
+                Err(e)
+            }
+            None => Err(Error::Protocol("exchange stopped without an outcome")),
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: &Request<'_>,
+        on_data: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, Error<T::Error>> {
+        let mut ex = self.start(req).await?;
+        let mut deadline = self.clock.now() + req.timeout;
+        let mut f = Follow::new(&mut ex, req.timeout, false, on_data);
+        loop {
+            match self.follow(&mut f, &mut deadline).await? {
+                Followed::Prompted => {
+                    self.io.write_all(req.payload()).await.map_err(Error::Io)?;
+                    self.io.flush().await.map_err(Error::Io)?;
+                    deadline = self.clock.now() + req.timeout;
+                }
+                Followed::Done | Followed::InData => {
+                    self.engine.expect_data(None);
+                    return Ok(f.ex.response_len());
+                }
+            }
         }
     }
 
@@ -163,29 +191,22 @@ where
         timeout: Duration,
         mut pick: impl FnMut(&[u8]) -> Option<R>,
     ) -> Result<R, Error<T::Error>> {
-        let deadline = self.clock.now() + timeout;
-        let Client {
-            io,
-            clock,
-            engine,
-            urc,
-            ..
-        } = self;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                if let Event::Line(line) = ev {
-                    match pick(line) {
-                        Some(r) => return Ok(r),
-                        None => urc.on_urc(line),
+        let mut deadline = self.clock.now() + timeout;
+        let mut found = None;
+        self.drive(&mut deadline, &mut |ev, seen| {
+            if let Event::Line(line) = ev {
+                match pick(line) {
+                    Some(r) => {
+                        found = Some(r);
+                        return Act::Stop;
                     }
+                    None => seen.urc.on_urc(line),
                 }
             }
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            wait_bytes(io, engine, clock, deadline).await?;
-        }
+            Act::Continue
+        })
+        .await?;
+        found.ok_or(Error::Protocol("wait ended without a line"))
     }
 
     /// Sends a command whose payload the caller streams itself, and waits until the modem
@@ -214,14 +235,14 @@ where
                 "open_stream takes a command without its own data phase",
             ));
         }
-        let n = encode_line(cmd, self.resp)?;
+        let req = Request::encode(cmd, self.resp)?;
         self.engine.expect_data(None);
         self.io
-            .write_all(&self.resp[..n])
+            .write_all(&self.resp[..req.line_len])
             .await
             .map_err(Error::Io)?;
         self.io.flush().await.map_err(Error::Io)?;
-        let deadline = self.clock.now() + cmd.timeout();
+        let deadline = self.clock.now() + req.timeout;
         self.wait_answer(deadline, true, on_line).await
     }
 
@@ -325,51 +346,43 @@ where
     /// Waits until `deadline` for a final result (or, with `prompt`, a prompt).
     async fn wait_answer(
         &mut self,
-        deadline: Instant,
+        mut deadline: Instant,
         prompt: bool,
         on_line: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<StreamStart, Error<T::Error>> {
-        let Client {
-            io,
-            clock,
-            engine,
-            urc,
-            ..
-        } = self;
         let mut error: Option<Error<T::Error>> = None;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                match ev {
-                    Event::Line(line) if !on_line(line) => urc.on_urc(line),
-                    Event::Final(f) => {
-                        return match (Rejection::from_final(f), error) {
-                            (Some(r), _) => Err(Error::Rejected(r)),
-                            (None, Some(e)) => Err(e),
-                            (None, None) => Ok(StreamStart::Ok),
-                        };
-                    }
-                    Event::Prompt(p) if prompt && error.is_none() => {
-                        return Ok(StreamStart::Prompt(p));
-                    }
-                    Event::Prompt(_) => {
-                        error.get_or_insert(Error::Protocol("unexpected prompt"));
-                    }
-                    Event::DataStart { .. } => {
-                        engine.abort_data();
-                        error.get_or_insert(Error::Protocol("unexpected payload"));
-                    }
-                    Event::Overflow { discarded } => {
-                        error.get_or_insert(Error::LineTooLong { discarded });
-                    }
-                    Event::Echo(_) | Event::Line(_) | Event::Data(_) | Event::DataEnd => {}
+        let mut answer: Option<Result<StreamStart, Error<T::Error>>> = None;
+        self.drive(&mut deadline, &mut |ev, seen| {
+            match ev {
+                Event::Line(line) if !on_line(line) => seen.urc.on_urc(line),
+                Event::Final(f) => {
+                    answer = Some(match (Rejection::from_final(f), error.take()) {
+                        (Some(r), _) => Err(Error::Rejected(r)),
+                        (None, Some(e)) => Err(e),
+                        (None, None) => Ok(StreamStart::Ok),
+                    });
+                    return Act::Stop;
                 }
+                Event::Prompt(p) if prompt && error.is_none() => {
+                    answer = Some(Ok(StreamStart::Prompt(p)));
+                    return Act::Stop;
+                }
+                Event::Prompt(_) => {
+                    error.get_or_insert(Error::Protocol("unexpected prompt"));
+                }
+                Event::DataStart { .. } => {
+                    error.get_or_insert(Error::Protocol("unexpected payload"));
+                    return Act::AbortData;
+                }
+                Event::Overflow { discarded } => {
+                    error.get_or_insert(Error::LineTooLong { discarded });
+                }
+                Event::Echo(_) | Event::Line(_) | Event::Data(_) | Event::DataEnd => {}
             }
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            wait_bytes(io, engine, clock, deadline).await?;
-        }
+            Act::Continue
+        })
+        .await?;
+        answer.unwrap_or(Err(Error::Protocol("wait ended without an answer")))
     }
 
     /// Sends a command whose answer carries a payload after `CONNECT` and, once the payload
@@ -386,45 +399,15 @@ where
         if !matches!(cmd.data(), DataPhase::Receive(_)) {
             return Err(Error::Protocol("command receives no payload: use send"));
         }
-        let mut ex = self.start(cmd).await?;
-        let timeout = cmd.timeout();
-        let deadline = self.clock.now() + timeout;
-        let Client {
-            io,
-            clock,
-            engine,
-            resp,
-            urc,
-            ..
-        } = self;
-        while !ex.in_data() && !ex.data_done() {
-            let now = clock.now();
-            let mut progressed = false;
-            while let Some(ev) = engine.poll(now) {
-                progressed = true;
-                match ex.on_event::<T::Error, H>(ev, resp, urc) {
-                    Step::Continue => {}
-                    Step::Done(Err(e)) => {
-                        engine.expect_data(None);
-                        return Err(e);
-                    }
-                    Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
-                        engine.expect_data(None);
-                        return Err(Error::Protocol("no payload where one was expected"));
-                    }
-                }
-                if ex.in_data() || ex.data_done() {
-                    break;
-                }
-            }
-            if ex.in_data() || ex.data_done() {
-                break;
-            }
-            if !progressed && now >= deadline {
-                engine.expect_data(None);
-                return Err(Error::Timeout);
-            }
-            wait_bytes(io, engine, clock, deadline).await?;
+        let req = Request::encode(cmd, self.resp)?;
+        let mut ex = self.start(&req).await?;
+        let timeout = req.timeout;
+        let mut deadline = self.clock.now() + timeout;
+        let mut ignore = |_: &[u8]| {};
+        let mut f = Follow::new(&mut ex, timeout, true, &mut ignore);
+        if let Err(e) = self.follow(&mut f, &mut deadline).await {
+            self.engine.expect_data(None);
+            return Err(e);
         }
         let announced = match self.engine.data_state() {
             DataState::Remaining(n) => Some(n),
@@ -532,6 +515,95 @@ async fn select<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output
         Poll::Pending
     })
     .await
+}
+
+/// What the one wait loop ([`Client::drive`]) does after an event.
+enum Act {
+    /// Keep polling and waiting.
+    Continue,
+    /// Leave the engine's data mode (an unexpected payload), then keep going.
+    AbortData,
+    /// The caller has its answer.
+    Stop,
+}
+
+/// What an event handler of [`Client::drive`] may touch besides the event.
+struct Seen<'s> {
+    resp: &'s mut [u8],
+    urc: &'s mut dyn UrcHandler,
+    deadline: &'s mut Instant,
+    now: Instant,
+}
+
+/// What stopped a [`Follow`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Followed {
+    /// The modem prompted for the command's payload.
+    Prompted,
+    /// The payload started (or ended) and the follower was asked to stop there.
+    InData,
+    /// The final result, and it was a success.
+    Done,
+}
+
+/// A command in flight followed event by event: the sans-IO bookkeeping of [`Exchange`]
+/// plus progress and what the caller wants to stop at. Shared by `send`, `read_data` and
+/// `DataReader::finish`.
+struct Follow<'f, E> {
+    ex: &'f mut Exchange,
+    timeout: Duration,
+    until_data: bool,
+    got: u64,
+    on_data: &'f mut dyn FnMut(&[u8]),
+    outcome: Option<Result<Followed, Error<E>>>,
+}
+
+impl<'f, E> Follow<'f, E> {
+    fn new(
+        ex: &'f mut Exchange,
+        timeout: Duration,
+        until_data: bool,
+        on_data: &'f mut dyn FnMut(&[u8]),
+    ) -> Self {
+        Follow {
+            ex,
+            timeout,
+            until_data,
+            got: 0,
+            on_data,
+            outcome: None,
+        }
+    }
+
+    fn stop(&mut self, outcome: Result<Followed, Error<E>>) -> Act {
+        self.outcome = Some(outcome);
+        Act::Stop
+    }
+
+    fn on(&mut self, ev: Event<'_>, seen: &mut Seen<'_>) -> Act {
+        let until_data = self.until_data;
+        match self.ex.on_event::<E>(ev, seen.resp, seen.urc) {
+            Step::Continue => {}
+            Step::SendPayload if !until_data => return self.stop(Ok(Followed::Prompted)),
+            Step::Data(d) if !until_data => {
+                (self.on_data)(d);
+                let old = self.got;
+                self.got += d.len() as u64;
+                if progressed(old, self.got) {
+                    *seen.deadline = seen.now + self.timeout;
+                }
+            }
+            Step::Done(Err(e)) => return self.stop(Err(e)),
+            Step::Done(Ok(())) if !until_data => return self.stop(Ok(Followed::Done)),
+            Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
+                return self.stop(Err(Error::Protocol("no payload where one was expected")));
+            }
+        }
+        if until_data && (self.ex.in_data() || self.ex.data_done()) {
+            return self.stop(Ok(Followed::InData));
+        }
+        Act::Continue
+    }
 }
 
 /// Reads what one transport read returns at once into the engine, without waiting (nothing
@@ -736,7 +808,7 @@ where
             }
             let now = clock.now();
             match engine.poll(now) {
-                Some(ev) => match self.ex.on_event::<T::Error, H>(ev, resp, urc) {
+                Some(ev) => match self.ex.on_event::<T::Error>(ev, resp, urc) {
                     Step::Continue => {}
                     Step::Done(Err(e)) => return Err(e),
                     Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
@@ -785,34 +857,15 @@ where
             }
             embedded_io_async::BufRead::consume(&mut self, n);
         }
-        let Client {
-            io,
-            clock,
-            engine,
-            resp,
-            urc,
-            ..
-        } = &mut *self.client;
-        let deadline = clock.now() + self.timeout;
-        loop {
-            let now = clock.now();
-            while let Some(ev) = engine.poll(now) {
-                match self.ex.on_event::<T::Error, H>(ev, resp, urc) {
-                    Step::Continue | Step::Data(_) => {}
-                    Step::Done(r) => {
-                        engine.expect_data(None);
-                        r?;
-                        let (len, n) = (self.ex.response_len(), self.position);
-                        return Ok((self.client, len, n));
-                    }
-                    Step::SendPayload => return Err(Error::Protocol("prompt after payload")),
-                }
-            }
-            if now >= deadline {
-                return Err(Error::Timeout);
-            }
-            wait_bytes(io, engine, clock, deadline).await?;
+        let mut deadline = self.client.clock.now() + self.timeout;
+        let mut ignore = |_: &[u8]| {};
+        let mut f = Follow::new(&mut self.ex, self.timeout, false, &mut ignore);
+        if self.client.follow(&mut f, &mut deadline).await? == Followed::Prompted {
+            return Err(Error::Protocol("prompt after payload"));
         }
+        self.client.engine.expect_data(None);
+        let (len, n) = (self.ex.response_len(), self.position);
+        Ok((self.client, len, n))
     }
 }
 

@@ -16,9 +16,23 @@ use embedded_io::{Read, ReadReady, Write};
 use super::{Config, Error, StreamStart, UrcHandler, asynch};
 use crate::at::{AsyncClock, AtCommand, Clock, Engine, Instant};
 
-/// Polls `fut` until it completes. Each `Pending` means "not yet" (no byte ready, deadline
-/// not reached), so this spins, exactly like a blocking loop on `read_ready()` and the clock.
-pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+/// Runs `fut` to completion on the spot by polling it in a loop, with a waker that does
+/// nothing.
+///
+/// This is how the blocking client runs the async one: through [`BlockingIo`] and
+/// [`SpinClock`] a future is only `Pending` while no byte is ready or a deadline has not
+/// passed, so spinning is exactly what a blocking loop on `read_ready()` and the clock
+/// would do. Use it for such futures (the async client over those adapters, an in-memory
+/// flash, a simulator that advances virtual time when polled), for example to call an
+/// async-only function from blocking code. It never sleeps and never returns while the
+/// future is pending: a future that waits for a real waker (an interrupt-driven UART, an
+/// embassy timer) needs an executor instead.
+///
+/// ```
+/// let answer = cellular_ota::block_on(async { 40 + 2 });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn block_on<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     let mut cx = Context::from_waker(Waker::noop());
     loop {

@@ -300,13 +300,12 @@ enum ExchangeError {
 }
 
 impl Exchange {
-    pub(crate) fn new<C: AtCommand>(cmd: &C, config: &Config) -> Self {
-        let data = cmd.data();
+    pub(crate) fn new(req: &Request<'_>, config: &Config) -> Self {
         Exchange {
-            lines: cmd.response_lines(),
+            lines: req.lines,
             is_urc: config.is_urc,
-            sends: matches!(data, DataPhase::Send(_)),
-            receives: matches!(data, DataPhase::Receive(_)),
+            sends: matches!(req.data, DataPhase::Send(_)),
+            receives: matches!(req.data, DataPhase::Receive(_)),
             prompted: false,
             in_data: false,
             data_done: false,
@@ -331,11 +330,11 @@ impl Exchange {
         self.data_done
     }
 
-    pub(crate) fn on_event<'e, E, H: UrcHandler>(
+    pub(crate) fn on_event<'e, E>(
         &mut self,
         ev: Event<'e>,
         resp: &mut [u8],
-        urc: &mut H,
+        urc: &mut dyn UrcHandler,
     ) -> Step<'e, E> {
         match ev {
             Event::Echo(_) => Step::Continue,
@@ -431,18 +430,47 @@ impl Exchange {
     }
 }
 
-/// Encodes `cmd` plus CR into `buf`; returns the line's length.
-pub(crate) fn encode_line<C: AtCommand>(cmd: &C, buf: &mut [u8]) -> Result<usize, EncodeError> {
-    let mut enc = Encoder::new(buf);
-    cmd.encode(&mut enc)?;
-    enc.raw(b"\r")?;
-    Ok(enc.len())
+/// A typed command reduced to what the exchange needs, so that the exchange itself is not
+/// generic over the command: its line (with CR) is encoded at the start of the client's
+/// response buffer, `line_len` bytes long.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Request<'p> {
+    pub(crate) line_len: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) lines: ResponseLines,
+    pub(crate) data: DataPhase<'p>,
 }
 
-/// The payload bytes of a sending command.
-pub(crate) fn payload<C: AtCommand>(cmd: &C) -> &[u8] {
-    match cmd.data() {
-        DataPhase::Send(p) => p,
-        _ => &[],
+impl<'p> Request<'p> {
+    /// Encodes `cmd` plus CR into `buf` (nothing is written to the transport).
+    pub(crate) fn encode<C: AtCommand + ?Sized>(
+        cmd: &'p C,
+        buf: &mut [u8],
+    ) -> Result<Self, EncodeError> {
+        let mut enc = Encoder::new(buf);
+        cmd.encode(&mut enc)?;
+        enc.raw(b"\r")?;
+        Ok(Request {
+            line_len: enc.len(),
+            timeout: cmd.timeout(),
+            lines: cmd.response_lines(),
+            data: cmd.data(),
+        })
+    }
+
+    /// The payload bytes of a sending command.
+    pub(crate) fn payload(&self) -> &'p [u8] {
+        match self.data {
+            DataPhase::Send(p) => p,
+            _ => &[],
+        }
+    }
+
+    /// The payload length of a receiving command.
+    pub(crate) fn receives(&self) -> Option<crate::at::DataLength> {
+        match self.data {
+            DataPhase::Receive(len) => Some(len),
+            _ => None,
+        }
     }
 }

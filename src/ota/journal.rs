@@ -123,8 +123,6 @@ const CRC_AT: usize = 44;
 /// ASCII bytes `cellular-ota: slot erased (idle)`.
 pub const ERASED_ID: [u8; 32] = *b"cellular-ota: slot erased (idle)";
 
-const RECORD_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// One durable progress point: `offset` bytes of image `id` (of `size` bytes) are on flash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -166,7 +164,7 @@ fn encode_raw(magic: u32, id: &[u8; 32], size: u32, offset: u32) -> [u8; RECORD_
     b[4..36].copy_from_slice(id);
     b[36..40].copy_from_slice(&size.to_le_bytes());
     b[40..44].copy_from_slice(&offset.to_le_bytes());
-    let crc = RECORD_CRC.checksum(&b[..CRC_AT]);
+    let crc = super::crc32::crc32_iso_hdlc(&b[..CRC_AT]);
     b[CRC_AT..RECORD_LEN].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -200,7 +198,7 @@ pub fn classify(slot: &[u8]) -> SlotContent {
         return SlotContent::Garbage;
     };
     let word = |at: usize| u32::from_le_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
-    if RECORD_CRC.checksum(&raw[..CRC_AT]) != word(CRC_AT) {
+    if super::crc32::crc32_iso_hdlc(&raw[..CRC_AT]) != word(CRC_AT) {
         return SlotContent::Garbage;
     }
     match word(0) {
@@ -786,7 +784,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::ota::mem_flash::tests::block_on;
+    use crate::block_on;
     use crate::ota::mem_flash::{MemFlash, MemFlashError};
     use std::vec::Vec;
 

@@ -351,6 +351,7 @@ impl Core<'_> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::block_on;
     use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 
     type Flash<'a> = MemFlash<'a, 4096, 4, 1>;
@@ -550,16 +551,5 @@ pub(crate) mod tests {
         ))
         .unwrap();
         assert_eq!(b, [0xFF; 4]);
-    }
-
-    /// Polls a future that never waits (MemFlash's futures complete at once).
-    pub(crate) fn block_on<F: core::future::Future>(fut: F) -> F::Output {
-        let mut fut = core::pin::pin!(fut);
-        let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
-        loop {
-            if let core::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
     }
 }

@@ -309,7 +309,7 @@ impl AsyncOtaSink for MemSink<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ota::mem_flash::tests::block_on;
+    use crate::block_on;
 
     fn desc(bytes: &[u8]) -> (ImageDescriptor, [u8; 32]) {
         let sha: [u8; 32] = Sha256::digest(bytes).into();

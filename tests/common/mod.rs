@@ -335,17 +335,8 @@ impl embedded_io_async::Write for Port {
 
 /// Runs a future to completion on the current thread (the futures here never wait on
 /// anything but the virtual world, which always makes progress when polled).
-pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    for _ in 0..10_000_000 {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-    panic!("future did not complete")
-}
+#[allow(unused_imports)] // not every test binary that includes this module uses it
+pub use cellular_ota::block_on;
 
 /// Collects URC lines as strings.
 #[derive(Clone, Debug, Default)]

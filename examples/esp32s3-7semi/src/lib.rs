@@ -30,24 +30,10 @@ pub mod trace;
 #[cfg(feature = "uart-dma")]
 pub mod uart_dma;
 
-use core::future::Future;
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
-
-/// Polls `fut` until it completes, spinning on every `Pending`.
-///
-/// Meant for futures that are only pending while they wait for a UART byte or a deadline
-/// through the blocking client's adapters (`client.as_async()`), which are polled, never
-/// woken: spinning is exactly what a blocking loop would do.
-pub fn block_on<F: Future>(fut: F) -> F::Output {
-    let mut fut = pin!(fut);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
+/// Runs a future to completion by spinning: the library's [`cellular_ota::block_on`], for
+/// futures that are only pending while they wait for a UART byte or a deadline through the
+/// blocking client's adapters (`client.as_async()`), which are polled, never woken.
+pub use cellular_ota::block_on;
 
 /// Places the ESP-IDF app descriptor in the binary, with [`config::FIRMWARE_VERSION`] as its
 /// version (the default `esp_app_desc!()` would use the package version only).

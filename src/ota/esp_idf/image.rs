@@ -1670,8 +1670,8 @@ mod tests {
 
     use super::testing::{AppParts, TestImage, TestImageError, build_test_image};
     use super::*;
+    use crate::block_on;
     use crate::ota::mem_flash::MemFlash;
-    use crate::ota::mem_flash::tests::block_on;
     use std::vec::Vec;
 
     const S3: ChipId = ChipId::ESP32S3;

@@ -45,12 +45,10 @@ pub const OTA_SEQ_CRC_ALGORITHM: crc::Algorithm<u32> = crc::Algorithm {
     residue: 0xDEBB_20E3,
 };
 
-const OTA_SEQ_CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&OTA_SEQ_CRC_ALGORITHM);
-
 /// The CRC of an otadata entry: computed over the four little-endian bytes of `ota_seq` only
 /// (`bootloader_common_ota_select_crc`).
 pub fn ota_seq_crc(seq: u32) -> u32 {
-    OTA_SEQ_CRC.checksum(&seq.to_le_bytes())
+    crate::ota::crc32::crc32_reflected(0, &seq.to_le_bytes())
 }
 
 /// `ota_state` of an otadata entry (`esp_ota_img_states_t`, §3.5). Unknown values are kept in
@@ -849,7 +847,7 @@ mod tests {
     extern crate std;
 
     use super::*;
-    use crate::ota::mem_flash::tests::block_on;
+    use crate::block_on;
     use crate::ota::mem_flash::{MemFlash, MemFlashError};
     use OtaImageState::*;
 
@@ -881,7 +879,7 @@ mod tests {
         );
         // ...and the catalogue check value matches the algorithm.
         assert_eq!(
-            OTA_SEQ_CRC.checksum(b"123456789"),
+            crc::Crc::<u32>::new(&OTA_SEQ_CRC_ALGORITHM).checksum(b"123456789"),
             OTA_SEQ_CRC_ALGORITHM.check
         );
     }

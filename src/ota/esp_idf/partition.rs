@@ -1722,7 +1722,7 @@ mod tests {
         let mut buf = [0u8; PARTITION_TABLE_MAX_LEN];
         let t = read_partition_table(&mut flash, PARTITION_TABLE_OFFSET, &mut buf).unwrap();
         assert_eq!(t.ota_count(), 2);
-        let t2 = crate::ota::mem_flash::tests::block_on(read_partition_table_async(
+        let t2 = crate::block_on(read_partition_table_async(
             &mut flash,
             PARTITION_TABLE_OFFSET,
             &mut buf,

@@ -3508,11 +3508,11 @@ mod tests {
 
     // ----- idle erase ---------------------------------------------------------------------
 
+    use crate::block_on;
     use crate::ota::esp_idf::image::testing::{AppParts, TestImage};
     use crate::ota::esp_idf::partition::{
         self as table, AppSubType, DataSubType, PartitionEntry, PartitionType,
     };
-    use crate::ota::mem_flash::tests::block_on;
     use crate::ota::mem_flash::{MemFlash, MemFlashError};
 
     /// Size of the idle-erase test chip.
