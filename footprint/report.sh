@@ -78,8 +78,11 @@ mkdir -p "$OUT"
 build() {
   local name=$1 opt=$2 features=$3
   log "building $name (opt-level $opt, features: ${features:-none})"
+  local nodefault=()
+  # The smallest build links the library without its optional features.
+  [[ $features == *smallest* ]] && nodefault=(--no-default-features)
   CARGO_PROFILE_RELEASE_OPT_LEVEL=$opt CARGO_TARGET_DIR="target/opt-$opt" \
-    cargo build --quiet --release --target "$TARGET" --features "$features"
+    cargo build --quiet --release --target "$TARGET" "${nodefault[@]}" --features "$features"
   cp "target/opt-$opt/$TARGET/release/footprint" "$OUT/$name.elf"
 }
 
@@ -97,6 +100,8 @@ run_qemu() {
 # ---------------------------------------------------------------------------- builds
 # name|opt|features|label
 VARIANTS=("s|s||opt-level s")
+# The smallest useful build: the library without optional features, configured unsigned.
+VARIANTS+=("small|s|smallest|opt-level s, smallest (stream only, unsigned)")
 if [[ $QUICK == 0 ]]; then
   VARIANTS+=(
     "z|z||opt-level z"
@@ -105,6 +110,7 @@ if [[ $QUICK == 0 ]]; then
 fi
 
 ROWS=()
+MEASURED=()
 for v in "${VARIANTS[@]}"; do
   IFS='|' read -r name opt features label <<< "$v"
   build "$name" "$opt" "$features"
@@ -141,8 +147,8 @@ for v in "${VARIANTS[@]}"; do
     fi
   fi
   ROWS+=("| $label | $text | $rodata | $data | $bss | $path_flash | $flow | $peak | $ram |")
-  [[ $name == s ]] && S_ELF=$elf && S_VT=$vt && S_TESTDATA=$testdata && S_ROW=${ROWS[-1]} &&
-    S_FLASH=$path_flash && S_RAM=$ram
+  [[ $name == s ]] && S_ELF=$elf && S_VT=$vt && S_TESTDATA=$testdata
+  MEASURED+=("$label|$path_flash|$ram")
   [[ $name == z ]] && Z_ELF=$elf
 done
 
@@ -239,36 +245,41 @@ fi
 BEGIN_MARK='<!-- committed figures: begin (footprint/report.sh --quick --write) -->'
 END_MARK='<!-- committed figures: end -->'
 if [[ $WRITE == 1 ]]; then
-  python3 - "$BEGIN_MARK" "$END_MARK" "$S_ROW" "$(git -C .. rev-parse --short HEAD 2> /dev/null || echo '?')" "$(rustc --version)" << 'PY'
+  python3 - "$BEGIN_MARK" "$END_MARK" "$(git -C .. rev-parse --short HEAD 2> /dev/null || echo '?')" "$(rustc --version)" "${ROWS[@]}" << 'PY'
 import sys
-begin, end, row, rev, rustc = sys.argv[1:]
+begin, end, rev, rustc, *rows = sys.argv[1:]
 text = open("README.md").read()
 i, j = text.index(begin), text.index(end)
 block = (begin + "\n\n" + f"Measured on the tree after `{rev}`, {rustc}, `report.sh --quick`.\n\n"
          "| build | .text | .rodata | .data | .bss | update path flash | flow stack | peak stack | total RAM |\n"
-         "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + row + "\n\n")
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) + "\n\n")
 open("README.md", "w").write(text[:i] + block + text[j:])
 PY
   log "footprint/README.md: committed figures rewritten"
 fi
 if [[ $CHECK == 1 ]]; then
-  committed=$(awk -v b="$BEGIN_MARK" -v e="$END_MARK" '$0 == b { on = 1 } $0 == e { on = 0 } on && /^\| opt-level s \|/' README.md)
-  if [[ -z $committed ]]; then
-    echo "footprint/README.md has no committed 'opt-level s' row between its markers" >&2
-    exit 1
-  fi
-  c_flash=$(awk -F'|' '{ gsub(/ /, "", $7); print $7 }' <<< "$committed")
-  c_ram=$(awk -F'|' '{ gsub(/ /, "", $10); print $10 }' <<< "$committed")
   fail=0
-  for pair in "update path flash|$S_FLASH|$c_flash" "total RAM|$S_RAM|$c_ram"; do
-    IFS='|' read -r what now was <<< "$pair"
-    limit=$((was + was * TOLERANCE_PERCENT / 100))
-    if ((now > limit)); then
-      echo "FOOTPRINT GUARD: $what is $now bytes, committed $was (limit $limit, +$TOLERANCE_PERCENT %)" >&2
+  for m in "${MEASURED[@]}"; do
+    IFS='|' read -r label flash ram <<< "$m"
+    committed=$(awk -v b="$BEGIN_MARK" -v e="$END_MARK" -v l="| $label |" \
+      '$0 == b { on = 1 } $0 == e { on = 0 } on && index($0, l) == 1' README.md)
+    if [[ -z $committed ]]; then
+      echo "FOOTPRINT GUARD: footprint/README.md has no committed row '$label' between its markers" >&2
       fail=1
-    else
-      echo "footprint guard: $what $now bytes, committed $was (limit $limit): ok"
+      continue
     fi
+    c_flash=$(awk -F'|' '{ gsub(/ /, "", $7); print $7 }' <<< "$committed")
+    c_ram=$(awk -F'|' '{ gsub(/ /, "", $10); print $10 }' <<< "$committed")
+    for pair in "update path flash|$flash|$c_flash" "total RAM|$ram|$c_ram"; do
+      IFS='|' read -r what now was <<< "$pair"
+      limit=$((was + was * TOLERANCE_PERCENT / 100))
+      if ((now > limit)); then
+        echo "FOOTPRINT GUARD: $label: $what is $now bytes, committed $was (limit $limit, +$TOLERANCE_PERCENT %)" >&2
+        fail=1
+      else
+        echo "footprint guard: $label: $what $now bytes, committed $was (limit $limit): ok"
+      fi
+    done
   done
   if ((fail)); then
     echo "Shrink it back, or, if the growth is worth it, rerun footprint/report.sh --quick --write" >&2

@@ -342,6 +342,10 @@ pub enum ManifestError {
     /// must know its own version, or an older signed manifest could be replayed.
     #[error("the running version is needed to judge a signed manifest")]
     RunningVersionUnknown,
+    /// A public key is set but the crate was built without its `signed-manifest` feature,
+    /// so the signature cannot be checked (and the manifest is not trusted).
+    #[error("a public key is set but the signature check is not built (feature `signed-manifest`)")]
+    VerifierNotBuilt,
     /// The manifest offers an older version than the one running and downgrades are not
     /// allowed. Versions are `[major, minor, patch]`; they may be equal when only the
     /// pre-release part differs.
@@ -717,6 +721,8 @@ impl<'a> Manifest<'a> {
     /// [`ManifestError::BadKey`] if the key is not a usable Ed25519 public key,
     /// [`ManifestError::BadSignature`] if the signature does not verify (including a
     /// non-canonical signature), and the errors of [`Manifest::signed_message`].
+    #[cfg(feature = "signed-manifest")]
+    #[inline(never)]
     pub fn verify_signature(&self, public_key: &[u8; 32]) -> Result<(), ManifestError> {
         let signature = self.signature.as_ref().ok_or(ManifestError::NoSignature)?;
         let key = ed25519_compact::PublicKey::new(*public_key);
@@ -1013,7 +1019,13 @@ pub fn decide(manifest: &Manifest<'_>, policy: &Policy<'_>) -> Result<Decision, 
         if policy.running.is_none() {
             return Err(ManifestError::RunningVersionUnknown);
         }
+        #[cfg(feature = "signed-manifest")]
         manifest.verify_signature(key)?;
+        #[cfg(not(feature = "signed-manifest"))]
+        {
+            let _ = key;
+            return Err(ManifestError::VerifierNotBuilt);
+        }
     }
     if manifest.product != policy.product {
         return Err(ManifestError::OtherProduct);

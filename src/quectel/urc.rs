@@ -534,6 +534,52 @@ impl<'a> Urc<'a> {
     }
 }
 
+/// The URCs an HTTP download waits for, parsed by a matcher that knows only them (the full
+/// [`Urc::parse`] links every URC table of the crate; the update flow needs five kinds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DownloadUrc {
+    /// `+QHTTPGET: <err>[,<status>[,<len>]]`.
+    HttpGet(HttpResult),
+    /// `+QHTTPREAD: <err>`.
+    HttpRead(Result<(), HttpError>),
+    /// `+QHTTPREADFILE: <err>`.
+    HttpReadFile(Result<(), HttpError>),
+    /// `RDY`: the module restarted.
+    Ready,
+    /// `+QIURC: "pdpdeact",<cid>`: the network dropped the PDP context.
+    PdpDeactivated,
+}
+
+impl DownloadUrc {
+    /// Parses `line` as one of the download URCs, exactly as [`Urc::parse`] would (same
+    /// trimming, same case-insensitive prefixes); `None` for anything else or a malformed
+    /// body.
+    pub(crate) fn parse(line: &[u8]) -> Option<Self> {
+        let line = line.trim_ascii();
+        if line.eq_ignore_ascii_case(b"RDY") {
+            return Some(DownloadUrc::Ready);
+        }
+        if let Some(text) = after_prefix(line, b"+QHTTPGET:") {
+            return HttpResult::parse(text).ok().map(DownloadUrc::HttpGet);
+        }
+        if let Some(text) = after_prefix(line, b"+QHTTPREAD:") {
+            let code = Params::new(text).u16().ok()?;
+            return Some(DownloadUrc::HttpRead(http_result(code)));
+        }
+        if let Some(text) = after_prefix(line, b"+QHTTPREADFILE:") {
+            let code = Params::new(text).u16().ok()?;
+            return Some(DownloadUrc::HttpReadFile(http_result(code)));
+        }
+        if let Some(text) = after_prefix(line, b"+QIURC:") {
+            let mut p = Params::new(text);
+            if p.str().ok()?.eq_ignore_ascii_case("pdpdeact") && p.u8().is_ok() {
+                return Some(DownloadUrc::PdpDeactivated);
+            }
+        }
+        None
+    }
+}
+
 fn single_u8(text: &[u8]) -> Result<u8, ParseError> {
     Params::new(text).u8()
 }
@@ -960,7 +1006,55 @@ mod tests {
         v
     }
 
+    /// What the full parser says about a line, in the download matcher's terms.
+    fn as_download(line: &[u8]) -> Option<DownloadUrc> {
+        match Urc::parse(line)? {
+            Ok(Urc::HttpGet(r)) => Some(DownloadUrc::HttpGet(r)),
+            Ok(Urc::HttpRead(r)) => Some(DownloadUrc::HttpRead(r)),
+            Ok(Urc::HttpReadFile(r)) => Some(DownloadUrc::HttpReadFile(r)),
+            Ok(Urc::Ready) => Some(DownloadUrc::Ready),
+            Ok(Urc::PdpDeactivated { .. }) => Some(DownloadUrc::PdpDeactivated),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn download_matcher_agrees_with_the_full_parser() {
+        for line in [
+            &b"RDY"[..],
+            b" rdy ",
+            b"+QHTTPGET: 0,200,1024",
+            b"+qhttpget: 0,206",
+            b"+QHTTPGET: 702",
+            b"+QHTTPGET: x",
+            b"+QHTTPREAD: 0",
+            b"+QHTTPREAD: 717",
+            b"+QHTTPREADFILE: 0",
+            b"+QHTTPREADFILE: 705",
+            b"+QIURC: \"pdpdeact\",1",
+            b"+QIURC: \"closed\",0",
+            b"+QIURC: \"pdpdeact\"",
+            b"APP RDY",
+            b"+CPIN: READY",
+            b"",
+        ] {
+            assert_eq!(DownloadUrc::parse(line), as_download(line), "{line:?}");
+        }
+    }
+
     proptest::proptest! {
+        #[test]
+        fn download_matcher_agrees_on_any_tail(
+            prefix in proptest::sample::select(
+                &["RDY", "+QHTTPGET:", "+QHTTPREAD:", "+QHTTPREADFILE:", "+QIURC:"][..]),
+            tail in proptest::collection::vec(
+                proptest::sample::select(&b"0123456789,\" pdpdeactRDY\xff"[..]), 0..24),
+        ) {
+            let mut line = prefix.as_bytes().to_vec();
+            line.extend_from_slice(&tail);
+            proptest::prop_assert_eq!(DownloadUrc::parse(&line), as_download(&line));
+        }
+
         #[test]
         fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..128)) {
             let parsed = Urc::parse(&bytes);

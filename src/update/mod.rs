@@ -440,11 +440,79 @@ pub enum ConfigError {
         /// The sink's write size.
         unit: u32,
     },
+    /// The configuration asks for something this build of the crate leaves out: a public
+    /// key without the `signed-manifest` feature, [`Strategy::Ranged`] without `ranged`,
+    /// [`Strategy::ModemFile`] without `modem-file`, an `https://` URL without `https`.
+    /// Nothing is downgraded silently: enable the feature, or change the configuration.
+    #[error("the configuration needs the crate feature `{feature}`, which this build leaves out")]
+    FeatureDisabled {
+        /// The missing feature.
+        feature: Feature,
+    },
+}
+
+/// An optional capability of the crate, a Cargo feature of the same name (all are on by
+/// default). Named by [`ConfigError::FeatureDisabled`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Feature {
+    /// `signed-manifest`: the Ed25519 check of [`UpdateConfig::public_key`].
+    SignedManifest,
+    /// `ranged`: [`Strategy::Ranged`] and resuming with ranged requests.
+    Ranged,
+    /// `modem-file`: [`Strategy::ModemFile`].
+    ModemFile,
+    /// `https`: `https://` URLs.
+    Https,
+}
+
+impl Feature {
+    /// The Cargo feature's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Feature::SignedManifest => "signed-manifest",
+            Feature::Ranged => "ranged",
+            Feature::ModemFile => "modem-file",
+            Feature::Https => "https",
+        }
+    }
+
+    /// Whether this build of the crate has it.
+    pub const fn enabled(self) -> bool {
+        match self {
+            Feature::SignedManifest => cfg!(feature = "signed-manifest"),
+            Feature::Ranged => cfg!(feature = "ranged"),
+            Feature::ModemFile => cfg!(feature = "modem-file"),
+            Feature::Https => cfg!(feature = "https"),
+        }
+    }
+}
+
+impl fmt::Display for Feature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 #[inline(never)]
 fn validate_config(c: &UpdateConfig<'_>, buf_len: usize, unit: u32) -> Result<(), ConfigError> {
     use ConfigError as E;
+    // What this build leaves out is refused before anything else is judged.
+    let needs = [
+        (c.public_key.is_some(), Feature::SignedManifest),
+        (c.strategy == Strategy::Ranged, Feature::Ranged),
+        (c.strategy == Strategy::ModemFile, Feature::ModemFile),
+        (
+            flow::is_https(c.url) || c.manifest_url.is_some_and(flow::is_https),
+            Feature::Https,
+        ),
+    ];
+    for (needed, feature) in needs {
+        if needed && !feature.enabled() {
+            return Err(E::FeatureDisabled { feature });
+        }
+    }
     // Trust first: these decide whether an image can be installed at all.
     match (c.public_key.is_some(), c.allow_unsigned) {
         (true, true) => return Err(E::UnsignedWithKey),
@@ -846,4 +914,79 @@ where
 {
     let mut sink = BlockingSink(sink);
     crate::client::blocking::block_on(update(client.as_async(), &mut sink, config, buf, progress))
+}
+
+#[cfg(test)]
+mod feature_tests {
+    use super::*;
+
+    /// A configuration that is valid in every build, to change one setting at a time.
+    fn base() -> UpdateConfig<'static> {
+        let mut c = UpdateConfig::new("http://example.com/fw.bin");
+        c.allow_unsigned = true;
+        c
+    }
+
+    fn refused(c: &UpdateConfig<'_>, feature: Feature) -> bool {
+        c.validate(4096, 4) == Err(ConfigError::FeatureDisabled { feature })
+    }
+
+    #[test]
+    fn what_a_build_leaves_out_is_refused_by_name() {
+        assert_eq!(base().validate(4096, 4), Ok(()));
+
+        let mut key = base();
+        key.allow_unsigned = false;
+        key.public_key = Some([7; 32]);
+        key.manifest_url = Some("http://example.com/fw.manifest");
+        key.product = Some("p");
+        key.running_version = Version::parse("1.0.0").ok();
+        assert_eq!(
+            refused(&key, Feature::SignedManifest),
+            !cfg!(feature = "signed-manifest")
+        );
+
+        let mut ranged = base();
+        ranged.strategy = Strategy::Ranged;
+        assert_eq!(refused(&ranged, Feature::Ranged), !cfg!(feature = "ranged"));
+
+        let mut file = base();
+        file.strategy = Strategy::ModemFile;
+        assert_eq!(
+            refused(&file, Feature::ModemFile),
+            !cfg!(feature = "modem-file")
+        );
+
+        let mut https = base();
+        https.url = "https://example.com/fw.bin";
+        assert_eq!(refused(&https, Feature::Https), !cfg!(feature = "https"));
+        let mut https_manifest = base();
+        https_manifest.manifest_url = Some("HTTPS://example.com/fw.manifest");
+        https_manifest.product = Some("p");
+        assert_eq!(
+            refused(&https_manifest, Feature::Https),
+            !cfg!(feature = "https")
+        );
+    }
+
+    #[test]
+    fn features_know_their_names_and_builds() {
+        for (f, name, on) in [
+            (
+                Feature::SignedManifest,
+                "signed-manifest",
+                cfg!(feature = "signed-manifest"),
+            ),
+            (Feature::Ranged, "ranged", cfg!(feature = "ranged")),
+            (
+                Feature::ModemFile,
+                "modem-file",
+                cfg!(feature = "modem-file"),
+            ),
+            (Feature::Https, "https", cfg!(feature = "https")),
+        ] {
+            assert_eq!(f.name(), name);
+            assert_eq!(f.enabled(), on);
+        }
+    }
 }

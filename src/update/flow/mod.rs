@@ -5,31 +5,36 @@ use core::time::Duration;
 use embedded_io_async::{BufRead, Read, Write};
 use sha2::{Digest, Sha256};
 
-use super::{Failure, Method, Outcome, Progress, Stage, Strategy, Tls, UpdateConfig, UpdateError};
-use crate::at::{AsyncClock, AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
+#[cfg(not(all(feature = "ranged", feature = "modem-file")))]
+use super::{ConfigError, Feature};
+use super::{Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError};
+use crate::at::AsyncClock;
+#[cfg(any(feature = "ranged", feature = "modem-file"))]
+use crate::at::AtCommand;
+#[cfg(any(feature = "ranged", feature = "modem-file"))]
+use crate::client::TimeoutExt;
 use crate::client::asynch::Client;
-use crate::client::{Error as ClientError, ModemCode, Rejection, TimeoutExt, UrcHandler};
+use crate::client::{Error as ClientError, UrcHandler};
 use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Version, decide};
 use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor};
 use crate::quectel::error::HttpError;
-use crate::quectel::file::{
-    CloseFile, DeleteFile, Drive, FileHandle, FreeSpace, ListFiles, OpenFile, OpenMode, ReadFile,
-    SeekFile, SeekOrigin, UploadFile,
-};
-use crate::quectel::http::{
-    HttpConfig, HttpGet, HttpGetRange, HttpGetWithHeader, HttpRead, HttpReadFile, HttpStop,
-    SetHttpUrl, write_get_request,
-};
-use crate::quectel::ssl::{SetSslConfig, SslConfig};
-use crate::quectel::urc::{HttpStatus, Urc};
+#[cfg(feature = "modem-file")]
+use crate::quectel::file::{CloseFile, DeleteFile, FileHandle};
+use crate::quectel::http::{HttpConfig, HttpGet, HttpRead, HttpStop, SetHttpUrl};
+use crate::quectel::urc::{DownloadUrc, HttpStatus};
 
-/// Room for one request-header block (`GET <path> HTTP/1.1`, `Host:`, `Range:`), taken from
-/// the end of the chunk buffer in request-header mode.
-const HEADER_BUF: usize = 512;
-/// Slowest transfer rate assumed when waiting for `+QHTTPREADFILE:` (bytes per second).
-const MIN_FILE_RATE: u32 = 4096;
 /// Deadline for the clean-up commands run on every exit.
+#[cfg(any(feature = "ranged", feature = "modem-file"))]
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(feature = "modem-file")]
+mod modem_file;
+#[cfg(feature = "ranged")]
+mod ranged;
+#[cfg(feature = "modem-file")]
+use modem_file::modem_file;
+#[cfg(feature = "ranged")]
+use ranged::{ranged, ranged_method};
 
 type Res<T, E, S> = Result<T, UpdateError<E, S>>;
 
@@ -41,7 +46,9 @@ struct Ctx<'p> {
     size: u32,
     hasher: Sha256,
     progress: &'p mut dyn FnMut(Progress),
+    #[cfg(feature = "ranged")]
     header_mode: bool,
+    #[cfg(feature = "modem-file")]
     file: Option<FileHandle>,
     /// Image offset up to which the sink was asked to get flash ready
     /// ([`AsyncOtaSink::prepare`]).
@@ -49,6 +56,35 @@ struct Ctx<'p> {
 }
 
 impl Ctx<'_> {
+    /// Hands `p` to the caller and, with the `log` or `defmt` feature, logs it: every stage
+    /// of the flow at debug level (per-write progress at trace), a fallback as a warning.
+    fn report(&mut self, p: Progress) {
+        match p {
+            Progress::Bytes { done, total } => {
+                trace!("update: {} of {} bytes durable", done, total)
+            }
+            Progress::Fallback { to, reason } => {
+                warn!("update: falling back to {:?}: {}", to, reason)
+            }
+            Progress::Manifest { size } => {
+                debug!("update: manifest accepted, image {} bytes", size)
+            }
+            Progress::Strategy { method, reason } => {
+                debug!("update: method {:?}: {}", method, reason)
+            }
+            Progress::Started {
+                total,
+                resumed_from,
+            } => debug!(
+                "update: transfer of {} bytes starts at {}",
+                total, resumed_from
+            ),
+            Progress::Verifying => debug!("update: all bytes in, verifying"),
+            Progress::Activating => debug!("update: verified, activating"),
+        }
+        (self.progress)(p);
+    }
+
     fn fail<E, S>(&self, stage: Stage, failure: Failure<E, S>) -> UpdateError<E, S> {
         // The payload reader recognised a modem restart (its `RDY` after a silence).
         let failure = match failure {
@@ -104,23 +140,7 @@ impl OwnedVersion {
     }
 }
 
-/// `AT+QHTTPGETEX=?`: answers `OK` only where the module has the ranged GET.
-struct GetexProbe;
-
-impl AtCommand for GetexProbe {
-    type Response<'a> = ();
-    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
-        enc.raw(b"AT+QHTTPGETEX=?")
-    }
-    fn response_lines(&self) -> ResponseLines {
-        ResponseLines::Prefixed(b"+QHTTPGETEX:")
-    }
-    fn parse<'a>(&self, _lines: Lines<'a>) -> Result<(), ParseError> {
-        Ok(())
-    }
-}
-
-fn is_https(url: &str) -> bool {
+pub(super) fn is_https(url: &str) -> bool {
     url.len() >= 8 && url.as_bytes()[..8].eq_ignore_ascii_case(b"https://")
 }
 
@@ -167,12 +187,28 @@ where
         size: 0,
         hasher: Sha256::new(),
         progress,
+        #[cfg(feature = "ranged")]
         header_mode: false,
+        #[cfg(feature = "modem-file")]
         file: None,
         prepared: 0,
     };
     let result = run(client, sink, config, buf, &mut ctx).await;
+    match &result {
+        Ok(Outcome::UpToDate) => debug!("update: the running version is current"),
+        Ok(Outcome::Installed { method, size, .. }) => {
+            debug!(
+                "update: {} bytes installed by {:?}; boots at the next reset",
+                size, method
+            )
+        }
+        Err(e) => warn!(
+            "update failed at {:?} with {} bytes durable (a retry resumes there)",
+            e.stage, e.bytes_done
+        ),
+    }
     cleanup(client, &mut ctx, result.is_err()).await;
+    #[cfg(feature = "modem-file")]
     if let Ok(Outcome::Installed {
         method: Method::ModemFile,
         ..
@@ -188,6 +224,10 @@ where
 
 /// Leaves the modem ready for the next command. Errors are ignored: this runs on every
 /// exit, including after the link failed.
+#[cfg_attr(
+    not(any(feature = "ranged", feature = "modem-file")),
+    allow(unused_variables)
+)]
 async fn cleanup<T, C, H>(client: &mut Client<'_, T, C, H>, ctx: &mut Ctx<'_>, failed: bool)
 where
     T: Read + Write,
@@ -198,11 +238,13 @@ where
         // A failed transfer may have left a payload half-read: start from clean framing.
         client.reset();
     }
+    #[cfg(feature = "modem-file")]
     if let Some(handle) = ctx.file.take() {
         let _ = client
             .send(&CloseFile { handle }.with_timeout(CLEANUP_TIMEOUT))
             .await;
     }
+    #[cfg(feature = "ranged")]
     if ctx.header_mode {
         ctx.header_mode = false;
         let _ = client
@@ -240,7 +282,7 @@ where
             if decision == Decision::UpToDate {
                 return Ok(Outcome::UpToDate);
             }
-            (ctx.progress)(Progress::Manifest { size: m.size });
+            ctx.report(Progress::Manifest { size: m.size });
             // `m` borrows `buf`, which the transfer reuses: keep the version by value.
             (
                 m.image_descriptor(),
@@ -307,13 +349,21 @@ where
     }
     ctx.done = resumed_from;
 
+    #[cfg_attr(
+        not(any(feature = "ranged", feature = "modem-file")),
+        allow(unused_mut)
+    )]
     let mut method = choose(client, cfg, ctx).await?;
-    (ctx.progress)(Progress::Started {
+    ctx.report(Progress::Started {
         total: desc.size,
         resumed_from,
     });
 
     // Transfer, falling back to a stream when a server ignores Range.
+    #[cfg_attr(
+        not(any(feature = "ranged", feature = "modem-file")),
+        allow(clippy::never_loop)
+    )]
     loop {
         match method {
             Method::Stream | Method::StreamErasedAhead => {
@@ -321,12 +371,13 @@ where
                 stream(client, sink, cfg, ctx, pending_get.take(), ahead).await?;
                 break;
             }
+            #[cfg(feature = "ranged")]
             Method::RangedGetex | Method::RangedHeader => {
                 match ranged(client, sink, cfg, buf, ctx, method).await? {
                     None => break,
                     Some(full) => {
                         method = Method::StreamErasedAhead;
-                        (ctx.progress)(Progress::Fallback {
+                        ctx.report(Progress::Fallback {
                             to: method,
                             reason: "the server ignored Range (200 instead of 206)",
                         });
@@ -334,21 +385,41 @@ where
                     }
                 }
             }
+            #[cfg(feature = "modem-file")]
             Method::ModemFile => {
                 if modem_file(client, sink, cfg, buf, ctx, pending_get.take()).await? {
                     break;
                 }
-                method = ranged_method(client, ctx).await?;
-                (ctx.progress)(Progress::Fallback {
-                    to: method,
-                    reason: "the module file is still open from a session the MCU lost \
-                             (+CME ERROR: 426); ranges from the resume point instead",
-                });
+                #[cfg(feature = "ranged")]
+                let (to, reason) = (
+                    ranged_method(client, ctx).await?,
+                    "the module file is still open from a session the MCU lost \
+                     (+CME ERROR: 426); ranges from the resume point instead",
+                );
+                #[cfg(not(feature = "ranged"))]
+                let (to, reason) = (
+                    Method::StreamErasedAhead,
+                    "the module file is still open from a session the MCU lost \
+                     (+CME ERROR: 426); the body again, skipping what is in flash",
+                );
+                method = to;
+                ctx.report(Progress::Fallback { to, reason });
+            }
+            // `choose` never picks a method this build leaves out.
+            #[cfg(not(all(feature = "ranged", feature = "modem-file")))]
+            _ => {
+                let feature = if method == Method::ModemFile {
+                    Feature::ModemFile
+                } else {
+                    Feature::Ranged
+                };
+                let e = ConfigError::FeatureDisabled { feature };
+                return Err(ctx.fail(Stage::Setup, Failure::Config(e)));
             }
         }
     }
 
-    (ctx.progress)(Progress::Verifying);
+    ctx.report(Progress::Verifying);
     if ctx.done != desc.size {
         return Err(ctx.fail(
             Stage::Verification,
@@ -367,7 +438,7 @@ where
         }
         check.version = Some(version.as_version());
     }
-    (ctx.progress)(Progress::Activating);
+    ctx.report(Progress::Activating);
     sink.finish(&check)
         .await
         .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e)))?;
@@ -401,47 +472,67 @@ where
     ] {
         client.send(&c).await.map_err(|e| m(ctx, e))?;
     }
-    let https = is_https(cfg.url) || cfg.manifest_url.is_some_and(is_https);
-    if https {
-        let tls: Tls<'_> = cfg.tls.unwrap_or_default();
-        let ctx_id = tls.ssl_ctx;
-        for config in [
-            SslConfig::SslVersion(tls.version),
-            SslConfig::SecLevel(tls.sec_level),
-            SslConfig::Sni(tls.sni),
-            SslConfig::IgnoreLocalTime(tls.ignore_local_time),
-        ] {
-            client
-                .send(&SetSslConfig {
-                    ctx: ctx_id,
-                    config,
-                })
-                .await
-                .map_err(|e| m(ctx, e))?;
-        }
-        if let Some(ca) = tls.ca_cert {
-            // Replace the file, then check what the module stored.
-            let _ = client.send(&DeleteFile::new(ca.file)).await;
-            let stored = client
-                .send(&UploadFile::new(ca.file, ca.pem))
-                .await
-                .map_err(|e| m(ctx, e))?;
-            if stored.verify(ca.pem).is_err() {
-                return Err(ctx.fail(Stage::Setup, Failure::Checksum));
-            }
-            client
-                .send(&SetSslConfig {
-                    ctx: ctx_id,
-                    config: SslConfig::CaCert(ca.file),
-                })
-                .await
-                .map_err(|e| m(ctx, e))?;
-        }
+    // Without the `https` feature an https:// URL was refused by the configuration check.
+    #[cfg(feature = "https")]
+    if is_https(cfg.url) || cfg.manifest_url.is_some_and(is_https) {
+        tls_setup(client, cfg, ctx).await?;
+    }
+    Ok(())
+}
+
+/// Configures the SSL context for an https:// URL (and uploads the CA certificate).
+#[cfg(feature = "https")]
+async fn tls_setup<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    cfg: &UpdateConfig<'_>,
+    ctx: &mut Ctx<'_>,
+) -> Res<(), T::Error, S>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
+    use crate::quectel::file::{DeleteFile, UploadFile};
+    use crate::quectel::ssl::{SetSslConfig, SslConfig};
+    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Setup, Failure::Modem(e));
+    let tls: super::Tls<'_> = cfg.tls.unwrap_or_default();
+    let ctx_id = tls.ssl_ctx;
+    for config in [
+        SslConfig::SslVersion(tls.version),
+        SslConfig::SecLevel(tls.sec_level),
+        SslConfig::Sni(tls.sni),
+        SslConfig::IgnoreLocalTime(tls.ignore_local_time),
+    ] {
         client
-            .send(&HttpConfig::SslContextId(ctx_id))
+            .send(&SetSslConfig {
+                ctx: ctx_id,
+                config,
+            })
             .await
             .map_err(|e| m(ctx, e))?;
     }
+    if let Some(ca) = tls.ca_cert {
+        // Replace the file, then check what the module stored.
+        let _ = client.send(&DeleteFile::new(ca.file)).await;
+        let stored = client
+            .send(&UploadFile::new(ca.file, ca.pem))
+            .await
+            .map_err(|e| m(ctx, e))?;
+        if stored.verify(ca.pem).is_err() {
+            return Err(ctx.fail(Stage::Setup, Failure::Checksum));
+        }
+        client
+            .send(&SetSslConfig {
+                ctx: ctx_id,
+                config: SslConfig::CaCert(ca.file),
+            })
+            .await
+            .map_err(|e| m(ctx, e))?;
+    }
+    client
+        .send(&HttpConfig::SslContextId(ctx_id))
+        .await
+        .map_err(|e| m(ctx, e))?;
     Ok(())
 }
 
@@ -457,10 +548,10 @@ where
     H: UrcHandler,
 {
     let r = client
-        .wait_for(deadline, |line| match Urc::parse(line) {
-            Some(Ok(Urc::HttpGet(r))) => Some(Ok(r.result)),
-            Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
-            Some(Ok(Urc::PdpDeactivated { .. })) => Some(Err(Failure::LinkLost)),
+        .wait_for(deadline, |line| match DownloadUrc::parse(line) {
+            Some(DownloadUrc::HttpGet(r)) => Some(Ok(r.result)),
+            Some(DownloadUrc::Ready) => Some(Err(Failure::ModemRebooted)),
+            Some(DownloadUrc::PdpDeactivated) => Some(Err(Failure::LinkLost)),
             _ => None,
         })
         .await
@@ -489,9 +580,9 @@ where
         None => {
             let wait = Duration::from_secs(u64::from(cfg.read_wait) + 1);
             let r = client
-                .wait_for(wait, |line| match Urc::parse(line) {
-                    Some(Ok(Urc::HttpRead(r))) => Some(Ok(r)),
-                    Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
+                .wait_for(wait, |line| match DownloadUrc::parse(line) {
+                    Some(DownloadUrc::HttpRead(r)) => Some(Ok(r)),
+                    Some(DownloadUrc::Ready) => Some(Err(Failure::ModemRebooted)),
                     _ => None,
                 })
                 .await
@@ -599,6 +690,7 @@ where
 }
 
 /// Picks the method for `cfg.strategy`.
+#[cfg_attr(not(feature = "ranged"), allow(unused_variables))]
 async fn choose<T, C, H, S>(
     client: &mut Client<'_, T, C, H>,
     cfg: &UpdateConfig<'_>,
@@ -611,7 +703,40 @@ where
 {
     let (method, reason) = match cfg.strategy {
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
+        #[cfg(feature = "modem-file")]
         Strategy::ModemFile => (Method::ModemFile, "chosen by the caller"),
+        // Refused by the configuration check already; typed here too.
+        #[cfg(not(feature = "modem-file"))]
+        Strategy::ModemFile => {
+            let e = ConfigError::FeatureDisabled {
+                feature: Feature::ModemFile,
+            };
+            return Err(ctx.fail(Stage::Config, Failure::Config(e)));
+        }
+        #[cfg(not(feature = "ranged"))]
+        Strategy::Ranged => {
+            let e = ConfigError::FeatureDisabled {
+                feature: Feature::Ranged,
+            };
+            return Err(ctx.fail(Stage::Config, Failure::Config(e)));
+        }
+        #[cfg(not(feature = "ranged"))]
+        Strategy::Auto => {
+            if ctx.done == 0 && cfg.rx_dma {
+                (
+                    Method::Stream,
+                    "the UART receives by DMA while flash erases: one read, erasing block by \
+                     block as the body arrives",
+                )
+            } else {
+                (
+                    Method::StreamErasedAhead,
+                    "one read, into flash erased while the modem fetches (built without \
+                     ranged requests: a resume reads the body again, skipping what is in flash)",
+                )
+            }
+        }
+        #[cfg(feature = "ranged")]
         Strategy::Ranged | Strategy::Auto => {
             if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.rx_dma {
                 (
@@ -636,26 +761,8 @@ where
             }
         }
     };
-    (ctx.progress)(Progress::Strategy { method, reason });
+    ctx.report(Progress::Strategy { method, reason });
     Ok(method)
-}
-
-/// The ranged method this modem supports: GETEX if `AT+QHTTPGETEX=?` answers `OK`, else a
-/// `Range:` header in request-header mode.
-async fn ranged_method<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    ctx: &Ctx<'_>,
-) -> Res<Method, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    match client.send(&GetexProbe).await {
-        Ok(()) => Ok(Method::RangedGetex),
-        Err(ClientError::Rejected(_)) => Ok(Method::RangedHeader),
-        Err(e) => Err(ctx.fail(Stage::Setup, Failure::Modem(e))),
-    }
 }
 
 /// Writes `data` at the current offset, hashes it and reports progress. Flash not prepared
@@ -680,7 +787,7 @@ async fn put<E, S: AsyncOtaSink>(
         .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
     ctx.hasher.update(data);
     ctx.done += data.len() as u32;
-    (ctx.progress)(Progress::Bytes {
+    ctx.report(Progress::Bytes {
         done: ctx.done,
         total: ctx.size,
     });
@@ -917,117 +1024,9 @@ fn lost_or<E, S>(ctx: &Ctx<'_>, tail: &[u8], e: ClientError<E>) -> UpdateError<E
     ctx.fail(Stage::Transfer, Failure::Modem(e))
 }
 
-/// Requests `len` bytes at `start` with the chosen ranged method.
-async fn request_range<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
-    hdr: &mut [u8],
-    method: Method,
-    start: u32,
-    len: u32,
-    ctx: &Ctx<'_>,
-) -> Res<Duration, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
-    if method == Method::RangedGetex {
-        let get = HttpGetRange {
-            response_time: cfg.response_time,
-            start,
-            len,
-        };
-        client.send(&get).await.map_err(m)?;
-        Ok(get.result_deadline())
-    } else {
-        let end = u64::from(start) + u64::from(len) - 1;
-        let n = write_get_request(hdr, cfg.url, Some((u64::from(start), Some(end))), &[])
-            .map_err(|e| m(ClientError::Encode(e)))?;
-        let get = HttpGetWithHeader {
-            response_time: cfg.response_time,
-            header: &hdr[..n],
-            input_time: None,
-        };
-        client.send(&get).await.map_err(m)?;
-        Ok(get.result_deadline())
-    }
-}
-
-/// Sets the URL for ranged requests and, for `Range:` headers, switches request-header mode
-/// on (the clean-up switches it off again).
-async fn start_ranges<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
-    ctx: &mut Ctx<'_>,
-    method: Method,
-) -> Res<(), T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Request, Failure::Modem(e));
-    client
-        .send(&SetHttpUrl::new(cfg.url))
-        .await
-        .map_err(|e| m(ctx, e))?;
-    if method == Method::RangedHeader {
-        client
-            .send(&HttpConfig::RequestHeader(true))
-            .await
-            .map_err(|e| m(ctx, e))?;
-        ctx.header_mode = true;
-    }
-    Ok(())
-}
-
-/// What a range request got.
-enum RangeAnswer {
-    /// 206 with the expected length.
-    Chunk,
-    /// 200 with the whole body: the server ignored Range.
-    Whole(HttpStatus),
-}
-
-async fn range_answer<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    deadline: Duration,
-    len: u32,
-    ctx: &Ctx<'_>,
-) -> Res<RangeAnswer, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let st = get_result(client, deadline, ctx).await?;
-    match (st.status, st.content_length) {
-        (206, Some(n)) if n == len => Ok(RangeAnswer::Chunk),
-        (206, got) => Err(ctx.fail(
-            Stage::HttpStatus,
-            Failure::Length {
-                expected: len,
-                got: got.unwrap_or(0),
-            },
-        )),
-        // The whole body (or a chunked one, whose length the stream then checks).
-        (200, Some(n)) if n == ctx.size => Ok(RangeAnswer::Whole(st)),
-        (200, None) => Ok(RangeAnswer::Whole(st)),
-        (200, got) => Err(ctx.fail(
-            Stage::HttpStatus,
-            Failure::Length {
-                expected: ctx.size,
-                got: got.unwrap_or(0),
-            },
-        )),
-        (status, _) => Err(ctx.fail(Stage::HttpStatus, Failure::Status(status))),
-    }
-}
-
 /// Reads a payload of exactly `len` bytes into `buf[..len]` (nothing touches flash
 /// meanwhile); returns the reader's parsed answer of `cmd`.
+#[cfg(any(feature = "ranged", feature = "modem-file"))]
 async fn read_chunk<'r, T, C, H, S, Cmd>(
     client: &'r mut Client<'_, T, C, H>,
     cmd: &Cmd,
@@ -1065,279 +1064,4 @@ where
     }
     let (resp, _) = reader.finish_response(cmd).await.map_err(t)?;
     Ok((resp, n))
-}
-
-/// Host-paced ranged transfer. Returns `Some(status)` if the server ignored Range (the
-/// whole body then waits in the modem, to be streamed).
-async fn ranged<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    sink: &mut S,
-    cfg: &UpdateConfig<'_>,
-    buf: &mut [u8],
-    ctx: &mut Ctx<'_>,
-    method: Method,
-) -> Res<Option<HttpStatus>, T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
-    if ctx.done >= ctx.size {
-        return Ok(None);
-    }
-    if let Some(range) = cfg.range_size {
-        return ranged_direct(client, sink, cfg, buf, ctx, method, range.max(1)).await;
-    }
-    // In request-header mode the end of the buffer holds the request block.
-    let hdr_len = if method == Method::RangedHeader {
-        HEADER_BUF.min(buf.len() / 2)
-    } else {
-        0
-    };
-    let (buf, hdr) = buf.split_at_mut(buf.len() - hdr_len);
-    // At least 512 bytes remain (the buffer is at least 1 KiB), and chunk_size > 0.
-    let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
-    start_ranges(client, cfg, ctx, method).await?;
-    let mut off = ctx.done;
-    let mut len = chunk.min(ctx.size - off);
-    let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
-    if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
-        return Ok(Some(st));
-    }
-    loop {
-        let read = HttpRead::exact(len).with_wait_time(cfg.read_wait);
-        let (early, got) = read_chunk(client, &read, &mut buf[..len as usize], ctx).await?;
-        let early: Option<u16> = early;
-        read_result(client, early, cfg, ctx).await?;
-        if got != len as usize {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: len,
-                    got: got as u32,
-                },
-            ));
-        }
-        let next = off + len;
-        let next_len = chunk.min(ctx.size - next);
-        // Ask for the next range before writing, so the modem fetches while flash works.
-        let next_deadline = if next_len > 0 {
-            Some(request_range(client, cfg, hdr, method, next, next_len, ctx).await?)
-        } else {
-            None
-        };
-        put(sink, ctx, &buf[..len as usize]).await?;
-        let Some(deadline) = next_deadline else {
-            return Ok(None);
-        };
-        if let RangeAnswer::Whole(st) = range_answer(client, deadline, next_len, ctx).await? {
-            return Ok(Some(st));
-        }
-        off = next;
-        len = next_len;
-    }
-}
-
-/// Ranged transfer straight into flash: each range's sectors are erased while the modem
-/// fetches it (or, with [`UpdateConfig::rx_dma`], block by block as the range arrives),
-/// then the range is written in page-sized pieces as it arrives. Returns `Some(status)` if
-/// the server ignored Range.
-async fn ranged_direct<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    sink: &mut S,
-    cfg: &UpdateConfig<'_>,
-    buf: &mut [u8],
-    ctx: &mut Ctx<'_>,
-    method: Method,
-    range: u32,
-) -> Res<Option<HttpStatus>, T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
-    start_ranges(client, cfg, ctx, method).await?;
-    let hdr_len = HEADER_BUF.min(buf.len());
-    let hdr = &mut buf[..hdr_len];
-    while ctx.done < ctx.size {
-        let off = ctx.done;
-        let len = range.min(ctx.size - off);
-        let deadline = request_range(client, cfg, hdr, method, off, len, ctx).await?;
-        if !cfg.rx_dma {
-            prepare(sink, ctx, len).await?;
-        }
-        if let RangeAnswer::Whole(st) = range_answer(client, deadline, len, ctx).await? {
-            return Ok(Some(st));
-        }
-        let read = HttpRead::exact(len).with_wait_time(cfg.read_wait);
-        let got = read_into_sink(client, sink, cfg, ctx, &read, off).await?;
-        if got != u64::from(len) {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: len,
-                    got: got as u32,
-                },
-            ));
-        }
-    }
-    Ok(None)
-}
-
-/// File error "file already opened" (quectel-at.md §5, file error codes).
-const FILE_ALREADY_OPEN: u16 = 426;
-
-/// Download into the module's file system, then read it back in chunks. `Ok(false)`: the
-/// module file is still open from a session the MCU lost, so it cannot be read; fetch the
-/// rest over HTTP instead.
-async fn modem_file<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    sink: &mut S,
-    cfg: &UpdateConfig<'_>,
-    buf: &mut [u8],
-    ctx: &mut Ctx<'_>,
-    pending: Option<HttpStatus>,
-) -> Res<bool, T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
-    let file = cfg.modem_file;
-    let m = |ctx: &Ctx<'_>, stage, e| ctx.fail(stage, Failure::Modem(e));
-    // A complete copy from an earlier attempt (before an MCU reset) is reused.
-    let present = match client.send(&ListFiles::name(file)).await {
-        Ok(list) => list.find(file).map(|e| e.size),
-        Err(ClientError::Rejected(_)) => None,
-        Err(e) => return Err(m(ctx, Stage::Request, e)),
-    };
-    if present != Some(ctx.size) {
-        if present.is_some() {
-            client
-                .send(&DeleteFile::new(file))
-                .await
-                .map_err(|e| m(ctx, Stage::Request, e))?;
-        }
-        let space = client
-            .send(&FreeSpace { drive: Drive::Ufs })
-            .await
-            .map_err(|e| m(ctx, Stage::Request, e))?;
-        if space.free < u64::from(ctx.size) {
-            return Err(ctx.fail(
-                Stage::Request,
-                Failure::NoSpace {
-                    free: space.free,
-                    needed: ctx.size,
-                },
-            ));
-        }
-        let st = match pending {
-            Some(st) => st,
-            None => get(client, cfg, cfg.url, ctx).await?,
-        };
-        if st.status != 200 {
-            return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
-        }
-        if st.content_length.is_some_and(|n| n != ctx.size) {
-            return Err(ctx.fail(
-                Stage::HttpStatus,
-                Failure::Length {
-                    expected: ctx.size,
-                    got: st.content_length.unwrap_or(0),
-                },
-            ));
-        }
-        client
-            .send(&HttpReadFile {
-                file,
-                wait_time: cfg.read_wait,
-            })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-        let wait =
-            Duration::from_secs(u64::from(cfg.read_wait) + u64::from(ctx.size / MIN_FILE_RATE) + 1);
-        let r = client
-            .wait_for(wait, |line| match Urc::parse(line) {
-                Some(Ok(Urc::HttpReadFile(r))) => Some(r.map_err(Failure::Http)),
-                Some(Ok(Urc::Ready)) => Some(Err(Failure::ModemRebooted)),
-                Some(Ok(Urc::PdpDeactivated { .. })) => Some(Err(Failure::LinkLost)),
-                _ => None,
-            })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-        r.map_err(|f| ctx.fail(Stage::Transfer, f))?;
-        let stored = client
-            .send(&ListFiles::name(file))
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?
-            .find(file)
-            .map(|e| e.size);
-        if stored != Some(ctx.size) {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: ctx.size,
-                    got: stored.unwrap_or(0),
-                },
-            ));
-        }
-    }
-    let handle = match client
-        .send(&OpenFile {
-            name: file,
-            mode: OpenMode::ReadOnly,
-        })
-        .await
-    {
-        Ok(h) => h,
-        // Still open from before an MCU reset, under a handle this session never learnt:
-        // only a module reboot closes it. The server still has the image.
-        Err(ClientError::Rejected(Rejection::Cme(ModemCode::Numeric(FILE_ALREADY_OPEN)))) => {
-            return Ok(false);
-        }
-        Err(e) => return Err(m(ctx, Stage::Transfer, e)),
-    };
-    ctx.file = Some(handle);
-    if ctx.done > 0 {
-        client
-            .send(&SeekFile {
-                handle,
-                offset: ctx.done,
-                origin: SeekOrigin::Start,
-            })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-    }
-    let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
-    while ctx.done < ctx.size {
-        let want = chunk.min(ctx.size - ctx.done);
-        let read = ReadFile {
-            handle,
-            len: Some(want),
-        };
-        let ((), got) = read_chunk(client, &read, &mut buf[..want as usize], ctx).await?;
-        if got == 0 {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: ctx.size,
-                    got: ctx.done,
-                },
-            ));
-        }
-        put(sink, ctx, &buf[..got]).await?;
-    }
-    if let Some(handle) = ctx.file.take() {
-        client
-            .send(&CloseFile { handle })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-    }
-    Ok(true)
 }
