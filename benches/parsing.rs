@@ -35,7 +35,7 @@ use atat::digest::{AtDigester, DigestResult, Digester, ParseError};
 use atat::nom::IResult;
 use atat::nom::branch::alt;
 use cellular_ota::at::{Engine, Event, Instant};
-use cellular_ota::quectel::decode::{LogDecoder, LogEvent};
+use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
 use cellular_ota::transcript::{Direction, decode_line};
 use common::{Contender, Mode};
 use criterion::{SamplingMode, Throughput};

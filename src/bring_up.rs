@@ -20,7 +20,7 @@
 //!
 //! # The state the update flow expects
 //!
-//! [`update`](crate::update::update) and [`upgrade_modem`](crate::update::modem::upgrade_modem)
+//! [`update`](crate::update::update) and [`upgrade_modem`](crate::update::module_fota::upgrade_modem)
 //! expect exactly what a successful bring-up leaves: echo off, numeric `+CME ERROR` codes,
 //! URCs on this port (`+QHTTPGET:`, `+QIND: "FOTA"` never arrive otherwise), registered, and
 //! the context of [`UpdateConfig::context_id`](crate::update::UpdateConfig::context_id)
@@ -64,8 +64,12 @@ pub const DATA_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Longest model name kept in [`ModemInfo::model`].
 pub const MAX_MODEL: usize = 24;
-/// Longest revision kept in [`ModemInfo::revision`].
+/// Longest revision kept in a [`Revision`].
 pub const MAX_REVISION: usize = 64;
+/// A module firmware revision as the module prints it (`ATI`'s `Revision:` line, `AT+GMR`,
+/// `AT+QGMR`), truncated to [`MAX_REVISION`] bytes: [`ModemInfo::revision`] and the old and
+/// new revision of a module FOTA ([`crate::update::module_fota`]).
+pub type Revision = heapless::String<MAX_REVISION>;
 /// Longest IMEI kept (15 digits, 16 for an IMEISV).
 pub const MAX_IMEI: usize = 16;
 /// Longest ICCID kept (19 or 20 digits, sometimes with a trailing `F`).
@@ -178,7 +182,7 @@ pub struct ModemInfo {
     pub model: heapless::String<MAX_MODEL>,
     /// The firmware revision, such as `EC200UCNAAR01A04M08` (truncated to
     /// [`MAX_REVISION`] bytes).
-    pub revision: heapless::String<MAX_REVISION>,
+    pub revision: Revision,
     /// The IMEI.
     pub imei: heapless::String<MAX_IMEI>,
     /// The SIM's ICCID.

@@ -1,6 +1,10 @@
 //! A plain-text transcript format for modem traffic, used by the recorded fixtures, by the
 //! `explain` example and by host tools that capture logs.
 //!
+//! Public, and not behind a feature, because it is the input format of the log decoder
+//! ([`crate::quectel::log_decoder`]) that users run on their own captures; it is
+//! allocation-free and costs nothing unless called.
+//!
 //! One chunk per line:
 //!
 //! ```text

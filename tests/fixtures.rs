@@ -5,7 +5,7 @@
 //! Set `UPDATE_SNAPSHOTS=1` to rewrite the snapshots (then review the diff).
 
 use cellular_ota::at::Instant;
-use cellular_ota::quectel::decode::{LogDecoder, LogEvent};
+use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
 use cellular_ota::transcript::{Direction, decode_line};
 
 struct Transcript {

@@ -6,7 +6,7 @@ mod common;
 use cellular_ota::client::blocking;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::fota::{FotaOptions, UpgradeMode};
-use cellular_ota::update::modem::{
+use cellular_ota::update::module_fota::{
     FotaFailure, FotaProgress, FotaStage, ModemFotaConfig, upgrade_modem_blocking,
 };
 use common::*;
@@ -197,7 +197,7 @@ fn same_revision_after_end_0_is_not_success() {
 mod host_file {
     use cellular_ota::client::blocking;
     use cellular_ota::quectel::error::FileEndError;
-    use cellular_ota::update::modem::{
+    use cellular_ota::update::module_fota::{
         FilePacing, FotaError, FotaFailure, FotaProgress, FotaReport, FotaStage, HostFileConfig,
         upgrade_modem_from_slice_blocking,
     };

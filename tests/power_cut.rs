@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use cellular_ota::ota::esp_idf::image::ChipId;
 use cellular_ota::ota::esp_idf::sink::{
-    EspIdfSink, IdleErase, IdleEraseState, SinkConfig, SinkError,
+    EspIdfSink, FlashOp, IdleErase, IdleEraseState, SinkConfig, SinkError,
 };
 use cellular_ota::ota::mem_flash::MemFlashError;
 use cellular_ota::update::{Failure, Method, Outcome, Strategy};
@@ -84,17 +84,17 @@ fn one_cut(setup: &Setup, k: u64) -> Result<Cut, String> {
             first.booted, first.boot.reason
         ));
     }
-    let what = match &first.result {
-        Ok(_) => "after activation (journal clear)".to_string(),
+    let (what, cut_op) = match &first.result {
+        Ok(_) => ("after activation (journal clear)".to_string(), None),
         Err(AttemptError::Update(e)) => match &e.failure {
-            Failure::Sink(SinkError::Flash { op, .. }) => format!("{op:?}"),
-            other => format!("{other:?}"),
+            Failure::Sink(SinkError::Flash { op, .. }) => (format!("{op:?}"), Some(*op)),
+            other => (format!("{other:?}"), None),
         },
         Err(e) => return Err(format!("k={k}: {e}")),
     };
     // The old image keeps booting until otadata selects the new one; only a successful
     // activation may select it.
-    if first.booted == Booted::New && !(first.result.is_ok() || what == "Otadata") {
+    if first.booted == Booted::New && !(first.result.is_ok() || cut_op == Some(FlashOp::Otadata)) {
         return Err(format!("k={k}: new image selected by a cut at {what}"));
     }
     let second = device.attempt(2, &mut |_, _| {});

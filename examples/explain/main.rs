@@ -17,7 +17,7 @@ use std::io::{Read, Write};
 
 use cellular_ota::at::Instant;
 use cellular_ota::quectel::ChipFamily;
-use cellular_ota::quectel::decode::{LogDecoder, LogEvent};
+use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
 use cellular_ota::transcript::{Direction, decode_line};
 use serde_json::{Map, Value};
 

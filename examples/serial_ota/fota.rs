@@ -8,7 +8,7 @@ use std::time::Duration;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::fota::{FotaOptions, UpgradeMode};
 use cellular_ota::quectel::general::Identify;
-use cellular_ota::update::modem::{
+use cellular_ota::update::module_fota::{
     FilePacing, FotaError, FotaFailure, FotaProgress, FotaReport, FotaTimeouts, HostFileConfig,
     ModemFotaConfig, upgrade_modem_blocking, upgrade_modem_from_host_blocking,
 };
@@ -111,7 +111,7 @@ fn family_name(f: ChipFamily) -> &'static str {
 
 fn fota_error(e: &FotaError<PortError>) -> String {
     let mut msg = match &e.failure {
-        cellular_ota::update::modem::FotaFailure::Modem(m) => {
+        cellular_ota::update::module_fota::FotaFailure::Modem(m) => {
             format!("module upgrade failed ({:?}): {}", e.stage, client_error(m))
         }
         _ => e.to_string(),
@@ -176,7 +176,7 @@ fn file_hint(e: &FotaError<PortError>, g: &Global, a: &FotaArgs) -> Option<Strin
                 .into(),
         ),
         FotaFailure::Modem(cellular_ota::client::Error::Rejected(_))
-            if e.stage == cellular_ota::update::modem::FotaStage::Request =>
+            if e.stage == cellular_ota::update::module_fota::FotaStage::Request =>
         {
             Some(
                 "AT+QFOTADL=\"FILE:<len>\" is documented for ASR modules (EC200T, EC200A, \

@@ -8,7 +8,7 @@ use cellular_ota::bring_up::BringUpEvent;
 use cellular_ota::client::Error as ClientError;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::general::{
-    FullRevision, Iccid, Identify, Imei, SignalQuality, SimState, SimStatus,
+    GetFullRevision, Iccid, Identify, Imei, SignalQuality, SimState, SimStatus,
 };
 use cellular_ota::retry::{Classify, Retry};
 use serde_json::{Value, json};
@@ -188,7 +188,10 @@ fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
         })
         .map_err(|e| client_error(&e));
     out.insert("identity".into(), field(identity));
-    out.insert("full_revision".into(), field(text(c.send(&FullRevision))));
+    out.insert(
+        "full_revision".into(),
+        field(text(c.send(&GetFullRevision))),
+    );
     out.insert("imei".into(), field(text(c.send(&Imei))));
     out.insert("iccid".into(), field(text(c.send(&Iccid))));
     let sim = c

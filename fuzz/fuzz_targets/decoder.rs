@@ -24,7 +24,7 @@
 #![no_main]
 
 use cellular_ota::at::Instant;
-use cellular_ota::quectel::decode::{LogDecoder, LogEvent};
+use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
 use cellular_ota::quectel::urc::{Urc, is_urc};
 use libfuzzer_sys::fuzz_target;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use cellular_ota::client::{Error, Rejection};
 use cellular_ota::quectel::file::UploadFile;
 use cellular_ota::quectel::fota::{FotaDownload, FotaOptions, SetFotaPath, UpgradeMode};
-use cellular_ota::quectel::general::{Attention, Revision};
+use cellular_ota::quectel::general::{Attention, GetRevision};
 use cellular_ota::quectel::urc::{FotaEvent, Urc};
 use cellular_ota_sim::{Personality, TestServer, fota_package, fota_package_with_result};
 use common::*;
@@ -139,7 +139,7 @@ fn fota_success_per_personality() {
         c.poll_urcs().unwrap();
         world.host_uart().clear_rx();
         setup(&mut c);
-        assert_eq!(c.send(&Revision).unwrap(), target);
+        assert_eq!(c.send(&GetRevision).unwrap(), target);
         assert_eq!(world.modem().revision(), target);
         // Full boots: the start and the reboot into the new firmware (the reboots inside
         // the update print only RDY).
@@ -303,7 +303,7 @@ mod file {
     use cellular_ota::client::{Error, Rejection, asynch};
     use cellular_ota::quectel::error::FileEndError;
     use cellular_ota::quectel::general::{Attention, SetFlowControl};
-    use cellular_ota::update::modem::{
+    use cellular_ota::update::module_fota::{
         FilePacing, FotaFailure, FotaProgress, FotaReport, FotaStage, HostFileConfig,
         upgrade_modem_from_host, upgrade_modem_from_host_blocking,
         upgrade_modem_from_slice_blocking,

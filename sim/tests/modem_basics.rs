@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cellular_ota::client::{Error, Rejection};
 use cellular_ota::quectel::general::{
-    FullRevision, GetRegistration, Iccid, Identify, RegUrcMode, Revision, SetFlowControl,
+    GetFullRevision, GetRegistration, GetRevision, Iccid, Identify, RegUrcMode, SetFlowControl,
     SetRegistrationUrc, SignalQuality, SimStatus,
 };
 use cellular_ota::quectel::pdp::{ActiveContexts, DeactivateContext, LastError, PdpActivations};
@@ -29,8 +29,8 @@ fn boot_identify_register_pdp_every_personality() {
         assert_eq!((id.manufacturer, id.model), ("Quectel", p.model()));
         assert_eq!(id.revision, p.revision());
         assert_eq!(id.family(), Some(p.family()));
-        assert_eq!(c.send(&Revision).unwrap(), p.revision());
-        assert!(c.send(&FullRevision).unwrap().starts_with(p.revision()));
+        assert_eq!(c.send(&GetRevision).unwrap(), p.revision());
+        assert!(c.send(&GetFullRevision).unwrap().starts_with(p.revision()));
         assert_eq!(c.send(&Iccid).unwrap(), "89860012345678901234");
         assert!(c.send(&SimStatus).unwrap().is_ready());
         let csq = c.send(&SignalQuality).unwrap();

@@ -73,7 +73,7 @@
 //!   compacts.
 //!
 //! Limitation: a *torn erase* is modelled as "some bytes erased, the rest unchanged" (what
-//! [`MemFlash`](crate::ota::mem_flash::MemFlash) does). A chip that leaves a half-erased
+//! `MemFlash` (feature `test-doubles`) does). A chip that leaves a half-erased
 //! word reading as a valid-looking record with a matching CRC-32 is not defended against
 //! beyond the 2⁻³² chance of the CRC; the OTA sink re-hashes the whole image before
 //! activating anyway, so a wrong resume point can cost a download, never a bad boot.

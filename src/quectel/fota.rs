@@ -73,7 +73,7 @@ pub enum FotaSource<'a> {
     /// AT port. ASR (A) family only, single source. The guide requires hardware flow control
     /// (RTS/CTS); the one summary also gives a pace for links without it (§11.5). This
     /// command only starts the transfer: the reference does not document the prompt that
-    /// follows. [`upgrade_modem_from_host`](crate::update::modem::upgrade_modem_from_host)
+    /// follows. [`upgrade_modem_from_host`](crate::update::module_fota::upgrade_modem_from_host)
     /// sends it, streams the package (flow-controlled or paced) and follows the stages. The
     /// flow-control-free protocol mode (`"FILE:<length>",2`) is proprietary and not
     /// supported.

@@ -272,9 +272,9 @@ impl AtCommand for Identify {
 /// adds one; further lines are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Revision;
+pub struct GetRevision;
 
-impl AtCommand for Revision {
+impl AtCommand for GetRevision {
     type Response<'a> = &'a str;
     fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
         enc.raw(b"AT+GMR")
@@ -291,12 +291,12 @@ impl AtCommand for Revision {
 /// (quectel-at.md §2.2). DFOTA delta packages are built for an exact source revision, so
 /// this is the string to compare before and after an update (§10).
 ///
-/// Parsed like [`Revision`].
+/// Parsed like [`GetRevision`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct FullRevision;
+pub struct GetFullRevision;
 
-impl AtCommand for FullRevision {
+impl AtCommand for GetFullRevision {
     type Response<'a> = &'a str;
     fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
         enc.raw(b"AT+QGMR")
@@ -1323,8 +1323,8 @@ mod tests {
             SetErrorFormat(ErrorFormat::Verbose) => b"AT+CMEE=2";
             GetErrorFormat => b"AT+CMEE?";
             Identify => b"ATI";
-            Revision => b"AT+GMR";
-            FullRevision => b"AT+QGMR";
+            GetRevision => b"AT+GMR";
+            GetFullRevision => b"AT+QGMR";
             Imei => b"AT+GSN";
             Iccid => b"AT+QCCID";
             SimStatus => b"AT+CPIN?";
@@ -1428,7 +1428,7 @@ mod tests {
         assert_eq!(SignalQuality.timeout(), DEFAULT_TIMEOUT);
         assert_eq!(Attention.response_lines(), ResponseLines::None);
         assert_eq!(Identify.response_lines(), ResponseLines::Unprefixed);
-        assert_eq!(Revision.response_lines(), ResponseLines::Unprefixed);
+        assert_eq!(GetRevision.response_lines(), ResponseLines::Unprefixed);
         assert_eq!(Imei.response_lines(), ResponseLines::Unprefixed);
         assert_eq!(
             GetRegistration {
@@ -1539,18 +1539,18 @@ mod tests {
     #[test]
     fn revisions() {
         assert_eq!(
-            parse(Revision, b"EG800QEULCR01A03M\n"),
+            parse(GetRevision, b"EG800QEULCR01A03M\n"),
             Ok("EG800QEULCR01A03M")
         );
         assert_eq!(
-            parse(Revision, b"\nRevision: EG18EAPAR01A12M4G\n"),
+            parse(GetRevision, b"\nRevision: EG18EAPAR01A12M4G\n"),
             Ok("EG18EAPAR01A12M4G")
         );
-        assert_eq!(parse(Revision, b"A\nB\n"), Ok("A"));
-        assert_eq!(parse(Revision, b""), Err(ParseError::MissingLine));
-        assert_eq!(parse(Revision, b"  \n"), Err(ParseError::MissingLine));
+        assert_eq!(parse(GetRevision, b"A\nB\n"), Ok("A"));
+        assert_eq!(parse(GetRevision, b""), Err(ParseError::MissingLine));
+        assert_eq!(parse(GetRevision, b"  \n"), Err(ParseError::MissingLine));
         assert_eq!(
-            parse(FullRevision, b"EG18EAPAR01A12M4G_01.001.01.001\n"),
+            parse(GetFullRevision, b"EG18EAPAR01A12M4G_01.001.01.001\n"),
             Ok("EG18EAPAR01A12M4G_01.001.01.001")
         );
     }
@@ -1888,8 +1888,8 @@ mod tests {
         if let Ok(id) = Identify.parse(l()) {
             let _ = id.family();
         }
-        let _ = Revision.parse(l());
-        let _ = FullRevision.parse(l());
+        let _ = GetRevision.parse(l());
+        let _ = GetFullRevision.parse(l());
         let _ = Imei.parse(l());
         let _ = Iccid.parse(l());
         let _ = SimStatus.parse(l());

@@ -5,12 +5,12 @@
 //! below point into it.
 
 pub mod bring_up;
-pub mod decode;
 pub mod error;
 pub mod file;
 pub mod fota;
 pub mod general;
 pub mod http;
+pub mod log_decoder;
 pub mod pdp;
 pub mod ssl;
 pub mod urc;

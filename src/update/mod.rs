@@ -71,7 +71,7 @@
 //! manifest) continues; a different image starts clean.
 
 mod flow;
-pub mod modem;
+pub mod module_fota;
 
 pub use flow::update;
 
@@ -204,8 +204,7 @@ pub struct UpdateConfig<'a> {
     /// that [`OtaSink::prepare`] erased before the read (or, with [`rx_dma`](Self::rx_dma),
     /// during it); one request and its network round trips per `n` bytes, so larger ranges
     /// waste less of the line (default 512 KiB: two 80 ms round trips per 5.7 s of payload
-    /// at 921 600 baud; in the simulator a 1.5 MB image into a slot erased in idle time
-    /// gets 97.1 % of that line rate with 512 KiB ranges and 94.4 % with 256 KiB). A resume
+    /// at 921 600 baud; the README's "Measured" section has the simulator's figures). A resume
     /// restarts at the last durable sector, not at the range start, so the size costs
     /// nothing after a drop. `None`: buffered ranges of
     /// `chunk_size`, each read completely into the chunk buffer before flash is touched

@@ -1,5 +1,5 @@
 //! Upgrades the EC200U's own firmware with `AT+QFOTADL` (reference `quectel-at.md` §8),
-//! using the crate's module-upgrade flow (`cellular_ota::update::modem`).
+//! using the crate's module-upgrade flow (`cellular_ota::update::module_fota`).
 //!
 //! 1. Bring the modem up (power, `AT`, SIM, registration, PDP): the module downloads the
 //!    package itself, over its own PDP context.
@@ -23,7 +23,7 @@ use core::time::Duration;
 use cellular_ota::client::blocking::Client;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::fota::{FotaOptions, UpgradeMode};
-use cellular_ota::update::modem::{
+use cellular_ota::update::module_fota::{
     FotaError, FotaProgress, FotaTimeouts, ModemFotaConfig, upgrade_modem_blocking,
 };
 use cellular_ota_esp32s3_7semi::board::{self, ModemPins};

@@ -73,19 +73,14 @@ use core::time::Duration;
 use embedded_io_async::{Read, Write};
 
 use crate::at::{AsyncClock, EncodeError, Instant};
+use crate::bring_up::{MAX_REVISION, Revision};
 use crate::client::asynch::Client;
 use crate::client::{Error as ClientError, StreamStart, TimeoutExt, UrcHandler, blocking};
 use crate::quectel::ChipFamily;
 use crate::quectel::error::{FileEndError, FotaEndCode, describe};
 use crate::quectel::fota::{FotaDownload, FotaOptions, SetFotaContext, SetFotaPath};
-use crate::quectel::general::{Attention, FullRevision};
+use crate::quectel::general::{Attention, GetFullRevision};
 use crate::quectel::urc::{FotaEvent, Urc};
-
-/// Longest revision string kept.
-pub const MAX_REVISION: usize = 64;
-
-/// A revision string as `AT+QGMR` printed it.
-pub type Revision = heapless::String<MAX_REVISION>;
 
 /// Per-stage deadlines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -462,7 +457,7 @@ where
     H: UrcHandler,
 {
     let r = client
-        .send(&FullRevision)
+        .send(&GetFullRevision)
         .await
         .map_err(|e| fail(stage, FotaFailure::Modem(e)))?;
     let mut s = Revision::new();
