@@ -224,7 +224,8 @@ impl<E, S: Classify> Classify for UpdateError<E, S> {
             Failure::Config(_)
             | Failure::Manifest(_)
             | Failure::TooLarge { .. }
-            | Failure::NoSpace { .. } => Retry::Permanent,
+            | Failure::NoSpace { .. }
+            | Failure::Unsupported(_) => Retry::Permanent,
             Failure::Status(s) => status_retry(*s),
             Failure::Http(e) => http_retry(*e),
             Failure::Modem(e) => client_retry(e),

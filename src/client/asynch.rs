@@ -834,28 +834,50 @@ where
     /// example a `+QFDWL: <size>,<checksum>` line after the payload, or a `+QHTTPREAD:`
     /// result that arrived before `OK`). `cmd` must be the command that started the reader.
     pub async fn finish_response<Cmd: AtCommand>(
-        self,
+        mut self,
         cmd: &Cmd,
     ) -> Result<(Cmd::Response<'c>, u64), Error<T::Error>> {
-        let (client, len, n) = self.finish_inner().await?;
+        let (len, n) = self.finish_inner().await?;
+        let client = self.client;
         Ok((cmd.parse(Lines::new(&client.resp[..len]))?, n))
+    }
+
+    /// Like [`DataReader::finish_response`] without giving the reader up (so nothing is
+    /// moved into the future): parses the command's information lines into an owned value
+    /// with `keep`. The reader is spent afterwards; [`client`](Self::client) still reaches
+    /// the client.
+    pub(crate) async fn finish_in_place<Cmd: AtCommand, R>(
+        &mut self,
+        cmd: &Cmd,
+        keep: impl FnOnce(Cmd::Response<'_>) -> R,
+    ) -> Result<(R, u64), Error<T::Error>> {
+        let (len, n) = self.finish_inner().await?;
+        Ok((keep(cmd.parse(Lines::new(&self.client.resp[..len]))?), n))
+    }
+
+    /// The client this reader reads from.
+    pub(crate) fn client(&mut self) -> &mut Client<'b, T, C, H> {
+        self.client
+    }
+
+    /// The payload bytes received and not consumed yet.
+    pub(crate) fn buffered(&mut self) -> &[u8] {
+        self.client.engine.data_available()
     }
 
     /// Waits for the command's final result after the payload, discarding payload bytes not
     /// consumed yet. Returns the payload length.
-    pub async fn finish(self) -> Result<u64, Error<T::Error>> {
-        self.finish_inner().await.map(|(_, _, n)| n)
+    pub async fn finish(mut self) -> Result<u64, Error<T::Error>> {
+        self.finish_inner().await.map(|(_, n)| n)
     }
 
-    async fn finish_inner(
-        mut self,
-    ) -> Result<(&'c mut Client<'b, T, C, H>, usize, u64), Error<T::Error>> {
+    async fn finish_inner(&mut self) -> Result<(usize, u64), Error<T::Error>> {
         loop {
             let n = self.fill().await?;
             if n == 0 {
                 break;
             }
-            embedded_io_async::BufRead::consume(&mut self, n);
+            embedded_io_async::BufRead::consume(self, n);
         }
         let mut deadline = self.client.clock.now() + self.timeout;
         let mut ignore = |_: &[u8]| {};
@@ -864,8 +886,7 @@ where
             return Err(Error::Protocol("prompt after payload"));
         }
         self.client.engine.expect_data(None);
-        let (len, n) = (self.ex.response_len(), self.position);
-        Ok((self.client, len, n))
+        Ok((self.ex.response_len(), self.position))
     }
 }
 

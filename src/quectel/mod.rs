@@ -10,12 +10,15 @@ pub mod file;
 pub mod fota;
 pub mod general;
 pub mod http;
+mod http_modem;
 pub mod log_decoder;
 pub mod pdp;
 pub mod ssl;
 pub mod urc;
 
 mod test_support;
+
+pub use http_modem::{QuectelBody, QuectelHttp};
 
 /// The chipset family inside a Quectel module. Behaviour (FOTA codes and URCs, HTTP range
 /// support, file-system paths) differs per family, not per module name.

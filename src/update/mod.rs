@@ -16,6 +16,10 @@
 //!
 //! # The modem it expects
 //!
+//! The flow speaks to the modem only through [`HttpModem`] ([`update_with`]); [`update`] and
+//! [`update_blocking`] run it over [`QuectelHttp`](crate::quectel::QuectelHttp), described
+//! here. Ranged requests and the module's file system are optional capabilities of the trait.
+//!
 //! The flow sends only HTTP(S), SSL and file commands: bring the modem up first, with
 //! [`crate::bring_up`] (or the same steps yourself): echo off, numeric `+CME ERROR` codes,
 //! URCs routed to the port the client is on (`+QHTTPGET:` arrives as a URC; a module whose
@@ -71,9 +75,11 @@
 //! manifest) continues; a different image starts clean.
 
 mod flow;
+pub mod http_modem;
 pub mod module_fota;
 
-pub use flow::update;
+pub use flow::{update, update_with};
+pub use http_modem::{HttpBody, HttpModem, HttpStatus, ModemFailure};
 
 use core::fmt;
 
@@ -119,6 +125,32 @@ pub enum Method {
     RangedHeader,
     /// `AT+QHTTPREADFILE` into UFS, then `AT+QFREAD` chunks.
     ModemFile,
+}
+
+/// Whether `url` is an `https://` URL (any case).
+pub(crate) fn is_https(url: &str) -> bool {
+    url.len() >= 8 && url.as_bytes()[..8].eq_ignore_ascii_case(b"https://")
+}
+
+/// A modem capability that not every [`HttpModem`] has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Capability {
+    /// Requests for a byte range ([`Strategy::Ranged`], resuming with ranges).
+    RangedRequests,
+    /// A file system in the module to download into ([`Strategy::ModemFile`]).
+    ModemFile,
+}
+
+impl Capability {
+    /// What the capability is, in a few words.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Capability::RangedRequests => "ranged requests",
+            Capability::ModemFile => "file system to download into",
+        }
+    }
 }
 
 /// HTTPS settings: an SSL context bound to the HTTP session with `sslctxid`.
@@ -503,7 +535,7 @@ fn validate_config(c: &UpdateConfig<'_>, buf_len: usize, unit: u32) -> Result<()
         (c.strategy == Strategy::Ranged, Feature::Ranged),
         (c.strategy == Strategy::ModemFile, Feature::ModemFile),
         (
-            flow::is_https(c.url) || c.manifest_url.is_some_and(flow::is_https),
+            is_https(c.url) || c.manifest_url.is_some_and(is_https),
             Feature::Https,
         ),
     ];
@@ -762,6 +794,8 @@ pub enum Failure<E, S> {
     HashMismatch,
     /// An uploaded file's size or XOR checksum did not match.
     Checksum,
+    /// The modem (its [`HttpModem`] implementation) lacks a capability the update needs.
+    Unsupported(Capability),
     /// The sink failed (flash error, or its own verification before activation).
     Sink(S),
 }
@@ -851,6 +885,7 @@ impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
             )?,
             Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
             Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
+            Failure::Unsupported(c) => write!(f, "the modem has no {}", c.name())?,
             Failure::Sink(e) => write!(f, "sink: {e:?}")?,
         }
         if let (Failure::Modem(_), Some(m)) = (&self.failure, self.meaning()) {

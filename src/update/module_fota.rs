@@ -96,14 +96,20 @@ pub struct FotaTimeouts {
     pub ready: Duration,
 }
 
+impl FotaTimeouts {
+    /// The defaults: 60 s to start, 300 s silences while downloading and upgrading, 120 s
+    /// until the module answers again.
+    pub const DEFAULT: FotaTimeouts = FotaTimeouts {
+        start: Duration::from_secs(60),
+        download_gap: Duration::from_secs(300),
+        upgrade_gap: Duration::from_secs(300),
+        ready: Duration::from_secs(120),
+    };
+}
+
 impl Default for FotaTimeouts {
     fn default() -> Self {
-        FotaTimeouts {
-            start: Duration::from_secs(60),
-            download_gap: Duration::from_secs(300),
-            upgrade_gap: Duration::from_secs(300),
-            ready: Duration::from_secs(120),
-        }
+        Self::DEFAULT
     }
 }
 
@@ -133,12 +139,7 @@ impl<'a> ModemFotaConfig<'a> {
             context_id: 1,
             fota_path: "UFS:",
             options: None,
-            timeouts: FotaTimeouts {
-                start: Duration::from_secs(60),
-                download_gap: Duration::from_secs(300),
-                upgrade_gap: Duration::from_secs(300),
-                ready: Duration::from_secs(120),
-            },
+            timeouts: FotaTimeouts::DEFAULT,
         }
     }
 }
@@ -213,12 +214,7 @@ impl HostFileConfig {
             pacing,
             start_grace: Duration::from_secs(2),
             write_stall: Duration::from_secs(10),
-            timeouts: FotaTimeouts {
-                start: Duration::from_secs(60),
-                download_gap: Duration::from_secs(300),
-                upgrade_gap: Duration::from_secs(300),
-                ready: Duration::from_secs(120),
-            },
+            timeouts: FotaTimeouts::DEFAULT,
         }
     }
 }

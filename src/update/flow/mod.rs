@@ -1,31 +1,21 @@
-//! The update flow itself (async; the blocking entry point drives the same code).
+//! The update flow itself (async; the blocking entry point drives the same code). It speaks
+//! to the modem only through [`HttpModem`].
 
-use core::time::Duration;
-
-use embedded_io_async::{BufRead, Read, Write};
+use embedded_io_async::{Read, Write};
 use sha2::{Digest, Sha256};
 
 #[cfg(not(all(feature = "ranged", feature = "modem-file")))]
 use super::{ConfigError, Feature};
-use super::{Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError};
+use super::{
+    Failure, HttpBody, HttpModem, HttpStatus, Method, ModemFailure, Outcome, Progress, Stage,
+    Strategy, UpdateConfig, UpdateError,
+};
 use crate::at::AsyncClock;
-#[cfg(any(feature = "ranged", feature = "modem-file"))]
-use crate::at::AtCommand;
-#[cfg(any(feature = "ranged", feature = "modem-file"))]
-use crate::client::TimeoutExt;
+use crate::client::UrcHandler;
 use crate::client::asynch::Client;
-use crate::client::{Error as ClientError, UrcHandler};
 use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Version, decide};
 use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor};
-use crate::quectel::error::HttpError;
-#[cfg(feature = "modem-file")]
-use crate::quectel::file::{CloseFile, DeleteFile, FileHandle};
-use crate::quectel::http::{HttpConfig, HttpGet, HttpRead, HttpStop, SetHttpUrl};
-use crate::quectel::urc::{DownloadUrc, HttpStatus};
-
-/// Deadline for the clean-up commands run on every exit.
-#[cfg(any(feature = "ranged", feature = "modem-file"))]
-const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::quectel::QuectelHttp;
 
 #[cfg(feature = "modem-file")]
 mod modem_file;
@@ -34,7 +24,7 @@ mod ranged;
 #[cfg(feature = "modem-file")]
 use modem_file::modem_file;
 #[cfg(feature = "ranged")]
-use ranged::{ranged, ranged_method};
+use ranged::ranged;
 
 type Res<T, E, S> = Result<T, UpdateError<E, S>>;
 
@@ -46,10 +36,6 @@ struct Ctx<'p> {
     size: u32,
     hasher: Sha256,
     progress: &'p mut dyn FnMut(Progress),
-    #[cfg(feature = "ranged")]
-    header_mode: bool,
-    #[cfg(feature = "modem-file")]
-    file: Option<FileHandle>,
     /// Image offset up to which the sink was asked to get flash ready
     /// ([`AsyncOtaSink::prepare`]).
     prepared: u32,
@@ -86,16 +72,16 @@ impl Ctx<'_> {
     }
 
     fn fail<E, S>(&self, stage: Stage, failure: Failure<E, S>) -> UpdateError<E, S> {
-        // The payload reader recognised a modem restart (its `RDY` after a silence).
-        let failure = match failure {
-            Failure::Modem(ClientError::ModemRebooted) => Failure::ModemRebooted,
-            f => f,
-        };
         UpdateError {
             stage,
             failure,
             bytes_done: self.done,
         }
+    }
+
+    /// A modem failure at `stage`.
+    fn modem<E, S>(&self, stage: Stage) -> impl FnOnce(ModemFailure<E>) -> UpdateError<E, S> + '_ {
+        move |f| self.fail(stage, f.into())
     }
 }
 
@@ -140,12 +126,33 @@ impl OwnedVersion {
     }
 }
 
-pub(super) fn is_https(url: &str) -> bool {
-    url.len() >= 8 && url.as_bytes()[..8].eq_ignore_ascii_case(b"https://")
+/// Runs an update over a Quectel module: [`update_with`] over
+/// [`QuectelHttp`](crate::quectel::QuectelHttp) (a plain function returning that future, so
+/// the wrapper costs no RAM).
+///
+/// Cancel safety: not cancel-safe; dropping the future mid-transfer leaves the modem
+/// sending. Reset the client and call `AT+QHTTPSTOP` before reusing it; the sink's resume
+/// point stays valid.
+pub fn update<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> impl Future<Output = Result<Outcome, UpdateError<T::Error, S::Error>>>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: AsyncOtaSink,
+{
+    update_with(QuectelHttp::new(client), sink, config, buf, progress)
 }
 
-/// Runs an update: fetch (and judge) the manifest, download the image into `sink` with the
-/// configured strategy, resume where the sink says, verify, activate.
+/// Runs an update over any [`HttpModem`] (taken by value: pass a view that borrows the
+/// modem, as [`QuectelHttp`] borrows the client): fetch (and judge) the manifest, download the image
+/// into `sink` with the configured strategy, resume where the sink says, verify, activate.
 ///
 /// * `buf` is the chunk buffer (a 4 KiB chunk needs 4 KiB) and holds the manifest while it
 ///   is read; at least 1 KiB.
@@ -154,24 +161,19 @@ pub(super) fn is_https(url: &str) -> bool {
 /// Returns [`Outcome::UpToDate`] when the manifest offers the running version, else
 /// [`Outcome::Installed`] once the sink has verified and activated the image. On error the
 /// running image stays selected and [`UpdateError::bytes_done`] says how much a retry will
-/// not download again. Whatever the result, the HTTP session is stopped and module files
-/// are closed before this returns.
+/// not download again. Whatever the result, [`HttpModem::close`] runs before this returns.
 ///
 /// Cancel safety: not cancel-safe; dropping the future mid-transfer leaves the modem
-/// sending. Reset the client and call `AT+QHTTPSTOP` before reusing it; the sink's resume
-/// point stays valid.
-pub async fn update<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+/// sending; the sink's resume point stays valid.
+pub async fn update_with<M, S>(
+    mut modem: M,
     sink: &mut S,
     config: &UpdateConfig<'_>,
     buf: &mut [u8],
     progress: &mut dyn FnMut(Progress),
-) -> Result<Outcome, UpdateError<T::Error, S::Error>>
+) -> Result<Outcome, UpdateError<M::Error, S::Error>>
 where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
+    M: HttpModem,
     S: AsyncOtaSink,
 {
     if let Err(e) = config.validate(buf.len(), sink.write_size()) {
@@ -187,13 +189,21 @@ where
         size: 0,
         hasher: Sha256::new(),
         progress,
-        #[cfg(feature = "ranged")]
-        header_mode: false,
-        #[cfg(feature = "modem-file")]
-        file: None,
         prepared: 0,
     };
-    let result = run(client, sink, config, buf, &mut ctx).await;
+    let result = run(&mut modem, sink, config, buf, &mut ctx).await;
+    conclude(modem, config, result).await
+}
+
+/// Logs the outcome and leaves the modem ready ([`HttpModem::close`]); after an install
+/// from the module's file system, deletes the file there. (A function of its own, so the
+/// result waits inside its future instead of beside [`run`]'s in the caller's.)
+#[cfg_attr(not(feature = "modem-file"), allow(unused_variables))]
+async fn conclude<M: HttpModem, S>(
+    mut modem: M,
+    config: &UpdateConfig<'_>,
+    result: Result<Outcome, UpdateError<M::Error, S>>,
+) -> Result<Outcome, UpdateError<M::Error, S>> {
     match &result {
         Ok(Outcome::UpToDate) => debug!("update: the running version is current"),
         Ok(Outcome::Installed { method, size, .. }) => {
@@ -207,7 +217,7 @@ where
             e.stage, e.bytes_done
         ),
     }
-    cleanup(client, &mut ctx, result.is_err()).await;
+    modem.close(result.is_err()).await;
     #[cfg(feature = "modem-file")]
     if let Ok(Outcome::Installed {
         method: Method::ModemFile,
@@ -215,66 +225,28 @@ where
     }) = result
     {
         // The copy in the module is no longer needed.
-        let _ = client
-            .send(&DeleteFile::new(config.modem_file).with_timeout(CLEANUP_TIMEOUT))
-            .await;
+        let _ = modem.delete_stored(config.modem_file).await;
     }
     result
 }
 
-/// Leaves the modem ready for the next command. Errors are ignored: this runs on every
-/// exit, including after the link failed.
-#[cfg_attr(
-    not(any(feature = "ranged", feature = "modem-file")),
-    allow(unused_variables)
-)]
-async fn cleanup<T, C, H>(client: &mut Client<'_, T, C, H>, ctx: &mut Ctx<'_>, failed: bool)
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    if failed {
-        // A failed transfer may have left a payload half-read: start from clean framing.
-        client.reset();
-    }
-    #[cfg(feature = "modem-file")]
-    if let Some(handle) = ctx.file.take() {
-        let _ = client
-            .send(&CloseFile { handle }.with_timeout(CLEANUP_TIMEOUT))
-            .await;
-    }
-    #[cfg(feature = "ranged")]
-    if ctx.header_mode {
-        ctx.header_mode = false;
-        let _ = client
-            .send(&HttpConfig::RequestHeader(false).with_timeout(CLEANUP_TIMEOUT))
-            .await;
-    }
-    let _ = client.send(&HttpStop).await;
-}
-
-async fn run<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+async fn run<M, S>(
+    modem: &mut M,
     sink: &mut S,
     cfg: &UpdateConfig<'_>,
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
-) -> Res<Outcome, T::Error, S::Error>
+) -> Res<Outcome, M::Error, S::Error>
 where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
+    M: HttpModem,
     S: AsyncOtaSink,
 {
-    setup(client, cfg, ctx).await?;
-
+    modem.open(cfg).await.map_err(ctx.modem(Stage::Setup))?;
     // The image's identity, size and (with a manifest) expected SHA-256.
     let mut pending_get = None;
     let (desc, expected) = match cfg.manifest_url {
         Some(murl) => {
-            let n = fetch_small(client, cfg, murl, buf, ctx).await?;
+            let n = fetch_small(modem, murl, buf, ctx).await?;
             let m = Manifest::parse(&buf[..n])
                 .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
             let decision = decide(&m, &cfg.policy())
@@ -291,7 +263,7 @@ where
         }
         None => {
             // Learn the size from the server; the response stays in the modem for a stream.
-            let st = get(client, cfg, cfg.url, ctx).await?;
+            let st = get(modem, cfg.url, ctx).await?;
             if st.status != 200 {
                 return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
             }
@@ -353,7 +325,7 @@ where
         not(any(feature = "ranged", feature = "modem-file")),
         allow(unused_mut)
     )]
-    let mut method = choose(client, cfg, ctx).await?;
+    let mut method = choose(modem, cfg, ctx).await?;
     ctx.report(Progress::Started {
         total: desc.size,
         resumed_from,
@@ -368,12 +340,12 @@ where
         match method {
             Method::Stream | Method::StreamErasedAhead => {
                 let ahead = method == Method::StreamErasedAhead;
-                stream(client, sink, cfg, ctx, pending_get.take(), ahead).await?;
+                stream(modem, sink, cfg, ctx, pending_get.take(), ahead).await?;
                 break;
             }
             #[cfg(feature = "ranged")]
             Method::RangedGetex | Method::RangedHeader => {
-                match ranged(client, sink, cfg, buf, ctx, method).await? {
+                match ranged(modem, sink, cfg, buf, ctx, method).await? {
                     None => break,
                     Some(full) => {
                         method = Method::StreamErasedAhead;
@@ -387,21 +359,28 @@ where
             }
             #[cfg(feature = "modem-file")]
             Method::ModemFile => {
-                if modem_file(client, sink, cfg, buf, ctx, pending_get.take()).await? {
+                if modem_file(modem, sink, cfg, buf, ctx, pending_get.take()).await? {
                     break;
                 }
                 #[cfg(feature = "ranged")]
-                let (to, reason) = (
-                    ranged_method(client, ctx).await?,
-                    "the module file is still open from a session the MCU lost \
-                     (+CME ERROR: 426); ranges from the resume point instead",
-                );
+                let ranges = modem
+                    .ranged_method()
+                    .await
+                    .map_err(ctx.modem(Stage::Setup))?;
                 #[cfg(not(feature = "ranged"))]
-                let (to, reason) = (
-                    Method::StreamErasedAhead,
-                    "the module file is still open from a session the MCU lost \
-                     (+CME ERROR: 426); the body again, skipping what is in flash",
-                );
+                let ranges: Option<Method> = None;
+                let (to, reason) = match ranges {
+                    Some(m) => (
+                        m,
+                        "the module file is still open from a session the MCU lost \
+                         (+CME ERROR: 426); ranges from the resume point instead",
+                    ),
+                    None => (
+                        Method::StreamErasedAhead,
+                        "the module file is still open from a session the MCU lost \
+                         (+CME ERROR: 426); the body again, skipping what is in flash",
+                    ),
+                };
                 method = to;
                 ctx.report(Progress::Fallback { to, reason });
             }
@@ -450,257 +429,91 @@ where
     })
 }
 
-/// Stops any old session and configures HTTP(S).
-async fn setup<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
-    ctx: &mut Ctx<'_>,
-) -> Res<(), T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Setup, Failure::Modem(e));
-    // A session left over from before (a reset MCU) would refuse new requests: end it.
-    // "No session" is an error answer too, so the result is ignored.
-    let _ = client.send(&HttpStop).await;
-    for c in [
-        HttpConfig::ContextId(cfg.context_id),
-        HttpConfig::ResponseHeader(false),
-        HttpConfig::RequestHeader(false),
-    ] {
-        client.send(&c).await.map_err(|e| m(ctx, e))?;
-    }
-    // Without the `https` feature an https:// URL was refused by the configuration check.
-    #[cfg(feature = "https")]
-    if is_https(cfg.url) || cfg.manifest_url.is_some_and(is_https) {
-        tls_setup(client, cfg, ctx).await?;
-    }
-    Ok(())
-}
-
-/// Configures the SSL context for an https:// URL (and uploads the CA certificate).
-#[cfg(feature = "https")]
-async fn tls_setup<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
-    ctx: &mut Ctx<'_>,
-) -> Res<(), T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    use crate::quectel::file::{DeleteFile, UploadFile};
-    use crate::quectel::ssl::{SetSslConfig, SslConfig};
-    let m = |ctx: &Ctx<'_>, e| ctx.fail(Stage::Setup, Failure::Modem(e));
-    let tls: super::Tls<'_> = cfg.tls.unwrap_or_default();
-    let ctx_id = tls.ssl_ctx;
-    for config in [
-        SslConfig::SslVersion(tls.version),
-        SslConfig::SecLevel(tls.sec_level),
-        SslConfig::Sni(tls.sni),
-        SslConfig::IgnoreLocalTime(tls.ignore_local_time),
-    ] {
-        client
-            .send(&SetSslConfig {
-                ctx: ctx_id,
-                config,
-            })
-            .await
-            .map_err(|e| m(ctx, e))?;
-    }
-    if let Some(ca) = tls.ca_cert {
-        // Replace the file, then check what the module stored.
-        let _ = client.send(&DeleteFile::new(ca.file)).await;
-        let stored = client
-            .send(&UploadFile::new(ca.file, ca.pem))
-            .await
-            .map_err(|e| m(ctx, e))?;
-        if stored.verify(ca.pem).is_err() {
-            return Err(ctx.fail(Stage::Setup, Failure::Checksum));
-        }
-        client
-            .send(&SetSslConfig {
-                ctx: ctx_id,
-                config: SslConfig::CaCert(ca.file),
-            })
-            .await
-            .map_err(|e| m(ctx, e))?;
-    }
-    client
-        .send(&HttpConfig::SslContextId(ctx_id))
-        .await
-        .map_err(|e| m(ctx, e))?;
-    Ok(())
-}
-
-/// Waits for the `+QHTTPGET:` result URC, failing fast on a modem reboot or a lost link.
-async fn get_result<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    deadline: Duration,
-    ctx: &Ctx<'_>,
-) -> Res<HttpStatus, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let r = client
-        .wait_for(deadline, |line| match DownloadUrc::parse(line) {
-            Some(DownloadUrc::HttpGet(r)) => Some(Ok(r.result)),
-            Some(DownloadUrc::Ready) => Some(Err(Failure::ModemRebooted)),
-            Some(DownloadUrc::PdpDeactivated) => Some(Err(Failure::LinkLost)),
-            _ => None,
-        })
-        .await
-        .map_err(|e| ctx.fail(Stage::Request, Failure::Modem(e)))?;
-    match r {
-        Ok(Ok(status)) => Ok(status),
-        Ok(Err(http)) => Err(ctx.fail(Stage::Request, Failure::Http(http))),
-        Err(f) => Err(ctx.fail(Stage::Request, f)),
-    }
-}
-
-/// Waits for `+QHTTPREAD: <err>` (unless it came before `OK`) and checks it.
-async fn read_result<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    early: Option<u16>,
-    cfg: &UpdateConfig<'_>,
-    ctx: &Ctx<'_>,
-) -> Res<(), T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let code = match early {
-        Some(c) => c,
-        None => {
-            let wait = Duration::from_secs(u64::from(cfg.read_wait) + 1);
-            let r = client
-                .wait_for(wait, |line| match DownloadUrc::parse(line) {
-                    Some(DownloadUrc::HttpRead(r)) => Some(Ok(r)),
-                    Some(DownloadUrc::Ready) => Some(Err(Failure::ModemRebooted)),
-                    _ => None,
-                })
-                .await
-                .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
-            match r {
-                Ok(Ok(())) => 0,
-                Ok(Err(e)) => e.code(),
-                Err(f) => return Err(ctx.fail(Stage::Transfer, f)),
-            }
-        }
-    };
-    match code {
-        0 => Ok(()),
-        c => Err(ctx.fail(Stage::Transfer, Failure::Http(HttpError::from_code(c)))),
-    }
-}
-
-/// Sets the URL and sends a plain GET; returns the server's status.
-async fn get<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
+/// Sends a plain GET and waits for the server's status.
+async fn get<M: HttpModem, S>(
+    modem: &mut M,
     url: &str,
     ctx: &Ctx<'_>,
-) -> Res<HttpStatus, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
-    client.send(&SetHttpUrl::new(url)).await.map_err(m)?;
-    let get = HttpGet {
-        response_time: cfg.response_time,
-    };
-    client.send(&get).await.map_err(m)?;
-    get_result(client, get.result_deadline(), ctx).await
+) -> Res<HttpStatus, M::Error, S> {
+    let within = modem.get(url).await.map_err(ctx.modem(Stage::Request))?;
+    modem
+        .response(within)
+        .await
+        .map_err(ctx.modem(Stage::Request))
 }
 
 /// Fetches a small document (the manifest) into `buf`; returns its length.
-async fn fetch_small<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
-    cfg: &UpdateConfig<'_>,
+async fn fetch_small<M: HttpModem, S>(
+    modem: &mut M,
     url: &str,
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
-) -> Res<usize, T::Error, S>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let st = get(client, cfg, url, ctx).await?;
+) -> Res<usize, M::Error, S> {
+    let st = get(modem, url, ctx).await?;
     if st.status != 200 {
         return Err(ctx.fail(Stage::Manifest, Failure::Status(st.status)));
     }
     let cap = buf.len().min(crate::ota::manifest::MAX_MANIFEST_LEN) as u32;
-    let read = match st.content_length {
-        Some(n) if n > cap => {
-            return Err(ctx.fail(
-                Stage::Manifest,
-                Failure::Length {
-                    expected: cap,
-                    got: n,
-                },
-            ));
-        }
-        Some(n) => HttpRead::exact(n),
-        None => HttpRead::until_trailer(),
+    if let Some(n) = st.content_length.filter(|&n| n > cap) {
+        return Err(ctx.fail(
+            Stage::Manifest,
+            Failure::Length {
+                expected: cap,
+                got: n,
+            },
+        ));
     }
-    .with_wait_time(cfg.read_wait);
-    let mut reader = client
-        .read_data(&read)
-        .await
-        .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
+    read_body_into(
+        modem,
+        st.content_length,
+        &mut buf[..cap as usize],
+        Stage::Manifest,
+        ctx,
+    )
+    .await
+}
+
+/// Reads a body (`len` bytes, or to its end) into `buf` (nothing touches flash meanwhile);
+/// returns its length. A body longer than `buf` is a [`Failure::Length`].
+async fn read_body_into<M: HttpModem, S>(
+    modem: &mut M,
+    len: Option<u32>,
+    buf: &mut [u8],
+    stage: Stage,
+    ctx: &Ctx<'_>,
+) -> Res<usize, M::Error, S> {
+    let mut body = modem.body(len).await.map_err(ctx.modem(stage))?;
     let mut n = 0usize;
     loop {
-        let slice = reader
-            .fill_buf()
-            .await
-            .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
+        let slice = body.fill_buf().await.map_err(ctx.modem(stage))?;
         if slice.is_empty() {
             break;
         }
         let k = slice.len();
-        if n + k > cap as usize {
+        if n + k > buf.len() {
             return Err(ctx.fail(
-                Stage::Manifest,
+                stage,
                 Failure::Length {
-                    expected: cap,
+                    expected: buf.len() as u32,
                     got: (n + k) as u32,
                 },
             ));
         }
         buf[n..n + k].copy_from_slice(slice);
         n += k;
-        reader.consume(k);
+        body.consume(k);
     }
-    let (early, _) = reader
-        .finish_response(&read)
-        .await
-        .map_err(|e| ctx.fail(Stage::Manifest, Failure::Modem(e)))?;
-    read_result(client, early, cfg, ctx).await?;
+    body.finish().await.map_err(ctx.modem(stage))?;
     Ok(n)
 }
 
 /// Picks the method for `cfg.strategy`.
 #[cfg_attr(not(feature = "ranged"), allow(unused_variables))]
-async fn choose<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+async fn choose<M: HttpModem, S>(
+    modem: &mut M,
     cfg: &UpdateConfig<'_>,
     ctx: &mut Ctx<'_>,
-) -> Res<Method, T::Error, S>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
+) -> Res<Method, M::Error, S> {
     let (method, reason) = match cfg.strategy {
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
         #[cfg(feature = "modem-file")]
@@ -751,13 +564,25 @@ where
                      (no erase stalls the UART, with or without flow control)",
                 )
             } else {
-                let method = ranged_method(client, ctx).await?;
-                let reason = if method == Method::RangedGetex {
-                    "the modem has AT+QHTTPGETEX"
-                } else {
-                    "no AT+QHTTPGETEX: Range header in request-header mode"
-                };
-                (method, reason)
+                let ranges = modem
+                    .ranged_method()
+                    .await
+                    .map_err(ctx.modem(Stage::Setup))?;
+                match ranges {
+                    Some(Method::RangedGetex) => {
+                        (Method::RangedGetex, "the modem has AT+QHTTPGETEX")
+                    }
+                    Some(method) => (method, "ranges by a Range header"),
+                    None if cfg.strategy == Strategy::Ranged => {
+                        let f = Failure::Unsupported(super::Capability::RangedRequests);
+                        return Err(ctx.fail(Stage::Setup, f));
+                    }
+                    None => (
+                        Method::StreamErasedAhead,
+                        "the modem has no ranged requests: one read, into flash erased while \
+                         the modem fetches, skipping what is in flash",
+                    ),
+                }
             }
         }
     };
@@ -797,21 +622,14 @@ async fn put<E, S: AsyncOtaSink>(
 /// One read of the whole body, written straight from the receive buffer. Bytes already in
 /// flash (a resume without Range) are skipped. With `ahead`, the sink erases the rest of the
 /// image while the modem fetches it.
-async fn stream<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+async fn stream<M: HttpModem, S: AsyncOtaSink>(
+    modem: &mut M,
     sink: &mut S,
     cfg: &UpdateConfig<'_>,
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
     ahead: bool,
-) -> Res<(), T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
+) -> Res<(), M::Error, S::Error> {
     let st = match pending {
         Some(st) => {
             if ahead {
@@ -820,17 +638,18 @@ where
             st
         }
         None => {
-            let m = |e| ctx.fail(Stage::Request, Failure::Modem(e));
-            client.send(&SetHttpUrl::new(cfg.url)).await.map_err(m)?;
-            let get = HttpGet {
-                response_time: cfg.response_time,
-            };
-            client.send(&get).await.map_err(m)?;
+            let within = modem
+                .get(cfg.url)
+                .await
+                .map_err(ctx.modem(Stage::Request))?;
             if ahead {
                 // Erase while the modem fetches the body.
                 prepare(sink, ctx, ctx.size - ctx.done).await?;
             }
-            get_result(client, get.result_deadline(), ctx).await?
+            modem
+                .response(within)
+                .await
+                .map_err(ctx.modem(Stage::Request))?
         }
     };
     if st.status != 200 {
@@ -856,12 +675,7 @@ where
             prepare(sink, ctx, free).await?;
         }
     }
-    let read = match st.content_length {
-        Some(n) => HttpRead::exact(n),
-        None => HttpRead::until_trailer(),
-    }
-    .with_wait_time(cfg.read_wait);
-    let total = read_into_sink(client, sink, cfg, ctx, &read, 0).await?;
+    let total = read_into_sink(modem, sink, ctx, st.content_length, 0, cfg.program_size).await?;
     if total != u64::from(ctx.size) {
         return Err(ctx.fail(
             Stage::Transfer,
@@ -912,43 +726,23 @@ fn prepare_for(ctx: &mut Ctx<'_>, n: u32) -> Option<u32> {
     Some(target - ctx.done)
 }
 
-/// How many bytes at the end of a payload are kept to recognise a trailer that was counted
-/// as body (bytes lost on the UART).
-const TAIL: usize = 32;
-
-/// Reads one payload (`read`) whose first byte is image offset `start` straight into the
-/// sink, skipping bytes already durable and writing at most `program_size` bytes per sink
-/// write ([`put`] prepares flash one [`ERASE_BLOCK`] at a time just before the body reaches
-/// it, unless it was prepared ahead). Checks the `+QHTTPREAD:` result. Returns the payload
-/// length.
-async fn read_into_sink<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+/// Reads one body (`len` bytes, or to its end) whose first byte is image offset `start`
+/// straight into the sink, skipping bytes already durable and writing at most `piece` bytes
+/// per sink write (the sink's program size; [`put`] prepares flash one [`ERASE_BLOCK`] at a time just before the body
+/// reaches it, unless it was prepared ahead). Returns the body's length.
+async fn read_into_sink<M: HttpModem, S: AsyncOtaSink>(
+    modem: &mut M,
     sink: &mut S,
-    cfg: &UpdateConfig<'_>,
     ctx: &mut Ctx<'_>,
-    read: &HttpRead,
+    len: Option<u32>,
     start: u32,
-) -> Res<u64, T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
-    let piece = cfg.program_size.max(1) as usize;
-    let mut tail = [0u8; TAIL];
-    let mut tail_len = 0usize;
-    let mut reader = client
-        .read_data(read)
-        .await
-        .map_err(|e| ctx.fail(Stage::Transfer, Failure::Modem(e)))?;
+    piece: u32,
+) -> Res<u64, M::Error, S::Error> {
+    let piece = piece.max(1) as usize;
+    let mut body = modem.body(len).await.map_err(ctx.modem(Stage::Transfer))?;
     let mut pos = u64::from(start);
     loop {
-        let slice = match reader.fill_buf().await {
-            Ok(s) => s,
-            Err(e) => return Err(lost_or(ctx, &tail[..tail_len], e)),
-        };
+        let slice = body.fill_buf().await.map_err(ctx.modem(Stage::Transfer))?;
         if slice.is_empty() {
             break;
         }
@@ -968,100 +762,8 @@ where
         for p in data.chunks(piece) {
             put(sink, ctx, p).await?;
         }
-        keep_tail(&mut tail, &mut tail_len, slice);
         pos += n as u64;
-        reader.consume(n);
+        body.consume(n);
     }
-    let (early, total) = match reader.finish_response(read).await {
-        Ok(r) => r,
-        Err(e) => return Err(lost_or(ctx, &tail[..tail_len], e)),
-    };
-    read_result(client, early, cfg, ctx).await?;
-    Ok(total)
-}
-
-fn keep_tail(tail: &mut [u8; TAIL], len: &mut usize, new: &[u8]) {
-    if new.len() >= TAIL {
-        tail.copy_from_slice(&new[new.len() - TAIL..]);
-        *len = TAIL;
-    } else {
-        let keep = (*len).min(TAIL - new.len());
-        tail.copy_within(*len - keep..*len, 0);
-        tail[keep..keep + new.len()].copy_from_slice(new);
-        *len = keep + new.len();
-    }
-}
-
-/// A payload that timed out with the modem's `\r\nOK\r\n` among its last bytes lost bytes
-/// on the UART: the trailer filled the count. Otherwise the error stands.
-fn lost_or<E, S>(ctx: &Ctx<'_>, tail: &[u8], e: ClientError<E>) -> UpdateError<E, S> {
-    const OK: &[u8] = b"\r\nOK\r\n";
-    const RESULT: &[u8] = b"+QHTTPREAD: ";
-    if matches!(e, ClientError::Timeout) {
-        // The modem ended the body itself with an error (the server closed early): that is
-        // the failure, not the UART.
-        if let Some(p) = tail.windows(RESULT.len()).rposition(|w| w == RESULT) {
-            let digits = tail[p + RESULT.len()..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .fold(0u32, |v, &b| {
-                    v.saturating_mul(10).saturating_add(u32::from(b - b'0'))
-                });
-            if digits != 0 {
-                let code = u16::try_from(digits).unwrap_or(u16::MAX);
-                return ctx.fail(Stage::Transfer, Failure::Http(HttpError::from_code(code)));
-            }
-        }
-        if let Some(p) = tail.windows(OK.len()).rposition(|w| w == OK) {
-            return ctx.fail(
-                Stage::Transfer,
-                Failure::BytesLost {
-                    at_least: (tail.len() - p) as u32,
-                },
-            );
-        }
-    }
-    ctx.fail(Stage::Transfer, Failure::Modem(e))
-}
-
-/// Reads a payload of exactly `len` bytes into `buf[..len]` (nothing touches flash
-/// meanwhile); returns the reader's parsed answer of `cmd`.
-#[cfg(any(feature = "ranged", feature = "modem-file"))]
-async fn read_chunk<'r, T, C, H, S, Cmd>(
-    client: &'r mut Client<'_, T, C, H>,
-    cmd: &Cmd,
-    buf: &mut [u8],
-    ctx: &Ctx<'_>,
-) -> Res<(Cmd::Response<'r>, usize), T::Error, S>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    Cmd: AtCommand,
-{
-    let t = |e| ctx.fail(Stage::Transfer, Failure::Modem(e));
-    let mut reader = client.read_data(cmd).await.map_err(t)?;
-    let mut n = 0usize;
-    loop {
-        let slice = reader.fill_buf().await.map_err(t)?;
-        if slice.is_empty() {
-            break;
-        }
-        let k = slice.len();
-        if n + k > buf.len() {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: buf.len() as u32,
-                    got: (n + k) as u32,
-                },
-            ));
-        }
-        buf[n..n + k].copy_from_slice(slice);
-        n += k;
-        reader.consume(k);
-    }
-    let (resp, _) = reader.finish_response(cmd).await.map_err(t)?;
-    Ok((resp, n))
+    body.finish().await.map_err(ctx.modem(Stage::Transfer))
 }

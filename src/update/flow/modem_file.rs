@@ -1,67 +1,48 @@
-//! Downloads into the module's file system (`AT+QHTTPREADFILE`, then `AT+QFREAD` chunks):
-//! the `modem-file` feature.
+//! Downloads into the module's file system, then reads it back in chunks: the `modem-file`
+//! feature.
 
 use super::*;
-use crate::client::{ModemCode, Rejection};
-use crate::quectel::file::{
-    Drive, FreeSpace, ListFiles, OpenFile, OpenMode, ReadFile, SeekFile, SeekOrigin,
-};
-use crate::quectel::http::HttpReadFile;
-
-/// Slowest transfer rate assumed when waiting for `+QHTTPREADFILE:` (bytes per second).
-pub(super) const MIN_FILE_RATE: u32 = 4096;
-/// File error "file already opened" (quectel-at.md §5, file error codes).
-pub(super) const FILE_ALREADY_OPEN: u16 = 426;
 
 /// Download into the module's file system, then read it back in chunks. `Ok(false)`: the
 /// module file is still open from a session the MCU lost, so it cannot be read; fetch the
 /// rest over HTTP instead.
-pub(super) async fn modem_file<T, C, H, S>(
-    client: &mut Client<'_, T, C, H>,
+pub(super) async fn modem_file<M: HttpModem, S: AsyncOtaSink>(
+    modem: &mut M,
     sink: &mut S,
     cfg: &UpdateConfig<'_>,
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
-) -> Res<bool, T::Error, S::Error>
-where
-    T: Read + Write,
-    T::Error: embedded_io_async::Error,
-    C: AsyncClock,
-    H: UrcHandler,
-    S: AsyncOtaSink,
-{
+) -> Res<bool, M::Error, S::Error> {
     let file = cfg.modem_file;
-    let m = |ctx: &Ctx<'_>, stage, e| ctx.fail(stage, Failure::Modem(e));
     // A complete copy from an earlier attempt (before an MCU reset) is reused.
-    let present = match client.send(&ListFiles::name(file)).await {
-        Ok(list) => list.find(file).map(|e| e.size),
-        Err(ClientError::Rejected(_)) => None,
-        Err(e) => return Err(m(ctx, Stage::Request, e)),
-    };
+    let present = modem
+        .stored_size(file)
+        .await
+        .map_err(ctx.modem(Stage::Request))?;
     if present != Some(ctx.size) {
         if present.is_some() {
-            client
-                .send(&DeleteFile::new(file))
+            modem
+                .delete_stored(file)
                 .await
-                .map_err(|e| m(ctx, Stage::Request, e))?;
+                .map_err(ctx.modem(Stage::Request))?;
         }
-        let space = client
-            .send(&FreeSpace { drive: Drive::Ufs })
+        let free = modem
+            .free_space()
             .await
-            .map_err(|e| m(ctx, Stage::Request, e))?;
-        if space.free < u64::from(ctx.size) {
+            .map_err(ctx.modem(Stage::Request))?;
+        if free < u64::from(ctx.size) {
             return Err(ctx.fail(
                 Stage::Request,
                 Failure::NoSpace {
-                    free: space.free,
+                    free,
                     needed: ctx.size,
                 },
             ));
         }
         let st = match pending {
             Some(st) => st,
-            None => get(client, cfg, cfg.url, ctx).await?,
+            None => get(modem, cfg.url, ctx).await?,
         };
         if st.status != 200 {
             return Err(ctx.fail(Stage::HttpStatus, Failure::Status(st.status)));
@@ -75,31 +56,14 @@ where
                 },
             ));
         }
-        client
-            .send(&HttpReadFile {
-                file,
-                wait_time: cfg.read_wait,
-            })
+        modem
+            .fetch_to_storage(file, ctx.size)
             .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-        let wait =
-            Duration::from_secs(u64::from(cfg.read_wait) + u64::from(ctx.size / MIN_FILE_RATE) + 1);
-        let r = client
-            .wait_for(wait, |line| match DownloadUrc::parse(line) {
-                Some(DownloadUrc::HttpReadFile(r)) => Some(r.map_err(Failure::Http)),
-                Some(DownloadUrc::Ready) => Some(Err(Failure::ModemRebooted)),
-                Some(DownloadUrc::PdpDeactivated) => Some(Err(Failure::LinkLost)),
-                _ => None,
-            })
+            .map_err(ctx.modem(Stage::Transfer))?;
+        let stored = modem
+            .stored_size(file)
             .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-        r.map_err(|f| ctx.fail(Stage::Transfer, f))?;
-        let stored = client
-            .send(&ListFiles::name(file))
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?
-            .find(file)
-            .map(|e| e.size);
+            .map_err(ctx.modem(Stage::Transfer))?;
         if stored != Some(ctx.size) {
             return Err(ctx.fail(
                 Stage::Transfer,
@@ -110,40 +74,20 @@ where
             ));
         }
     }
-    let handle = match client
-        .send(&OpenFile {
-            name: file,
-            mode: OpenMode::ReadOnly,
-        })
+    let opened = modem
+        .open_stored(file, ctx.done)
         .await
-    {
-        Ok(h) => h,
-        // Still open from before an MCU reset, under a handle this session never learnt:
-        // only a module reboot closes it. The server still has the image.
-        Err(ClientError::Rejected(Rejection::Cme(ModemCode::Numeric(FILE_ALREADY_OPEN)))) => {
-            return Ok(false);
-        }
-        Err(e) => return Err(m(ctx, Stage::Transfer, e)),
-    };
-    ctx.file = Some(handle);
-    if ctx.done > 0 {
-        client
-            .send(&SeekFile {
-                handle,
-                offset: ctx.done,
-                origin: SeekOrigin::Start,
-            })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
+        .map_err(ctx.modem(Stage::Transfer))?;
+    if !opened {
+        return Ok(false);
     }
     let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
     while ctx.done < ctx.size {
-        let want = chunk.min(ctx.size - ctx.done);
-        let read = ReadFile {
-            handle,
-            len: Some(want),
-        };
-        let ((), got) = read_chunk(client, &read, &mut buf[..want as usize], ctx).await?;
+        let want = chunk.min(ctx.size - ctx.done) as usize;
+        let got = modem
+            .read_stored(&mut buf[..want])
+            .await
+            .map_err(ctx.modem(Stage::Transfer))?;
         if got == 0 {
             return Err(ctx.fail(
                 Stage::Transfer,
@@ -155,11 +99,9 @@ where
         }
         put(sink, ctx, &buf[..got]).await?;
     }
-    if let Some(handle) = ctx.file.take() {
-        client
-            .send(&CloseFile { handle })
-            .await
-            .map_err(|e| m(ctx, Stage::Transfer, e))?;
-    }
+    modem
+        .close_stored()
+        .await
+        .map_err(ctx.modem(Stage::Transfer))?;
     Ok(true)
 }
