@@ -218,7 +218,7 @@ pub fn client_retry<E>(error: &ClientError<E>) -> Retry {
 /// | `ModemRebooted`, `LinkLost`, `BytesLost`, `Checksum` | transient |
 /// | `HashMismatch` | transient: a byte changed on the UART (noise on a long cable, a baud-rate error) looks the same as a server file that is not the one the manifest describes; the next attempt downloads it again, and the capped backoff bounds the cost of the second case |
 /// | `Sink(e)` | the sink error's own [`Classify`] |
-impl<E, S: Classify> Classify for UpdateError<E, S> {
+impl Classify for UpdateError {
     fn retry(&self) -> Retry {
         match &self.failure {
             Failure::Config(_)

@@ -20,10 +20,8 @@ mod sim_device;
 use cellular_ota::ota::esp_idf::image::{ImageError, SegmentFault};
 use cellular_ota::ota::esp_idf::sink::SinkError;
 use cellular_ota::ota::manifest::ManifestError;
-use cellular_ota::ota::mem_flash::MemFlashError;
 use cellular_ota::update::{ConfigError, Failure, Method, Outcome, Stage, Strategy};
 use cellular_ota_sim::{FAULTS, Personality};
-use embedded_io::ErrorKind;
 use sha2::{Digest, Sha256};
 use sim_device::{
     AttemptError, Booted, Device, ImageKind, ManifestMode, Report, Setup, parse_trigger,
@@ -32,7 +30,7 @@ use sim_device::{
 /// Code bytes of the test image: about 200 KB (49 flash sectors, 4 ranges of 64 KiB).
 const SIZE: usize = 200_000;
 
-type Fail = Failure<ErrorKind, SinkError<MemFlashError>>;
+type Fail = Failure;
 
 /// How a scenario must end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

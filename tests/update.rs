@@ -6,7 +6,6 @@ mod common;
 use cellular_ota::client::blocking;
 use cellular_ota::ota::manifest::{Manifest, ManifestError, Version, write_manifest};
 use cellular_ota::ota::mem_sink::MemSink;
-use cellular_ota::ota::mem_sink::MemSinkError;
 use cellular_ota::quectel::error::HttpError;
 use cellular_ota::update::{
     Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError, update_blocking,
@@ -74,7 +73,7 @@ fn cleanup() -> Vec<Step> {
 }
 
 /// The update error of these runs.
-type Error = UpdateError<embedded_io::ErrorKind, MemSinkError>;
+type Error = UpdateError;
 
 /// What a run produced: the result, the progress events, the modem, the activated image
 /// and the bytes the sink holds.

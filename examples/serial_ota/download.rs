@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cellular_ota::ota::esp_idf::image::{ChipId, ImageValidator};
 use cellular_ota::ota::manifest::Version;
-use cellular_ota::ota::mem_sink::{MemSink, MemSinkError};
+use cellular_ota::ota::mem_sink::MemSink;
 use cellular_ota::update::{
     Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
 };
@@ -16,7 +16,6 @@ use crate::Global;
 use crate::common::{
     Fail, Modem, Res, StdClock, Urcs, bring_up, hex, interactive, open_port, say, sync, ui,
 };
-use crate::port::PortError;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum StrategyArg {
@@ -126,7 +125,7 @@ pub fn method_text(m: Method) -> &'static str {
 }
 
 /// The error with the modem's code and meaning, each said once.
-fn update_error(e: &UpdateError<PortError, MemSinkError>) -> String {
+fn update_error(e: &UpdateError) -> String {
     let mut msg = e.to_string();
     if let (Some(code), Some(meaning)) = (e.code(), e.meaning()) {
         if !msg.contains(meaning) {

@@ -190,6 +190,25 @@ pub enum Error<E> {
     ModemRebooted,
 }
 
+impl<E> Error<E> {
+    /// The same error with the transport's error mapped by `f` (for example to its
+    /// [`embedded_io::ErrorKind`]).
+    pub fn map_io<F>(self, f: impl FnOnce(E) -> F) -> Error<F> {
+        match self {
+            Error::Io(e) => Error::Io(f(e)),
+            Error::Closed => Error::Closed,
+            Error::Timeout => Error::Timeout,
+            Error::Encode(e) => Error::Encode(e),
+            Error::Parse(e) => Error::Parse(e),
+            Error::Rejected(r) => Error::Rejected(r),
+            Error::ResponseTooLarge { capacity } => Error::ResponseTooLarge { capacity },
+            Error::LineTooLong { discarded } => Error::LineTooLong { discarded },
+            Error::Protocol(p) => Error::Protocol(p),
+            Error::ModemRebooted => Error::ModemRebooted,
+        }
+    }
+}
+
 impl<E: embedded_io::Error> embedded_io::Error for Error<E> {
     fn kind(&self) -> embedded_io::ErrorKind {
         use embedded_io::ErrorKind;

@@ -76,7 +76,10 @@ pub enum MemSinkError {
     /// The stored bytes do not hash to the expected SHA-256; nothing is activated and the
     /// written bytes are discarded (the next `begin` starts at 0).
     #[error("SHA-256 of the stored image does not match")]
-    HashMismatch,
+    HashMismatch {
+        /// The SHA-256 of what is stored.
+        computed: [u8; 32],
+    },
     /// A read outside the bytes written so far.
     #[error("read of {len} bytes at {offset} outside the {available} bytes written")]
     ReadOutOfRange {
@@ -91,10 +94,34 @@ pub enum MemSinkError {
 
 /// Only [`MemSinkError::HashMismatch`] is transient (the next attempt writes the image
 /// again); the others fail the same way again.
+/// Each error is the [`SinkFault`](super::SinkFault) variant of the same name and fields.
+impl super::ToSinkFault for MemSinkError {
+    fn to_fault(&self) -> super::SinkFault {
+        use crate::ota::esp_idf::sink::SinkError as S;
+        match *self {
+            MemSinkError::NotStarted => S::NotStarted,
+            MemSinkError::ImageTooLarge { size, capacity } => S::ImageTooLarge { size, capacity },
+            MemSinkError::OutOfOrder { expected, got } => S::OutOfOrder { expected, got },
+            MemSinkError::PastImageEnd { size, end } => S::PastImageEnd { size, end },
+            MemSinkError::Incomplete { written, size } => S::Incomplete { written, size },
+            MemSinkError::HashMismatch { computed } => S::HashMismatch { computed },
+            MemSinkError::ReadOutOfRange {
+                offset,
+                len,
+                available,
+            } => S::ReadOutOfRange {
+                offset,
+                len,
+                available,
+            },
+        }
+    }
+}
+
 impl crate::retry::Classify for MemSinkError {
     fn retry(&self) -> crate::retry::Retry {
         match self {
-            MemSinkError::HashMismatch => crate::retry::Retry::Transient,
+            MemSinkError::HashMismatch { .. } => crate::retry::Retry::Transient,
             _ => crate::retry::Retry::Permanent,
         }
     }
@@ -237,7 +264,7 @@ impl<'a> MemSink<'a> {
         if digest != expected.sha256 {
             // The stored bytes are known bad: resuming would only reproduce them.
             self.written = 0;
-            return Err(MemSinkError::HashMismatch);
+            return Err(MemSinkError::HashMismatch { computed: digest });
         }
         self.activated = true;
         Ok(())
@@ -420,10 +447,11 @@ mod tests {
         );
         OtaSink::begin(&mut s, &d).unwrap();
         OtaSink::write(&mut s, 0, &img).unwrap();
+        let stored = sha;
         sha[0] ^= 1;
         assert_eq!(
             OtaSink::finish(&mut s, &ExpectedImage::sha256(sha)),
-            Err(MemSinkError::HashMismatch)
+            Err(MemSinkError::HashMismatch { computed: stored })
         );
         assert_eq!(s.image(), None);
         // The bad bytes are discarded: begin starts over.

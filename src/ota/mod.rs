@@ -25,4 +25,6 @@ pub mod mem_flash;
 pub mod mem_sink;
 pub mod sink;
 
-pub use sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
+pub use sink::{
+    AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume, SinkFault, ToSinkFault,
+};

@@ -8,6 +8,21 @@
 //! format checks the target's bootloader applies). A sink therefore never activates bytes it
 //! has not verified itself, whatever its caller did before.
 
+/// A sink's error as an update reports it ([`Failure::Sink`](crate::update::Failure::Sink)):
+/// the ESP-IDF sink's vocabulary with the flash driver's error reduced to its
+/// [`NorFlashErrorKind`](embedded_storage::nor_flash::NorFlashErrorKind), so the update's
+/// error type does not depend on the sink or the flash driver.
+pub type SinkFault =
+    crate::ota::esp_idf::sink::SinkError<embedded_storage::nor_flash::NorFlashErrorKind>;
+
+/// A sink error the update flow can report as a [`SinkFault`]. Implemented by the ESP-IDF
+/// sink's error over any flash driver and by the in-memory sink's; a sink of your own maps
+/// its errors onto the closest [`SinkFault`] variant.
+pub trait ToSinkFault {
+    /// This error as a [`SinkFault`].
+    fn to_fault(&self) -> SinkFault;
+}
+
 /// Identifies the image being written, so that a resumed download continues only the same
 /// image and a different one starts clean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,7 +80,7 @@ pub struct Resume {
 /// Implementations: [`crate::ota::esp_idf`]'s A/B slot sink and the in-memory sink.
 pub trait OtaSink {
     /// The sink's error type.
-    type Error: core::fmt::Debug;
+    type Error: core::fmt::Debug + ToSinkFault;
 
     /// Starts writing `image`, or resumes it. Returns the offset to continue from, which is
     /// 0 unless this same image (same `id` and `size`) was partly written before and those
@@ -132,7 +147,7 @@ pub trait OtaSink {
 #[allow(async_fn_in_trait)]
 pub trait AsyncOtaSink {
     /// The sink's error type.
-    type Error: core::fmt::Debug;
+    type Error: core::fmt::Debug + ToSinkFault;
     /// See [`OtaSink::begin`].
     async fn begin(&mut self, image: &ImageDescriptor) -> Result<Resume, Self::Error>;
     /// See [`OtaSink::write`].

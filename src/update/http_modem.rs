@@ -68,11 +68,11 @@ impl<E> From<ClientError<E>> for ModemFailure<E> {
     }
 }
 
-impl<E, S> From<ModemFailure<E>> for Failure<E, S> {
+impl<E: embedded_io::Error> From<ModemFailure<E>> for Failure {
     fn from(f: ModemFailure<E>) -> Self {
         match f {
             ModemFailure::Modem(ClientError::ModemRebooted) => Failure::ModemRebooted,
-            ModemFailure::Modem(e) => Failure::Modem(e),
+            ModemFailure::Modem(e) => Failure::Modem(e.map_io(|e| e.kind())),
             ModemFailure::Http(e) => Failure::Http(e),
             ModemFailure::Length { expected, got } => Failure::Length { expected, got },
             ModemFailure::ModemRebooted => Failure::ModemRebooted,
@@ -89,7 +89,7 @@ impl<E, S> From<ModemFailure<E>> for Failure<E, S> {
 #[allow(async_fn_in_trait)]
 pub trait HttpBody {
     /// The transport's error.
-    type Error;
+    type Error: embedded_io::Error;
 
     /// The next body bytes, straight from the receive buffer; empty at the end of the body.
     async fn fill_buf(&mut self) -> Result<&[u8], ModemFailure<Self::Error>>;
@@ -111,8 +111,8 @@ pub trait HttpBody {
 /// what is durable) and the module's file system ([`Strategy::ModemFile`](super::Strategy::ModemFile)).
 #[allow(async_fn_in_trait)]
 pub trait HttpModem {
-    /// The transport's error.
-    type Error;
+    /// The transport's error (the update reports its [`kind`](embedded_io::Error::kind)).
+    type Error: embedded_io::Error;
     /// A body being read.
     type Body<'a>: HttpBody<Error = Self::Error>
     where

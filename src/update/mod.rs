@@ -745,12 +745,12 @@ impl fmt::Display for Stage {
 /// What went wrong.
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Failure<E, S> {
+pub enum Failure {
     /// The configuration was refused before anything was sent.
     Config(ConfigError),
     /// The modem link: transport error, timeout, refused command (`+CME ERROR`), bad
     /// parameter.
-    Modem(ClientError<E>),
+    Modem(ClientError<embedded_io::ErrorKind>),
     /// The modem's HTTP layer reported an error (`+QHTTPGET: 7xx`, `+QHTTPREAD: 7xx`).
     Http(HttpError),
     /// The server answered with this HTTP status.
@@ -796,8 +796,9 @@ pub enum Failure<E, S> {
     Checksum,
     /// The modem (its [`HttpModem`] implementation) lacks a capability the update needs.
     Unsupported(Capability),
-    /// The sink failed (flash error, or its own verification before activation).
-    Sink(S),
+    /// The sink failed (flash error, or its own verification before activation), as a
+    /// [`SinkFault`](crate::ota::SinkFault): the flash driver's error reduced to its kind.
+    Sink(#[cfg_attr(feature = "defmt", defmt(Debug2Format))] crate::ota::SinkFault),
 }
 
 /// The meaning of a timeout while waiting for an HTTP result.
@@ -814,16 +815,16 @@ const TIMEOUT_ANSWER: &str = "the modem did not answer in time";
 /// A failed update: where, what, and how far it got. The running image is untouched.
 #[derive(Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct UpdateError<E, S> {
+pub struct UpdateError {
     /// Where it failed.
     pub stage: Stage,
     /// What failed.
-    pub failure: Failure<E, S>,
+    pub failure: Failure,
     /// Bytes of the image durable in the sink (a retry resumes from there).
     pub bytes_done: u32,
 }
 
-impl<E, S> UpdateError<E, S> {
+impl UpdateError {
     /// The modem's numeric code, if the failure carries one.
     pub fn code(&self) -> Option<u16> {
         match &self.failure {
@@ -855,7 +856,7 @@ impl<E, S> UpdateError<E, S> {
     }
 }
 
-impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
+impl fmt::Display for UpdateError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -886,7 +887,7 @@ impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
             Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
             Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
             Failure::Unsupported(c) => write!(f, "the modem has no {}", c.name())?,
-            Failure::Sink(e) => write!(f, "sink: {e:?}")?,
+            Failure::Sink(e) => write!(f, "sink: {e}")?,
         }
         if let (Failure::Modem(_), Some(m)) = (&self.failure, self.meaning()) {
             write!(f, " ({m})")?;
@@ -895,7 +896,7 @@ impl<E: fmt::Debug, S: fmt::Debug> fmt::Display for UpdateError<E, S> {
     }
 }
 
-impl<E: fmt::Debug, S: fmt::Debug> core::error::Error for UpdateError<E, S> {}
+impl core::error::Error for UpdateError {}
 
 /// A blocking [`OtaSink`] seen as an [`AsyncOtaSink`] whose futures complete at once.
 #[derive(Debug)]
@@ -939,7 +940,7 @@ pub fn update_blocking<T, C, H, S>(
     config: &UpdateConfig<'_>,
     buf: &mut [u8],
     progress: &mut dyn FnMut(Progress),
-) -> Result<Outcome, UpdateError<T::Error, S::Error>>
+) -> Result<Outcome, UpdateError>
 where
     T: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady,
     C: crate::at::Clock,

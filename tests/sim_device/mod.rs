@@ -36,7 +36,7 @@ use cellular_ota::bring_up::{BringUpConfig, BringUpError, bring_up_blocking};
 use cellular_ota::client::blocking::Client;
 use cellular_ota::client::{CountUrcs, Error as ClientError, TimeoutExt};
 use cellular_ota::ota::esp_idf::image::ChipId;
-use cellular_ota::ota::esp_idf::sink::{EspIdfSink, IdleErase, SinkConfig, SinkError};
+use cellular_ota::ota::esp_idf::sink::{EspIdfSink, IdleErase, SinkConfig};
 use cellular_ota::ota::manifest::{
     MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
 };
@@ -142,7 +142,7 @@ impl embedded_storage::nor_flash::NorFlash for DeviceFlash<'_> {
 }
 
 /// The update error of this device.
-pub type Error = UpdateError<ErrorKind, SinkError<MemFlashError>>;
+pub type Error = UpdateError;
 
 /// The test key pair.
 pub fn test_key() -> KeyPair {

@@ -256,7 +256,7 @@ where
 /// Whether an update that failed with `e` lost bytes between the modem and the MCU (or
 /// waited in vain in the middle of the body, which is how a lost byte of a known length
 /// shows): the UART rate is more than the MCU takes while it writes flash.
-pub fn lost_bytes<E, S>(e: &UpdateError<E, S>) -> bool {
+pub fn lost_bytes(e: &UpdateError) -> bool {
     matches!(e.failure, Failure::BytesLost { .. })
         || (e.stage == Stage::Transfer && matches!(e.failure, Failure::Modem(ClientError::Timeout)))
 }

@@ -74,7 +74,7 @@ pub fn client_error<E: Debug>(doing: &str, e: &ClientError<E>) {
 
 /// Prints a failed update: the stage, the modem's or server's code and its meaning, how much
 /// of the image is already in flash (a retry resumes there), and the whole error.
-pub fn update_error<E: Debug, S: Debug + Display>(e: &UpdateError<E, S>) {
+pub fn update_error(e: &UpdateError) {
     println!("UPDATE FAILED");
     println!("  stage:   {}", e.stage);
     match (e.code(), e.meaning()) {

@@ -14,7 +14,7 @@ use crate::at::AsyncClock;
 use crate::client::UrcHandler;
 use crate::client::asynch::Client;
 use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Version, decide};
-use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor};
+use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, ToSinkFault as _};
 use crate::quectel::QuectelHttp;
 
 #[cfg(feature = "modem-file")]
@@ -26,7 +26,7 @@ use modem_file::modem_file;
 #[cfg(feature = "ranged")]
 use ranged::ranged;
 
-type Res<T, E, S> = Result<T, UpdateError<E, S>>;
+type Res<T> = Result<T, UpdateError>;
 
 /// Mutable state of one update.
 struct Ctx<'p> {
@@ -71,7 +71,7 @@ impl Ctx<'_> {
         (self.progress)(p);
     }
 
-    fn fail<E, S>(&self, stage: Stage, failure: Failure<E, S>) -> UpdateError<E, S> {
+    fn fail(&self, stage: Stage, failure: Failure) -> UpdateError {
         UpdateError {
             stage,
             failure,
@@ -80,7 +80,10 @@ impl Ctx<'_> {
     }
 
     /// A modem failure at `stage`.
-    fn modem<E, S>(&self, stage: Stage) -> impl FnOnce(ModemFailure<E>) -> UpdateError<E, S> + '_ {
+    fn modem<E: embedded_io::Error>(
+        &self,
+        stage: Stage,
+    ) -> impl FnOnce(ModemFailure<E>) -> UpdateError + '_ {
         move |f| self.fail(stage, f.into())
     }
 }
@@ -139,7 +142,7 @@ pub fn update<T, C, H, S>(
     config: &UpdateConfig<'_>,
     buf: &mut [u8],
     progress: &mut dyn FnMut(Progress),
-) -> impl Future<Output = Result<Outcome, UpdateError<T::Error, S::Error>>>
+) -> impl Future<Output = Result<Outcome, UpdateError>>
 where
     T: Read + Write,
     T::Error: embedded_io_async::Error,
@@ -171,7 +174,7 @@ pub async fn update_with<M, S>(
     config: &UpdateConfig<'_>,
     buf: &mut [u8],
     progress: &mut dyn FnMut(Progress),
-) -> Result<Outcome, UpdateError<M::Error, S::Error>>
+) -> Result<Outcome, UpdateError>
 where
     M: HttpModem,
     S: AsyncOtaSink,
@@ -199,11 +202,11 @@ where
 /// from the module's file system, deletes the file there. (A function of its own, so the
 /// result waits inside its future instead of beside [`run`]'s in the caller's.)
 #[cfg_attr(not(feature = "modem-file"), allow(unused_variables))]
-async fn conclude<M: HttpModem, S>(
+async fn conclude<M: HttpModem>(
     mut modem: M,
     config: &UpdateConfig<'_>,
-    result: Result<Outcome, UpdateError<M::Error, S>>,
-) -> Result<Outcome, UpdateError<M::Error, S>> {
+    result: Res<Outcome>,
+) -> Res<Outcome> {
     match &result {
         Ok(Outcome::UpToDate) => debug!("update: the running version is current"),
         Ok(Outcome::Installed { method, size, .. }) => {
@@ -236,7 +239,7 @@ async fn run<M, S>(
     cfg: &UpdateConfig<'_>,
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
-) -> Res<Outcome, M::Error, S::Error>
+) -> Res<Outcome>
 where
     M: HttpModem,
     S: AsyncOtaSink,
@@ -298,7 +301,7 @@ where
     let resume = sink
         .begin(&desc)
         .await
-        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))?;
     if desc.size > resume.capacity {
         return Err(ctx.fail(
             Stage::Flash,
@@ -315,7 +318,7 @@ where
         let n = (resumed_from - pos).min(buf.len() as u32) as usize;
         sink.read(pos, &mut buf[..n])
             .await
-            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))?;
         ctx.hasher.update(&buf[..n]);
         pos += n as u32;
     }
@@ -420,7 +423,7 @@ where
     ctx.report(Progress::Activating);
     sink.finish(&check)
         .await
-        .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e)))?;
+        .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e.to_fault())))?;
     Ok(Outcome::Installed {
         method,
         size: desc.size,
@@ -430,11 +433,7 @@ where
 }
 
 /// Sends a plain GET and waits for the server's status.
-async fn get<M: HttpModem, S>(
-    modem: &mut M,
-    url: &str,
-    ctx: &Ctx<'_>,
-) -> Res<HttpStatus, M::Error, S> {
+async fn get<M: HttpModem>(modem: &mut M, url: &str, ctx: &Ctx<'_>) -> Res<HttpStatus> {
     let within = modem.get(url).await.map_err(ctx.modem(Stage::Request))?;
     modem
         .response(within)
@@ -443,12 +442,12 @@ async fn get<M: HttpModem, S>(
 }
 
 /// Fetches a small document (the manifest) into `buf`; returns its length.
-async fn fetch_small<M: HttpModem, S>(
+async fn fetch_small<M: HttpModem>(
     modem: &mut M,
     url: &str,
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
-) -> Res<usize, M::Error, S> {
+) -> Res<usize> {
     let st = get(modem, url, ctx).await?;
     if st.status != 200 {
         return Err(ctx.fail(Stage::Manifest, Failure::Status(st.status)));
@@ -475,13 +474,13 @@ async fn fetch_small<M: HttpModem, S>(
 
 /// Reads a body (`len` bytes, or to its end) into `buf` (nothing touches flash meanwhile);
 /// returns its length. A body longer than `buf` is a [`Failure::Length`].
-async fn read_body_into<M: HttpModem, S>(
+async fn read_body_into<M: HttpModem>(
     modem: &mut M,
     len: Option<u32>,
     buf: &mut [u8],
     stage: Stage,
     ctx: &Ctx<'_>,
-) -> Res<usize, M::Error, S> {
+) -> Res<usize> {
     let mut body = modem.body(len).await.map_err(ctx.modem(stage))?;
     let mut n = 0usize;
     loop {
@@ -509,11 +508,11 @@ async fn read_body_into<M: HttpModem, S>(
 
 /// Picks the method for `cfg.strategy`.
 #[cfg_attr(not(feature = "ranged"), allow(unused_variables))]
-async fn choose<M: HttpModem, S>(
+async fn choose<M: HttpModem>(
     modem: &mut M,
     cfg: &UpdateConfig<'_>,
     ctx: &mut Ctx<'_>,
-) -> Res<Method, M::Error, S> {
+) -> Res<Method> {
     let (method, reason) = match cfg.strategy {
         Strategy::Stream => (Method::Stream, "chosen by the caller"),
         #[cfg(feature = "modem-file")]
@@ -592,11 +591,7 @@ async fn choose<M: HttpModem, S>(
 
 /// Writes `data` at the current offset, hashes it and reports progress. Flash not prepared
 /// yet is prepared first, one [`ERASE_BLOCK`] at a time ([`prepare_for`]).
-async fn put<E, S: AsyncOtaSink>(
-    sink: &mut S,
-    ctx: &mut Ctx<'_>,
-    data: &[u8],
-) -> Res<(), E, S::Error> {
+async fn put<S: AsyncOtaSink>(sink: &mut S, ctx: &mut Ctx<'_>, data: &[u8]) -> Res<()> {
     if data.is_empty() {
         return Ok(());
     }
@@ -605,11 +600,11 @@ async fn put<E, S: AsyncOtaSink>(
     if let Some(len) = prepare_for(ctx, data.len() as u32) {
         sink.prepare(ctx.done, len)
             .await
-            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+            .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))?;
     }
     sink.write(ctx.done, data)
         .await
-        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))?;
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))?;
     ctx.hasher.update(data);
     ctx.done += data.len() as u32;
     ctx.report(Progress::Bytes {
@@ -629,7 +624,7 @@ async fn stream<M: HttpModem, S: AsyncOtaSink>(
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
     ahead: bool,
-) -> Res<(), M::Error, S::Error> {
+) -> Res<()> {
     let st = match pending {
         Some(st) => {
             if ahead {
@@ -690,11 +685,7 @@ async fn stream<M: HttpModem, S: AsyncOtaSink>(
 
 /// Asks the sink to get the next `len` bytes ready (erase ahead) and records them as
 /// prepared.
-async fn prepare<E, S: AsyncOtaSink>(
-    sink: &mut S,
-    ctx: &mut Ctx<'_>,
-    len: u32,
-) -> Res<(), E, S::Error> {
+async fn prepare<S: AsyncOtaSink>(sink: &mut S, ctx: &mut Ctx<'_>, len: u32) -> Res<()> {
     if len == 0 {
         return Ok(());
     }
@@ -702,7 +693,7 @@ async fn prepare<E, S: AsyncOtaSink>(
     ctx.prepared = ctx.prepared.max(end);
     sink.prepare(ctx.done, len)
         .await
-        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e)))
+        .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))
 }
 
 /// Size of the flash blocks erased one at a time while a body arrives
@@ -737,7 +728,7 @@ async fn read_into_sink<M: HttpModem, S: AsyncOtaSink>(
     len: Option<u32>,
     start: u32,
     piece: u32,
-) -> Res<u64, M::Error, S::Error> {
+) -> Res<u64> {
     let piece = piece.max(1) as usize;
     let mut body = modem.body(len).await.map_err(ctx.modem(Stage::Transfer))?;
     let mut pos = u64::from(start);

@@ -13,7 +13,7 @@ pub(super) async fn modem_file<M: HttpModem, S: AsyncOtaSink>(
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
     pending: Option<HttpStatus>,
-) -> Res<bool, M::Error, S::Error> {
+) -> Res<bool> {
     let file = cfg.modem_file;
     // A complete copy from an earlier attempt (before an MCU reset) is reused.
     let present = modem

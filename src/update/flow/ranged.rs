@@ -12,12 +12,12 @@ enum RangeAnswer {
     Whole(HttpStatus),
 }
 
-async fn range_answer<M: HttpModem, S>(
+async fn range_answer<M: HttpModem>(
     modem: &mut M,
     within: Duration,
     len: u32,
     ctx: &Ctx<'_>,
-) -> Res<RangeAnswer, M::Error, S> {
+) -> Res<RangeAnswer> {
     let st = modem
         .response(within)
         .await
@@ -46,14 +46,14 @@ async fn range_answer<M: HttpModem, S>(
 }
 
 /// Requests `len` bytes at `start`.
-async fn request<M: HttpModem, S>(
+async fn request<M: HttpModem>(
     modem: &mut M,
     cfg: &UpdateConfig<'_>,
     method: Method,
     (start, len): (u32, u32),
     scratch: &mut [u8],
     ctx: &Ctx<'_>,
-) -> Res<Duration, M::Error, S> {
+) -> Res<Duration> {
     modem
         .get_range(cfg.url, method, start, len, scratch)
         .await
@@ -69,7 +69,7 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
     buf: &mut [u8],
     ctx: &mut Ctx<'_>,
     method: Method,
-) -> Res<Option<HttpStatus>, M::Error, S::Error> {
+) -> Res<Option<HttpStatus>> {
     if ctx.done >= ctx.size {
         return Ok(None);
     }
@@ -135,7 +135,7 @@ async fn ranged_direct<M: HttpModem, S: AsyncOtaSink>(
     ctx: &mut Ctx<'_>,
     method: Method,
     range: u32,
-) -> Res<Option<HttpStatus>, M::Error, S::Error> {
+) -> Res<Option<HttpStatus>> {
     modem
         .start_ranges(cfg.url, method)
         .await

@@ -211,6 +211,89 @@ pub enum SinkError<E> {
 /// how a byte changed on the UART shows). Permanent: everything else (the partition table,
 /// the slot, an image too large, an image built for another chip or with segments the
 /// bootloader refuses, a version other than the manifest's, calls out of order).
+impl<E> SinkError<E> {
+    /// The same error with the flash error mapped by `f` (for example to its
+    /// `NorFlashErrorKind`, as [`ToSinkFault`](crate::ota::sink::ToSinkFault) does).
+    pub fn map_flash<F>(&self, f: impl FnOnce(&E) -> F) -> SinkError<F> {
+        use SinkError as S;
+        match self {
+            S::Flash { op, error } => S::Flash {
+                op: *op,
+                error: f(error),
+            },
+            S::PartitionTable(e) => S::PartitionTable(*e),
+            S::PartitionTableTooLong { max_partitions } => S::PartitionTableTooLong {
+                max_partitions: *max_partitions,
+            },
+            S::NoOtadata => S::NoOtadata,
+            S::NoOtaSlots => S::NoOtaSlots,
+            S::BadRunningSlot { slot, count } => S::BadRunningSlot {
+                slot: *slot,
+                count: *count,
+            },
+            &S::UnsupportedGeometry { read, write, erase } => {
+                S::UnsupportedGeometry { read, write, erase }
+            }
+            S::BadSlot { slot, offset, size } => S::BadSlot {
+                slot: *slot,
+                offset: *offset,
+                size: *size,
+            },
+            S::ImageTooLarge { size, capacity } => S::ImageTooLarge {
+                size: *size,
+                capacity: *capacity,
+            },
+            S::NotStarted => S::NotStarted,
+            S::OutOfOrder { expected, got } => S::OutOfOrder {
+                expected: *expected,
+                got: *got,
+            },
+            S::PastImageEnd { size, end } => S::PastImageEnd {
+                size: *size,
+                end: *end,
+            },
+            S::Incomplete { written, size } => S::Incomplete {
+                written: *written,
+                size: *size,
+            },
+            &S::ReadOutOfRange {
+                offset,
+                len,
+                available,
+            } => S::ReadOutOfRange {
+                offset,
+                len,
+                available,
+            },
+            S::HashMismatch { computed } => S::HashMismatch {
+                computed: *computed,
+            },
+            S::Image(e) => S::Image(*e),
+            S::VersionMismatch { declared } => S::VersionMismatch {
+                declared: *declared,
+            },
+            S::NoMemoryMap { chip } => S::NoMemoryMap { chip: *chip },
+            S::Otadata(e) => S::Otadata(*e),
+            S::OtadataLayout(e) => S::OtadataLayout(*e),
+            S::Journal(e) => S::Journal(*e),
+            &S::RunningNotSelected { running, selected } => {
+                S::RunningNotSelected { running, selected }
+            }
+            S::NotConfirmed { state } => S::NotConfirmed { state: *state },
+            S::DownloadPending { offset, size } => S::DownloadPending {
+                offset: *offset,
+                size: *size,
+            },
+        }
+    }
+}
+
+impl<E: embedded_storage::nor_flash::NorFlashError> crate::ota::sink::ToSinkFault for SinkError<E> {
+    fn to_fault(&self) -> crate::ota::sink::SinkFault {
+        self.map_flash(|e| e.kind())
+    }
+}
+
 impl<E> crate::retry::Classify for SinkError<E> {
     fn retry(&self) -> crate::retry::Retry {
         match self {
