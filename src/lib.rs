@@ -13,9 +13,11 @@ pub mod at;
 pub mod baud;
 pub mod bring_up;
 pub mod client;
+mod code_enum;
 pub mod ota;
 pub mod quectel;
 pub mod retry;
+pub mod simcom;
 pub mod transcript;
 pub mod update;
 

@@ -1,0 +1,30 @@
+//! SIMCom SIM7600, A76xx / SIM767x, SIM7000, SIM7070 / SIM7080 / SIM7090 and SIM800: what the
+//! modules report, typed.
+//!
+//! Facts come from `simcom-at.md` (the project's reference); section numbers in the docs
+//! below point into it. This module has the modules' error tables ([`error`]) and their
+//! unsolicited result codes ([`urc`]). The commands, the read framing (`+HTTPREAD: DATA,<n>`
+//! or `+HTTPREAD: <n>`, `+SHREAD: <n>`, after `OK`) and the update flow's
+//! [`HttpModem`](crate::update::HttpModem) for these modules are not built yet.
+
+pub mod error;
+pub mod urc;
+
+/// Which command set a SIMCom module speaks (`simcom-at.md` §1): the model alone does not
+/// say, since SIM7000 firmware moved from the SIM800-style set to `AT+SH*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Family {
+    /// SIM7600E/G/G-H (Qualcomm): `AT+HTTP*`, reads framed `+HTTPREAD: DATA,<n>`.
+    Sim7600,
+    /// A7670/A7672/A7608/A7600 and SIM7670/SIM7672 (Cat-1): `AT+HTTP*`, reads framed
+    /// `+HTTPREAD: <n>`, `AT+CFOTA`.
+    A76xx,
+    /// SIM7000 with firmware from 1351B03 (A), 1529B01 (G), 1351B05 (E), and
+    /// SIM7070/SIM7080/SIM7090: `AT+SH*`, `AT+HTTPTOFS`, `AT+CNACT`.
+    Sh,
+    /// SIM800 and early SIM7000 firmware: `AT+SAPBR` bearer and the SIM800-style
+    /// `AT+HTTP*` (`+HTTPREAD: <n>`, `BREAK` resume).
+    Sim800,
+}
