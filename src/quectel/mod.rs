@@ -16,7 +16,7 @@ pub mod pdp;
 pub mod ssl;
 pub mod urc;
 
-mod test_support;
+pub(crate) mod test_support;
 
 pub use http_modem::{QuectelBody, QuectelHttp};
 

@@ -2,12 +2,17 @@
 //! modules report, typed.
 //!
 //! Facts come from `simcom-at.md` (the project's reference); section numbers in the docs
-//! below point into it. This module has the modules' error tables ([`error`]) and their
-//! unsolicited result codes ([`urc`]). The commands, the read framing (`+HTTPREAD: DATA,<n>`
-//! or `+HTTPREAD: <n>`, `+SHREAD: <n>`, after `OK`) and the update flow's
-//! [`HttpModem`](crate::update::HttpModem) for these modules are not built yet.
+//! below point into it. Built so far: the modules' error tables ([`error`]), their
+//! unsolicited result codes ([`urc`]), and the HTTP(S) commands that carry no payload, for
+//! `AT+HTTP*` ([`http`]) and `AT+SH*` / `AT+HTTPTOFS` ([`sh`]). Not built yet: the body reads
+//! (`+HTTPREAD: DATA,<n>` or `+HTTPREAD: <n>`, `+SHREAD: <n>`, whose bytes come after `OK`,
+//! a framing the AT engine does not have yet), PDP, SSL and identity commands, bring-up,
+//! module FOTA, and the update flow's [`HttpModem`](crate::update::HttpModem) for these
+//! modules.
 
 pub mod error;
+pub mod http;
+pub mod sh;
 pub mod urc;
 
 /// Which command set a SIMCom module speaks (`simcom-at.md` §1): the model alone does not
