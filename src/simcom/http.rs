@@ -416,6 +416,11 @@ mod tests {
 
     #[test]
     fn parses_the_answers() {
+        // No space after the colon, as a SIM7670G printed it (`simcom-at.md` §7.8).
+        assert_eq!(
+            HttpReadLen.parse(Lines::new(b"+HTTPREAD:LEN,1024")),
+            Ok(1024)
+        );
         assert_eq!(
             HttpReadLen.parse(Lines::new(b"+HTTPREAD: LEN,3762")),
             Ok(3762)

@@ -3,14 +3,16 @@
 //!
 //! Facts come from `simcom-at.md` (the project's reference); section numbers in the docs
 //! below point into it. Built so far: the modules' error tables ([`error`]), their
-//! unsolicited result codes ([`urc`]), and the HTTP(S) commands that carry no payload, for
+//! unsolicited result codes ([`urc`]), identity and the command set it implies
+//! ([`general`], [`Family::from_identity`]), and the HTTP(S) commands that carry no payload, for
 //! `AT+HTTP*` ([`http`]) and `AT+SH*` / `AT+HTTPTOFS` ([`sh`]). Not built yet: the body reads
 //! (`+HTTPREAD: DATA,<n>` or `+HTTPREAD: <n>`, `+SHREAD: <n>`, whose bytes come after `OK`,
-//! a framing the AT engine does not have yet), PDP, SSL and identity commands, bring-up,
+//! a framing the AT engine does not have yet), PDP and SSL commands, bring-up,
 //! module FOTA, and the update flow's [`HttpModem`](crate::update::HttpModem) for these
 //! modules.
 
 pub mod error;
+pub mod general;
 pub mod http;
 pub mod sh;
 pub mod urc;

@@ -512,6 +512,21 @@ mod tests {
                     result: Err(RequestError::Http(HttpError::SocketDataFailed)),
                 }),
             ),
+            // Spacing seen in the field (`simcom-at.md` §7.8).
+            (
+                b"+HTTPACTION:  0,204,0",
+                Urc::HttpAction(HttpAction {
+                    method: 0,
+                    result: ok(204, 0),
+                }),
+            ),
+            (
+                b"+HTTPACTION: 0, 200,14384",
+                Urc::HttpAction(HttpAction {
+                    method: 0,
+                    result: ok(200, 14_384),
+                }),
+            ),
             (b"+HTTP_PEER_CLOSED", Urc::HttpPeerClosed),
             (b"+HTTP_NONET_EVENT", Urc::HttpNoNetwork),
             (b"+HTTPREADFILE: 0", Urc::HttpReadFile(Ok(()))),
