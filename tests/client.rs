@@ -595,3 +595,158 @@ mod data_reader {
         assert_eq!(r.finish().unwrap(), 18);
     }
 }
+
+/// SIMCom reads: `OK` first, then counted pieces (`simcom-at.md` §2.1.1, §2.3).
+mod simcom_reads {
+    use super::*;
+    use cellular_ota::simcom::http::HttpRead;
+    use cellular_ota::simcom::sh::ShRead;
+
+    both!(
+        sim7600_pieces_after_ok_with_a_urc_between,
+        |c, sim| {
+            let mut body = Vec::new();
+            let read = HttpRead {
+                range: Some((0, 1024)),
+            };
+            let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
+            assert_eq!(body, b"OK\r\n+HTTPREAD: 9\r\nabc");
+            assert_eq!(n, 21);
+            sim.assert_done();
+        },
+        vec![
+            expect("AT+HTTPREAD=0,1024\r"),
+            reply(
+                "\r\nOK\r\n\r\n+HTTP_PEER_CLOSED\r\n\r\n+HTTPREAD: DATA,18\r\nOK\r\n+HTTPREAD: 9\r\n"
+            ),
+            reply_after(20, "\r\n+HTTPREAD: DATA,3\r\nabc"),
+            reply_after(20, "\r\n+HTTPREAD: 0\r\n"),
+        ]
+    );
+
+    both!(
+        a76xx_two_byte_body_that_reads_ok,
+        |c, sim| {
+            let mut body = Vec::new();
+            let read = HttpRead {
+                range: Some((0, 10)),
+            };
+            let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
+            assert_eq!((body.as_slice(), n), (&b"OK"[..], 2));
+            // The next command starts in sync.
+            run!(c.send(&Attention)).unwrap();
+            sim.assert_done();
+        },
+        vec![
+            expect("AT+HTTPREAD=0,10\r"),
+            reply("\r\nOK\r\n\r\n+HTTPREAD: 2\r\nOK\r\n+HTTPREAD: 0\r\n"),
+            expect("AT\r"),
+            reply("\r\nOK\r\n"),
+        ]
+    );
+
+    both!(
+        sim7070_shread_ends_at_the_requested_length,
+        |c, sim| {
+            let mut body = Vec::new();
+            let read = ShRead { start: 0, len: 6 };
+            let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
+            assert_eq!((body.as_slice(), n), (&b"{\r\n}OK"[..], 6));
+            sim.assert_done();
+        },
+        vec![
+            expect("AT+SHREAD=0,6\r"),
+            reply("\r\nOK\r\n\r\n+SHREAD: 4\r\n{\r\n}"),
+            reply_after(10, "\r\n+SHREAD: 2\r\nOK"),
+        ]
+    );
+
+    both!(
+        sim800_style_piece_before_ok,
+        |c, sim| {
+            let mut body = Vec::new();
+            let read = HttpRead { range: None };
+            let ((), n) = run!(c.send_receive(&read, |d| body.extend_from_slice(d))).unwrap();
+            assert_eq!((body.as_slice(), n), (&b"hello"[..], 5));
+            sim.assert_done();
+        },
+        vec![
+            expect("AT+HTTPREAD\r"),
+            reply("\r\n+HTTPREAD: 5\r\nhello\r\nOK\r\n"),
+        ]
+    );
+
+    both!(
+        error_instead_of_pieces,
+        |c, sim| {
+            match run!(c.send_receive(
+                &HttpRead {
+                    range: Some((0, 10))
+                },
+                |_| {}
+            )) {
+                Err(Error::Rejected(Rejection::Error)) => {}
+                other => panic!("{other:?}"),
+            }
+            sim.assert_done();
+        },
+        vec![expect("AT+HTTPREAD=0,10\r"), reply("\r\nERROR\r\n")]
+    );
+
+    both!(
+        pieces_that_stop_coming_time_out,
+        |c, sim| {
+            match run!(c.send_receive(
+                &HttpRead {
+                    range: Some((0, 10))
+                },
+                |_| {}
+            )) {
+                Err(Error::Timeout) => {}
+                other => panic!("{other:?}"),
+            }
+            let _ = sim;
+        },
+        vec![
+            expect("AT+HTTPREAD=0,10\r"),
+            reply("\r\nOK\r\n\r\n+HTTPREAD: 10\r\n01234"),
+        ]
+    );
+
+    #[test]
+    fn zero_copy_reader_over_pieces() {
+        use embedded_io::BufRead;
+        let sim = Sim::new(vec![
+            expect("AT+HTTPREAD=0,64\r"),
+            reply("\r\nOK\r\n\r\n+HTTPREAD: DATA,5\r\nfirst"),
+            reply_after(10, "\r\n+HTTPREAD: DATA,7\r\n-secon"),
+            reply_after(10, "d\r\n+HTTPREAD: 0\r\n"),
+            expect("AT\r"),
+            reply("\r\nOK\r\n"),
+        ]);
+        let (mut rx, mut resp) = ([0u8; 64], [0u8; 64]);
+        let mut c =
+            blocking::Client::new(sim.port(), sim.clock(), &mut rx, &mut resp, Urcs::default());
+        let mut r = c
+            .read_data(&HttpRead {
+                range: Some((0, 64)),
+            })
+            .unwrap();
+        // A piece's length is not the body's.
+        assert_eq!(r.announced(), None);
+        let mut body = Vec::new();
+        loop {
+            let buf = r.fill_buf().unwrap();
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(4);
+            body.extend_from_slice(&buf[..n]);
+            r.consume(n);
+        }
+        assert_eq!(body, b"first-second");
+        assert_eq!(r.finish().unwrap(), 12);
+        c.send(&Attention).unwrap();
+        sim.assert_done();
+    }
+}

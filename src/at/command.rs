@@ -204,6 +204,18 @@ pub enum DataLength {
         /// How long the modem must stay silent after a candidate trailer.
         quiet: Duration,
     },
+    /// In pieces, each announced by a header line `<header> <n>` or `<header> DATA,<n>`
+    /// (SIMCom's `+HTTPREAD:` and `+SHREAD:`), before or after the final result: exactly `n`
+    /// bytes follow each header's line end. The payload ends at a header announcing 0, when
+    /// `total` bytes have come, or at a final result after at least one piece. See
+    /// [`Engine`](super::Engine).
+    Chunked {
+        /// The header's prefix, e.g. `b"+HTTPREAD:"`.
+        header: &'static [u8],
+        /// The payload's length when the command fixes it (`AT+SHREAD=<start>,<len>`,
+        /// which has no closing header).
+        total: Option<u32>,
+    },
 }
 
 /// What a command does after its line is sent.

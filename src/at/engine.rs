@@ -125,6 +125,12 @@ pub enum DataState {
 /// * `CONNECT <n>` starts an `n`-byte payload; a bare `CONNECT` starts the payload set with
 ///   [`Engine::expect_data`], or else is a [`Prompt::Connect`]. Bytes received in the same
 ///   read as `CONNECT\r\n` are payload; exactly the line end after `CONNECT` is removed;
+/// * with [`DataLength::Chunked`] expected, a line `<header> <n>` or `<header> DATA,<n>`
+///   starts a piece of exactly `n` bytes (reported as [`Event::DataStart`] with the piece's
+///   length; after the piece, lines are framed again until the next header), before or after
+///   the final result; the payload ends ([`Event::DataEnd`]) at a header announcing 0, when
+///   the announced pieces reach the expected total, or at a final result after a piece (which
+///   is then reported next);
 /// * a line longer than the buffer is dropped and reported as [`Event::Overflow`].
 ///
 /// Nothing in here panics on any byte sequence; the buffer is never grown.
@@ -143,6 +149,24 @@ pub struct Engine<'b> {
     /// A `CONNECT` line ended with CR as the last buffered byte: an LF that follows belongs
     /// to its line end, not to the payload.
     skip_lf: bool,
+    /// A payload in announced pieces ([`DataLength::Chunked`]) has started.
+    chunked: Option<Chunked>,
+}
+
+/// The progress of a [`DataLength::Chunked`] payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Chunked {
+    header: &'static [u8],
+    total: Option<u32>,
+    /// Bytes announced so far.
+    announced: u64,
+}
+
+impl Chunked {
+    /// True once the announced pieces reach the payload's fixed length.
+    fn complete(&self) -> bool {
+        self.total.is_some_and(|t| self.announced >= u64::from(t))
+    }
 }
 
 impl<'b> Engine<'b> {
@@ -162,6 +186,7 @@ impl<'b> Engine<'b> {
             seen: 0,
             last_rx: Instant::ZERO,
             skip_lf: false,
+            chunked: None,
         }
     }
 
@@ -189,12 +214,16 @@ impl<'b> Engine<'b> {
         self.skip_lf = false;
         self.state = State::Lines;
         self.expect = None;
+        self.chunked = None;
     }
 
     /// Declares what the next bare `CONNECT` starts: a received payload of this length
     /// (`Some`), or a prompt for the host's data (`None`, the default). It applies once.
     pub fn expect_data(&mut self, len: Option<DataLength>) {
         self.expect = len;
+        if self.state == State::Lines {
+            self.chunked = None;
+        }
     }
 
     /// Where the engine stands with a payload.
@@ -203,6 +232,8 @@ impl<'b> Engine<'b> {
             State::Data { remaining } => DataState::Remaining(remaining),
             State::DataUntilTrailer { .. } => DataState::UntilTrailer,
             State::DataEnded => DataState::Ended,
+            // Between two pieces of a chunked payload: more may come.
+            State::Lines if self.chunked.is_some() => DataState::UntilTrailer,
             State::Lines | State::Discard { .. } => DataState::Idle,
         }
     }
@@ -221,7 +252,20 @@ impl<'b> Engine<'b> {
         ) {
             self.state = State::Lines;
         }
+        self.chunked = None;
         left
+    }
+
+    /// The state after the last byte of a piece: the payload's end, or lines until the next
+    /// piece's header.
+    fn piece_done(&mut self) -> State {
+        match self.chunked {
+            Some(c) if !c.complete() => State::Lines,
+            _ => {
+                self.chunked = None;
+                State::DataEnded
+            }
+        }
     }
 
     fn apply_release(&mut self) {
@@ -307,7 +351,7 @@ impl<'b> Engine<'b> {
         if let State::Data { remaining } = &mut self.state {
             *remaining -= n as u32;
             if *remaining == 0 {
-                self.state = State::DataEnded;
+                self.state = self.piece_done();
             }
         }
         if self.start >= self.end {
@@ -352,7 +396,7 @@ impl<'b> Engine<'b> {
                 };
                 *remaining -= n as u32;
                 if *remaining == 0 {
-                    self.state = State::DataEnded;
+                    self.state = self.piece_done();
                 }
                 self.release = n;
                 Some(Event::Data(&self.buf[self.start..self.start + n]))
@@ -425,22 +469,49 @@ impl<'b> Engine<'b> {
             return None;
         };
         let line = &rest[..t];
-        if let Some(len) = connect(line) {
-            // Remove exactly this line's end: CR LF, or a lone CR / LF.
-            let term = if rest[t] == b'\r' {
-                match rest.get(t + 1) {
-                    // Cannot tell CR from CR LF yet: take the CR now and drop an LF that
-                    // arrives next (waiting could stall on a full buffer).
-                    None => {
-                        self.skip_lf = true;
-                        1
+        let chunk_header = match (self.chunked, self.expect) {
+            (Some(Chunked { header, .. }), _)
+            | (None, Some(DataLength::Chunked { header, .. })) => Some(header),
+            _ => None,
+        };
+        if let Some(header) = chunk_header {
+            if let Some(n) = piece_len(line, header) {
+                let term = self.line_end(t);
+                self.start += t + term;
+                let first = self.chunked.is_none();
+                let chunked = self.chunked.get_or_insert_with(|| {
+                    let total = match self.expect.take() {
+                        Some(DataLength::Chunked { total, .. }) => total,
+                        _ => None,
+                    };
+                    Chunked {
+                        header,
+                        total,
+                        announced: 0,
                     }
-                    Some(b'\n') => 2,
-                    Some(_) => 1,
+                });
+                chunked.announced += u64::from(n);
+                if n == 0 {
+                    self.chunked = None;
+                    if first {
+                        self.state = State::DataEnded;
+                        return Some(Event::DataStart { len: Some(0) });
+                    }
+                    return Some(Event::DataEnd);
                 }
-            } else {
-                1
-            };
+                self.state = State::Data { remaining: n };
+                return Some(Event::DataStart { len: Some(n) });
+            }
+            if self.chunked.is_some() && matches!(classify(line), Event::Final(_)) {
+                // A final result after a piece ends the payload (SIM800-style reads): the
+                // line stays for the next poll.
+                self.chunked = None;
+                return Some(Event::DataEnd);
+            }
+        }
+        let line = &self.buf[self.start..self.start + t];
+        if let Some(len) = connect(line) {
+            let term = self.line_end(t);
             let expect = self.expect.take();
             let (state, event) = match (len, expect) {
                 (Some(n), _) => (
@@ -463,7 +534,7 @@ impl<'b> Engine<'b> {
                     State::DataUntilTrailer { end_prefix, quiet },
                     Event::DataStart { len: None },
                 ),
-                (None, Some(DataLength::Announced) | None) => {
+                (None, Some(DataLength::Announced | DataLength::Chunked { .. }) | None) => {
                     (State::Lines, Event::Prompt(Prompt::Connect))
                 }
             };
@@ -475,6 +546,38 @@ impl<'b> Engine<'b> {
         let line = &self.buf[self.start..self.start + t];
         Some(classify(line))
     }
+
+    /// The length of the line end at `start + t` to remove before a payload: CR LF, or a
+    /// lone CR / LF. A CR that is the last buffered byte is taken now and an LF that arrives
+    /// next is dropped (waiting could stall on a full buffer).
+    fn line_end(&mut self, t: usize) -> usize {
+        let rest = &self.buf[self.start..self.end];
+        if rest[t] != b'\r' {
+            return 1;
+        }
+        match rest.get(t + 1) {
+            None => {
+                self.skip_lf = true;
+                1
+            }
+            Some(b'\n') => 2,
+            Some(_) => 1,
+        }
+    }
+}
+
+/// The piece length a chunk header line announces: `<header> <n>` or `<header> DATA,<n>`
+/// (spaces tolerated); `None` for any other line, including `<header> LEN,<n>`.
+fn piece_len(line: &[u8], header: &[u8]) -> Option<u32> {
+    let rest = trim(super::params::after_prefix(trim(line), header)?);
+    let rest = match rest.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case(b"DATA,") => trim(&rest[5..]),
+        _ => rest,
+    };
+    if rest.is_empty() || !rest.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    super::params::parse_u32(rest).ok()
 }
 
 /// `Some(None)` for a bare `CONNECT`, `Some(Some(n))` for `CONNECT <n>`.
@@ -900,5 +1003,182 @@ mod tests {
                 b"file already exist"
             ))))
         );
+    }
+
+    extern crate std;
+
+    /// Feeds `wire` in the pieces `cuts` makes (byte positions) into an engine that expects
+    /// a chunked payload, polling after each piece; returns the events as text: `S<n>` for
+    /// a piece's start, the payload bytes in `[...]`, `D` for the payload's end, `F` for a
+    /// final result, `L(<line>)` for a line.
+    fn chunked_events(
+        wire: &[u8],
+        header: &'static [u8],
+        total: Option<u32>,
+        cuts: &[usize],
+    ) -> std::string::String {
+        use std::string::String;
+        let mut buf = [0u8; 64];
+        let mut e = Engine::new(&mut buf);
+        e.expect_data(Some(DataLength::Chunked { header, total }));
+        let mut out = String::new();
+        let mut data = std::vec::Vec::new();
+        let flush = |out: &mut String, data: &mut std::vec::Vec<u8>| {
+            if !data.is_empty() {
+                out.push('[');
+                out.push_str(&String::from_utf8_lossy(data));
+                out.push(']');
+                data.clear();
+            }
+        };
+        let mut from = 0;
+        for &to in cuts.iter().chain(core::iter::once(&wire.len())) {
+            let mut piece = &wire[from..to];
+            from = to;
+            loop {
+                let n = e.consume(piece);
+                piece = &piece[n..];
+                while let Some(ev) = e.poll(Instant::ZERO) {
+                    match ev {
+                        Event::Data(d) => data.extend_from_slice(d),
+                        other => {
+                            flush(&mut out, &mut data);
+                            match other {
+                                Event::DataStart { len } => {
+                                    out.push_str(&std::format!("S{}", len.unwrap_or(u32::MAX)))
+                                }
+                                Event::DataEnd => out.push('D'),
+                                Event::Final(_) => out.push('F'),
+                                Event::Line(l) => {
+                                    out.push_str(&std::format!("L({})", String::from_utf8_lossy(l)))
+                                }
+                                Event::Echo(_) => out.push('E'),
+                                Event::Prompt(_) => out.push('P'),
+                                Event::Overflow { .. } => out.push('O'),
+                                Event::Data(_) => unreachable!(),
+                            }
+                        }
+                    }
+                }
+                if piece.is_empty() {
+                    break;
+                }
+            }
+        }
+        flush(&mut out, &mut data);
+        out
+    }
+
+    /// The same events whether `wire` arrives whole, one byte at a time, or split at any
+    /// one position.
+    fn chunked_all_splits(
+        wire: &[u8],
+        header: &'static [u8],
+        total: Option<u32>,
+    ) -> std::string::String {
+        let whole = chunked_events(wire, header, total, &[]);
+        let bytes: heapless::Vec<usize, 512> = (1..wire.len()).collect();
+        assert_eq!(
+            chunked_events(wire, header, total, &bytes),
+            whole,
+            "byte by byte"
+        );
+        for cut in 1..wire.len() {
+            assert_eq!(
+                chunked_events(wire, header, total, &[cut]),
+                whole,
+                "split at {cut}"
+            );
+        }
+        whole
+    }
+
+    #[test]
+    fn sim7600_read_answers_ok_first_then_data_pieces() {
+        // SIM7600 (`simcom-at.md` T1): OK, `+HTTPREAD: DATA,<n>`, the bytes, `+HTTPREAD: 0`.
+        let wire = b"\r\nOK\r\n\r\n+HTTPREAD: DATA,16\r\n<!DOCTYPE html P\r\n+HTTPREAD: 0\r\n";
+        assert_eq!(
+            chunked_all_splits(wire, b"+HTTPREAD:", None),
+            "FS16[<!DOCTYPE html P]D"
+        );
+    }
+
+    #[test]
+    fn a76xx_body_that_reads_ok_is_payload() {
+        // A76xx (T2): no `DATA,`; the 2-byte body is `OK`.
+        let wire = b"\r\nOK\r\n\r\n+HTTPREAD: 2\r\nOK\r\n+HTTPREAD: 0\r\n";
+        assert_eq!(chunked_all_splits(wire, b"+HTTPREAD:", None), "FS2[OK]D");
+    }
+
+    #[test]
+    fn pieces_may_follow_each_other_without_a_line_end_and_urcs_may_come_between() {
+        // Two pieces, the second header straight after the first's bytes (as a user's
+        // SIM7600 fixtures have it); a URC before the first piece and between pieces.
+        let wire = b"\r\nOK\r\n\r\n+HTTP_PEER_CLOSED\r\n\r\n+HTTPREAD: DATA,5\r\nab\r\nc+HTTPREAD: DATA,3\r\nxyz\r\n+CGEV: ME DETACH\r\n\r\n+HTTPREAD: 0\r\n";
+        assert_eq!(
+            chunked_all_splits(wire, b"+HTTPREAD:", None),
+            "FL(+HTTP_PEER_CLOSED)S5[ab\r\nc]S3[xyz]L(+CGEV: ME DETACH)D"
+        );
+    }
+
+    #[test]
+    fn shread_ends_at_the_requested_length() {
+        // SIM7070 (T3): no closing header; the pieces add up to the requested length.
+        let wire = b"\r\nOK\r\n\r\n+SHREAD: 4\r\n{\r\n}\r\n+SHREAD: 2\r\nOK";
+        assert_eq!(
+            chunked_all_splits(wire, b"+SHREAD:", Some(6)),
+            "FS4[{\r\n}]S2[OK]D"
+        );
+    }
+
+    #[test]
+    fn a_final_result_after_a_piece_ends_the_payload() {
+        // SIM800-style `AT+HTTPREAD` and SIM7600's `AT+HTTPHEAD`: header, bytes, then OK.
+        let wire = b"\r\n+HTTPREAD: 5\r\nhello\r\nOK\r\n";
+        assert_eq!(chunked_all_splits(wire, b"+HTTPREAD:", None), "S5[hello]DF");
+        // An empty body, and a length query that is not a piece header.
+        let wire = b"\r\nOK\r\n\r\n+HTTPREAD: 0\r\n";
+        assert_eq!(chunked_all_splits(wire, b"+HTTPREAD:", None), "FS0D");
+        let wire = b"\r\n+HTTPREAD: LEN,12\r\nOK\r\n";
+        assert_eq!(
+            chunked_all_splits(wire, b"+HTTPREAD:", None),
+            "L(+HTTPREAD: LEN,12)F"
+        );
+    }
+
+    /// What the chunked-framing property test builds its streams from.
+    const PIECES: &[&[u8]] = &[
+        b"\r\n+HTTPREAD: DATA,3\r\n",
+        b"\r\n+HTTPREAD: 2\r\n",
+        b"+HTTPREAD: 0\r\n",
+        b"\r\n+HTTPREAD: LEN,7\r\n",
+        b"\r\nOK\r\n",
+        b"\r\nERROR\r\n",
+        b"abc",
+        b"\r\n",
+        b"+HTTPREAD:",
+        b"DATA,",
+        b"9\r",
+        b"\n",
+        b"+HTTP_PEER_CLOSED\r\n",
+        b"CONNECT\r\n",
+        b"0123456789012345678901234567890123456789012345678901234567890123456789",
+    ];
+
+    proptest::proptest! {
+        /// Chunked framing never panics and does not depend on how the bytes are split.
+        #[test]
+        fn chunked_framing_is_total_and_split_independent(
+            parts in proptest::collection::vec(proptest::sample::select(PIECES), 0..12),
+            total in proptest::option::of(0u32..12),
+            cut in 0usize..200,
+        ) {
+            let wire: std::vec::Vec<u8> = parts.concat();
+            let whole = chunked_events(&wire, b"+HTTPREAD:", total, &[]);
+            let bytes: std::vec::Vec<usize> = (1..wire.len()).collect();
+            proptest::prop_assert_eq!(&chunked_events(&wire, b"+HTTPREAD:", total, &bytes), &whole);
+            let cut = cut.min(wire.len());
+            proptest::prop_assert_eq!(&chunked_events(&wire, b"+HTTPREAD:", total, &[cut]), &whole);
+        }
     }
 }

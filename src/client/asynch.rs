@@ -8,7 +8,9 @@ use core::time::Duration;
 use embedded_io_async::{Read, Write};
 
 use super::{Config, Error, Exchange, Rejection, Request, Step, StreamStart, UrcHandler};
-use crate::at::{AsyncClock, AtCommand, DataPhase, DataState, Engine, Event, Instant, Lines};
+use crate::at::{
+    AsyncClock, AtCommand, DataLength, DataPhase, DataState, Engine, Event, Instant, Lines,
+};
 
 /// The async twin of [`blocking::Client`](super::blocking::Client): same engine, same
 /// bookkeeping, same contract; it waits by racing the transport's `read` against
@@ -409,10 +411,12 @@ where
             self.engine.expect_data(None);
             return Err(e);
         }
-        let announced = match self.engine.data_state() {
-            DataState::Remaining(n) => Some(n),
-            DataState::Ended => Some(0),
-            DataState::UntilTrailer | DataState::Idle => None,
+        let announced = match (self.engine.data_state(), cmd.data()) {
+            // A piece's length is not the payload's.
+            (_, DataPhase::Receive(DataLength::Chunked { .. })) => None,
+            (DataState::Remaining(n), _) => Some(n),
+            (DataState::Ended, _) => Some(0),
+            (DataState::UntilTrailer | DataState::Idle, _) => None,
         };
         Ok(DataReader {
             client: self,
@@ -810,6 +814,8 @@ where
             match engine.poll(now) {
                 Some(ev) => match self.ex.on_event::<T::Error>(ev, resp, urc) {
                     Step::Continue => {}
+                    // The payload ended after an early final result: complete.
+                    Step::Done(Ok(())) if self.ex.data_done() => return Ok(0),
                     Step::Done(Err(e)) => return Err(e),
                     Step::Done(Ok(())) | Step::SendPayload | Step::Data(_) => {
                         return Err(Error::Protocol("payload framing lost"));
@@ -878,6 +884,12 @@ where
                 break;
             }
             embedded_io_async::BufRead::consume(self, n);
+        }
+        if let Some(outcome) = self.ex.finished_early() {
+            // The final result came before the payload (SIMCom's reads).
+            outcome?;
+            self.client.engine.expect_data(None);
+            return Ok((self.ex.response_len(), self.position));
         }
         let mut deadline = self.client.clock.now() + self.timeout;
         let mut ignore = |_: &[u8]| {};

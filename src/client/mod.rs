@@ -306,6 +306,10 @@ pub(crate) struct Exchange {
     prompted: bool,
     in_data: bool,
     data_done: bool,
+    /// The payload may follow the final result ([`DataLength::Chunked`]).
+    final_first: bool,
+    /// The final `OK` came before the payload ended.
+    final_seen: bool,
     resp_len: usize,
     error: Option<ExchangeError>,
     pub(crate) received: u64,
@@ -328,6 +332,11 @@ impl Exchange {
             prompted: false,
             in_data: false,
             data_done: false,
+            final_first: matches!(
+                req.data,
+                DataPhase::Receive(crate::at::DataLength::Chunked { .. })
+            ),
+            final_seen: false,
             resp_len: 0,
             error: None,
             received: 0,
@@ -347,6 +356,22 @@ impl Exchange {
     /// True once the whole payload was received.
     pub(crate) fn data_done(&self) -> bool {
         self.data_done
+    }
+
+    /// The exchange's outcome if its final result came before the payload and the payload
+    /// is now complete (nothing more will arrive for it).
+    pub(crate) fn finished_early<E>(&self) -> Option<Result<(), Error<E>>> {
+        (self.final_seen && self.data_done).then(|| self.outcome())
+    }
+
+    /// The outcome of an `OK`: the first problem recorded on the way, if any.
+    fn outcome<E>(&self) -> Result<(), Error<E>> {
+        match self.error {
+            None => Ok(()),
+            Some(ExchangeError::TooLarge(capacity)) => Err(Error::ResponseTooLarge { capacity }),
+            Some(ExchangeError::LineTooLong(discarded)) => Err(Error::LineTooLong { discarded }),
+            Some(ExchangeError::Protocol(p)) => Err(Error::Protocol(p)),
+        }
     }
 
     pub(crate) fn on_event<'e, E>(
@@ -387,20 +412,16 @@ impl Exchange {
                     Some(r) => Step::Done(Err(Error::Rejected(r))),
                     None => {
                         if self.receives && !self.data_done {
+                            if self.final_first && !self.final_seen {
+                                // SIMCom's reads answer `OK` first, then the pieces.
+                                self.final_seen = true;
+                                return Step::Continue;
+                            }
                             return Step::Done(Err(Error::Protocol(
                                 "OK before the expected payload",
                             )));
                         }
-                        match self.error {
-                            None => Step::Done(Ok(())),
-                            Some(ExchangeError::TooLarge(capacity)) => {
-                                Step::Done(Err(Error::ResponseTooLarge { capacity }))
-                            }
-                            Some(ExchangeError::LineTooLong(discarded)) => {
-                                Step::Done(Err(Error::LineTooLong { discarded }))
-                            }
-                            Some(ExchangeError::Protocol(p)) => Step::Done(Err(Error::Protocol(p))),
-                        }
+                        Step::Done(self.outcome())
                     }
                 }
             }
@@ -437,6 +458,10 @@ impl Exchange {
                 if self.in_data {
                     self.in_data = false;
                     self.data_done = true;
+                    if self.final_seen {
+                        // The final result came first: the exchange ends with the payload.
+                        return Step::Done(self.outcome());
+                    }
                 }
                 Step::Continue
             }

@@ -3,9 +3,8 @@
 //!
 //! A request is `AT+HTTPINIT`, [`HttpPara`] settings, [`HttpAction`] (answered `OK`, then
 //! the [`Urc::HttpAction`](super::urc::Urc::HttpAction) result within
-//! [`HttpAction::result_deadline`]), the body's reads, and `AT+HTTPTERM`. The body read
-//! (`AT+HTTPREAD=<offset>,<len>`, whose bytes come *after* `OK`, framed `+HTTPREAD: DATA,<n>`
-//! or `+HTTPREAD: <n>`) is not built yet.
+//! [`HttpAction::result_deadline`]), the body's reads ([`HttpRead`], whose bytes come after
+//! `OK`, in pieces `+HTTPREAD: DATA,<n>` or `+HTTPREAD: <n>`), and `AT+HTTPTERM`.
 //!
 //! Every string parameter is refused before a byte is written if it could end or extend the
 //! AT line (quotes, CR, LF, NUL, control bytes) or is longer than the module takes.
@@ -29,7 +28,9 @@ use core::time::Duration;
 
 use crate::at::command::check_text;
 use crate::at::params::Params;
-use crate::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
+use crate::at::{
+    AtCommand, DataLength, DataPhase, EncodeError, Encoder, Lines, ParseError, ResponseLines,
+};
 use crate::quectel::http::{check_header_name, parse_url};
 
 /// `AT+HTTPINIT` and `AT+HTTPTERM` may take this long (manual: 120000 ms).
@@ -270,6 +271,58 @@ impl AtCommand for HttpReadLen {
     }
 }
 
+/// `AT+HTTPREAD=<offset>,<len>` (or `AT+HTTPREAD` for the SIM800-style set): reads body
+/// bytes the module holds, with the client's payload calls (`read_data`, `send_receive`).
+///
+/// The framing differs by family and the engine takes every form
+/// ([`DataLength::Chunked`]): SIM7600 and A76xx answer `OK` first, then pieces
+/// `+HTTPREAD: DATA,<n>` (SIM7600) or `+HTTPREAD: <n>` (A76xx) each followed by exactly `n`
+/// bytes, and `+HTTPREAD: 0`; the SIM800-style set answers `+HTTPREAD: <n>`, the bytes, then
+/// `OK`. The bytes are counted, never scanned: a body may contain `OK` or `+HTTPREAD:`. A
+/// module returns fewer bytes than asked when it holds fewer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HttpRead {
+    /// `(offset, len)`; `None` sends the bare `AT+HTTPREAD` (SIM800-style: all of it).
+    pub range: Option<(u32, u32)>,
+}
+
+/// The longest silence while the body of [`HttpRead`] arrives.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl AtCommand for HttpRead {
+    type Response<'a> = ();
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+HTTPREAD")?;
+        if let Some((offset, len)) = self.range {
+            if len == 0 {
+                return Err(EncodeError::OutOfRange {
+                    value: 0,
+                    min: 1,
+                    max: i64::from(u32::MAX),
+                });
+            }
+            enc.raw(b"=")?;
+            enc.u32(offset)?;
+            enc.comma()?;
+            enc.u32(len)?;
+        }
+        Ok(())
+    }
+    fn timeout(&self) -> Duration {
+        READ_TIMEOUT
+    }
+    fn data(&self) -> DataPhase<'_> {
+        DataPhase::Receive(DataLength::Chunked {
+            header: b"+HTTPREAD:",
+            total: None,
+        })
+    }
+    fn parse<'a>(&self, mut lines: Lines<'a>) -> Result<(), ParseError> {
+        lines.end()
+    }
+}
+
 /// Longest file name `AT+HTTPREADFILE` takes (A76xx: 112 characters).
 pub const FILE_NAME_MAX: usize = 112;
 
@@ -380,6 +433,8 @@ mod tests {
             HttpAction::GET => b"AT+HTTPACTION=0";
             HttpAction { method: HttpMethod::Put } => b"AT+HTTPACTION=4";
             HttpReadLen => b"AT+HTTPREAD?";
+            HttpRead { range: Some((0, 1024)) } => b"AT+HTTPREAD=0,1024";
+            HttpRead { range: None } => b"AT+HTTPREAD";
             HttpReadFile { name: "fw.bin", path: None } => b"AT+HTTPREADFILE=\"fw.bin\"";
             HttpReadFile { name: "fw.bin", path: Some(1) } => b"AT+HTTPREADFILE=\"fw.bin\",1";
             HttpStatusQuery => b"AT+HTTPSTATUS?";

@@ -4,12 +4,14 @@
 //! Facts come from `simcom-at.md` (the project's reference); section numbers in the docs
 //! below point into it. Built so far: the modules' error tables ([`error`]), their
 //! unsolicited result codes ([`urc`]), identity and the command set it implies
-//! ([`general`], [`Family::from_identity`]), and the HTTP(S) commands that carry no payload, for
-//! `AT+HTTP*` ([`http`]) and `AT+SH*` / `AT+HTTPTOFS` ([`sh`]). Not built yet: the body reads
-//! (`+HTTPREAD: DATA,<n>` or `+HTTPREAD: <n>`, `+SHREAD: <n>`, whose bytes come after `OK`,
-//! a framing the AT engine does not have yet), PDP and SSL commands, bring-up,
-//! module FOTA, and the update flow's [`HttpModem`](crate::update::HttpModem) for these
-//! modules.
+//! ([`general`], [`Family::from_identity`]), and the HTTP(S) commands for `AT+HTTP*`
+//! ([`http`]) and `AT+SH*` / `AT+HTTPTOFS` ([`sh`]), body reads included: `AT+HTTPREAD` and
+//! `AT+SHREAD` answer `OK` first and then counted pieces (`+HTTPREAD: DATA,<n>`,
+//! `+HTTPREAD: <n>`, `+SHREAD: <n>`), which the engine frames by byte count
+//! ([`DataLength::Chunked`](crate::at::DataLength::Chunked)) and the clients read with
+//! `read_data` / `send_receive` like any payload. Not built yet: PDP and SSL commands,
+//! bring-up, module FOTA, and the update flow's [`HttpModem`](crate::update::HttpModem) for
+//! these modules.
 
 pub mod error;
 pub mod general;

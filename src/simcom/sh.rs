@@ -5,7 +5,7 @@
 //! A request is [`ShConf`] (URL — scheme and host only —, body and header lengths), `AT+SHCONN`,
 //! headers ([`ShClearHeaders`], [`ShAddHeader`]: a `Range` header asks for part of the body),
 //! [`ShRequest`] (answered `OK`, then [`Urc::ShReq`](super::urc::Urc::ShReq)), the reads
-//! (`AT+SHREAD=<start>,<len>`, bytes after `OK`, framed `+SHREAD: <n>`; not built yet) and
+//! ([`ShRead`]: bytes after `OK`, in pieces `+SHREAD: <n>`) and
 //! `AT+SHDISC`. The whole body must fit the module (`AT+SHREAD=?`: about 300 KB), and bodies
 //! above about 40 KB fail with status 602: request ranges.
 //!
@@ -25,7 +25,9 @@
 use core::time::Duration;
 
 use crate::at::command::check_text;
-use crate::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
+use crate::at::{
+    AtCommand, DataLength, DataPhase, EncodeError, Encoder, Lines, ParseError, ResponseLines,
+};
 use crate::quectel::http::{check_header_name, parse_url};
 
 /// Longest `"URL"` of `AT+SHCONF` (the manual's text says 64 bytes; `AT+SHCONF=?` on SIM7070
@@ -259,6 +261,46 @@ impl AtCommand for ShRequest<'_> {
     }
 }
 
+/// The most `AT+SHREAD` reads from one response (`AT+SHREAD=?` on SIM7070: 307200; SIM7000
+/// says 306176).
+pub const SH_READ_MAX: u32 = 307_200;
+
+/// `AT+SHREAD=<start>,<len>`: reads `len` body bytes at `start`, with the client's payload
+/// calls. `OK` comes first, then pieces `+SHREAD: <n>` of at most 2048 bytes, each followed
+/// by exactly `n` bytes; there is no closing header, so the payload ends when `len` bytes
+/// have come ([`DataLength::Chunked`] with a total). Asking for more than the module holds
+/// is an error on these modules: ask for what `+SHREQ:` announced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ShRead {
+    /// First byte.
+    pub start: u32,
+    /// Bytes, 1..=[`SH_READ_MAX`].
+    pub len: u32,
+}
+
+impl AtCommand for ShRead {
+    type Response<'a> = ();
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+SHREAD=")?;
+        enc.ranged(self.start, 0, SH_READ_MAX)?;
+        enc.comma()?;
+        enc.ranged(self.len, 1, SH_READ_MAX)
+    }
+    fn timeout(&self) -> Duration {
+        super::http::READ_TIMEOUT
+    }
+    fn data(&self) -> DataPhase<'_> {
+        DataPhase::Receive(DataLength::Chunked {
+            header: b"+SHREAD:",
+            total: Some(self.len),
+        })
+    }
+    fn parse<'a>(&self, mut lines: Lines<'a>) -> Result<(), ParseError> {
+        lines.end()
+    }
+}
+
 /// Longest certificate file name of `AT+SHSSL` this crate sends.
 pub const CERT_NAME_MAX: usize = 64;
 
@@ -363,6 +405,7 @@ mod tests {
             ShConf::PollIntervalMs(500) => b"AT+SHCONF=\"POLLINTMS\",500";
             ShConf::IpVersion(0) => b"AT+SHCONF=\"IPVER\",0";
             ShConn => b"AT+SHCONN";
+            ShRead { start: 0, len: 387 } => b"AT+SHREAD=0,387";
             ShDisc => b"AT+SHDISC";
             ShStateQuery => b"AT+SHSTATE?";
             ShClearHeaders => b"AT+SHCHEAD";
@@ -398,6 +441,7 @@ mod tests {
                 EncodeError::ForbiddenByte { byte: b'"', position: 2 };
             ShRequest { path: "/a b", method: ShMethod::Get } =>
                 EncodeError::ForbiddenByte { byte: b' ', position: 2 };
+            ShRead { start: 0, len: 0 } => EncodeError::OutOfRange { value: 0, min: 1, max: 307_200 };
             ShSsl { ctx: 6, ca: "ca", cert: None } => EncodeError::OutOfRange { value: 6, min: 0, max: 5 };
             HttpToFs { url: "http://h/u", path: "u", timeout: None, retries: None } =>
                 EncodeError::Invalid("the AT+HTTPTOFS path is absolute");
