@@ -218,12 +218,11 @@ impl<'b> Engine<'b> {
     }
 
     /// Declares what the next bare `CONNECT` starts: a received payload of this length
-    /// (`Some`), or a prompt for the host's data (`None`, the default). It applies once.
+    /// (`Some`), or a prompt for the host's data (`None`, the default). It applies once. For
+    /// [`DataLength::Chunked`] it applies to the next piece header; a chunked payload that
+    /// has started continues until it ends, [`Engine::abort_data`] or [`Engine::reset`].
     pub fn expect_data(&mut self, len: Option<DataLength>) {
         self.expect = len;
-        if self.state == State::Lines {
-            self.chunked = None;
-        }
     }
 
     /// Where the engine stands with a payload.
