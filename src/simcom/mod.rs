@@ -9,14 +9,16 @@
 //! `AT+SHREAD` answer `OK` first and then counted pieces (`+HTTPREAD: DATA,<n>`,
 //! `+HTTPREAD: <n>`, `+SHREAD: <n>`), which the engine frames by byte count
 //! ([`DataLength::Chunked`](crate::at::DataLength::Chunked)) and the clients read with
-//! `read_data` / `send_receive` like any payload. Not built yet: PDP and SSL commands,
-//! bring-up, module FOTA, and the update flow's [`HttpModem`](crate::update::HttpModem) for
-//! these modules.
+//! `read_data` / `send_receive` like any payload; data connections ([`pdp`]) and TLS
+//! settings in both dialects ([`ssl`]). Not built yet: bring-up, module FOTA, and the update
+//! flow's [`HttpModem`](crate::update::HttpModem) for these modules.
 
 pub mod error;
 pub mod general;
 pub mod http;
+pub mod pdp;
 pub mod sh;
+pub mod ssl;
 pub mod urc;
 
 /// Which command set a SIMCom module speaks (`simcom-at.md` §1): the model alone does not

@@ -23,7 +23,7 @@
 //!            Urc::HttpAction(HttpAction { method: 0, result: Err(HttpError::DnsFailed.into()) }));
 //! ```
 
-use super::error::{HttpError, ModuleStatus, http_result};
+use super::error::{HttpError, ModuleStatus, NetError, http_result};
 use crate::at::ParseError;
 use crate::at::params::{Params, after_prefix};
 use crate::quectel::urc::{HttpStatus, SimState};
@@ -210,6 +210,11 @@ pub enum Urc<'a> {
     Cgev(CgevEvent<'a>),
     /// `+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY`: the data bearer was lost.
     NetworkClosed,
+    /// `+NETOPEN: <err>` after `AT+NETOPEN` (SIM7600, A76xx). Also the answer to
+    /// `AT+NETOPEN?`, which the command in flight claims first.
+    NetOpen(Result<(), NetError>),
+    /// `+NETCLOSE: <err>` after `AT+NETCLOSE`.
+    NetClose(Result<(), NetError>),
     /// `+IPCLOSE: <link>,<reason>`: 0 closed locally, 1 by the remote, 2 send timeout.
     IpClose {
         /// Socket index.
@@ -302,6 +307,16 @@ impl<'a> Urc<'a> {
         if let Some(text) = after_prefix(line, b"+CGEV:") {
             return Some(Ok(Urc::Cgev(cgev(text))));
         }
+        if let Some(text) = after_prefix(line, b"+NETOPEN:") {
+            return Some(Params::new(text).u16().map(|c| Urc::NetOpen(net_result(c))));
+        }
+        if let Some(text) = after_prefix(line, b"+NETCLOSE:") {
+            return Some(
+                Params::new(text)
+                    .u16()
+                    .map(|c| Urc::NetClose(net_result(c))),
+            );
+        }
         if let Some(text) = after_prefix(line, b"+IPCLOSE:") {
             let mut p = Params::new(text);
             return Some(p.u8().and_then(|link| {
@@ -313,6 +328,14 @@ impl<'a> Urc<'a> {
             return Some(Ok(Urc::Cfota(cfota(text))));
         }
         None
+    }
+}
+
+/// `Ok(())` for `0`, else the [`NetError`].
+fn net_result(code: u16) -> Result<(), NetError> {
+    match code {
+        0 => Ok(()),
+        c => Err(NetError::from_code(c)),
     }
 }
 
@@ -595,6 +618,12 @@ mod tests {
                 Urc::NetworkClosed,
             ),
             (b"+IPCLOSE: 0,1", Urc::IpClose { link: 0, reason: 1 }),
+            (b"+NETOPEN: 0", Urc::NetOpen(Ok(()))),
+            (b"+NETOPEN: 1", Urc::NetOpen(Err(NetError::NetworkFailure))),
+            (
+                b"+NETCLOSE: 2",
+                Urc::NetClose(Err(NetError::NetworkNotOpened)),
+            ),
             (b"+CFOTA: FOTA,START", Urc::Cfota(CfotaEvent::Started)),
             (
                 b"+CFOTA: DOWNLOADING:17",
