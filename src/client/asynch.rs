@@ -866,9 +866,19 @@ where
         self.client
     }
 
-    /// The payload bytes received and not consumed yet.
-    pub(crate) fn buffered(&mut self) -> &[u8] {
-        self.client.engine.data_available()
+    /// [`BufRead::consume`](embedded_io_async::BufRead::consume) that first shows `seen` the
+    /// bytes it consumes (from the same look at the buffer, so the payload path pays nothing
+    /// more).
+    pub(crate) fn consume_seen(&mut self, amt: usize, seen: impl FnOnce(&[u8])) {
+        let avail = self.client.engine.data_available();
+        let taken = amt.min(avail.len());
+        seen(&avail[..taken]);
+        self.client.engine.consume_data(amt);
+        let old = self.position;
+        self.position += taken as u64;
+        if progressed(old, self.position) {
+            self.deadline = self.client.clock.now() + self.timeout;
+        }
     }
 
     /// Waits for the command's final result after the payload, discarding payload bytes not
@@ -919,14 +929,7 @@ where
     }
 
     fn consume(&mut self, amt: usize) {
-        let before = self.client.engine.data_available().len();
-        self.client.engine.consume_data(amt);
-        let taken = amt.min(before);
-        let old = self.position;
-        self.position += taken as u64;
-        if progressed(old, self.position) {
-            self.deadline = self.client.clock.now() + self.timeout;
-        }
+        self.consume_seen(amt, |_| {});
     }
 }
 

@@ -460,10 +460,9 @@ where
     }
 
     fn consume(&mut self, n: usize) {
-        let avail = self.reader.buffered();
-        let taken = &avail[..n.min(avail.len())];
-        keep_tail(&mut self.tail, &mut self.tail_len, taken);
-        self.reader.consume(n);
+        let (tail, len) = (&mut self.tail, &mut self.tail_len);
+        self.reader
+            .consume_seen(n, |taken| keep_tail(tail, len, taken));
     }
 
     async fn finish(mut self) -> Res<u64, T::Error> {

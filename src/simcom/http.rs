@@ -342,17 +342,8 @@ pub struct HttpReadFile<'a> {
 impl AtCommand for HttpReadFile<'_> {
     type Response<'a> = ();
     fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
-        if self.name.is_empty() {
-            return Err(EncodeError::Empty);
-        }
-        if let Some(p) = self.name.bytes().position(|c| c == b'/' || c == b'\\') {
-            return Err(EncodeError::ForbiddenByte {
-                byte: self.name.as_bytes()[p],
-                position: p,
-            });
-        }
         enc.raw(b"AT+HTTPREADFILE=")?;
-        enc.quoted(self.name, FILE_NAME_MAX)?;
+        super::quoted_file_name(enc, self.name, FILE_NAME_MAX)?;
         if let Some(path) = self.path {
             enc.comma()?;
             enc.ranged(u32::from(path), 1, 4)?;

@@ -21,6 +21,24 @@ pub mod sh;
 pub mod ssl;
 pub mod urc;
 
+use crate::at::{EncodeError, Encoder};
+
+/// Writes `name` quoted as a file name without a directory: not empty, no `/` or `\`, and
+/// otherwise as [`Encoder::quoted`] checks it (at most `max` bytes, no quote or control
+/// byte).
+fn quoted_file_name(enc: &mut Encoder<'_>, name: &str, max: usize) -> Result<(), EncodeError> {
+    if name.is_empty() {
+        return Err(EncodeError::Empty);
+    }
+    if let Some(p) = name.bytes().position(|c| c == b'/' || c == b'\\') {
+        return Err(EncodeError::ForbiddenByte {
+            byte: name.as_bytes()[p],
+            position: p,
+        });
+    }
+    enc.quoted(name, max)
+}
+
 /// Which command set a SIMCom module speaks (`simcom-at.md` §1): the model alone does not
 /// say, since SIM7000 firmware moved from the SIM800-style set to `AT+SH*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -146,16 +146,7 @@ impl AtCommand for SslConfig<'_> {
 }
 
 fn cert_name(enc: &mut Encoder<'_>, file: &str) -> Result<(), EncodeError> {
-    if file.is_empty() {
-        return Err(EncodeError::Empty);
-    }
-    if let Some(p) = file.bytes().position(|c| c == b'/' || c == b'\\') {
-        return Err(EncodeError::ForbiddenByte {
-            byte: file.as_bytes()[p],
-            position: p,
-        });
-    }
-    enc.quoted(file, CERT_NAME_MAX)
+    super::quoted_file_name(enc, file, CERT_NAME_MAX)
 }
 
 /// What [`Sim70SslConfig::Convert`] converts.
