@@ -14,6 +14,7 @@ pub mod baud;
 pub mod bring_up;
 pub mod client;
 mod code_enum;
+pub mod log_decoder;
 pub mod ota;
 pub mod quectel;
 pub mod retry;

@@ -1,11 +1,12 @@
 //! Every recorded transcript in `fixtures/` is decoded whole, one byte at a time and split at
-//! every position; all three must give the same events, and those events must match the
+//! every position by the vendor-neutral `log_decoder::LogDecoder` (Quectel and SIMCom
+//! captures alike); all three must give the same events, and those events must match the
 //! reviewed snapshot `fixtures/<name>.events`.
 //!
 //! Set `UPDATE_SNAPSHOTS=1` to rewrite the snapshots (then review the diff).
 
 use cellular_ota::at::Instant;
-use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
+use cellular_ota::log_decoder::{LogDecoder, LogEvent, Vendor, VendorUrc};
 use cellular_ota::transcript::{Direction, decode_line};
 
 struct Transcript {
@@ -56,8 +57,25 @@ fn esc(b: &[u8]) -> String {
 fn describe(ev: &LogEvent<'_>) -> String {
     match ev {
         LogEvent::Command(c) => format!("command {}", esc(c)),
-        LogEvent::Urc { urc, .. } => format!("urc {urc:?}"),
-        LogEvent::MalformedUrc { line, error } => format!("malformed {} ({error:?})", esc(line)),
+        // Quectel's URCs as before the decoder knew SIMCom's; SIMCom's marked.
+        LogEvent::Urc {
+            urc: VendorUrc::Quectel(urc),
+            ..
+        } => format!("urc {urc:?}"),
+        LogEvent::Urc {
+            urc: VendorUrc::Simcom(urc),
+            ..
+        } => format!("urc simcom {urc:?}"),
+        LogEvent::MalformedUrc {
+            line,
+            vendor: Vendor::Quectel,
+            error,
+        } => format!("malformed {} ({error:?})", esc(line)),
+        LogEvent::MalformedUrc {
+            line,
+            vendor,
+            error,
+        } => format!("malformed {vendor:?} {} ({error:?})", esc(line)),
         LogEvent::Line(l) => format!("line {}", esc(l)),
         LogEvent::Final(f) => match f {
             cellular_ota::at::Final::CmeError(cellular_ota::at::ErrorCode::Text(t)) => {

@@ -3,10 +3,13 @@
 
 use cellular_ota::at::params::Params;
 use cellular_ota::at::{ErrorCode, Final, Prompt};
+use cellular_ota::log_decoder::Vendor;
 use cellular_ota::quectel::ChipFamily;
 use cellular_ota::quectel::error::{CmeError, CmsError, describe};
 use cellular_ota::quectel::urc::RegStatus;
-use cellular_ota::quectel::urc::{FotaEvent, HttpResult, SimState, Urc};
+use cellular_ota::quectel::urc::{FotaEvent, HttpResult, HttpStatus, SimState, Urc};
+use cellular_ota::simcom::error::CmeError as SimcomCme;
+use cellular_ota::simcom::urc::{CfotaEvent, CgevEvent, RequestError, Urc as SimcomUrc};
 use serde_json::{Map, Value, json};
 
 /// Escapes bytes for the `raw` field: printable ASCII as is, the rest as `\r`, `\n`, `\xNN`.
@@ -75,16 +78,7 @@ pub fn urc(raw: &[u8], u: &Urc<'_>, family: Option<ChipFamily>) -> Map<String, V
             m.insert("fun".into(), json!(f));
             m
         }
-        Urc::Cpin(s) => {
-            let mut m = obj("sim_state", raw);
-            let state = match s {
-                SimState::Ready => "READY".to_string(),
-                SimState::Other(t) => t.to_string(),
-                other => format!("{other:?}"),
-            };
-            m.insert("state".into(), json!(state));
-            m
-        }
+        Urc::Cpin(s) => sim_state(raw, s),
         Urc::Qusim(v) => {
             let mut m = obj("sim_type", raw);
             m.insert("usim".into(), json!(v == 1));
@@ -154,6 +148,147 @@ pub fn urc(raw: &[u8], u: &Urc<'_>, family: Option<ChipFamily>) -> Map<String, V
     }
 }
 
+fn sim_state(raw: &[u8], s: SimState<'_>) -> Map<String, Value> {
+    let mut m = obj("sim_state", raw);
+    let state = match s {
+        SimState::Ready => "READY".to_string(),
+        SimState::Other(t) => t.to_string(),
+        other => format!("{other:?}"),
+    };
+    m.insert("state".into(), json!(state));
+    m
+}
+
+/// A request's result in a SIMCom URC: the server's status and the body length the module
+/// holds, or the module status / error code in their place.
+fn request_result(
+    mut m: Map<String, Value>,
+    r: Result<HttpStatus, RequestError>,
+) -> Map<String, Value> {
+    match r {
+        Ok(st) => {
+            m.insert("code".into(), json!(0));
+            m.insert("meaning".into(), json!("request completed"));
+            m.insert("http_status".into(), json!(st.status));
+            m.insert("content_length".into(), json!(st.content_length));
+            m
+        }
+        Err(e) => with_code(m, e.code(), e.meaning()),
+    }
+}
+
+/// A typed SIMCom URC.
+pub fn simcom_urc(raw: &[u8], u: &SimcomUrc<'_>) -> Map<String, Value> {
+    match *u {
+        SimcomUrc::Ready => obj("ready", raw),
+        SimcomUrc::AtReady(n) => {
+            let mut m = obj("at_ready", raw);
+            m.insert("ready".into(), json!(n == 1));
+            m
+        }
+        SimcomUrc::Cfun(f) => {
+            let mut m = obj("functionality", raw);
+            m.insert("fun".into(), json!(f));
+            m
+        }
+        SimcomUrc::Cpin(s) => sim_state(raw, s),
+        SimcomUrc::SmsReady => obj("sms_done", raw),
+        SimcomUrc::PbDone => obj("phonebook_done", raw),
+        SimcomUrc::PowerDown(_) => obj("powered_down", raw),
+        SimcomUrc::UnderVoltageWarning => obj("under_voltage_warning", raw),
+        SimcomUrc::HttpAction(a) => {
+            let mut m = obj("http_action_result", raw);
+            m.insert("method".into(), json!(a.method));
+            request_result(m, a.result)
+        }
+        SimcomUrc::HttpPeerClosed => {
+            let m = obj("http_peer_closed", raw);
+            with_meaning(m, "the server closed the connection")
+        }
+        SimcomUrc::HttpNoNetwork => with_meaning(obj("http_no_network", raw), "no network"),
+        SimcomUrc::HttpReadFile(r) => match r {
+            Ok(()) => with_code(obj("http_read_file_result", raw), 0, "read completed"),
+            Err(e) => with_code(obj("http_read_file_result", raw), e.code(), e.meaning()),
+        },
+        SimcomUrc::ShReq { method, result } => {
+            let mut m = obj("sh_request_result", raw);
+            m.insert("method".into(), json!(method));
+            request_result(m, result)
+        }
+        SimcomUrc::ShState(s) => {
+            let mut m = obj("sh_state", raw);
+            m.insert("connected".into(), json!(s == 1));
+            m
+        }
+        SimcomUrc::HttpToFs(r) => request_result(obj("http_to_fs_result", raw), r),
+        SimcomUrc::AppPdp { index, active } => {
+            let mut m = obj("app_pdp", raw);
+            m.insert("index".into(), json!(index));
+            m.insert("active".into(), json!(active));
+            m
+        }
+        SimcomUrc::PdpDeactivated => obj("pdp_deactivated", raw),
+        SimcomUrc::BearerDeactivated { cid } => {
+            let mut m = obj("bearer_deactivated", raw);
+            m.insert("cid".into(), json!(cid));
+            m
+        }
+        SimcomUrc::Cgev(ev) => {
+            let mut m = obj("pdp_event", raw);
+            match ev {
+                CgevEvent::PdnActivated { cid } => {
+                    m.insert("event".into(), json!("activated"));
+                    m.insert("cid".into(), json!(cid));
+                }
+                CgevEvent::PdnDeactivated { cid } => {
+                    m.insert("event".into(), json!("deactivated"));
+                    m.insert("cid".into(), json!(cid));
+                }
+                CgevEvent::Detached => {
+                    m.insert("event".into(), json!("detached"));
+                }
+                _ => {}
+            }
+            m
+        }
+        SimcomUrc::NetworkClosed => obj("network_closed", raw),
+        SimcomUrc::NetOpen(r) | SimcomUrc::NetClose(r) => {
+            let kind = if matches!(u, SimcomUrc::NetOpen(_)) {
+                "net_open_result"
+            } else {
+                "net_close_result"
+            };
+            match r {
+                Ok(()) => with_code(obj(kind, raw), 0, "operation succeeded"),
+                Err(e) => with_code(obj(kind, raw), e.code(), e.meaning()),
+            }
+        }
+        SimcomUrc::IpClose { link, reason } => {
+            let mut m = obj("socket_closed", raw);
+            m.insert("link".into(), json!(link));
+            m.insert("reason".into(), json!(reason));
+            m
+        }
+        SimcomUrc::Cfota(ev) => {
+            let mut m = obj("module_fota", raw);
+            match ev {
+                CfotaEvent::Downloading(p) | CfotaEvent::Updating(p) => {
+                    m.insert("percent".into(), json!(p));
+                }
+                CfotaEvent::Error(e) => m = with_code(m, e.code(), e.meaning()),
+                _ => {}
+            }
+            m
+        }
+        _ => obj("urc", raw),
+    }
+}
+
+fn with_meaning(mut m: Map<String, Value>, meaning: &str) -> Map<String, Value> {
+    m.insert("meaning".into(), json!(meaning));
+    m
+}
+
 fn fota(raw: &[u8], ev: FotaEvent, family: Option<ChipFamily>) -> Map<String, Value> {
     let (kind, pct) = match ev {
         FotaEvent::HttpStart { .. } => ("fota_http_start", None),
@@ -180,12 +315,23 @@ fn fota(raw: &[u8], ev: FotaEvent, family: Option<ChipFamily>) -> Map<String, Va
     m
 }
 
-/// A final result.
-pub fn final_result(raw: &[u8], f: &Final<'_>) -> Map<String, Value> {
+/// A final result, its error codes decoded with `vendor`'s tables (Quectel's when unknown).
+pub fn final_result(raw: &[u8], f: &Final<'_>, vendor: Option<Vendor>) -> Map<String, Value> {
     match *f {
         Final::Ok => obj("ok", raw),
         Final::Error => obj("error", raw),
         Final::NoCarrier => obj("no_carrier", raw),
+        Final::CmeError(code) if vendor == Some(Vendor::Simcom) => {
+            let m = obj("cme_error", raw);
+            match code {
+                ErrorCode::Numeric(n) => with_code(m, n, SimcomCme::from_code(n).meaning()),
+                // Verbose texts are the 3GPP set, shared by both vendors.
+                ErrorCode::Text(t) => match CmeError::from_text(t) {
+                    Some(CmeError::Equipment(e)) => with_code(m, e.code(), e.meaning()),
+                    _ => with_meaning(m, &String::from_utf8_lossy(t)),
+                },
+            }
+        }
         Final::CmeError(code) => {
             let m = obj("cme_error", raw);
             match code {
@@ -228,8 +374,13 @@ pub fn prompt(raw: &[u8], p: Prompt) -> Map<String, Value> {
 }
 
 /// An information line (a command's response, or something unknown).
-pub fn line(raw: &[u8], in_command: bool) -> Map<String, Value> {
+pub fn line(raw: &[u8], in_command: bool, vendor: Option<Vendor>) -> Map<String, Value> {
     let p = |prefix: &[u8]| Params::after(raw, prefix);
+    if vendor == Some(Vendor::Simcom) {
+        if let Some(m) = simcom_line(raw) {
+            return m;
+        }
+    }
     if let Some(mut f) = p(b"+CSQ:") {
         let mut m = obj("signal_quality", raw);
         if let (Ok(rssi), Ok(ber)) = (f.u32(), f.u32()) {
@@ -309,6 +460,46 @@ pub fn line(raw: &[u8], in_command: bool) -> Map<String, Value> {
     } else {
         obj("unknown", raw)
     }
+}
+
+/// SIMCom information lines this example knows.
+fn simcom_line(raw: &[u8]) -> Option<Map<String, Value>> {
+    let p = |prefix: &[u8]| Params::after(raw, prefix);
+    if let Some(mut f) = p(b"+HTTPREAD:") {
+        // `AT+HTTPREAD?`: `+HTTPREAD: LEN,<n>`.
+        let mut m = obj("http_read_length", raw);
+        if let (Ok(_), Ok(len)) = (f.str(), f.u32()) {
+            m.insert("length".into(), json!(len));
+        }
+        return Some(m);
+    }
+    if let Some(mut f) = p(b"+CNACT:") {
+        let mut m = obj("pdp_context", raw);
+        if let Ok(a) = f.u8() {
+            match (f.opt_u32(), f.opt_str()) {
+                // SIM7070: `<pdpidx>,<status>,"<ip>"`.
+                (Ok(Some(status)), Ok(ip)) => {
+                    m.insert("cid".into(), json!(a));
+                    m.insert("active".into(), json!(status == 1));
+                    m.insert("ip".into(), json!(ip));
+                }
+                // SIM7000: `<status>,"<ip>"`.
+                _ => {
+                    m.insert("active".into(), json!(a == 1));
+                }
+            }
+        }
+        return Some(m);
+    }
+    for key in ["Manufacturer:", "Model:", "Revision:", "+CGMR:"] {
+        if Params::after(raw, key.as_bytes()).is_some() {
+            let mut m = obj("identity", raw);
+            let field = key.trim_start_matches('+').trim_end_matches(':');
+            m.insert("field".into(), json!(field.to_lowercase()));
+            return Some(m);
+        }
+    }
+    None
 }
 
 /// A payload, summarised.

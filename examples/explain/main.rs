@@ -1,67 +1,111 @@
-//! Decodes a captured Quectel modem log and says what every line means.
+//! Decodes a captured Quectel or SIMCom modem log and says what every line means.
 //!
 //! ```text
 //! cargo run --example explain [--json] [--family qualcomm|asr|unisoc] [FILE]
 //! ```
 //!
 //! Reads FILE (standard input if none): either a raw capture of the modem's port (CRLF or
-//! LF-only line ends, echo on or off, payload bytes after `CONNECT`), or a two-sided
-//! transcript in this crate's format (`-> ` host lines, `<- ` modem lines; see
-//! `cellular_ota::transcript`). Prints one event per line, or JSON Lines with `--json`.
-//! Lines it cannot classify are printed with kind `unknown`, never dropped; a last line
-//! without its line end is reported with its kind and `unterminated`.
+//! LF-only line ends, echo on or off, payload bytes after `CONNECT` or after SIMCom's
+//! `+HTTPREAD:` / `+HTTPHEAD:` / `+SHREAD:` headers), or a two-sided transcript in this
+//! crate's format (`-> ` host lines, `<- ` modem lines; see `cellular_ota::transcript`).
+//! Prints one event per line, or JSON Lines with `--json`. Lines it cannot classify are
+//! printed with kind `unknown`, never dropped; a last line without its line end is reported
+//! with its kind and `unterminated`.
+//!
+//! The vendor is told from the lines themselves (`cellular_ota::log_decoder`): a first pass
+//! over the capture settles it, the second decodes every line with that vendor's URC and
+//! error tables (SIMCom's `+CME ERROR: 601` is not Quectel's). Each JSON object carries
+//! `vendor` (and SIMCom's command set as `simcom_family`) once known; the text output names
+//! them in its first line. With no telling line the tables are Quectel's, as before.
+//! `--family` picks the Quectel chip family for FOTA codes.
 
 mod describe;
 
 use std::io::{Read, Write};
 
 use cellular_ota::at::Instant;
+use cellular_ota::log_decoder::{LogDecoder, LogEvent, Vendor, VendorUrc};
 use cellular_ota::quectel::ChipFamily;
-use cellular_ota::quectel::log_decoder::{LogDecoder, LogEvent};
+use cellular_ota::simcom::Family;
 use cellular_ota::transcript::{Direction, decode_line};
 use serde_json::{Map, Value};
 
 struct Output {
     json: bool,
     family: Option<ChipFamily>,
+    /// The vendor the first pass settled on (`None`: Quectel's tables, as before).
+    vendor: Option<Vendor>,
+    simcom_family: Option<Family>,
     in_command: bool,
-    payload: Option<(Vec<u8>, Option<u32>)>,
+    /// A payload being collected: its bytes, and per piece the announced lengths.
+    payload: Option<Payload>,
     out: Vec<Map<String, Value>>,
+}
+
+#[derive(Default)]
+struct Payload {
+    bytes: Vec<u8>,
+    /// One entry per piece (a Quectel payload is one piece).
+    announced: Vec<Option<u32>>,
+}
+
+impl Payload {
+    fn describe(&self) -> Map<String, Value> {
+        let announced = if self.announced.iter().all(Option::is_some) && !self.announced.is_empty()
+        {
+            Some(self.announced.iter().flatten().sum::<u32>())
+        } else {
+            None
+        };
+        let mut m = describe::payload(&self.bytes, announced);
+        if self.announced.len() > 1 {
+            m.insert("pieces".into(), self.announced.len().into());
+        }
+        m
+    }
 }
 
 impl Output {
     fn event(&mut self, ev: &LogEvent<'_>) {
         let m = match ev {
             LogEvent::PayloadStart { len } => {
-                self.payload = Some((Vec::new(), *len));
+                // A SIMCom payload comes in pieces, each with its own start.
+                self.payload
+                    .get_or_insert_with(Payload::default)
+                    .announced
+                    .push(*len);
                 return;
             }
             LogEvent::Payload(d) => {
                 self.payload
-                    .get_or_insert_with(|| (Vec::new(), None))
-                    .0
+                    .get_or_insert_with(Payload::default)
+                    .bytes
                     .extend_from_slice(d);
                 return;
             }
-            LogEvent::PayloadEnd => {
-                let (bytes, len) = self.payload.take().unwrap_or_default();
-                describe::payload(&bytes, len)
-            }
+            LogEvent::PayloadEnd => self.payload.take().unwrap_or_default().describe(),
             LogEvent::Command(c) => {
                 self.in_command = true;
                 describe::command(c)
             }
-            LogEvent::Urc { line, urc } => describe::urc(line, urc, self.family),
-            LogEvent::MalformedUrc { line, error } => {
-                let mut m = describe::line(line, self.in_command);
+            LogEvent::Urc {
+                line,
+                urc: VendorUrc::Quectel(urc),
+            } => describe::urc(line, urc, self.family),
+            LogEvent::Urc {
+                line,
+                urc: VendorUrc::Simcom(urc),
+            } => describe::simcom_urc(line, urc),
+            LogEvent::MalformedUrc { line, error, .. } => {
+                let mut m = describe::line(line, self.in_command, self.vendor);
                 m.insert("kind".into(), "malformed_urc".into());
                 m.insert("error".into(), error.to_string().into());
                 m
             }
-            LogEvent::Line(l) => describe::line(l, self.in_command),
+            LogEvent::Line(l) => describe::line(l, self.in_command, self.vendor),
             LogEvent::Final(f) => {
                 self.in_command = false;
-                describe::final_result(final_raw(f).as_bytes(), f)
+                describe::final_result(final_raw(f).as_bytes(), f, self.vendor)
             }
             LogEvent::Prompt(p) => describe::prompt(
                 match p {
@@ -78,7 +122,28 @@ impl Output {
                 m
             }
         };
+        self.push(m);
+    }
+
+    /// Adds an event, marked with the vendor whose tables decoded it.
+    fn push(&mut self, mut m: Map<String, Value>) {
+        if let Some(v) = self.vendor {
+            m.insert("vendor".into(), v.name().into());
+        }
+        if let Some(f) = self.simcom_family {
+            m.insert("simcom_family".into(), family_name(f).into());
+        }
         self.out.push(m);
+    }
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Sim7600 => "sim7600",
+        Family::A76xx => "a76xx",
+        Family::Sh => "sh",
+        Family::Sim800 => "sim800",
+        _ => "other",
     }
 }
 
@@ -135,19 +200,41 @@ fn main() {
         );
         std::process::exit(1);
     }
-    let mut o = Output {
+    let output = |vendor, simcom_family| Output {
         json,
         family,
+        vendor,
+        simcom_family,
         in_command: false,
         payload: None,
         out: Vec::new(),
     };
-    if let Err(e) = explain(&input, &mut o) {
+    // First pass: which vendor (and SIMCom family) the lines tell.
+    let mut first = output(None, None);
+    let told = match explain(&input, &mut first, None) {
+        Ok(told) => told,
+        Err(e) => {
+            eprintln!("explain: {e}");
+            std::process::exit(1);
+        }
+    };
+    let mut o = output(told.0, told.1);
+    if let Err(e) = explain(&input, &mut o, told.0) {
         eprintln!("explain: {e}");
         std::process::exit(1);
     }
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
+    if !o.json {
+        let vendor = match (o.vendor, o.simcom_family) {
+            (Some(v), Some(f)) => format!("{} ({})", v.name(), family_name(f)),
+            (Some(v), None) => v.name().to_string(),
+            (None, _) => "not told by the log (Quectel's tables used)".to_string(),
+        };
+        if writeln!(w, "# vendor: {vendor}").is_err() {
+            return;
+        }
+    }
     for m in &o.out {
         let line = if o.json {
             Value::Object(m.clone()).to_string()
@@ -166,7 +253,12 @@ fn human(m: &Map<String, Value>) -> String {
     let mut s = format!("{kind:<24} {raw}");
     let extras: Vec<String> = m
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "kind" | "raw" | "meaning"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "kind" | "raw" | "meaning" | "vendor" | "simcom_family"
+            )
+        })
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if !extras.is_empty() {
@@ -187,9 +279,18 @@ fn is_transcript(input: &[u8]) -> bool {
         .is_some_and(|l| l.starts_with(b"-> ") || l.starts_with(b"<- "))
 }
 
-fn explain(input: &[u8], o: &mut Output) -> Result<(), String> {
+/// Decodes `input` into `o` (with `vendor` assumed when given); returns the vendor and
+/// SIMCom family the decoder settled on.
+fn explain(
+    input: &[u8],
+    o: &mut Output,
+    vendor: Option<Vendor>,
+) -> Result<(Option<Vendor>, Option<Family>), String> {
     let mut rx = vec![0u8; 4096];
     let mut d = LogDecoder::new(&mut rx);
+    if let Some(v) = vendor {
+        d.assume(v);
+    }
     let drain = |d: &mut LogDecoder<'_>, now: Instant, o: &mut Output| {
         while let Some(ev) = d.poll(now) {
             o.event(&ev);
@@ -230,7 +331,7 @@ fn explain(input: &[u8], o: &mut Output) -> Result<(), String> {
                         );
                         m.insert("kind".into(), "host_data".into());
                         m.insert("bytes".into(), sent.len().into());
-                        o.out.push(m);
+                        o.push(m);
                     }
                 }
                 Err(e) => return Err(format!("line {}: {e}", i + 1)),
@@ -248,11 +349,11 @@ fn explain(input: &[u8], o: &mut Output) -> Result<(), String> {
             m.insert("unterminated".into(), true.into());
         }
     }
-    if let Some((bytes, len)) = o.payload.take() {
+    if let Some(p) = o.payload.take() {
         // Input ended inside a payload.
-        let mut m = describe::payload(&bytes, len);
+        let mut m = p.describe();
         m.insert("kind".into(), "payload_truncated".into());
-        o.out.push(m);
+        o.push(m);
     }
-    Ok(())
+    Ok((d.vendor(), d.simcom_family()))
 }
