@@ -212,6 +212,7 @@ pub fn client_retry<E>(error: &ClientError<E>) -> Retry {
 /// | `Config`, `Manifest`, `TooLarge`, `NoSpace` | permanent |
 /// | `Status(s)` | [`status_retry`] (5xx, 408, 425, 429 transient) |
 /// | `Http(e)` | [`http_retry`] |
+/// | `HttpClient(e)` | `e.retry`, as the modem's implementation classified the code |
 /// | `Modem(e)` | [`client_retry`] |
 /// | `Length` at [`Stage::HttpStatus`] or [`Stage::Manifest`] (the server's length is not the manifest's, or the manifest is too long) | permanent |
 /// | `Length` elsewhere (a body cut short) | transient |
@@ -228,6 +229,7 @@ impl Classify for UpdateError {
             | Failure::Unsupported(_) => Retry::Permanent,
             Failure::Status(s) => status_retry(*s),
             Failure::Http(e) => http_retry(*e),
+            Failure::HttpClient(e) => e.retry,
             Failure::Modem(e) => client_retry(e),
             Failure::Length { .. } => match self.stage {
                 Stage::HttpStatus | Stage::Manifest => Retry::Permanent,

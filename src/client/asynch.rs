@@ -672,29 +672,35 @@ pub const REBOOT_HOLD: Duration = Duration::from_millis(200);
 enum Boot {
     /// Not a boot URC: payload.
     No,
-    /// `RDY` and a line end, after optional CR, LF and power-on noise (NUL, 0xFF).
+    /// `RDY` and a line end, or `*ATREADY:`, after optional CR, LF and power-on noise
+    /// (NUL, 0xFF).
     Yes,
     /// Too few bytes to tell.
     Maybe,
 }
 
 fn boot_urc(bytes: &[u8]) -> Boot {
-    const RDY: &[u8] = b"RDY";
+    // Quectel and most SIMCom modules say `RDY`; A76xx / SIM767x say `*ATREADY: 1`
+    // (simcom-at.md §5.1).
+    const MARKERS: [&[u8]; 2] = [b"RDY", b"*ATREADY:"];
     let start = bytes
         .iter()
         .position(|b| !matches!(b, b'\r' | b'\n' | 0x00 | 0xff))
         .unwrap_or(bytes.len());
     let rest = &bytes[start..];
-    let n = rest.len().min(RDY.len());
-    if rest[..n] != RDY[..n] {
-        Boot::No
-    } else if rest.len() <= RDY.len() {
-        Boot::Maybe
-    } else if matches!(rest[RDY.len()], b'\r' | b'\n') {
-        Boot::Yes
-    } else {
-        Boot::No
+    let mut verdict = Boot::No;
+    for m in MARKERS {
+        let n = rest.len().min(m.len());
+        if rest[..n] != m[..n] {
+            continue;
+        }
+        if rest.len() <= m.len() {
+            verdict = Boot::Maybe;
+        } else if m.ends_with(b":") || matches!(rest[m.len()], b'\r' | b'\n') {
+            return Boot::Yes;
+        }
     }
+    verdict
 }
 
 /// Whether a payload that grew from `old` to `new` bytes passed a [`PROGRESS_BYTES`]
@@ -769,7 +775,8 @@ where
         self.position
     }
 
-    async fn fill(&mut self) -> Result<usize, Error<T::Error>> {
+    /// Waits for payload bytes; returns how many are available (0 at the payload's end).
+    pub(crate) async fn fill(&mut self) -> Result<usize, Error<T::Error>> {
         let mut hold_until: Option<Instant> = None;
         loop {
             if self.ex.data_done() {
@@ -863,6 +870,17 @@ where
 
     /// The client this reader reads from.
     pub(crate) fn client(&mut self) -> &mut Client<'b, T, C, H> {
+        self.client
+    }
+
+    /// The payload bytes available now (after [`fill`](Self::fill)).
+    pub(crate) fn available(&mut self) -> &[u8] {
+        self.client.engine.data_available()
+    }
+
+    /// Gives the client back (after [`finish_in_place`](Self::finish_in_place), or to drop
+    /// a reader whose payload the caller abandons: then reset the client).
+    pub(crate) fn into_client(self) -> &'c mut Client<'b, T, C, H> {
         self.client
     }
 

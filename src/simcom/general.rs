@@ -140,10 +140,141 @@ impl Family {
     }
 }
 
+/// The first line of an unprefixed answer that is text and not empty, with `label` removed
+/// where a module adds it.
+fn first_line<'a>(lines: Lines<'a>, labels: &[&[u8]]) -> Result<&'a str, ParseError> {
+    for line in lines {
+        let mut t = line.trim_ascii();
+        for l in labels {
+            if let Some(rest) = after_prefix(t, l) {
+                t = rest.trim_ascii();
+            }
+        }
+        if !t.is_empty() {
+            return core::str::from_utf8(t).map_err(|_| ParseError::NotText);
+        }
+    }
+    Err(ParseError::MissingLine)
+}
+
+/// `AT+CGMM`: the model as one line (`SIMCOM_SIM7600G-H`, `SIM7070`, `SIM800L`; a
+/// `+CGMM:` label is removed where a firmware adds one). Every SIMCom family answers it;
+/// `AT+SIMCOMATI` only SIM7600 and A76xx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ModelQuery;
+
+impl AtCommand for ModelQuery {
+    type Response<'a> = &'a str;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+CGMM")
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Unprefixed
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<&'a str, ParseError> {
+        first_line(lines, &[b"+CGMM:"])
+    }
+}
+
+/// `AT+CGMR`: the firmware revision (`+CGMR: LE11B02SIM7600CE-A_161220`,
+/// `Revision:1951B03SIM7070`), without its label ([`revision_text`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RevisionQuery;
+
+impl AtCommand for RevisionQuery {
+    type Response<'a> = &'a str;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+CGMR")
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Unprefixed
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<&'a str, ParseError> {
+        first_line(lines, &[b"+CGMR:", b"Revision:"])
+    }
+}
+
+/// The SIM's ICCID: `AT+CICCID` → `+ICCID: <iccid>` on SIM7600 and A76xx, `AT+CCID` → the
+/// bare digits on SIM7000, SIM7070 and SIM800 (either answer is read from either command).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum IccidQuery {
+    /// `AT+CICCID`.
+    Ciccid,
+    /// `AT+CCID`.
+    Ccid,
+}
+
+impl AtCommand for IccidQuery {
+    type Response<'a> = &'a str;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(match self {
+            IccidQuery::Ciccid => b"AT+CICCID",
+            IccidQuery::Ccid => b"AT+CCID",
+        })
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Unprefixed
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<&'a str, ParseError> {
+        let id = first_line(lines, &[b"+ICCID:", b"+CCID:"])?;
+        if id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(id)
+        } else {
+            Err(ParseError::UnexpectedValue)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::quectel::test_support::encodes;
+
+    #[test]
+    fn reads_model_revision_and_iccid() {
+        encodes! {
+            ModelQuery => b"AT+CGMM";
+            RevisionQuery => b"AT+CGMR";
+            IccidQuery::Ciccid => b"AT+CICCID";
+            IccidQuery::Ccid => b"AT+CCID";
+        }
+        assert_eq!(
+            ModelQuery.parse(Lines::new(b"SIMCOM_SIM7600G-H")),
+            Ok("SIMCOM_SIM7600G-H")
+        );
+        assert_eq!(
+            ModelQuery.parse(Lines::new(b"+CGMM: SIM7070")),
+            Ok("SIM7070")
+        );
+        assert_eq!(
+            RevisionQuery.parse(Lines::new(b"+CGMR: LE20B04SIM7600G22")),
+            Ok("LE20B04SIM7600G22")
+        );
+        assert_eq!(
+            RevisionQuery.parse(Lines::new(b"Revision:1951B03SIM7070")),
+            Ok("1951B03SIM7070")
+        );
+        let iccid = "89860012345678901234";
+        assert_eq!(
+            IccidQuery::Ciccid.parse(Lines::new(b"+ICCID: 89860012345678901234")),
+            Ok(iccid)
+        );
+        assert_eq!(
+            IccidQuery::Ccid.parse(Lines::new(b"89860012345678901234")),
+            Ok(iccid)
+        );
+        assert_eq!(
+            IccidQuery::Ccid.parse(Lines::new(b"")),
+            Err(ParseError::MissingLine)
+        );
+        assert_eq!(
+            IccidQuery::Ccid.parse(Lines::new(b"8986 0012")),
+            Err(ParseError::UnexpectedValue)
+        );
+    }
 
     #[test]
     fn reads_the_identity() {

@@ -10,16 +10,21 @@
 //! `+HTTPREAD: <n>`, `+SHREAD: <n>`), which the engine frames by byte count
 //! ([`DataLength::Chunked`](crate::at::DataLength::Chunked)) and the clients read with
 //! `read_data` / `send_receive` like any payload; data connections ([`pdp`]) and TLS
-//! settings in both dialects ([`ssl`]). Not built yet: bring-up, module FOTA, and the update
-//! flow's [`HttpModem`](crate::update::HttpModem) for these modules.
+//! settings in both dialects ([`ssl`]); the update flow's
+//! [`HttpModem`](crate::update::HttpModem) for these modules ([`SimcomHttp`]) and their
+//! steps of [`crate::bring_up`] ([`bring_up::Simcom`]). Not built yet: module FOTA.
 
+pub mod bring_up;
 pub mod error;
 pub mod general;
 pub mod http;
+pub mod http_modem;
 pub mod pdp;
 pub mod sh;
 pub mod ssl;
 pub mod urc;
+
+pub use http_modem::{SimcomBody, SimcomHttp};
 
 use crate::at::{EncodeError, Encoder};
 

@@ -357,6 +357,36 @@ impl AtCommand for Sapbr<'_> {
     }
 }
 
+/// `AT+CGDCONT=<cid>,"<type>","<apn>"` (3GPP TS 27.007): defines PDP context `cid`, which
+/// `AT+HTTPINIT`, `AT+NETOPEN` and `AT+CGACT` use on SIM7600 and A76xx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Cgdcont<'a> {
+    /// Context id, 1..=24.
+    pub cid: u8,
+    /// IP version.
+    pub ip_type: IpType,
+    /// The APN.
+    pub apn: &'a str,
+}
+
+impl AtCommand for Cgdcont<'_> {
+    type Response<'a> = ();
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+CGDCONT=")?;
+        enc.ranged(u32::from(self.cid), 1, 24)?;
+        enc.raw(match self.ip_type {
+            IpType::V4 => b",\"IP\",",
+            IpType::V6 => b",\"IPV6\",",
+            IpType::Dual => b",\"IPV4V6\",",
+        })?;
+        enc.quoted(self.apn, APN_MAX)
+    }
+    fn parse<'a>(&self, mut lines: Lines<'a>) -> Result<(), ParseError> {
+        lines.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +396,10 @@ mod tests {
     fn encodes_every_command() {
         encodes! {
             NetOpen => b"AT+NETOPEN";
+            Cgdcont { cid: 1, ip_type: IpType::V4, apn: "internet" } =>
+                b"AT+CGDCONT=1,\"IP\",\"internet\"";
+            Cgdcont { cid: 2, ip_type: IpType::Dual, apn: "iot" } =>
+                b"AT+CGDCONT=2,\"IPV4V6\",\"iot\"";
             NetOpenQuery => b"AT+NETOPEN?";
             Cgact { active: true, cid: 1 } => b"AT+CGACT=1,1";
             Cncfg { index: 0, ip_type: IpType::V4, apn: "iot.example", credentials: None } =>

@@ -67,6 +67,29 @@ impl RequestError {
             RequestError::Http(e) => e.meaning(),
         }
     }
+    /// Whether the same request can succeed later. Permanent: a body the module cannot
+    /// hold (602 no memory; request ranges instead), an answer that is not HTTP (600), a
+    /// missing file or CA certificate (707, 719) and an invalid parameter (708). Everything
+    /// else (network, DNS, busy, timeouts, socket and handshake failures) is transient.
+    pub const fn retry(self) -> crate::retry::Retry {
+        use crate::retry::Retry;
+        match self {
+            RequestError::Module(ModuleStatus::NoMemory | ModuleStatus::NotHttpPdu)
+            | RequestError::Http(
+                HttpError::FileOrMemory | HttpError::InvalidParameter | HttpError::CaMissing,
+            ) => Retry::Permanent,
+            _ => Retry::Transient,
+        }
+    }
+
+    /// The update flow's vendor-neutral form of this error.
+    pub const fn to_client_error(self) -> crate::update::HttpClientError {
+        crate::update::HttpClientError {
+            code: self.code(),
+            meaning: self.meaning(),
+            retry: self.retry(),
+        }
+    }
 }
 
 impl core::fmt::Display for RequestError {

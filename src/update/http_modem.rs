@@ -17,6 +17,28 @@ use super::{Capability, Failure, Method, UpdateConfig};
 use crate::client::Error as ClientError;
 use crate::quectel::error::HttpError;
 pub use crate::quectel::urc::HttpStatus;
+use crate::retry::Retry;
+
+/// A code the modem's HTTP client reported in place of a server answer, from any vendor's
+/// table (SIMCom's 6xx statuses and 7xx error codes in `+HTTPACTION:` / `+SHREQ:`); the
+/// implementation of [`HttpModem`] that decoded it gives its meaning and whether trying
+/// again can help. Quectel's codes keep their own typed variant ([`ModemFailure::Http`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct HttpClientError {
+    /// The numeric code as the module printed it.
+    pub code: u16,
+    /// One line of plain English.
+    pub meaning: &'static str,
+    /// Whether the same request can succeed later.
+    pub retry: Retry,
+}
+
+impl core::fmt::Display for HttpClientError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.code, self.meaning)
+    }
+}
 
 /// What a modem operation of the update can fail with. Converted into the update's
 /// [`Failure`] (same variants, same meaning).
@@ -28,6 +50,8 @@ pub enum ModemFailure<E> {
     Modem(ClientError<E>),
     /// The modem's HTTP layer reported an error.
     Http(HttpError),
+    /// The modem's HTTP client reported a code of another vendor's table.
+    HttpClient(HttpClientError),
     /// A length did not match.
     Length {
         /// Expected bytes.
@@ -74,6 +98,7 @@ impl<E: embedded_io::Error> From<ModemFailure<E>> for Failure {
             ModemFailure::Modem(ClientError::ModemRebooted) => Failure::ModemRebooted,
             ModemFailure::Modem(e) => Failure::Modem(e.map_io(|e| e.kind())),
             ModemFailure::Http(e) => Failure::Http(e),
+            ModemFailure::HttpClient(e) => Failure::HttpClient(e),
             ModemFailure::Length { expected, got } => Failure::Length { expected, got },
             ModemFailure::ModemRebooted => Failure::ModemRebooted,
             ModemFailure::LinkLost => Failure::LinkLost,
@@ -141,6 +166,14 @@ pub trait HttpModem {
     /// exit, also after the link failed). `failed`: the update is ending with an error, so
     /// a payload may be half-read.
     async fn close(&mut self, failed: bool);
+
+    /// The largest body this modem can take from one response, if it has a limit (module
+    /// storage or a protocol-stack buffer the whole body must fit in).
+    /// [`Strategy::Auto`](super::Strategy::Auto) fetches a larger image in ranges of at
+    /// most this size, and ranges are never longer.
+    fn max_body(&self) -> Option<u32> {
+        None
+    }
 
     /// The ranged method this modem offers, if any ([`Method::RangedGetex`] or
     /// [`Method::RangedHeader`]); may ask the modem.

@@ -79,7 +79,7 @@ pub mod http_modem;
 pub mod module_fota;
 
 pub use flow::{update, update_with};
-pub use http_modem::{HttpBody, HttpModem, HttpStatus, ModemFailure};
+pub use http_modem::{HttpBody, HttpClientError, HttpModem, HttpStatus, ModemFailure};
 
 use core::fmt;
 
@@ -141,6 +141,10 @@ pub enum Capability {
     RangedRequests,
     /// A file system in the module to download into ([`Strategy::ModemFile`]).
     ModemFile,
+    /// HTTPS that checks the server's certificate ([`Tls::sec_level`] other than
+    /// `SecLevel::None`): the SIM800-style command set cannot; the `AT+SH*` set would need
+    /// its certificate upload and conversion, which this crate does not drive yet.
+    ServerVerification,
 }
 
 impl Capability {
@@ -149,6 +153,7 @@ impl Capability {
         match self {
             Capability::RangedRequests => "ranged requests",
             Capability::ModemFile => "file system to download into",
+            Capability::ServerVerification => "HTTPS with the server's certificate checked",
         }
     }
 }
@@ -753,6 +758,9 @@ pub enum Failure {
     Modem(ClientError<embedded_io::ErrorKind>),
     /// The modem's HTTP layer reported an error (`+QHTTPGET: 7xx`, `+QHTTPREAD: 7xx`).
     Http(HttpError),
+    /// Another vendor's HTTP client reported a code in place of a server answer (SIMCom:
+    /// `+HTTPACTION: 0,706,0`, `+SHREQ: "GET",602,0`), with its meaning.
+    HttpClient(HttpClientError),
     /// The server answered with this HTTP status.
     Status(u16),
     /// A length did not match.
@@ -835,6 +843,7 @@ impl UpdateError {
                 CmeError::from_text(t.as_bytes()).map(|e| e.code())
             }
             Failure::Http(e) => Some(e.code()),
+            Failure::HttpClient(e) => Some(e.code),
             Failure::Status(s) => Some(*s),
             _ => None,
         }
@@ -846,6 +855,7 @@ impl UpdateError {
         match &self.failure {
             Failure::Status(_) => None,
             Failure::Http(e) => Some(e.meaning()),
+            Failure::HttpClient(e) => Some(e.meaning),
             Failure::Modem(ClientError::Timeout) => Some(match self.stage {
                 Stage::Manifest | Stage::Request | Stage::HttpStatus => TIMEOUT_URC_PORT,
                 Stage::Transfer => TIMEOUT_BODY,
@@ -867,6 +877,7 @@ impl fmt::Display for UpdateError {
             Failure::Config(e) => write!(f, "{e}")?,
             Failure::Modem(e) => write!(f, "{e}")?,
             Failure::Http(e) => write!(f, "modem HTTP error {e}")?,
+            Failure::HttpClient(e) => write!(f, "modem HTTP error {e}")?,
             Failure::Status(s) => write!(f, "server answered HTTP {s}")?,
             Failure::Length { expected, got } => write!(f, "expected {expected} bytes, got {got}")?,
             Failure::ModemRebooted => f.write_str("the modem rebooted")?,
@@ -949,6 +960,24 @@ where
 {
     let mut sink = BlockingSink(sink);
     crate::client::blocking::block_on(update(client.as_async(), &mut sink, config, buf, progress))
+}
+
+/// The blocking twin of [`update_with`]: the flow over any [`HttpModem`] (for example
+/// [`SimcomHttp`](crate::simcom::SimcomHttp) over the blocking client's
+/// [`as_async`](blocking::Client::as_async)), driven to completion.
+pub fn update_with_blocking<M, S>(
+    modem: M,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, UpdateError>
+where
+    M: HttpModem,
+    S: OtaSink,
+{
+    let mut sink = BlockingSink(sink);
+    crate::client::blocking::block_on(update_with(modem, &mut sink, config, buf, progress))
 }
 
 #[cfg(test)]

@@ -550,13 +550,15 @@ async fn choose<M: HttpModem>(
         }
         #[cfg(feature = "ranged")]
         Strategy::Ranged | Strategy::Auto => {
-            if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.rx_dma {
+            // A body larger than the modem can hold from one response comes in ranges.
+            let fits = modem.max_body().is_none_or(|max| max >= ctx.size);
+            if cfg.strategy == Strategy::Auto && ctx.done == 0 && cfg.rx_dma && fits {
                 (
                     Method::Stream,
                     "nothing to resume and the UART receives by DMA while flash erases: one \
                      read, erasing block by block as the body arrives",
                 )
-            } else if cfg.strategy == Strategy::Auto && ctx.done == 0 {
+            } else if cfg.strategy == Strategy::Auto && ctx.done == 0 && fits {
                 (
                     Method::StreamErasedAhead,
                     "nothing to resume: one read, into flash erased while the modem fetches \
@@ -571,6 +573,11 @@ async fn choose<M: HttpModem>(
                     Some(Method::RangedGetex) => {
                         (Method::RangedGetex, "the modem has AT+QHTTPGETEX")
                     }
+                    Some(method) if !fits => (
+                        method,
+                        "the image is larger than the modem can hold from one response: \
+                         ranges by a Range header",
+                    ),
                     Some(method) => (method, "ranges by a Range header"),
                     None if cfg.strategy == Strategy::Ranged => {
                         let f = Failure::Unsupported(super::Capability::RangedRequests);

@@ -73,14 +73,16 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
     if ctx.done >= ctx.size {
         return Ok(None);
     }
+    // No range longer than the modem can hold from one response.
+    let cap = modem.max_body().unwrap_or(u32::MAX).max(1);
     if let Some(range) = cfg.range_size {
-        return ranged_direct(modem, sink, cfg, buf, ctx, method, range.max(1)).await;
+        return ranged_direct(modem, sink, cfg, buf, ctx, method, range.min(cap).max(1)).await;
     }
     // The end of the buffer holds what the modem needs to build a request (a header block).
     let scratch = modem.range_scratch(method).min(buf.len() / 2);
     let (buf, scratch) = buf.split_at_mut(buf.len() - scratch);
     // At least 512 bytes remain (the buffer is at least 1 KiB), and chunk_size > 0.
-    let chunk = cfg.chunk_size.min(buf.len() as u32).max(1);
+    let chunk = cfg.chunk_size.min(buf.len() as u32).min(cap).max(1);
     modem
         .start_ranges(cfg.url, method)
         .await
