@@ -1,8 +1,10 @@
 //! A whole firmware update on a simulated device, on virtual time: a local HTTP server with a
-//! generated ESP32-S3 image and its signed manifest, a simulated Quectel modem (EC200U,
-//! EC200T or EG06) behind a byte-accurate UART, a simulated NOR flash holding version 1.0.0,
-//! `cellular_ota::update::update_blocking` into the ESP-IDF A/B sink, and the ESP-IDF
-//! bootloader's slot choice at the end.
+//! generated ESP32-S3 image and its signed manifest, a simulated modem (Quectel EC200U,
+//! EC200T or EG06; SIMCom SIM7600, A7670, SIM7070 or SIM800 with `--modem`) behind a
+//! byte-accurate UART, a simulated NOR flash holding version 1.0.0,
+//! `cellular_ota::update::update_blocking` (SIMCom: `update_with_blocking` over
+//! `simcom::SimcomHttp`) into the ESP-IDF A/B sink, and the ESP-IDF bootloader's slot choice
+//! at the end.
 //!
 //! Without options the device is the 7Semi firmware as shipped: the module boots at 115200,
 //! the device negotiates the UART rate up (`cellular_ota::baud`, `--rates`), the slot the
@@ -132,9 +134,13 @@ enum Modem {
     Ec200u,
     Ec200t,
     Eg06,
+    Sim7600,
+    A7670,
+    Sim7070,
+    Sim800,
 }
 
-/// A complete firmware update through a simulated Quectel modem into simulated ESP32-S3
+/// A complete firmware update through a simulated Quectel or SIMCom modem into simulated ESP32-S3
 /// flash, on virtual time.
 #[derive(Parser, Debug)]
 #[command(
@@ -247,6 +253,10 @@ fn personality(m: Modem) -> Personality {
         Modem::Ec200u => Personality::Ec200u,
         Modem::Ec200t => Personality::Ec200t,
         Modem::Eg06 => Personality::Eg06,
+        Modem::Sim7600 => Personality::Sim7600,
+        Modem::A7670 => Personality::A7670,
+        Modem::Sim7070 => Personality::Sim7070,
+        Modem::Sim800 => Personality::Sim800,
     }
 }
 

@@ -28,7 +28,7 @@
 //! | `server-500` | | … answers 500 |
 //! | `server-ignore-range` | | … ignores `Range` (200, whole file) |
 //! | `server-wrong-length` | `<delta>` | … announces `Content-Length` + `delta` |
-//! | `server-close-early` | `<n>` | … closes the connection after `n` body bytes |
+//! | `server-close-early` | `<n>` | … closes the connection after `n` body bytes (of the file: a ranged request is answered 206 and cut where the file's byte `n` would go) |
 //! | `server-slow` | `<ms>` | … answers `ms` (wall clock) late |
 //! | `server-redirect` | `<path>` | … redirects (302) to `path` with an absolute `Location` |
 //! | `server-redirect-relative` | `<path>` | … redirects with a relative `Location` |

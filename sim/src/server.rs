@@ -463,8 +463,31 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
         Behavior::CloseAfter(n) => match read(&path) {
             Some(data) => {
                 let len = data.len();
-                let stop = (n.min(len as u64)) as usize;
-                body_response(Bytes::from(data), stop, true, Some(len as u64))
+                // A range is served as asked (206), and cut where the file's byte `n` would
+                // have been sent: the connection drops at the same place in the file
+                // whether the client asked for all of it or for a range.
+                let range = req
+                    .headers()
+                    .get(header::RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| single_range(v, len));
+                match range {
+                    Some((a, b)) => {
+                        let part = Bytes::from(data).slice(a..=b);
+                        let stop = (n.saturating_sub(a as u64)).min(part.len() as u64) as usize;
+                        let plen = part.len() as u64;
+                        let mut r = body_response(part, stop, true, Some(plen));
+                        *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+                        if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")) {
+                            r.headers_mut().insert(header::CONTENT_RANGE, v);
+                        }
+                        r
+                    }
+                    None => {
+                        let stop = (n.min(len as u64)) as usize;
+                        body_response(Bytes::from(data), stop, true, Some(len as u64))
+                    }
+                }
             }
             None => status(StatusCode::NOT_FOUND),
         },
@@ -476,6 +499,17 @@ async fn handle(State(shared): State<Arc<Shared>>, mut req: Request) -> Response
             None => status(StatusCode::NOT_FOUND),
         },
     }
+}
+
+/// `bytes=<a>-[<b>]` within a file of `len` bytes, as inclusive bounds.
+fn single_range(v: &str, len: usize) -> Option<(usize, usize)> {
+    let (a, b) = v.trim().strip_prefix("bytes=")?.split_once('-')?;
+    let a: usize = a.trim().parse().ok()?;
+    let b: usize = match b.trim() {
+        "" => len.checked_sub(1)?,
+        b => b.parse::<usize>().ok()?.min(len.checked_sub(1)?),
+    };
+    (a <= b).then_some((a, b))
 }
 
 fn redirect(location: &str) -> Response {

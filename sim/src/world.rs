@@ -120,6 +120,8 @@ pub(crate) enum Timer {
     Emit(Vec<u8>),
     /// The pending `AT+QHTTPGET` result is due.
     HttpResult,
+    /// The pending SIMCom `+HTTPACTION:` / `+SHREQ:` result is due.
+    SimcomResult,
     /// `AT+QHTTPREADFILE` finished writing.
     ReadFileDone,
     /// Check the data-input timeout of input number `n`.

@@ -124,6 +124,7 @@ fn fota_success_per_personality() {
                 "END",
                 "RDY",
             ],
+            other => panic!("{other:?} is not a Quectel personality"),
         };
         assert_eq!(s, expected, "{p:?}: {events:?}");
         if p.fota_takes_options() {

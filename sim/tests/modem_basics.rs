@@ -28,7 +28,7 @@ fn boot_identify_register_pdp_every_personality() {
         let id = c.send(&Identify).unwrap();
         assert_eq!((id.manufacturer, id.model), ("Quectel", p.model()));
         assert_eq!(id.revision, p.revision());
-        assert_eq!(id.family(), Some(p.family()));
+        assert_eq!(id.family(), p.family());
         assert_eq!(c.send(&GetRevision).unwrap(), p.revision());
         assert!(c.send(&GetFullRevision).unwrap().starts_with(p.revision()));
         assert_eq!(c.send(&Iccid).unwrap(), "89860012345678901234");

@@ -49,8 +49,11 @@ use cellular_ota::quectel::pdp::{
     ActivateContext, ActiveContexts, AuthMethod, ConfigureContext, PdpType,
 };
 use cellular_ota::retry::{Backoff, Classify};
+use cellular_ota::simcom::SimcomHttp;
+use cellular_ota::simcom::bring_up::Simcom;
 use cellular_ota::update::{
-    Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError, update_blocking,
+    Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError,
+    update_blocking, update_with_blocking,
 };
 use cellular_ota_sim::chip_image::layout;
 use cellular_ota_sim::{
@@ -700,6 +703,18 @@ pub fn bring_up<H: cellular_ota::client::UrcHandler>(
     c: &mut Client<'_, cellular_ota_sim::HostUart, cellular_ota_sim::SimClock, H>,
     setup: &Setup,
 ) -> Result<(), BringUpError<ErrorKind>> {
+    if let Some(family) = setup.personality.simcom() {
+        let mut config = BringUpConfig::new("internet");
+        config.flow_control = setup.flow;
+        config.ready_timeout = Duration::from_secs(90);
+        config.sim_pin = setup.device_sim_pin.as_deref();
+        config.registration_timeout = setup.registration_timeout;
+        // The family from the module's identity, as a device that does not configure it.
+        let simcom = Simcom::detect();
+        bring_up_blocking(c, &simcom, &config, &mut |_| {})?;
+        assert_eq!(simcom.family(), Some(family), "family from the identity");
+        return Ok(());
+    }
     if setup.bring_up == BringUpKind::WithoutUrcRouting {
         return naive_bring_up(c, setup.flow, setup.csq_urcs)
             .map_err(|e| BringUpError::modem(cellular_ota::bring_up::BringUpStage::Setup, e));
@@ -1065,15 +1080,26 @@ impl Device {
                 .collect();
             let mut config = BaudConfig::new(&rates);
             config.ready_timeout = Duration::from_secs(90);
-            let r = negotiate_blocking(
-                &mut client,
-                &Quectel::UART1,
-                &config,
-                &mut self.link_rate,
-                &mut set,
-                None,
-                &mut |_| {},
-            );
+            let r = match self.setup.personality.simcom() {
+                Some(f) => negotiate_blocking(
+                    &mut client,
+                    &Simcom::new(f),
+                    &config,
+                    &mut self.link_rate,
+                    &mut set,
+                    None,
+                    &mut |_| {},
+                ),
+                None => negotiate_blocking(
+                    &mut client,
+                    &Quectel::UART1,
+                    &config,
+                    &mut self.link_rate,
+                    &mut set,
+                    None,
+                    &mut |_| {},
+                ),
+            };
             a.negotiation = world.elapsed() - t0;
             a.baud = self.link_rate;
             match r {
@@ -1146,7 +1172,7 @@ impl Device {
                 config.range_size = self.setup.range_size;
                 config.flow_control = self.setup.flow;
                 config.rx_dma = self.setup.rx_dma.is_some();
-                config.family = Some(self.setup.personality.family());
+                config.family = self.setup.personality.family();
                 let mut sink = EspIdfSink::new(
                     DeviceFlash {
                         flash: &mut self.flash,
@@ -1157,7 +1183,8 @@ impl Device {
                 let mut chunk = [0u8; 4096];
                 let w = world.clone();
                 let pending = &mut self.pending;
-                let r = update_blocking(client, &mut sink, &config, &mut chunk, &mut |p| {
+                let simcom = self.setup.personality.simcom();
+                let mut on_progress = |p: Progress| {
                     fire(&w, pending, &p);
                     let t = w.elapsed();
                     match p {
@@ -1182,7 +1209,19 @@ impl Device {
                         _ => {}
                     }
                     on(&w, Event::Progress(p));
-                });
+                };
+                let r = match simcom {
+                    Some(family) => update_with_blocking(
+                        SimcomHttp::new(client.as_async(), family),
+                        &mut sink,
+                        &config,
+                        &mut chunk,
+                        &mut on_progress,
+                    ),
+                    None => {
+                        update_blocking(client, &mut sink, &config, &mut chunk, &mut on_progress)
+                    }
+                };
                 r.map_err(AttemptError::Update)
             }
         }

@@ -266,7 +266,7 @@ impl State {
         let t0 = self.now + duration_ns(self.modem.cfg.fota.start_delay);
         let mut steps: Vec<(u64, Step)> = Vec::new();
         if let Some(len) = lower.strip_prefix("file:") {
-            if p.family() != cellular_ota::quectel::ChipFamily::Asr {
+            if p.family() != Some(cellular_ota::quectel::ChipFamily::Asr) {
                 return Err(CmdError::Error);
             }
             let len: usize = len.trim().parse().map_err(|_| CmdError::Error)?;
@@ -285,7 +285,7 @@ impl State {
                 Step::Urc(fota_urc("FTPEND", Some(609))),
             ));
         } else if source.starts_with('/') {
-            if p.family() != cellular_ota::quectel::ChipFamily::Qualcomm {
+            if p.family() != Some(cellular_ota::quectel::ChipFamily::Qualcomm) {
                 return Err(CmdError::Error);
             }
             let name = ["/usrdata/cache/ufs/", "/cache/ufs/", "/data/ufs/"]

@@ -428,6 +428,10 @@ impl State {
 
     /// The network took PDP context `cid` down.
     pub(crate) fn pdp_deactivated_by_network(&mut self, cid: u8) {
+        if self.modem.cfg.personality.simcom().is_some() {
+            self.simcom_link_lost(cid);
+            return;
+        }
         if let Some(p) = self.modem.pdp.get_mut(&cid)
             && p.active
         {

@@ -32,6 +32,7 @@ mod fota;
 mod general;
 mod http;
 mod personality;
+pub mod simcom;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -398,6 +399,8 @@ pub(crate) struct Modem {
     pub(crate) fetches: Vec<String>,
     pub(crate) boots: u32,
     pub(crate) urcs_dropped: u64,
+    /// The SIMCom personalities' HTTP / SH state.
+    pub(crate) simcom: simcom::SimcomState,
 }
 
 const MAX_LINE: usize = 2048;
@@ -430,7 +433,7 @@ impl Modem {
             cfun: 1,
             reg_n: [0; 3],
             reg_stat: 0,
-            indications: default_indications(),
+            indications: default_indications(cfg.personality),
             urc_port: cfg.urc_port.to_ascii_lowercase(),
             pin_locked: cfg.sim_pin.is_some(),
             pin_tries: 3,
@@ -449,6 +452,7 @@ impl Modem {
             fetches: Vec::new(),
             boots: 0,
             urcs_dropped: 0,
+            simcom: simcom::SimcomState::default(),
             cfg,
         }
     }
@@ -471,8 +475,9 @@ impl Modem {
         self.cfun = 1;
         self.reg_n = [0; 3];
         self.reg_stat = 0;
-        self.indications = default_indications();
+        self.indications = default_indications(self.cfg.personality);
         self.http = http::Http::default();
+        self.simcom = simcom::SimcomState::default();
         self.ssl.clear();
         for p in self.pdp.values_mut() {
             p.active = false;
@@ -488,9 +493,10 @@ impl Modem {
     }
 }
 
-fn default_indications() -> BTreeMap<String, bool> {
+fn default_indications(p: Personality) -> BTreeMap<String, bool> {
     let mut m = BTreeMap::new();
-    m.insert("csq".to_string(), true);
+    // SIMCom modules report no signal quality unasked (`AT+AUTOCSQ` is off by default).
+    m.insert("csq".to_string(), p.simcom().is_none());
     m.insert("act".to_string(), false);
     m
 }
@@ -1025,6 +1031,7 @@ impl State {
             }
             Timer::Emit(bytes) => self.emit(&bytes),
             Timer::HttpResult => self.http_result(),
+            Timer::SimcomResult => self.simcom_result(),
             Timer::ReadFileDone => self.readfile_done(),
             Timer::InputTimeout(id) => self.input_timeout(id),
             Timer::Fota => self.fota_step(),
@@ -1125,6 +1132,12 @@ impl State {
         }) {
             let (_, code) = self.modem.faults.cme.remove(i);
             return Err(CmdError::Cme(code));
+        }
+        if self.modem.cfg.personality.simcom().is_some() {
+            if let Some(r) = self.cmd_simcom(c) {
+                return r;
+            }
+            return self.cmd_general(c).unwrap_or(Err(CmdError::Error));
         }
         if let Some(r) = self.cmd_general(c) {
             return r;

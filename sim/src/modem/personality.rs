@@ -4,6 +4,7 @@
 //! marked **assumed**; [`Personality`]'s docs list them all in one table.
 
 use cellular_ota::quectel::ChipFamily;
+use cellular_ota::simcom::Family as SimcomFamily;
 
 /// Which module the simulator pretends to be.
 ///
@@ -32,11 +33,52 @@ pub enum Personality {
     Ec200t,
     /// Quectel EG06 (Qualcomm LTE-A).
     Eg06,
+    /// SIMCom SIM7600G-H: `AT+HTTP*`, reads framed `+HTTPREAD: DATA,<n>` (see
+    /// [`simcom`](crate::modem::simcom) for the SIMCom model).
+    Sim7600,
+    /// SIMCom A7670E: `AT+HTTP*`, reads framed `+HTTPREAD: <n>`, a 288 KB body limit.
+    A7670,
+    /// SIMCom SIM7070G: `AT+SH*`.
+    Sim7070,
+    /// SIMCom SIM800L: `AT+SAPBR` and the SIM800-style `AT+HTTP*`.
+    Sim800,
 }
 
 impl Personality {
     /// All personalities.
     pub const ALL: [Personality; 3] = [Personality::Ec200u, Personality::Ec200t, Personality::Eg06];
+
+    /// The SIMCom personalities.
+    pub const SIMCOM: [Personality; 4] = [
+        Personality::Sim7600,
+        Personality::A7670,
+        Personality::Sim7070,
+        Personality::Sim800,
+    ];
+
+    /// The SIMCom command set, for a SIMCom personality.
+    pub fn simcom(self) -> Option<SimcomFamily> {
+        match self {
+            Personality::Sim7600 => Some(SimcomFamily::Sim7600),
+            Personality::A7670 => Some(SimcomFamily::A76xx),
+            Personality::Sim7070 => Some(SimcomFamily::Sh),
+            Personality::Sim800 => Some(SimcomFamily::Sim800),
+            _ => None,
+        }
+    }
+
+    /// The name used on command lines (`ec200u`, `sim7600`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Personality::Ec200u => "ec200u",
+            Personality::Ec200t => "ec200t",
+            Personality::Eg06 => "eg06",
+            Personality::Sim7600 => "sim7600",
+            Personality::A7670 => "a7670",
+            Personality::Sim7070 => "sim7070",
+            Personality::Sim800 => "sim800",
+        }
+    }
 
     /// The model line of `ATI`.
     pub fn model(self) -> &'static str {
@@ -44,6 +86,11 @@ impl Personality {
             Personality::Ec200u => "EC200U",
             Personality::Ec200t => "EC200T",
             Personality::Eg06 => "EG06",
+            // `AT+CGMM` / the `Model:` line of `AT+SIMCOMATI` (simcom-at.md §1, §11).
+            Personality::Sim7600 => "SIMCOM_SIM7600G-H",
+            Personality::A7670 => "A7670E-LASE",
+            Personality::Sim7070 => "SIM7070G",
+            Personality::Sim800 => "SIMCOM_SIM800L",
         }
     }
 
@@ -53,15 +100,21 @@ impl Personality {
             Personality::Ec200u => "EC200UCNAAR01A04M08",
             Personality::Ec200t => "EC200TCNDAR02A01M16",
             Personality::Eg06 => "EG06ELAR04A05M4G",
+            // Revisions from the reference's logs (simcom-at.md §1, §7).
+            Personality::Sim7600 => "LE20B04SIM7600G22",
+            Personality::A7670 => "A011B07A7670M7",
+            Personality::Sim7070 => "1951B03SIM7070",
+            Personality::Sim800 => "1418B05SIM800L24",
         }
     }
 
-    /// The chipset family.
-    pub fn family(self) -> ChipFamily {
+    /// The Quectel chipset family (`None` for a SIMCom personality).
+    pub fn family(self) -> Option<ChipFamily> {
         match self {
-            Personality::Ec200u => ChipFamily::Unisoc,
-            Personality::Ec200t => ChipFamily::Asr,
-            Personality::Eg06 => ChipFamily::Qualcomm,
+            Personality::Ec200u => Some(ChipFamily::Unisoc),
+            Personality::Ec200t => Some(ChipFamily::Asr),
+            Personality::Eg06 => Some(ChipFamily::Qualcomm),
+            _ => None,
         }
     }
 
@@ -81,6 +134,9 @@ impl Personality {
             Personality::Ec200u => 1 << 20,
             Personality::Ec200t => 286_720,
             Personality::Eg06 => 10 << 20,
+            // SIM7670G: "288KB available user storage space" (simcom-at.md §7.1).
+            Personality::A7670 => 288 * 1024,
+            _ => 1 << 20,
         }
     }
 
@@ -116,6 +172,18 @@ impl Personality {
                 "+QIND: SMS DONE",
                 "+QIND: PB DONE",
             ],
+            // simcom-at.md §5.1.
+            Personality::Sim7600 => &["RDY", "+CPIN: READY", "SMS DONE", "PB DONE"],
+            Personality::A7670 => &[
+                "*ATREADY: 1",
+                "+CPIN: READY",
+                "SMS DONE",
+                "+CGEV: EPS PDN ACT 1",
+                "PB DONE",
+            ],
+            Personality::Sim7070 | Personality::Sim800 => {
+                &["RDY", "+CFUN: 1", "+CPIN: READY", "SMS Ready"]
+            }
         }
     }
 
@@ -129,6 +197,7 @@ impl Personality {
                 "reqheader/remove",
             ],
             Personality::Eg06 => &["custom_header", "auth", "closewaittime", "windowsize"],
+            _ => &[],
         }
     }
 
@@ -151,7 +220,7 @@ impl Personality {
     pub fn fota_wrong_source_code(self) -> u16 {
         match self {
             Personality::Ec200t => 507,
-            Personality::Ec200u | Personality::Eg06 => 510,
+            _ => 510,
         }
     }
 
