@@ -3,9 +3,11 @@
 # compiled on stable Rust; the S3 needs the espup Xtensa toolchain, see README.md) and
 # checks that the three ELF files exist. Run from anywhere.
 #
-# Two builds: with the optional `uart-dma` feature (the modem UART received by DMA; see
-# README.md, "UART DMA"), then the default one. Both write the same ELF paths, so the
-# default build runs last and its ELFs are the ones left in target/.
+# Three builds: with the optional `uart-dma` feature (the modem UART received by DMA; see
+# README.md, "UART DMA"), the SIM7600 configuration (feature `sim7600`: the tutorial's ESP32
+# + SIMCom SIM7600 wiring, update over `cellular_ota::simcom`; no `modem_fota`), then the
+# default one. All write the same ELF paths, so the default build runs last and its ELFs are
+# the ones left in target/.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,17 +16,30 @@ rustup target add "$target"
 
 status=0
 
-# build_and_report LABEL FEATURES: builds the three binaries with FEATURES and prints their
-# sizes.
+# build_and_report LABEL FEATURES [BIN...]: builds the binaries (default: all three) with
+# FEATURES and prints their sizes.
 build_and_report() {
   local label=$1 features=$2
-  echo "== $label build (--features $features)"
+  shift 2
+  local bins=("$@")
+  if [[ ${#bins[@]} -eq 0 ]]; then
+    bins=(ota_update ota_update_async modem_fota)
+  fi
+  local bin_args=()
+  for bin in "${bins[@]}"; do
+    bin_args+=(--bin "$bin")
+  done
+  echo "== $label build (--features $features, ${bins[*]})"
   local start
   start=$(date +%s)
-  cargo build --release --no-default-features --features "$features" --target "$target" --bins
+  # A binary of an earlier build must not count as this one's.
+  for bin in "${bins[@]}"; do
+    rm -f "target/$target/release/$bin"
+  done
+  cargo build --release --no-default-features --features "$features" --target "$target" "${bin_args[@]}"
   echo "build took $(( $(date +%s) - start )) s"
 
-  for bin in ota_update ota_update_async modem_fota; do
+  for bin in "${bins[@]}"; do
     elf="target/$target/release/$bin"
     if [[ -f "$elf" ]]; then
       printf '%-18s %9d bytes (ELF with debug info)\n' "$bin" "$(stat -c %s "$elf")"
@@ -36,7 +51,7 @@ build_and_report() {
   # Size of what goes into flash (code, read-only data, initialised RAM contents); `size`'s
   # "text" column would also count the stack reservation.
   if command -v llvm-size > /dev/null; then
-    for bin in ota_update ota_update_async modem_fota; do
+    for bin in "${bins[@]}"; do
       elf="target/$target/release/$bin"
       [[ -f "$elf" ]] || continue
       llvm-size -A "$elf" | awk -v b="$bin" '
@@ -48,7 +63,7 @@ build_and_report() {
   if command -v espflash > /dev/null; then
     local tmp
     tmp=$(mktemp -d)
-    for bin in ota_update ota_update_async modem_fota; do
+    for bin in "${bins[@]}"; do
       elf="target/$target/release/$bin"
       [[ -f "$elf" ]] || continue
       if espflash save-image --chip esp32c3 "$elf" "$tmp/$bin.bin" > /dev/null 2>&1; then
@@ -63,5 +78,6 @@ build_and_report() {
 }
 
 build_and_report "UART DMA" "esp32c3,uart-dma"
+build_and_report "SIM7600" "esp32c3,sim7600" ota_update ota_update_async
 build_and_report "default" "esp32c3"
 exit "$status"

@@ -85,7 +85,12 @@ pub const ALLOW_UNSIGNED: bool = env_flag(option_env!("OTA_ALLOW_UNSIGNED"));
 
 /// This firmware's product name: manifests for another product are refused. Sign with the
 /// same name (`sign_image sign --product <this>`). 1-64 letters, digits, `.`, `_`, `-`.
+#[cfg(not(feature = "sim7600"))]
 pub const PRODUCT: &str = env_or!("OTA_PRODUCT", "7semi-ec200u-example");
+/// This firmware's product name (the SIM7600 configuration's default differs from the
+/// 7Semi board's, so neither installs the other's images).
+#[cfg(feature = "sim7600")]
+pub const PRODUCT: &str = env_or!("OTA_PRODUCT", "esp32-sim7600-example");
 
 /// This board's hardware revision, if its builds differ by revision: a manifest that names
 /// a revision (`sign_image sign --hardware <rev>`) must name this one.
@@ -198,18 +203,31 @@ pub const MODEM_BAUD: u32 = 115_200;
 pub const MODEM_RATES: &[u32] = &[921_600, 460_800, 230_400];
 
 /// GPIO the ESP32 receives on (wired to the modem's TXD).
-#[cfg(feature = "esp32s3")]
+#[cfg(all(feature = "esp32s3", not(feature = "sim7600")))]
 pub const MODEM_RX_GPIO: u8 = 12;
 /// GPIO the ESP32 sends on (wired to the modem's RXD).
-#[cfg(feature = "esp32s3")]
+#[cfg(all(feature = "esp32s3", not(feature = "sim7600")))]
 pub const MODEM_TX_GPIO: u8 = 13;
 /// GPIO driving the modem's PWRKEY, or `None` if the modem powers up by itself.
 ///
 /// **Medium confidence**: GPIO10 comes from one community project for this board (reference
 /// `esp-idf-ota.md` §5), not from a 7Semi schematic. The example only pulses it when the
 /// modem does not answer `AT`, so a wrong pin costs nothing on a modem that starts by itself.
-#[cfg(feature = "esp32s3")]
+#[cfg(all(feature = "esp32s3", not(feature = "sim7600")))]
 pub const MODEM_PWRKEY_GPIO: Option<u8> = Some(10);
+
+// The SIM7600 tutorial's wiring (feature `sim7600`): UART2 on GPIO16 (RX) and GPIO17 (TX),
+// PWRKEY on GPIO4. The tutorial's board is a classic ESP32; these numbers are valid GPIOs of
+// the ESP32-S3 as well.
+/// GPIO the ESP32 receives on (wired to the SIM7600's TXD).
+#[cfg(all(feature = "esp32s3", feature = "sim7600"))]
+pub const MODEM_RX_GPIO: u8 = 16;
+/// GPIO the ESP32 sends on (wired to the SIM7600's RXD).
+#[cfg(all(feature = "esp32s3", feature = "sim7600"))]
+pub const MODEM_TX_GPIO: u8 = 17;
+/// GPIO driving the SIM7600's PWRKEY.
+#[cfg(all(feature = "esp32s3", feature = "sim7600"))]
+pub const MODEM_PWRKEY_GPIO: Option<u8> = Some(4);
 
 // ESP32-C3 proxy pins: only so that the same source compiles (and runs on a C3 board wired
 // to an EC200U module the same way). Free pins on an ESP32-C3-DevKitM-1.
@@ -229,7 +247,12 @@ pub const PWRKEY_ACTIVE_HIGH: bool = true;
 
 /// How long PWRKEY is pressed to switch the modem on. The EC200U needs at least 2 s; at
 /// 3 s or more a running modem switches off, so stay in between (reference §5).
+#[cfg(not(feature = "sim7600"))]
 pub const PWRKEY_ON_PULSE: Duration = Duration::from_millis(2_500);
+/// How long PWRKEY is pressed to switch the SIM7600 on: LilyGO's boards pulse it 500 ms
+/// (esp-idf-ota.md §5, "fallback boards"); 3 s switches a running module off.
+#[cfg(feature = "sim7600")]
+pub const PWRKEY_ON_PULSE: Duration = Duration::from_millis(500);
 
 /// Longest wait for the modem to answer `AT`: after power-up (7 to 30 s on Quectel modules)
 /// and again after the PWRKEY pulse.

@@ -1,4 +1,5 @@
-//! Code shared by the three example binaries for the 7Semi ESP32-S3 + Quectel EC200U board.
+//! Code shared by the three example binaries for the 7Semi ESP32-S3 + Quectel EC200U board
+//! (or, with feature `sim7600`, an ESP32 wired to a SIMCom SIM7600 as in the tutorial).
 //!
 //! - [`config`]: every setting a user changes (URLs, APN, key, pins, baud, version).
 //! - [`board`]: what differs between ESP32-S3 and ESP32-C3 (chip id, valid pins, flash).
@@ -56,6 +57,32 @@ macro_rules! app_descriptor {
         );
     };
 }
+
+/// The modem's UART peripheral, taken from esp-hal's `Peripherals` `$p`: UART1 on the 7Semi
+/// board and on the ESP32-C3 proxy, UART2 in the SIM7600 tutorial's wiring on the ESP32-S3
+/// (feature `sim7600`).
+#[cfg(not(all(feature = "sim7600", feature = "esp32s3")))]
+#[macro_export]
+macro_rules! modem_uart {
+    ($p:ident) => {
+        $p.UART1
+    };
+}
+
+/// The modem's UART peripheral, taken from esp-hal's `Peripherals` `$p`: UART1 on the 7Semi
+/// board and on the ESP32-C3 proxy, UART2 in the SIM7600 tutorial's wiring on the ESP32-S3
+/// (feature `sim7600`).
+#[cfg(all(feature = "sim7600", feature = "esp32s3"))]
+#[macro_export]
+macro_rules! modem_uart {
+    ($p:ident) => {
+        $p.UART2
+    };
+}
+
+// The DMA receiver is written for UART1.
+#[cfg(all(feature = "sim7600", feature = "esp32s3", feature = "uart-dma"))]
+compile_error!("feature uart-dma drives UART1; the SIM7600 wiring (feature sim7600) uses UART2");
 
 /// The UART settings for the modem: [`config::MODEM_BAUD`], 8 data bits, no parity, one stop
 /// bit, no flow control.

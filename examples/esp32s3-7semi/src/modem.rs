@@ -20,19 +20,93 @@ use cellular_ota::bring_up::{self, BringUpConfig, BringUpEvent, DataContext};
 use cellular_ota::client::asynch::Client;
 use cellular_ota::client::{Error as ClientError, TimeoutExt, UrcHandler};
 use cellular_ota::quectel::ChipFamily;
+#[cfg(not(feature = "sim7600"))]
 use cellular_ota::quectel::bring_up::Quectel;
 use cellular_ota::quectel::general::Attention;
 use cellular_ota::retry::{Classify, Retry};
-use cellular_ota::update::{Failure, Stage, UpdateError};
+#[cfg(feature = "sim7600")]
+use cellular_ota::simcom::{Family as SimcomFamily, SimcomHttp, bring_up::Simcom};
+use cellular_ota::update::{Failure, Outcome, Progress, Stage, UpdateConfig, UpdateError};
 use embedded_io_async::{Read, Write};
 use esp_hal::gpio::{Level, Output, OutputConfig};
 use esp_println::println;
 
 use crate::config;
 
-/// The chipset family of a brought-up modem (it picks the error-code tables).
+/// The chipset family of a brought-up Quectel modem (it picks the error-code tables);
+/// `None` for a SIMCom module.
 pub fn family(info: &ModemInfo) -> Option<ChipFamily> {
     ChipFamily::from_model(&info.model).or_else(|| ChipFamily::from_model(&info.revision))
+}
+
+/// The modem family's steps of the crate's bring-up and baud negotiation: Quectel with URCs
+/// on UART1 (the 7Semi board), or a SIM7600 (feature `sim7600`).
+#[cfg(not(feature = "sim7600"))]
+pub fn steps() -> Quectel<'static> {
+    Quectel::UART1
+}
+
+/// The modem family's steps of the crate's bring-up and baud negotiation: Quectel with URCs
+/// on UART1 (the 7Semi board), or a SIM7600 (feature `sim7600`).
+#[cfg(feature = "sim7600")]
+pub fn steps() -> Simcom {
+    Simcom::new(SimcomFamily::Sim7600)
+}
+
+/// The crate's update flow over this firmware's modem, driven by the blocking client: the
+/// Quectel flow (`update_blocking`), or with feature `sim7600` the flow over
+/// `simcom::SimcomHttp`.
+pub fn update_blocking<T, C, H, S>(
+    client: &mut cellular_ota::client::blocking::Client<'_, T, C, H>,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    chunk: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, UpdateError>
+where
+    T: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady,
+    C: Clock,
+    H: UrcHandler,
+    S: cellular_ota::ota::OtaSink,
+{
+    #[cfg(not(feature = "sim7600"))]
+    return cellular_ota::update::update_blocking(client, sink, config, chunk, progress);
+    #[cfg(feature = "sim7600")]
+    return cellular_ota::update::update_with_blocking(
+        SimcomHttp::new(client.as_async(), SimcomFamily::Sim7600),
+        sink,
+        config,
+        chunk,
+        progress,
+    );
+}
+
+/// [`update_blocking`] for the async client.
+pub async fn update<T, C, H, S>(
+    client: &mut Client<'_, T, C, H>,
+    sink: &mut S,
+    config: &UpdateConfig<'_>,
+    chunk: &mut [u8],
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Outcome, UpdateError>
+where
+    T: Read + Write,
+    T::Error: embedded_io_async::Error,
+    C: AsyncClock,
+    H: UrcHandler,
+    S: cellular_ota::ota::AsyncOtaSink,
+{
+    #[cfg(not(feature = "sim7600"))]
+    return cellular_ota::update::update(client, sink, config, chunk, progress).await;
+    #[cfg(feature = "sim7600")]
+    return cellular_ota::update::update_with(
+        SimcomHttp::new(client, SimcomFamily::Sim7600),
+        sink,
+        config,
+        chunk,
+        progress,
+    )
+    .await;
 }
 
 /// Why the modem could not be brought up. `E` is the UART's error type.
@@ -234,7 +308,7 @@ where
     let reset = press.as_mut().map(|p| p as &mut dyn FnMut(bool));
     let n = negotiate(
         client,
-        &Quectel::UART1,
+        &steps(),
         &config,
         rate,
         set_rate,
@@ -296,14 +370,9 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
-    let info = bring_up::bring_up(
-        client,
-        &Quectel::UART1,
-        &bring_up_config(),
-        &mut print_event,
-    )
-    .await
-    .map_err(BringUpError::Steps)?;
+    let info = bring_up::bring_up(client, &steps(), &bring_up_config(), &mut print_event)
+        .await
+        .map_err(BringUpError::Steps)?;
     println!(
         "modem: {} {} (family {:?}), IMEI {}, ICCID {}, signal {:?} dBm, IP {}",
         info.model,

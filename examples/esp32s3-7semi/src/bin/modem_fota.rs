@@ -18,6 +18,12 @@
 #![no_std]
 #![no_main]
 
+#[cfg(feature = "sim7600")]
+compile_error!(
+    "modem_fota upgrades Quectel modules (AT+QFOTADL); the SIM7600 has no AT+CFOTA: build the \
+     sim7600 configuration with --bin ota_update --bin ota_update_async"
+);
+
 use core::time::Duration;
 
 use cellular_ota::client::blocking::Client;

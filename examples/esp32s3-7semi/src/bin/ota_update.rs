@@ -23,10 +23,11 @@ use core::time::Duration;
 use cellular_ota::client::blocking::{BlockingIo, Client};
 use cellular_ota::ota::esp_idf::sink::{EspIdfSink, SinkConfig};
 use cellular_ota::retry::Classify;
-use cellular_ota::update::{Outcome, update_blocking};
+use cellular_ota::update::Outcome;
 use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
 use cellular_ota_esp32s3_7semi::boot::{self, Settled};
 use cellular_ota_esp32s3_7semi::clock::HalClock;
+use cellular_ota_esp32s3_7semi::modem_uart;
 use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
 use cellular_ota_esp32s3_7semi::schedule::Schedule;
 use cellular_ota_esp32s3_7semi::trace::Traced;
@@ -58,10 +59,13 @@ fn main() -> ! {
     let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
     // The interrupt-driven UART, or with the `uart-dma` feature UART receive by DMA.
     #[cfg(not(feature = "uart-dma"))]
-    let uart: ModemUart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
-        .expect("UART1 configuration")
-        .with_rx(pins.rx)
-        .with_tx(pins.tx);
+    let uart: ModemUart = Uart::new(
+        modem_uart!(p),
+        cellular_ota_esp32s3_7semi::modem_uart_config(),
+    )
+    .expect("modem UART configuration")
+    .with_rx(pins.rx)
+    .with_tx(pins.tx);
     #[cfg(feature = "uart-dma")]
     let uart: ModemUart = cellular_ota_esp32s3_7semi::modem_uart_dma_blocking(
         p.UART1, pins.rx, pins.tx, p.UHCI0, p.DMA_CH0,
@@ -164,7 +168,7 @@ fn main() -> ! {
         modem_ready = false;
         println!("checking for an update");
         let mut progress = ProgressLog::default();
-        match update_blocking(&mut client, &mut sink, &update, &mut chunk, &mut |p| {
+        match modem::update_blocking(&mut client, &mut sink, &update, &mut chunk, &mut |p| {
             progress.on(p)
         }) {
             Ok(outcome) => {

@@ -17,11 +17,12 @@ use core::time::Duration;
 use cellular_ota::client::asynch::Client;
 use cellular_ota::ota::esp_idf::sink::{AsyncEspIdfSink, SinkConfig};
 use cellular_ota::retry::Classify;
-use cellular_ota::update::{Outcome, update};
+use cellular_ota::update::Outcome;
 use cellular_ota_esp32s3_7semi::board::{self, ModemPins};
 use cellular_ota_esp32s3_7semi::boot::{self, Settled};
 use cellular_ota_esp32s3_7semi::clock::EmbassyClock;
 use cellular_ota_esp32s3_7semi::flash::{self, AsyncFlash};
+use cellular_ota_esp32s3_7semi::modem_uart;
 use cellular_ota_esp32s3_7semi::report::{self, ProgressLog, UrcLog};
 use cellular_ota_esp32s3_7semi::schedule::Schedule;
 use cellular_ota_esp32s3_7semi::trace::Traced;
@@ -57,11 +58,14 @@ async fn main(_spawner: Spawner) {
     let mut pwrkey = pins.pwrkey.map(modem::pwrkey_output);
     // The interrupt-driven UART, or with the `uart-dma` feature UART receive by DMA.
     #[cfg(not(feature = "uart-dma"))]
-    let uart: ModemUart = Uart::new(p.UART1, cellular_ota_esp32s3_7semi::modem_uart_config())
-        .expect("UART1 configuration")
-        .with_rx(pins.rx)
-        .with_tx(pins.tx)
-        .into_async();
+    let uart: ModemUart = Uart::new(
+        modem_uart!(p),
+        cellular_ota_esp32s3_7semi::modem_uart_config(),
+    )
+    .expect("modem UART configuration")
+    .with_rx(pins.rx)
+    .with_tx(pins.tx)
+    .into_async();
     #[cfg(feature = "uart-dma")]
     let uart: ModemUart =
         cellular_ota_esp32s3_7semi::modem_uart_dma(p.UART1, pins.rx, pins.tx, p.UHCI0, p.DMA_CH0);
@@ -162,7 +166,7 @@ async fn main(_spawner: Spawner) {
         modem_ready = false;
         println!("checking for an update");
         let mut progress = ProgressLog::default();
-        let result = update(&mut client, &mut sink, &update_cfg, &mut chunk, &mut |p| {
+        let result = modem::update(&mut client, &mut sink, &update_cfg, &mut chunk, &mut |p| {
             progress.on(p)
         })
         .await;
