@@ -178,6 +178,34 @@ fn a_body_above_the_module_limit_is_its_typed_code() {
     }
 }
 
+/// A module status or error code in place of the server's answer: typed with SIMCom's
+/// meaning and retried when transient (the next attempt installs).
+#[test]
+fn module_codes_in_the_result_are_typed_and_retried() {
+    for (p, code) in [
+        (Personality::Sim7600, 713),
+        (Personality::A7670, 714),
+        (Personality::Sim7070, 604),
+        (Personality::Sim800, 601),
+    ] {
+        let ctx = format!("{p:?} {code}");
+        let mut s = setup(p);
+        s.faults = vec![format!("http-get-error={code}")];
+        let (d, r) = run(s);
+        assert_installed(&d, &r, &ctx);
+        assert_eq!(r.attempts.len(), 2, "{ctx}");
+        let Err(AttemptError::Update(e)) = &r.attempts[0].result else {
+            panic!("{ctx}: {:?}", r.attempts[0].result);
+        };
+        let Failure::HttpClient(h) = e.failure else {
+            panic!("{ctx}: {e}");
+        };
+        assert_eq!(h.code, code, "{ctx}");
+        assert_eq!(h.retry, Retry::Transient, "{ctx}");
+        assert!(!h.meaning.is_empty(), "{ctx}");
+    }
+}
+
 /// `AT+HTTPREAD` offsets: the SIM7600 counts from the body's start, the A7670 consumes what
 /// it read; the body tells them apart with `AT+HTTPREAD?` once per update.
 #[test]
@@ -295,6 +323,84 @@ fn https_is_verified_or_refused() {
                     "{ctx}: {e}"
                 );
                 assert!(world.modem().fetched_urls().is_empty(), "{ctx}: fetched");
+            }
+        }
+    }
+}
+
+/// The module's own firmware: the A7670 (`AT+CFOTA` from a URL) and the SIM7070
+/// (`AT+HTTPTOFS` into `/fota/update.zip`, then `AT+CFOTA=1`) upgrade to the package's
+/// revision; a package for another revision fails with the module's typed verdict; the
+/// SIM7600 and SIM800 are refused as unsupported.
+#[test]
+fn module_fota_upgrades_or_fails_typed() {
+    use cellular_ota::simcom::fota::{SimcomFotaConfig, upgrade_modem_blocking};
+    use cellular_ota::update::module_fota::{FotaFailure, FotaProgress, FotaStage};
+    use cellular_ota_sim::fota_package;
+
+    for p in Personality::SIMCOM {
+        for good in [true, false] {
+            let ctx = format!("{p:?} good={good}");
+            let from = if good {
+                p.revision()
+            } else {
+                "SOME-OTHER-REVISION"
+            };
+            let package = fota_package(from, "NEW-REVISION-B02", 200_000);
+            let (world, server) = booted_world(p, vec![("/update.zip".into(), package)]);
+            let (mut rx, mut resp) = ([0u8; 2048], [0u8; 512]);
+            let mut c = Client::new(
+                world.host_uart(),
+                world.clock(),
+                &mut rx,
+                &mut resp,
+                CountUrcs(0),
+            );
+            let simcom = Simcom::detect();
+            bring_up_blocking(
+                &mut c,
+                &simcom,
+                &BringUpConfig::new("internet"),
+                &mut |_| {},
+            )
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let url = server.url("/update.zip");
+            let cfg = SimcomFotaConfig::new(&url, simcom.family().expect("family"));
+            let mut seen = Vec::new();
+            let r = upgrade_modem_blocking(&mut c, &cfg, &mut |e| seen.push(e));
+            match (p, good) {
+                (Personality::A7670 | Personality::Sim7070, true) => {
+                    let report = r.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    assert_eq!(report.old_revision.as_str(), p.revision(), "{ctx}");
+                    assert_eq!(report.new_revision.as_str(), "NEW-REVISION-B02", "{ctx}");
+                    assert_eq!(world.modem().revision(), "NEW-REVISION-B02", "{ctx}");
+                    assert!(seen.contains(&FotaProgress::Downloaded), "{ctx}: {seen:?}");
+                    assert!(seen.contains(&FotaProgress::Rebooted), "{ctx}: {seen:?}");
+                    assert!(seen.contains(&FotaProgress::Upgraded), "{ctx}: {seen:?}");
+                }
+                (Personality::A7670, false) => {
+                    let e = r.expect_err("wrong package");
+                    assert_eq!(e.stage, FotaStage::Download, "{ctx}");
+                    assert!(
+                        matches!(e.failure, FotaFailure::Download { code: 1008, .. }),
+                        "{ctx}: {e}"
+                    );
+                    assert_eq!(world.modem().revision(), p.revision(), "{ctx}");
+                }
+                (Personality::Sim7070, false) => {
+                    let e = r.expect_err("wrong package");
+                    assert_eq!(e.stage, FotaStage::Upgrade, "{ctx}");
+                    assert!(
+                        matches!(e.failure, FotaFailure::Upgrade { code: 7, .. }),
+                        "{ctx}: {e}"
+                    );
+                    assert_eq!(e.code(), Some(7), "{ctx}");
+                }
+                _ => {
+                    let e = r.expect_err("unsupported");
+                    assert!(matches!(e.failure, FotaFailure::Unsupported), "{ctx}: {e}");
+                    assert!(world.modem().fetched_urls().is_empty(), "{ctx}");
+                }
             }
         }
     }

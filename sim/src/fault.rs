@@ -14,7 +14,7 @@
 //! | `modem-reboot` | `<offset>` | the modem reboots at payload `offset`: the rest of the answer is lost, `RDY` and the boot URCs follow, HTTP/PDP/file state is forgotten |
 //! | `mcu-reset` | `<offset>` | the host MCU resets at payload `offset`: its UART buffers are emptied and the [`HostUart`](crate::HostUart) fails until [`World::acknowledge_mcu_reset`](crate::World::acknowledge_mcu_reset) |
 //! | `pdp-deact` | `[<ms>[,<cid>]]` | after `ms` (0) the network deactivates context `cid` (1): `+QIURC: "pdpdeact",<cid>`; HTTP then fails with `+CME ERROR: 709` |
-//! | `http-get-error` | `<code>` | the next `AT+QHTTPGET`/`AT+QHTTPGETEX` answers `OK`, then `+QHTTPGET: <code>` |
+//! | `http-get-error` | `<code>` | the next `AT+QHTTPGET`/`AT+QHTTPGETEX` answers `OK`, then `+QHTTPGET: <code>` (SIMCom: the next `+HTTPACTION:` / `+SHREQ:` carries `<code>` in its status field) |
 //! | `http-get-cme` | `<code>` | the next `AT+QHTTPGET`/`AT+QHTTPGETEX` is refused with `+CME ERROR: <code>` |
 //! | `http-read-error` | `<code>` | the next `AT+QHTTPREAD` delivers the body, then `+QHTTPREAD: <code>` |
 //! | `http-read-cme` | `<code>` | the next `AT+QHTTPREAD` is refused with `+CME ERROR: <code>` |

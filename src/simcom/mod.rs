@@ -12,10 +12,12 @@
 //! `read_data` / `send_receive` like any payload; data connections ([`pdp`]) and TLS
 //! settings in both dialects ([`ssl`]); the update flow's
 //! [`HttpModem`](crate::update::HttpModem) for these modules ([`SimcomHttp`]) and their
-//! steps of [`crate::bring_up`] ([`bring_up::Simcom`]). Not built yet: module FOTA.
+//! steps of [`crate::bring_up`] ([`bring_up::Simcom`]); the module's own firmware upgrade
+//! ([`fota`]).
 
 pub mod bring_up;
 pub mod error;
+pub mod fota;
 pub mod general;
 pub mod http;
 pub mod http_modem;

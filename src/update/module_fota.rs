@@ -339,6 +339,9 @@ pub enum FotaFailure<E> {
         /// Bytes streamed before.
         sent: u32,
     },
+    /// This module has no firmware upgrade the crate drives (SIMCom SIM7600 and the
+    /// SIM800-style set: [`crate::simcom::fota`]).
+    Unsupported,
 }
 
 /// A failed module upgrade.
@@ -422,6 +425,9 @@ impl<E: core::fmt::Debug> core::fmt::Display for FotaError<E> {
             ),
             FotaFailure::RebootedDuringTransfer { sent } => {
                 write!(f, "the module rebooted after {sent} bytes of the package")
+            }
+            FotaFailure::Unsupported => {
+                f.write_str("this module has no firmware upgrade the crate drives")
             }
         }
     }

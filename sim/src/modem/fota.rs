@@ -90,7 +90,7 @@ fn build(from: &str, to: &str, code: Option<u16>, size: usize) -> Vec<u8> {
 }
 
 /// What a package says: `Ok(target revision)` or `Err(END code)`.
-fn check_package(
+pub(super) fn check_package(
     p: Personality,
     current: &str,
     data: &[u8],
@@ -129,7 +129,7 @@ fn check_package(
 }
 
 #[derive(Clone, Debug)]
-enum Step {
+pub(super) enum Step {
     Urc(String),
     /// The module reboots inside the update: output is cut, input ignored.
     Reboot,
@@ -142,9 +142,9 @@ enum Step {
 /// A running `AT+QFOTADL`.
 #[derive(Debug)]
 pub(crate) struct FotaJob {
-    steps: VecDeque<(u64, Step)>,
+    pub(super) steps: VecDeque<(u64, Step)>,
     /// The receive side while the host streams a package.
-    file: Option<FileIn>,
+    pub(super) file: Option<FileIn>,
 }
 
 /// Longest package accepted with `"FILE:<len>"` (assumed).
@@ -603,7 +603,9 @@ impl State {
                 Step::Rdy => {
                     self.modem.power = Power::On;
                     self.modem.mode = Mode::Ignoring;
-                    self.emit_urc("RDY");
+                    // `RDY` on Quectel modules, `*ATREADY: 1` on A76xx.
+                    let ready = self.modem.cfg.personality.boot_urcs()[0];
+                    self.emit_urc(ready);
                 }
                 Step::Finish(target) => {
                     if let Some(rev) = target {

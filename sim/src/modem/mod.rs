@@ -401,6 +401,8 @@ pub(crate) struct Modem {
     pub(crate) urcs_dropped: u64,
     /// The SIMCom personalities' HTTP / SH state.
     pub(crate) simcom: simcom::SimcomState,
+    /// SIM7070's FOTA flag (`AT+CFOTA?`), kept across reboots.
+    pub(crate) cfota_status: Option<u8>,
 }
 
 const MAX_LINE: usize = 2048;
@@ -453,6 +455,7 @@ impl Modem {
             boots: 0,
             urcs_dropped: 0,
             simcom: simcom::SimcomState::default(),
+            cfota_status: None,
             cfg,
         }
     }

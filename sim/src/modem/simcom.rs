@@ -13,6 +13,11 @@
 //! | ranges | `USERDATA` `Range:` | `USERDATA`; after 10 in one session `AT+HTTPPARA="USERDATA"` answers `ERROR` until `AT+HTTPTERM`/`AT+HTTPINIT` (LilyGo #352) | `AT+SHAHEAD` | `USERDATA` |
 //! | link lost | `+HTTP_NONET_EVENT` | `+HTTP_NONET_EVENT` | `+SHSTATE: 0`, `+APP PDP: 0,DEACTIVE` | `+SAPBR 1: DEACT` |
 //!
+//! | module FOTA | – (not driven) | `AT+CFOTA=<ch>,<mode>,"<host/path>",<u>,<p>`: `FOTA,START`, `DOWNLOADING:<n>`, `100`, restart, silent upgrade, restart; wrong package `1008` (assumed), missing `1005` | `AT+HTTPTOFS` into `/fota/update.zip`, `AT+CFOTA=1`: `"Start to update"`, `"Updating",<n>`, the verdict, restart; `AT+CFOTA?` 6 / 7 | – |
+//!
+//! The `http-get-error=<code>` fault puts `<code>` in the status field of the next
+//! `+HTTPACTION:` / `+SHREQ:` (a 6xx module status or a 7xx error code).
+//!
 //! All modules fetch and hold the whole body before the result URC (`<datalen>` is "the
 //! body length received into the module buffer", §2.1); a server that closes early leaves
 //! fewer bytes than the announced length, and a read then returns only those, with no
@@ -231,6 +236,13 @@ impl State {
                     _ => Err(CmdError::Error),
                 }
             }
+            ("+CFOTA", Form::Write) if p == Personality::A7670 => return Some(self.cfota_a76(c)),
+            ("+CFOTA", Form::Write) if sh => return Some(self.cfota_apply(c)),
+            ("+CFOTA", Form::Read) if sh => Ok(Reply::line(format!(
+                "+CFOTA: {}",
+                m.cfota_status.unwrap_or(0)
+            ))),
+            ("+HTTPTOFS", Form::Write) if sh => return Some(self.httptofs(c)),
             ("+SHREQ", Form::Write) if sh => return Some(self.shreq(c)),
             ("+SHREAD", Form::Write) if sh => return Some(self.shread(c)),
             _ => return None,
@@ -389,6 +401,10 @@ impl State {
                 ),
             }
         };
+        let (line, held) = match self.modem.faults.get_error.take() {
+            Some(code) => (format!("+HTTPACTION: 0,{code},0"), None),
+            None => (line, held),
+        };
         self.modem.simcom.pending = Some((line, held));
         self.modem.simcom.response = None;
         self.schedule(at.max(1_000_000), Scope::Http, Timer::SimcomResult);
@@ -536,6 +552,10 @@ impl State {
             602,
             "+SHREQ: \"GET\",{code},0",
         );
+        let (line, held) = match self.modem.faults.get_error.take() {
+            Some(code) => (format!("+SHREQ: \"GET\",{code},0"), None),
+            None => (line, held),
+        };
         self.modem.simcom.pending = Some((line, held));
         self.modem.simcom.response = None;
         self.schedule(at.max(1_000_000), Scope::Http, Timer::SimcomResult);
@@ -559,6 +579,174 @@ impl State {
             self.emit_payload(piece);
         }
         Ok(Reply::Handled)
+    }
+
+    /// `AT+CFOTA=<channel>,<mode>,"<host[:port]/path>",<user>,<password>` (A7670, §6.2):
+    /// the package is fetched over HTTP (`<mode>` 1; FTP is not simulated: `1003`), then
+    /// `FOTA,START`, `DOWNLOADING:<n>`, `100`, a restart 8 s later into the updater (which
+    /// takes no commands), the upgrade, and a restart into the new revision. A package for
+    /// another revision ends the download with `1008` (file check error, **assumed**); a
+    /// missing file with `1005`; an unreachable host with `1003`.
+    fn cfota_a76(&mut self, c: &Command) -> CmdResult {
+        c.args.ranged(0, 0, 5)?;
+        let mode = c.args.ranged(1, 0, 1)?;
+        let location = c.args.quoted(2)?.to_string();
+        if c.args.len() != 5 || self.modem.fota.is_some() {
+            return Err(CmdError::Error);
+        }
+        let t0 = self.now;
+        let ms = |ms: u64| t0.saturating_add(ms * 1_000_000);
+        let mut steps = std::collections::VecDeque::new();
+        let urc = |s: &str| super::fota::Step::Urc(format!("+CFOTA: {s}"));
+        let url = Url::parse(&format!("http://{location}"));
+        let fetched = match (mode, url) {
+            (1, Some(url)) if self.simcom_link_up() => {
+                self.modem
+                    .fetches
+                    .push(format!("http://{}:{}{}", url.host, url.port, url.path));
+                self.net.get(&url, &[], Duration::from_secs(120)).ok()
+            }
+            _ => None,
+        };
+        let Some(f) = fetched else {
+            steps.push_back((ms(1000), urc("1003")));
+            return self.start_simcom_fota(steps);
+        };
+        if f.status == 404 {
+            steps.push_back((ms(1000), urc("1005")));
+            return self.start_simcom_fota(steps);
+        }
+        steps.push_back((ms(1000), urc("FOTA,START")));
+        let bps = self.net.cfg.downlink_bps.max(1);
+        let dl_ms = (f.body.len() as u64).saturating_mul(8_000) / bps + 1;
+        for pct in [25u64, 50, 75, 100] {
+            steps.push_back((
+                ms(1000 + dl_ms * pct / 100),
+                urc(&format!("DOWNLOADING:{pct}")),
+            ));
+        }
+        let current = self.modem.revision.clone();
+        let done = 1000 + dl_ms + 200;
+        match super::fota::check_package(Personality::A7670, &current, &f.body) {
+            Ok(target) => {
+                let fota = self.modem.cfg.fota.clone();
+                let boot = duration_ns(self.modem.cfg.boot_time) / 1_000_000;
+                let reboot_at = done + 8_000;
+                let rdy_at = reboot_at + boot;
+                let finish_at = rdy_at + duration_ns(fota.upgrade_time) / 1_000_000;
+                steps.push_back((ms(done), urc("100")));
+                steps.push_back((ms(reboot_at), super::fota::Step::Reboot));
+                steps.push_back((ms(rdy_at), super::fota::Step::Rdy));
+                steps.push_back((ms(finish_at), super::fota::Step::Finish(Some(target))));
+            }
+            Err(_) => steps.push_back((ms(done), urc("1008"))),
+        }
+        self.start_simcom_fota(steps)
+    }
+
+    /// `AT+HTTPTOFS="<url>","<path>"` (SIM7070, §2.3): the file is fetched and stored, then
+    /// `+HTTPTOFS: <status>,<len>` once the body has arrived. The file is in the file system
+    /// from the start of the download (simplified). Errors: no data connection `601`,
+    /// DNS/connect `603` (module statuses, §4.1).
+    fn httptofs(&mut self, c: &Command) -> CmdResult {
+        let url_text = c.args.quoted(0)?.to_string();
+        let path = c.args.quoted(1)?.to_string();
+        if !path.starts_with('/') || path.len() > 127 {
+            return Err(CmdError::Error);
+        }
+        let url = Url::parse(&url_text).ok_or(CmdError::Error)?;
+        let (line, at) = if !self.simcom_link_up() {
+            ("+HTTPTOFS: 601,0".to_string(), 100_000_000)
+        } else {
+            self.modem
+                .fetches
+                .push(format!("http://{}:{}{}", url.host, url.port, url.path));
+            match self.net.get(&url, &[], Duration::from_secs(50)) {
+                Err(_) => ("+HTTPTOFS: 603,0".to_string(), 300_000_000),
+                Ok(f) => {
+                    let bps = self.net.cfg.downlink_bps.max(1);
+                    let ns = (f.body.len() as u64).saturating_mul(8_000_000_000) / bps;
+                    let line = format!("+HTTPTOFS: {},{}", f.status, f.body.len());
+                    if f.status == 200 {
+                        let name = path.trim_start_matches('/').to_string();
+                        self.modem
+                            .fs
+                            .map_mut(super::file::Drive::Ufs)
+                            .insert(name, f.body);
+                    }
+                    (line, ns + duration_ns(self.net.cfg.rtt))
+                }
+            }
+        };
+        self.schedule(
+            at.max(1_000_000),
+            Scope::Modem,
+            Timer::Emit(format!("\r\n{line}\r\n").into_bytes()),
+        );
+        Ok(Reply::ok())
+    }
+
+    /// `AT+CFOTA=1` (SIM7070, §6.3): applies `/fota/update.zip`; `"Start to update"`,
+    /// `"Updating",<n>`, the verdict, and a restart; `AT+CFOTA?` then says 6 or 7. Without
+    /// the file: `ERROR`.
+    fn cfota_apply(&mut self, c: &Command) -> CmdResult {
+        if c.args.ranged(0, 0, 1)? != 1 {
+            // `AT+CFOTA=0` cleans the flag.
+            self.modem.cfota_status = Some(8);
+            return Ok(Reply::ok());
+        }
+        if self.modem.fota.is_some() {
+            return Err(CmdError::Error);
+        }
+        let Some(package) = self
+            .modem
+            .fs
+            .map(super::file::Drive::Ufs)
+            .get("fota/update.zip")
+            .cloned()
+        else {
+            return Err(CmdError::Error);
+        };
+        let t0 = self.now;
+        let ms = |ms: u64| t0.saturating_add(ms * 1_000_000);
+        let urc = |s: &str| super::fota::Step::Urc(format!("+CFOTA: {s}"));
+        let mut steps = std::collections::VecDeque::new();
+        steps.push_back((ms(500), urc("\"Start to update\"")));
+        let upgrade = duration_ns(self.modem.cfg.fota.upgrade_time) / 1_000_000;
+        for pct in [20u64, 40, 60, 80, 100] {
+            steps.push_back((
+                ms(500 + upgrade * pct / 100),
+                urc(&format!("\"Updating\",{pct}")),
+            ));
+        }
+        let current = self.modem.revision.clone();
+        let end = 500 + upgrade + 200;
+        let target = match super::fota::check_package(Personality::Sim7070, &current, &package) {
+            Ok(target) => {
+                self.modem.cfota_status = Some(6);
+                steps.push_back((
+                    ms(end),
+                    urc("\"Update successfully, please wait for reset\""),
+                ));
+                Some(target)
+            }
+            Err(_) => {
+                self.modem.cfota_status = Some(7);
+                steps.push_back((ms(end), urc("\"Update failed, please wait for reset\"")));
+                None
+            }
+        };
+        steps.push_back((ms(end + 2_000), super::fota::Step::Finish(target)));
+        self.start_simcom_fota(steps)
+    }
+
+    fn start_simcom_fota(
+        &mut self,
+        steps: std::collections::VecDeque<(u64, super::fota::Step)>,
+    ) -> CmdResult {
+        self.modem.fota = Some(super::fota::FotaJob { steps, file: None });
+        self.schedule(0, Scope::Fota, Timer::Fota);
+        Ok(Reply::ok())
     }
 
     /// A URC after `d`.
