@@ -437,3 +437,44 @@ fn plot_draws_the_shipped_run_next_to_a_fixed_rate() {
     // Only the run that erases during the update shows block erases in its legend.
     assert_eq!(svg.matches("\nflash block erase (").count(), 1);
 }
+
+/// Issue "SIMCom ... end to end", done when: `--modem M` exits 0 for every SIMCom
+/// personality, also with each of `drop-link`, `modem-reboot`, `mcu-reset` and `power-cut`
+/// (resumed), and `corrupt-image` exits 1. The image is above the A7670's and SIM7070's
+/// one-response limits, so those two fetch it in ranges.
+#[test]
+fn simcom_modems_install_resume_and_refuse_a_corrupt_image() {
+    const SIMCOM_SIZE: &str = "600000";
+    for m in ["sim7600", "a7670", "sim7070", "sim800"] {
+        let args = ["--modem", m];
+        let (code, mut v) = run_sized(SIMCOM_SIZE, &args);
+        let v = v.remove(0);
+        assert_eq!(code, 0, "{args:?}: {v:#}");
+        assert_eq!(v["modem"], m);
+        assert_eq!(v["boot_image"], "new", "{args:?}");
+        assert_eq!(v["attempts"], 1, "{args:?}");
+        let ranged = matches!(m, "a7670" | "sim7070");
+        let want = if ranged {
+            "ranged-header"
+        } else {
+            "stream-erased-ahead"
+        };
+        assert_eq!(v["strategy"], want, "{args:?}");
+        for fault in ["drop-link", "modem-reboot", "mcu-reset", "power-cut"] {
+            let args = ["--modem", m, "--fault", fault];
+            let (code, mut v) = run_sized(SIMCOM_SIZE, &args);
+            let v = v.remove(0);
+            assert_eq!(code, 0, "{args:?}: {v:#}");
+            assert_eq!(v["boot_image"], "new", "{args:?}");
+            assert!(v["attempts"].as_u64().unwrap() >= 2, "{args:?}: {v:#}");
+            assert!(v["resumed_from"].as_u64().unwrap() > 0, "{args:?}: {v:#}");
+        }
+        let args = ["--modem", m, "--fault", "corrupt-image"];
+        let (code, mut v) = run_sized(SIMCOM_SIZE, &args);
+        let v = v.remove(0);
+        assert_eq!(code, 1, "{args:?}: {v:#}");
+        assert_eq!(v["boot_image"], "old", "{args:?}");
+        assert_eq!(v["error_stage"], "verification", "{args:?}");
+        assert_eq!(v["error_failure"], "HashMismatch", "{args:?}");
+    }
+}
