@@ -26,11 +26,12 @@ use super::general::RevisionQuery;
 use super::sh::HttpToFs;
 use super::urc::{CfotaEvent, Urc};
 use crate::at::{AsyncClock, AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
-use crate::bring_up::{MAX_REVISION, Revision};
+use crate::bring_up::Revision;
 use crate::client::asynch::Client;
 use crate::client::{Error as ClientError, TimeoutExt, UrcHandler, blocking};
 use crate::update::module_fota::{
-    FotaError, FotaFailure, FotaProgress, FotaReport, FotaStage, FotaTimeouts,
+    FotaError, FotaFailure, FotaProgress, FotaReport, FotaStage, FotaTimeouts, fail, to_revision,
+    wait_event,
 };
 
 /// How often the revision is asked while the module upgrades.
@@ -192,10 +193,6 @@ impl<'a> SimcomFotaConfig<'a> {
     }
 }
 
-fn fail<E>(stage: FotaStage, failure: FotaFailure<E>) -> FotaError<E> {
-    FotaError { stage, failure }
-}
-
 async fn revision<T, C, H>(
     client: &mut Client<'_, T, C, H>,
     stage: FotaStage,
@@ -209,11 +206,7 @@ where
         .send(&RevisionQuery)
         .await
         .map_err(|e| fail(stage, FotaFailure::Modem(e)))?;
-    let mut s = Revision::new();
-    for c in r.chars().take(MAX_REVISION) {
-        let _ = s.push(c);
-    }
-    Ok(s)
+    Ok(to_revision(r))
 }
 
 /// What a line means during the upgrade.
@@ -223,8 +216,8 @@ enum Seen<'a> {
     Booted,
 }
 
-/// Waits up to `gap` for a FOTA line or a boot line, handing it to `on`; transport errors
-/// (a port re-enumerating) are retried until then. `on` returns `Some` to stop.
+/// Waits up to `gap` for a FOTA line or a boot line that `on` accepts
+/// ([`wait_event`]: transport errors are retried until then).
 async fn next<T, C, H, R>(
     client: &mut Client<'_, T, C, H>,
     gap: Duration,
@@ -237,32 +230,15 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
-    let deadline = client.clock().now() + gap;
-    loop {
-        let left = deadline.saturating_duration_since(client.clock().now());
-        if left.is_zero() {
-            return Err(fail(stage, FotaFailure::Silent));
+    wait_event(client, gap, stage, progress, |line| {
+        match Urc::parse(line)?.ok()? {
+            Urc::Cfota(ev) => on(Seen::Cfota(ev)),
+            Urc::HttpToFs(r) => on(Seen::ToFs(r)),
+            Urc::Ready | Urc::AtReady(_) => on(Seen::Booted),
+            _ => None,
         }
-        let r = client
-            .wait_for(left, |line| match Urc::parse(line)?.ok()? {
-                Urc::Cfota(ev) => on(Seen::Cfota(ev)),
-                Urc::HttpToFs(r) => on(Seen::ToFs(r)),
-                Urc::Ready | Urc::AtReady(_) => on(Seen::Booted),
-                _ => None,
-            })
-            .await;
-        match r {
-            Ok(v) => return Ok(v),
-            Err(ClientError::Timeout) => return Err(fail(stage, FotaFailure::Silent)),
-            Err(ClientError::Io(_) | ClientError::Closed) => {
-                progress(FotaProgress::PortLost);
-                client.reset();
-                let pause = (client.clock().now() + Duration::from_secs(1)).min(deadline);
-                client.clock().wait_until(pause).await;
-            }
-            Err(e) => return Err(fail(stage, FotaFailure::Modem(e))),
-        }
-    }
+    })
+    .await
 }
 
 /// Asks `AT+CGMR` every [`POLL`] until it differs from `old`, for at most `within`.
@@ -282,13 +258,7 @@ where
     loop {
         let q = RevisionQuery.with_timeout(Duration::from_secs(2));
         match client.send(&q).await {
-            Ok(r) if r != old.as_str() => {
-                let mut s = Revision::new();
-                for c in r.chars().take(MAX_REVISION) {
-                    let _ = s.push(c);
-                }
-                return Ok(s);
-            }
+            Ok(r) if r != old.as_str() => return Ok(to_revision(r)),
             Ok(_) => answered = true,
             Err(ClientError::Io(_) | ClientError::Closed) => {
                 progress(FotaProgress::PortLost);

@@ -958,8 +958,13 @@ where
     H: UrcHandler,
     S: OtaSink,
 {
-    let mut sink = BlockingSink(sink);
-    crate::client::blocking::block_on(update(client.as_async(), &mut sink, config, buf, progress))
+    update_with_blocking(
+        crate::quectel::QuectelHttp::new(client.as_async()),
+        sink,
+        config,
+        buf,
+        progress,
+    )
 }
 
 /// The blocking twin of [`update_with`]: the flow over any [`HttpModem`] (for example

@@ -445,8 +445,17 @@ pub struct FotaReport {
     pub new_revision: Revision,
 }
 
-fn fail<E>(stage: FotaStage, failure: FotaFailure<E>) -> FotaError<E> {
+pub(crate) fn fail<E>(stage: FotaStage, failure: FotaFailure<E>) -> FotaError<E> {
     FotaError { stage, failure }
+}
+
+/// A revision as the module printed it, truncated to [`MAX_REVISION`] characters.
+pub(crate) fn to_revision(text: &str) -> Revision {
+    let mut s = Revision::new();
+    for c in text.chars().take(MAX_REVISION) {
+        let _ = s.push(c);
+    }
+    s
 }
 
 async fn revision<T, C, H>(
@@ -462,11 +471,7 @@ where
         .send(&GetFullRevision)
         .await
         .map_err(|e| fail(stage, FotaFailure::Modem(e)))?;
-    let mut s = Revision::new();
-    for c in r.chars().take(MAX_REVISION) {
-        let _ = s.push(c);
-    }
-    Ok(s)
+    Ok(to_revision(r))
 }
 
 /// What the next FOTA URC (or the lack of one) means.
@@ -488,20 +493,39 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
+    wait_event(client, gap, stage, progress, |line| {
+        match Urc::parse(line) {
+            Some(Ok(Urc::Fota(ev))) => Some(Seen::Fota(ev)),
+            Some(Ok(Urc::Ready)) => Some(Seen::Rebooted),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// Waits up to `gap` for a line `pick` accepts; no line within it is
+/// [`FotaFailure::Silent`]. Transport errors (a port re-enumerating while the module
+/// restarts) are reported as [`FotaProgress::PortLost`] and retried until then. Shared with
+/// the SIMCom upgrade ([`crate::simcom::fota`]).
+pub(crate) async fn wait_event<T, C, H, R>(
+    client: &mut Client<'_, T, C, H>,
+    gap: Duration,
+    stage: FotaStage,
+    progress: &mut dyn FnMut(FotaProgress),
+    mut pick: impl FnMut(&[u8]) -> Option<R>,
+) -> Result<R, FotaError<T::Error>>
+where
+    T: Read + Write,
+    C: AsyncClock,
+    H: UrcHandler,
+{
     let deadline = client.clock().now() + gap;
     loop {
         let left = deadline.saturating_duration_since(client.clock().now());
         if left.is_zero() {
             return Err(fail(stage, FotaFailure::Silent));
         }
-        let r = client
-            .wait_for(left, |line| match Urc::parse(line) {
-                Some(Ok(Urc::Fota(ev))) => Some(Seen::Fota(ev)),
-                Some(Ok(Urc::Ready)) => Some(Seen::Rebooted),
-                _ => None,
-            })
-            .await;
-        match r {
+        match client.wait_for(left, &mut pick).await {
             Ok(seen) => return Ok(seen),
             Err(ClientError::Timeout) => return Err(fail(stage, FotaFailure::Silent)),
             Err(ClientError::Io(_) | ClientError::Closed) => {
