@@ -1,12 +1,14 @@
 //! What every subcommand shares: the terminal, the clock, opening and waking the modem,
-//! the network, and error texts with the modem's codes explained.
+//! telling its vendor, the network, and error texts with the modem's codes explained.
 
 use std::fmt::Display;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cellular_ota::at::{Clock, Instant};
+use cellular_ota::at::{
+    AtCommand, Clock, EncodeError, Encoder, Instant, Lines, ParseError, ResponseLines,
+};
 use cellular_ota::bring_up::{
     BringUpConfig, BringUpError, BringUpEvent, BringUpFailure, DataContext, ModemInfo,
     bring_up_blocking,
@@ -20,6 +22,9 @@ use cellular_ota::quectel::general::{
     Attention, ErrorFormat, GetRegistration, RegKind, RegStatus, Registration, SetEcho,
     SetErrorFormat, SetFlowControl,
 };
+use cellular_ota::simcom::Family as SimcomFamily;
+use cellular_ota::simcom::bring_up::Simcom;
+use clap::ValueEnum;
 use indicatif::{MultiProgress, ProgressDrawTarget};
 
 use crate::Global;
@@ -148,6 +153,142 @@ pub fn sync(c: &mut Modem<'_>, g: &Global) -> Res<()> {
     Ok(())
 }
 
+/// The modem's maker: it decides the commands of every step (`--vendor`, else
+/// [`detect_vendor`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Vendor {
+    /// Quectel (EC200U, EC200T, EG06, ...): `AT+Q*`.
+    Quectel,
+    /// SIMCom (SIM7600, A76xx, SIM7000/7070/7080, SIM800): `AT+HTTP*` or `AT+SH*`.
+    Simcom,
+}
+
+impl Vendor {
+    /// `quectel`, `simcom` (the JSON value and the `--vendor` value).
+    pub fn name(self) -> &'static str {
+        match self {
+            Vendor::Quectel => "quectel",
+            Vendor::Simcom => "simcom",
+        }
+    }
+}
+
+/// A SIMCom command set by the name `--simcom-family` and the JSON use (the names of the
+/// `explain` example).
+pub fn simcom_family_name(f: SimcomFamily) -> &'static str {
+    match f {
+        SimcomFamily::Sim7600 => "sim7600",
+        SimcomFamily::A76xx => "a76xx",
+        SimcomFamily::Sh => "sh",
+        SimcomFamily::Sim800 => "sim800",
+        _ => "unknown",
+    }
+}
+
+/// `AT+CGMI`: the manufacturer line (`Quectel`, `SIMCOM INCORPORATED`; a `+CGMI:` label is
+/// removed where a firmware adds one).
+struct Manufacturer;
+
+impl AtCommand for Manufacturer {
+    type Response<'a> = String;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+CGMI")
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Unprefixed
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<String, ParseError> {
+        lines
+            .map(|l| {
+                let l = l.trim_ascii();
+                l.strip_prefix(b"+CGMI:").unwrap_or(l).trim_ascii()
+            })
+            .find(|l| !l.is_empty())
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .ok_or(ParseError::MissingLine)
+    }
+}
+
+/// `ATI` as lines: Quectel answers `Quectel` / model / `Revision: ...`, SIMCom
+/// `Manufacturer: SIMCOM INCORPORATED` / `Model: ...` (SIM7600, A76xx) or `SIM800 R14.18`.
+struct AtiLines;
+
+impl AtCommand for AtiLines {
+    type Response<'a> = Vec<String>;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"ATI")
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Unprefixed
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<Vec<String>, ParseError> {
+        Ok(lines
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect())
+    }
+}
+
+/// The vendor a manufacturer or identity line names.
+fn vendor_in(text: &str) -> Option<Vendor> {
+    let t = text.to_ascii_lowercase();
+    if t.contains("quectel") {
+        Some(Vendor::Quectel)
+    } else if t.contains("simcom") {
+        Some(Vendor::Simcom)
+    } else {
+        None
+    }
+}
+
+/// Who made the modem on the port, and so which commands to use.
+#[derive(Debug)]
+pub struct Detected {
+    /// The vendor: `--vendor`, else the one the modem names.
+    pub vendor: Vendor,
+    /// `AT+CGMI`'s answer, when the modem gave one.
+    pub manufacturer: Option<String>,
+}
+
+/// Tells the vendor after [`sync`]: `--vendor` (or `--simcom-family`) when given, else
+/// `AT+CGMI` (`Quectel`, `SIMCOM INCORPORATED`), else the lines of `ATI`. A modem that names
+/// neither is driven as Quectel, as before SIMCom was supported, with a note on stderr.
+pub fn detect_vendor(c: &mut Modem<'_>, g: &Global) -> Res<Detected> {
+    let manufacturer = match c.send(&Manufacturer) {
+        Ok(m) => Some(m),
+        Err(ClientError::Io(e)) => return Err(Fail(format!("cannot talk to {}: {e}", g.port))),
+        Err(_) => None,
+    };
+    if let Some(vendor) = g.vendor {
+        return Ok(Detected {
+            vendor,
+            manufacturer,
+        });
+    }
+    if let Some(vendor) = manufacturer.as_deref().and_then(vendor_in) {
+        return Ok(Detected {
+            vendor,
+            manufacturer,
+        });
+    }
+    let ati = match c.send(&AtiLines) {
+        Ok(lines) => lines,
+        Err(ClientError::Io(e)) => return Err(Fail(format!("cannot talk to {}: {e}", g.port))),
+        Err(_) => Vec::new(),
+    };
+    let vendor = ati.iter().find_map(|l| vendor_in(l)).unwrap_or_else(|| {
+        say(format!(
+            "the modem does not say who made it (AT+CGMI: {}); driving it as Quectel \
+             (give --vendor simcom for a SIMCom module)",
+            manufacturer.as_deref().unwrap_or("no answer")
+        ));
+        Vendor::Quectel
+    });
+    Ok(Detected {
+        vendor,
+        manufacturer,
+    })
+}
+
 /// A client error with the modem's code explained.
 pub fn client_error(e: &ClientError<PortError>) -> String {
     match e {
@@ -200,27 +341,47 @@ pub fn registrations(c: &mut Modem<'_>) -> Vec<(RegKind, Result<Registration, St
         .collect()
 }
 
-/// The crate's bring-up ([`cellular_ota::bring_up`]) after [`sync`]: URCs routed to this
-/// port (`--urc-port`), chatty URCs off, the SIM (`--sim-pin`), registration within
-/// `registration`, and PDP context `cid` with `--apn` (when `cid` is `Some`). Prints what it
-/// changed; a failure names the stage, the modem's code and its meaning.
+/// What bring-up found: the modem's details and, on a SIMCom module, its command set.
+#[derive(Debug)]
+pub struct BroughtUp {
+    /// Model, revision, ICCID, the data context's address, ...
+    pub info: ModemInfo,
+    /// The SIMCom command set (`--simcom-family`, else the module's identity); `None` on a
+    /// Quectel module.
+    pub simcom: Option<SimcomFamily>,
+}
+
+/// The crate's bring-up ([`cellular_ota::bring_up`]) after [`sync`], with `vendor`'s steps:
+/// on Quectel URCs routed to this port (`--urc-port`) and chatty URCs off; on SIMCom the
+/// command set from the identity (or `--simcom-family`); then the SIM (`--sim-pin`),
+/// registration within `registration`, and PDP context `cid` with `--apn` (when `cid` is
+/// `Some`). Prints what it changed; a failure names the stage, the modem's code and its
+/// meaning.
 pub fn bring_up(
     c: &mut Modem<'_>,
     g: &Global,
+    vendor: Vendor,
     registration: Duration,
     cid: Option<u8>,
-) -> Res<ModemInfo> {
-    bring_up_report(c, g, registration, cid, &mut |_| {}).map_err(|e| Fail(bring_up_error(&e)))
+) -> Res<BroughtUp> {
+    let (r, simcom) = bring_up_report(c, g, vendor, registration, cid, &mut |_| {});
+    let info = r.map_err(|e| Fail(bring_up_error(&e)))?;
+    Ok(BroughtUp { info, simcom })
 }
 
-/// [`bring_up`], with every event also handed to `on` and the typed error returned.
+/// [`bring_up`], with every event also handed to `on` and the typed error returned, beside
+/// the SIMCom command set as far as bring-up got to know it.
 pub fn bring_up_report(
     c: &mut Modem<'_>,
     g: &Global,
+    vendor: Vendor,
     registration: Duration,
     cid: Option<u8>,
     on: &mut dyn FnMut(&BringUpEvent<'_>),
-) -> Result<ModemInfo, BringUpError<PortError>> {
+) -> (
+    Result<ModemInfo, BringUpError<PortError>>,
+    Option<SimcomFamily>,
+) {
     let mut config = BringUpConfig::new(&g.apn);
     config.ready_timeout = SYNC_TIME;
     config.sim_pin = g.sim_pin.as_deref();
@@ -230,11 +391,8 @@ pub fn bring_up_report(
         context_id,
         ..DataContext::new(&g.apn)
     });
-    let family = Quectel {
-        urc_port: UrcPort::from_name(&g.urc_port),
-    };
     let mut told = false;
-    bring_up_blocking(c, &family, &config, &mut |e| {
+    let mut progress = |e: BringUpEvent<'_>| {
         on(&e);
         match e {
             BringUpEvent::UrcPortForced { was } => say(format!(
@@ -250,7 +408,23 @@ pub fn bring_up_report(
             BringUpEvent::DataActivated => say(format!("PDP context activated (APN {:?})", g.apn)),
             _ => {}
         }
-    })
+    };
+    match vendor {
+        Vendor::Quectel => {
+            let family = Quectel {
+                urc_port: UrcPort::from_name(&g.urc_port),
+            };
+            (bring_up_blocking(c, &family, &config, &mut progress), None)
+        }
+        Vendor::Simcom => {
+            let simcom = match g.simcom_family {
+                Some(f) => Simcom::new(f),
+                None => Simcom::detect(),
+            };
+            let r = bring_up_blocking(c, &simcom, &config, &mut progress);
+            (r, simcom.family())
+        }
+    }
 }
 
 /// A bring-up failure with the modem's code and its meaning, and what to check.

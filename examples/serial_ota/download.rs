@@ -1,4 +1,5 @@
-//! `download`: the crate's update flow into memory, then to a file.
+//! `download`: the crate's update flow into memory, then to a file: over the Quectel HTTP
+//! client (`update_blocking`) or a SIMCom module's (`SimcomHttp`, `update_with_blocking`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -6,15 +7,18 @@ use std::time::Duration;
 use cellular_ota::ota::esp_idf::image::{ChipId, ImageValidator};
 use cellular_ota::ota::manifest::Version;
 use cellular_ota::ota::mem_sink::MemSink;
+use cellular_ota::simcom::{Family as SimcomFamily, SimcomHttp};
 use cellular_ota::update::{
-    Method, Outcome, Progress, Strategy, UpdateConfig, UpdateError, update_blocking,
+    Failure, Method, Outcome, Progress, Stage, Strategy, UpdateConfig, UpdateError,
+    update_blocking, update_with_blocking,
 };
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
 use crate::common::{
-    Fail, Modem, Res, StdClock, Urcs, bring_up, hex, interactive, open_port, say, sync, ui,
+    Fail, Modem, Res, StdClock, Urcs, Vendor, bring_up, detect_vendor, hex, interactive, open_port,
+    say, simcom_family_name, sync, ui,
 };
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -23,9 +27,9 @@ pub enum StrategyArg {
     Auto,
     /// One GET, one read of the whole body.
     Stream,
-    /// Host-paced ranges (AT+QHTTPGETEX or a Range: header).
+    /// Host-paced ranges (AT+QHTTPGETEX or a Range: header; SIMCom: a Range: header).
     Ranged,
-    /// Into the module's file system, then read in chunks.
+    /// Into the module's file system, then read in chunks (Quectel).
     ModemFile,
 }
 
@@ -114,7 +118,29 @@ fn parse_key(s: &str) -> Result<[u8; 32], String> {
     Ok(k)
 }
 
-pub fn method_text(m: Method) -> &'static str {
+/// How `m` fetches, in the commands of the modem's vendor (`simcom`: a SIMCom module's
+/// command set).
+pub fn method_text(m: Method, simcom: Option<SimcomFamily>) -> &'static str {
+    match (simcom, m) {
+        (Some(SimcomFamily::Sh), Method::Stream) => {
+            "stream (AT+SHREQ, AT+SHREAD of the whole body)"
+        }
+        (Some(SimcomFamily::Sh), Method::StreamErasedAhead) => {
+            "stream into storage prepared ahead (AT+SHREQ, AT+SHREAD of the whole body)"
+        }
+        (Some(SimcomFamily::Sh), Method::RangedHeader) => {
+            "ranges with a Range: header (AT+SHAHEAD)"
+        }
+        (Some(_), Method::Stream) => "stream (AT+HTTPACTION, AT+HTTPREAD of the whole body)",
+        (Some(_), Method::StreamErasedAhead) => {
+            "stream into storage prepared ahead (AT+HTTPACTION, AT+HTTPREAD of the whole body)"
+        }
+        (Some(_), Method::RangedHeader) => "ranges with a Range: header (AT+HTTPPARA=\"USERDATA\")",
+        (_, m) => quectel_method_text(m),
+    }
+}
+
+fn quectel_method_text(m: Method) -> &'static str {
     match m {
         Method::Stream => "stream (one AT+QHTTPREAD)",
         Method::StreamErasedAhead => "stream into storage prepared ahead (one AT+QHTTPREAD)",
@@ -124,13 +150,28 @@ pub fn method_text(m: Method) -> &'static str {
     }
 }
 
-/// The error with the modem's code and meaning, each said once.
-fn update_error(e: &UpdateError) -> String {
+/// The error with the modem's code and meaning, each said once, and what to do when a
+/// SIMCom module cannot hold the whole body.
+fn update_error(e: &UpdateError, simcom: Option<SimcomFamily>, manifest: bool) -> String {
     let mut msg = e.to_string();
     if let (Some(code), Some(meaning)) = (e.code(), e.meaning()) {
         if !msg.contains(meaning) {
             msg.push_str(&format!(" [code {code}: {meaning}]"));
         }
+    }
+    // Without a manifest the flow learns the size with a plain GET of the whole image, which
+    // a module with a body limit refuses (AT+SH*: 602, A76xx: 706) when the image is larger.
+    let too_big = match (simcom, &e.failure) {
+        (Some(SimcomFamily::Sh), Failure::HttpClient(h)) => h.code == 602,
+        (Some(SimcomFamily::A76xx), Failure::HttpClient(h)) => h.code == 706,
+        _ => false,
+    };
+    if too_big && e.stage == Stage::Request && e.bytes_done == 0 && !manifest {
+        msg.push_str(
+            "; the image may be larger than the module holds from one response: publish a \
+             manifest beside it and pass --manifest (it gives the size, and the image is then \
+             fetched in ranges)",
+        );
     }
     msg
 }
@@ -161,15 +202,27 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
     let urcs = Urcs { verbose: g.verbose };
     let mut c: Modem<'_> = Modem::new(port, StdClock::new(), &mut rx, &mut resp, urcs);
     sync(&mut c, g)?;
-    let info = bring_up(
+    let vendor = detect_vendor(&mut c, g)?.vendor;
+    let up = bring_up(
         &mut c,
         g,
+        vendor,
         Duration::from_secs(a.register_timeout),
         Some(a.cid),
     )?;
+    let (info, simcom) = (&up.info, up.simcom);
+    let maker = match simcom {
+        Some(f) => format!(" (SIMCom, command set {})", simcom_family_name(f)),
+        None => String::new(),
+    };
+    let ip = if info.ip.is_empty() {
+        "not reported"
+    } else {
+        info.ip.as_str()
+    };
     say(format!(
-        "{} {}: registered, PDP context {} up, IP {}",
-        info.model, info.revision, a.cid, info.ip
+        "{} {}{maker}: registered, PDP context {} up, IP {ip}",
+        info.model, info.revision, a.cid
     ));
 
     let mut config = UpdateConfig::new(&a.url);
@@ -197,11 +250,14 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
     let mut chosen: Option<(Method, &'static str)> = None;
     let mut last_pct = 0u32;
     let started = std::time::Instant::now();
-    let r = update_blocking(&mut c, &mut sink, &config, &mut chunk, &mut |p| match p {
+    let mut on_progress = |p: Progress| match p {
         Progress::Manifest { size } => say(format!("manifest accepted: {size} bytes offered")),
         Progress::Strategy { method, reason } => {
             chosen = Some((method, reason));
-            say(format!("strategy: {} ({reason})", method_text(method)));
+            say(format!(
+                "strategy: {} ({reason})",
+                method_text(method, simcom)
+            ));
         }
         Progress::Started {
             total,
@@ -225,11 +281,32 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
         }
         Progress::Fallback { to, reason } => {
             chosen = Some((to, reason));
-            say(format!("switching to {} ({reason})", method_text(to)));
+            say(format!(
+                "switching to {} ({reason})",
+                method_text(to, simcom)
+            ));
         }
         Progress::Verifying => bar.set_message("verifying"),
         Progress::Activating => bar.set_message("checking the stored copy"),
-    });
+    };
+    let r = match (vendor, simcom) {
+        (Vendor::Simcom, Some(family)) => update_with_blocking(
+            SimcomHttp::new(c.as_async(), family),
+            &mut sink,
+            &config,
+            &mut chunk,
+            &mut on_progress,
+        ),
+        // SIMCom bring-up does not succeed without a command set.
+        (Vendor::Simcom, None) => {
+            return Err(Fail(
+                "the SIMCom module's command set is unknown: give --simcom-family".into(),
+            ));
+        }
+        (Vendor::Quectel, _) => {
+            update_blocking(&mut c, &mut sink, &config, &mut chunk, &mut on_progress)
+        }
+    };
     let took = started.elapsed();
     bar.finish_and_clear();
     ui().remove(&bar);
@@ -244,7 +321,7 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
             sha256,
             ..
         }) => (method, size, sha256),
-        Err(e) => return Err(Fail(update_error(&e))),
+        Err(e) => return Err(Fail(update_error(&e, simcom, a.manifest.is_some()))),
     };
     let image = sink
         .image()
@@ -256,7 +333,7 @@ pub fn run(g: &Global, a: &DownloadArgs) -> Res<()> {
     let secs = took.as_secs_f64().max(1e-3);
     let reason = chosen.map_or("", |(_, r)| r);
     println!("url         {}", a.url);
-    println!("strategy    {} ({reason})", method_text(method));
+    println!("strategy    {} ({reason})", method_text(method, simcom));
     println!("bytes       {size}");
     println!("time        {secs:.1} s");
     println!("throughput  {:.1} KiB/s", f64::from(size) / 1024.0 / secs);

@@ -1,6 +1,7 @@
 //! `fota`: upgrade the module's own firmware with `AT+QFOTADL`, through its reboots: from a
 //! URL the module downloads itself, or (`--file`) from a local package the tool streams over
-//! the AT port (`AT+QFOTADL="FILE:<len>"`, ASR modules such as the EC200T).
+//! the AT port (`AT+QFOTADL="FILE:<len>"`, ASR modules such as the EC200T). Quectel only:
+//! a SIMCom module is refused before anything is sent to it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::Global;
 use crate::common::{
-    Fail, Modem, Res, StdClock, Urcs, bring_up, client_error, interactive, open_port, say, sync, ui,
+    Fail, Modem, Res, StdClock, Urcs, Vendor, bring_up, client_error, detect_vendor, interactive,
+    open_port, say, sync, ui,
 };
 use crate::port::PortError;
 
@@ -207,6 +209,17 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
     let urcs = Urcs { verbose: g.verbose };
     let mut c: Modem<'_> = Modem::new(port, StdClock::new(), &mut rx, &mut resp, urcs);
     sync(&mut c, g)?;
+    let detected = detect_vendor(&mut c, g)?;
+    if detected.vendor == Vendor::Simcom {
+        return Err(Fail(format!(
+            "module FOTA is Quectel-only in serial_ota, and this is a SIMCom module ({}); \
+             `probe` and `download` work with it",
+            detected
+                .manufacturer
+                .as_deref()
+                .unwrap_or("--vendor simcom")
+        )));
+    }
     let (model, family) = {
         let id = c
             .send(&Identify)
@@ -362,9 +375,11 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
             let info = bring_up(
                 &mut c,
                 g,
+                Vendor::Quectel,
                 Duration::from_secs(a.register_timeout),
                 Some(a.cid),
-            )?;
+            )?
+            .info;
             say(format!("PDP context {} up, IP {}", a.cid, info.ip));
             let mut config = ModemFotaConfig::new(url, family);
             config.context_id = a.cid;

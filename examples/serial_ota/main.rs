@@ -1,4 +1,4 @@
-//! Firmware updates and diagnostics for a Quectel modem on a host serial port.
+//! Firmware updates and diagnostics for a Quectel or SIMCom modem on a host serial port.
 //!
 //! ```text
 //! cargo run --example serial_ota -- --port /dev/ttyUSB2 probe [--json]
@@ -13,19 +13,33 @@
 //! `--flow-control`), `--urc-port` (`usbat`: the port this tool is on, where bring-up
 //! routes URCs; `uart1` for the module's main UART), `--sim-pin`, `--log FILE` (a
 //! transcript of every byte, in the format `cargo run --example explain FILE` decodes),
-//! `-v` (show URCs). Progress bars go to stderr, results to stdout; any failure prints
-//! `error: ...` with the modem's code and its meaning and exits with 1.
+//! `-v` (show URCs), `--vendor quectel|simcom` and `--simcom-family
+//! sim7600|a76xx|sh|sim800` (both told from the modem when not given). Progress bars go to
+//! stderr, results to stdout; any failure prints `error: ...` with the modem's code and its
+//! meaning and exits with 1.
+//!
+//! The vendor comes from `AT+CGMI` (`Quectel`, `SIMCOM INCORPORATED`), else from `ATI`; a
+//! modem that names neither is driven as Quectel. On a SIMCom module the crate's SIMCom
+//! bring-up (`cellular_ota::simcom::bring_up::Simcom`: the command set from the identity,
+//! the data connection that set uses) and its HTTP client (`cellular_ota::simcom::SimcomHttp`)
+//! take the place of the Quectel ones; `fota` is Quectel-only.
 //!
 //! * `probe`: the crate's bring-up (`cellular_ota::bring_up`: URC port, SIM, registration
 //!   within `--wait` seconds, PDP context 1 with the APN) and what it found or where it
-//!   stopped, then identity, revision, IMEI, ICCID, SIM, signal, registration, and which
-//!   HTTP and FOTA commands the firmware accepts (their `=?` test forms).
+//!   stopped, then vendor, identity, revision, IMEI, ICCID, SIM, signal, registration,
+//!   and on Quectel which HTTP and FOTA commands the firmware accepts (their `=?` test
+//!   forms), on SIMCom the command set (`sim7600`, `a76xx`, `sh`, `sim800`) and the commands
+//!   it implies.
 //! * `download` and `fota URL` bring the modem up the same way first.
-//! * `download`: the crate's update flow (`update_blocking`) into memory, then to a file;
-//!   optionally checked as an ESP-IDF app image.
-//! * `fota`: the module's own firmware (`upgrade_modem_blocking`). A USB port disappears
-//!   while the module reboots: the port is re-opened every second until it is back. With
-//!   `--file PACKAGE` the tool streams a local package over the AT port instead
+//! * `download`: the crate's update flow (`update_blocking`, or `update_with_blocking` over
+//!   `SimcomHttp` on SIMCom) into memory, then to a file; optionally checked as an ESP-IDF
+//!   app image. An A76xx or `AT+SH*` module holds at most 256 KiB / 32 KiB of one response;
+//!   a larger image is fetched in ranges, but without `--manifest` (which gives the size) the
+//!   flow first GETs the whole image to learn its size, which such a module may refuse
+//!   (`602`, `706`): the error then says to pass `--manifest`.
+//! * `fota` (Quectel only): the module's own firmware (`upgrade_modem_blocking`). A USB port
+//!   disappears while the module reboots: the port is re-opened every second until it is
+//!   back. With `--file PACKAGE` the tool streams a local package over the AT port instead
 //!   (`upgrade_modem_from_host_blocking`, `AT+QFOTADL="FILE:<len>"`, ASR modules): with
 //!   `--rtscts` as fast as the module's CTS allows, otherwise at most `--pace` bytes/s
 //!   (15000, the documented limit) in `--write-size`-byte writes (32).
@@ -39,12 +53,15 @@ mod probe;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::common::{Res, say, ui};
+use cellular_ota::simcom::Family as SimcomFamily;
+
+use crate::common::{Res, Vendor, say, ui};
 
 const EXAMPLES: &str = "Examples:
   serial_ota --port /dev/ttyUSB2 probe
+  serial_ota --port /dev/ttyUSB2 probe --json      # Quectel or SIMCom, told from AT+CGMI
   serial_ota --port /dev/ttyUSB2 --log modem.log download https://example.com/fw.bin \\
       --out fw.bin --validate esp32s3
   serial_ota --port /dev/ttyUSB2 fota http://example.com/EC200U_delta.bin
@@ -53,7 +70,7 @@ const EXAMPLES: &str = "Examples:
 
 Exit code 1 on any failure, with the stage, the modem's code and its meaning.";
 
-/// Firmware updates over a Quectel cellular modem on a serial port.
+/// Firmware updates over a Quectel or SIMCom cellular modem on a serial port.
 #[derive(Debug, Parser)]
 #[command(name = "serial_ota", version, after_help = EXAMPLES)]
 struct Cli {
@@ -122,6 +139,19 @@ struct Cli {
     /// Show URCs as they arrive.
     #[arg(short, long, global = true, help_heading = "Modem options")]
     verbose: bool,
+    /// The modem's maker; told from AT+CGMI (else ATI) when not given.
+    #[arg(long, global = true, value_enum, help_heading = "Modem options")]
+    vendor: Option<Vendor>,
+    /// A SIMCom module's command set (implies --vendor simcom); told from its identity
+    /// (AT+SIMCOMATI, or AT+CGMM and AT+CGMR) when not given.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FAMILY",
+        help_heading = "Modem options"
+    )]
+    simcom_family: Option<FamilyArg>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -139,8 +169,32 @@ enum Cmd {
     },
     /// Download an image with the update flow and write it to a file.
     Download(download::DownloadArgs),
-    /// Upgrade the module's own firmware (AT+QFOTADL).
+    /// Upgrade the module's own firmware (AT+QFOTADL; Quectel only).
     Fota(fota::FotaArgs),
+}
+
+/// `--simcom-family`: the SIMCom command sets.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FamilyArg {
+    /// SIM7600E/G/G-H: AT+HTTP*, reads framed `+HTTPREAD: DATA,<n>`.
+    Sim7600,
+    /// A7670/A7672/A7608, SIM7670/SIM7672: AT+HTTP*, reads framed `+HTTPREAD: <n>`.
+    A76xx,
+    /// SIM7070/SIM7080/SIM7090, SIM7000 with newer firmware: AT+SH*, AT+CNACT.
+    Sh,
+    /// SIM800, SIM7000 with early firmware: AT+SAPBR and the SIM800-style AT+HTTP*.
+    Sim800,
+}
+
+impl From<FamilyArg> for SimcomFamily {
+    fn from(f: FamilyArg) -> Self {
+        match f {
+            FamilyArg::Sim7600 => SimcomFamily::Sim7600,
+            FamilyArg::A76xx => SimcomFamily::A76xx,
+            FamilyArg::Sh => SimcomFamily::Sh,
+            FamilyArg::Sim800 => SimcomFamily::Sim800,
+        }
+    }
 }
 
 /// Options every subcommand uses.
@@ -154,6 +208,9 @@ pub struct Global {
     pub sim_pin: Option<String>,
     pub log: Option<PathBuf>,
     pub verbose: bool,
+    /// `--vendor`, or SIMCom for `--simcom-family`; `None`: told from the modem.
+    pub vendor: Option<Vendor>,
+    pub simcom_family: Option<SimcomFamily>,
 }
 
 fn main() -> ExitCode {
@@ -166,6 +223,14 @@ fn main() -> ExitCode {
             )
             .exit()
     };
+    if cli.vendor == Some(Vendor::Quectel) && cli.simcom_family.is_some() {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--simcom-family is for SIMCom modules; it cannot be used with --vendor quectel",
+            )
+            .exit()
+    }
     let g = Global {
         port,
         baud: cli.baud,
@@ -175,6 +240,8 @@ fn main() -> ExitCode {
         sim_pin: cli.sim_pin.clone(),
         log: cli.log,
         verbose: cli.verbose,
+        vendor: cli.vendor.or(cli.simcom_family.map(|_| Vendor::Simcom)),
+        simcom_family: cli.simcom_family.map(SimcomFamily::from),
     };
     let r: Res<()> = match &cli.command {
         Cmd::Probe { json, wait } => probe::run(&g, *json, std::time::Duration::from_secs(*wait)),

@@ -1,5 +1,6 @@
-//! `probe`: who the modem is, whether it is on the network, and which HTTP and FOTA
-//! commands its firmware accepts.
+//! `probe`: who the modem is (Quectel or SIMCom, and on SIMCom the command set), whether it
+//! is on the network, and which HTTP and FOTA commands its firmware accepts (Quectel) or the
+//! command set implies (SIMCom).
 
 use cellular_ota::at::{AtCommand, EncodeError, Encoder, Lines, ParseError, ResponseLines};
 use std::time::Duration;
@@ -11,12 +12,15 @@ use cellular_ota::quectel::general::{
     GetFullRevision, Iccid, Identify, Imei, SignalQuality, SimState, SimStatus,
 };
 use cellular_ota::retry::{Classify, Retry};
+use cellular_ota::simcom::Family as SimcomFamily;
+use cellular_ota::simcom::general::{IccidQuery, ModelQuery, RevisionQuery, SimcomAti};
+use cellular_ota::simcom::http_modem::{A76XX_MAX_BODY, SH_MAX_BODY};
 use serde_json::{Value, json};
 
 use crate::Global;
 use crate::common::{
-    Modem, Res, StdClock, Urcs, bring_up_error, bring_up_report, client_error, open_port,
-    reg_status, registrations, sync,
+    Detected, Modem, Res, StdClock, Urcs, Vendor, bring_up_error, bring_up_report, client_error,
+    detect_vendor, open_port, reg_status, registrations, simcom_family_name, sync,
 };
 
 /// A command's test form (`AT+X=?`): answers `OK` (with its parameter ranges) where the
@@ -125,7 +129,8 @@ pub fn run(g: &Global, as_json: bool, wait: Duration) -> Res<()> {
     let urcs = Urcs { verbose: g.verbose };
     let mut c: Modem<'_> = Modem::new(port, StdClock::new(), &mut rx, &mut resp, urcs);
     sync(&mut c, g)?;
-    let report = collect(&mut c, g, wait);
+    let detected = detect_vendor(&mut c, g)?;
+    let report = collect(&mut c, g, &detected, wait);
     if as_json {
         println!(
             "{}",
@@ -141,16 +146,18 @@ fn text(r: Result<&str, ClientError<crate::port::PortError>>) -> Result<String, 
     r.map(str::to_string).map_err(|e| client_error(&e))
 }
 
-fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
+fn collect(c: &mut Modem<'_>, g: &Global, detected: &Detected, wait: Duration) -> Value {
+    let vendor = detected.vendor;
     let mut out = serde_json::Map::new();
     out.insert("port".into(), g.port.clone().into());
     out.insert("baud".into(), g.baud.into());
+    out.insert("vendor".into(), vendor.name().into());
     // The crate's bring-up first (URC port, SIM, registration, PDP context 1), then the
     // details, which are read even when bring-up stopped early.
     let mut events = Vec::new();
     let mut urc_port_was = None;
     let mut activated_now = false;
-    let brought = bring_up_report(c, g, wait, Some(1), &mut |e| {
+    let (brought, simcom) = bring_up_report(c, g, vendor, wait, Some(1), &mut |e| {
         match e {
             BringUpEvent::UrcPortForced { was } => urc_port_was = Some(was.to_string()),
             BringUpEvent::DataActivated => activated_now = true,
@@ -172,28 +179,19 @@ fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
         }),
     };
     out.insert("bring_up".into(), bring);
-    out.insert(
-        "urc_port".into(),
-        json!({ "now": g.urc_port, "was": urc_port_was.clone().unwrap_or_else(|| g.urc_port.clone()) }),
-    );
-    let identity = c
-        .send(&Identify)
-        .map(|id| {
-            json!({
-                "manufacturer": id.manufacturer,
-                "model": id.model,
-                "revision": id.revision,
-                "family": family_name(id.family()),
-            })
-        })
-        .map_err(|e| client_error(&e));
-    out.insert("identity".into(), field(identity));
-    out.insert(
-        "full_revision".into(),
-        field(text(c.send(&GetFullRevision))),
-    );
+    if vendor == Vendor::Simcom {
+        // SIMCom modules send URCs on every port: nothing to route, no `urc_port`.
+        simcom_identity(c, &mut out, detected, simcom);
+    } else {
+        quectel_identity(c, &mut out, g, urc_port_was);
+    }
     out.insert("imei".into(), field(text(c.send(&Imei))));
-    out.insert("iccid".into(), field(text(c.send(&Iccid))));
+    let iccid = match (vendor, out.get("simcom_family").and_then(Value::as_str)) {
+        (Vendor::Quectel, _) => c.send(&Iccid),
+        (Vendor::Simcom, Some("sim7600" | "a76xx")) => c.send(&IccidQuery::Ciccid),
+        (Vendor::Simcom, _) => c.send(&IccidQuery::Ccid),
+    };
+    out.insert("iccid".into(), field(text(iccid)));
     let sim = c
         .send(&SimStatus)
         .map(|s| json!({ "state": sim_text(s), "ready": s.is_ready() }))
@@ -233,6 +231,141 @@ fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
         Err(e) => Err(bring_up_error(e)),
     };
     out.insert("pdp".into(), field(pdp));
+    if vendor == Vendor::Quectel {
+        out.insert("commands".into(), quectel_commands(c));
+    }
+    Value::Object(out)
+}
+
+/// ATI (manufacturer, model, revision, chip family), the URC port and `AT+QGMR`.
+fn quectel_identity(
+    c: &mut Modem<'_>,
+    out: &mut serde_json::Map<String, Value>,
+    g: &Global,
+    urc_port_was: Option<String>,
+) {
+    out.insert(
+        "urc_port".into(),
+        json!({ "now": g.urc_port, "was": urc_port_was.unwrap_or_else(|| g.urc_port.clone()) }),
+    );
+    let identity = c
+        .send(&Identify)
+        .map(|id| {
+            json!({
+                "manufacturer": id.manufacturer,
+                "model": id.model,
+                "revision": id.revision,
+                "family": family_name(id.family()),
+            })
+        })
+        .map_err(|e| client_error(&e));
+    out.insert("identity".into(), field(identity));
+    out.insert(
+        "full_revision".into(),
+        field(text(c.send(&GetFullRevision))),
+    );
+}
+
+/// Model and revision as the SIMCom bring-up reads them (`AT+SIMCOMATI`, else `AT+CGMM` and
+/// `AT+CGMR`), the manufacturer `AT+CGMI` named, the command set (`simcom_family`: the one
+/// bring-up used, else the one the identity implies) and what that set uses
+/// (`command_set`).
+fn simcom_identity(
+    c: &mut Modem<'_>,
+    out: &mut serde_json::Map<String, Value>,
+    detected: &Detected,
+    brought: Option<SimcomFamily>,
+) {
+    let mut model_revision = || -> Result<(String, String), String> {
+        if !matches!(brought, Some(SimcomFamily::Sh | SimcomFamily::Sim800)) {
+            match c.send(&SimcomAti) {
+                Ok(id) => return Ok((id.model.to_string(), id.revision.to_string())),
+                Err(ClientError::Rejected(_) | ClientError::Parse(_)) => {}
+                Err(e) => return Err(client_error(&e)),
+            }
+        }
+        let model = c
+            .send(&ModelQuery)
+            .map(str::to_string)
+            .map_err(|e| client_error(&e))?;
+        let revision = c
+            .send(&RevisionQuery)
+            .map(str::to_string)
+            .map_err(|e| client_error(&e))?;
+        Ok((model, revision))
+    };
+    let id = model_revision();
+    let family = brought.or_else(|| {
+        id.as_ref()
+            .ok()
+            .and_then(|(m, r)| SimcomFamily::from_identity(m, r))
+    });
+    let family_value = family.map(simcom_family_name);
+    let identity = id.map(|(model, revision)| {
+        json!({
+            "manufacturer": detected.manufacturer,
+            "model": model,
+            "revision": revision,
+            "family": family_value,
+        })
+    });
+    out.insert("identity".into(), field(identity));
+    out.insert("simcom_family".into(), family_value.into());
+    out.insert(
+        "command_set".into(),
+        family.map_or(Value::Null, command_set),
+    );
+}
+
+/// What the crate sends to a module of `family` (`cellular_ota::simcom`'s bring-up and
+/// `SimcomHttp`).
+fn command_set(family: SimcomFamily) -> Value {
+    let (identity, iccid, data, http, ranges, https) = match family {
+        SimcomFamily::Sim7600 | SimcomFamily::A76xx => (
+            "AT+SIMCOMATI",
+            "AT+CICCID",
+            "AT+CGDCONT, AT+CGACT",
+            "AT+HTTPINIT, AT+HTTPPARA, AT+HTTPACTION, AT+HTTPREAD=<offset>,<n>",
+            "Range: header in AT+HTTPPARA=\"USERDATA\"",
+            "AT+CSSLCFG, AT+CCERTDOWN, AT+HTTPPARA=\"SSLCFG\"",
+        ),
+        SimcomFamily::Sh => (
+            "AT+CGMM, AT+CGMR",
+            "AT+CCID",
+            "AT+CNCFG, AT+CNACT",
+            "AT+SHCONF, AT+SHCONN, AT+SHREQ, AT+SHREAD",
+            "Range: header with AT+SHAHEAD",
+            "refused (server certificates are not uploaded to AT+SH* yet)",
+        ),
+        _ => (
+            "AT+CGMM, AT+CGMR",
+            "AT+CCID",
+            "AT+SAPBR",
+            "AT+HTTPINIT, AT+HTTPPARA, AT+HTTPACTION, AT+HTTPREAD",
+            "Range: header in AT+HTTPPARA=\"USERDATA\"",
+            "refused (the SIM800-style set cannot verify a server)",
+        ),
+    };
+    let max_body = match family {
+        SimcomFamily::A76xx => Some(A76XX_MAX_BODY),
+        SimcomFamily::Sh => Some(SH_MAX_BODY),
+        _ => None,
+    };
+    json!({
+        "family": simcom_family_name(family),
+        "identity": identity,
+        "iccid": iccid,
+        "data": data,
+        "http": http,
+        "ranges": ranges,
+        "max_body": max_body,
+        "https": https,
+        "module_fota": "not in serial_ota (Quectel only)",
+    })
+}
+
+/// The test forms of [`PROBES`], each supported, refused or unanswered.
+fn quectel_commands(c: &mut Modem<'_>) -> Value {
     let mut cmds = Vec::new();
     for (probe, purpose) in &PROBES {
         let v = match c.send(probe) {
@@ -257,8 +390,7 @@ fn collect(c: &mut Modem<'_>, g: &Global, wait: Duration) -> Value {
         };
         cmds.push(v);
     }
-    out.insert("commands".into(), Value::Array(cmds));
-    Value::Object(out)
+    Value::Array(cmds)
 }
 
 fn s(v: &Value) -> String {
@@ -292,25 +424,40 @@ fn print_table(r: &Value) {
             format!("failed: {} ({})", s(&up["error"]), s(&up["retry"]))
         },
     );
-    let urc = &r["urc_port"];
-    row(
-        "URC port",
-        if urc["was"] == urc["now"] {
-            s(&urc["now"])
-        } else {
-            format!("{} (was {}: routed here)", s(&urc["now"]), s(&urc["was"]))
-        },
-    );
+    let simcom = r["vendor"] == "simcom";
     let id = &r["identity"];
-    row("manufacturer", or_error(id, |id| s(&id["manufacturer"])));
-    row(
-        "model",
-        or_error(id, |id| {
-            format!("{} (chip family: {})", s(&id["model"]), s(&id["family"]))
-        }),
-    );
-    row("revision", or_error(id, |id| s(&id["revision"])));
-    row("full revision", or_error(&r["full_revision"], s));
+    if simcom {
+        row(
+            "manufacturer",
+            or_error(id, |id| format!("{} (SIMCom)", s(&id["manufacturer"]))),
+        );
+        row(
+            "model",
+            or_error(id, |id| {
+                format!("{} (command set: {})", s(&id["model"]), s(&id["family"]))
+            }),
+        );
+        row("revision", or_error(id, |id| s(&id["revision"])));
+    } else {
+        let urc = &r["urc_port"];
+        row(
+            "URC port",
+            if urc["was"] == urc["now"] {
+                s(&urc["now"])
+            } else {
+                format!("{} (was {}: routed here)", s(&urc["now"]), s(&urc["was"]))
+            },
+        );
+        row("manufacturer", or_error(id, |id| s(&id["manufacturer"])));
+        row(
+            "model",
+            or_error(id, |id| {
+                format!("{} (chip family: {})", s(&id["model"]), s(&id["family"]))
+            }),
+        );
+        row("revision", or_error(id, |id| s(&id["revision"])));
+        row("full revision", or_error(&r["full_revision"], s));
+    }
     row("IMEI", or_error(&r["imei"], s));
     row("ICCID", or_error(&r["iccid"], s));
     row("SIM", or_error(&r["sim"], |v| s(&v["state"])));
@@ -356,7 +503,10 @@ fn print_table(r: &Value) {
                 "{} up, APN {}, IP {}{}",
                 s(&v["cid"]),
                 s(&v["apn"]),
-                s(&v["ip"]),
+                match v["ip"].as_str() {
+                    Some("") => "not reported".into(),
+                    _ => s(&v["ip"]),
+                },
                 if v["activated_now"].as_bool() == Some(true) {
                     " (activated now)"
                 } else {
@@ -366,6 +516,10 @@ fn print_table(r: &Value) {
         }),
     );
     println!();
+    if simcom {
+        print_command_set(&r["command_set"]);
+        return;
+    }
     println!(
         "{:<20} {:<12} {:<52} answer",
         "command", "firmware", "used for"
@@ -397,4 +551,31 @@ fn print_table(r: &Value) {
             );
         }
     }
+}
+
+/// What the crate sends to this SIMCom module, by step.
+fn print_command_set(set: &Value) {
+    if set.is_null() {
+        println!(
+            "command set      unknown: the identity does not say; give --simcom-family \
+             sim7600|a76xx|sh|sim800"
+        );
+        return;
+    }
+    let row = |k: &str, v: String| println!("{k:<16} {v}");
+    row("command set", s(&set["family"]));
+    row("  identity", s(&set["identity"]));
+    row("  ICCID", s(&set["iccid"]));
+    row("  data", s(&set["data"]));
+    row("  HTTP", s(&set["http"]));
+    row("  ranges", s(&set["ranges"]));
+    row(
+        "  body limit",
+        match set["max_body"].as_u64() {
+            Some(n) => format!("{n} bytes per response (larger images are fetched in ranges)"),
+            None => "none".into(),
+        },
+    );
+    row("  HTTPS", s(&set["https"]));
+    row("  module FOTA", s(&set["module_fota"]));
 }
