@@ -4,7 +4,8 @@
 //! cargo run --example sign_image -- keygen KEYFILE
 //! cargo run --example sign_image -- pubkey KEYFILE
 //! cargo run --example sign_image -- sign --key KEYFILE --product NAME [--hardware REV] \
-//!                                        [--version 1.4.2] IMAGE [--out MANIFEST]
+//!                                        [--version 1.4.2] [--patch PATCH [--base BASE]] \
+//!                                        IMAGE [--out MANIFEST]
 //! cargo run --example sign_image -- verify --pubkey HEX IMAGE MANIFEST
 //! ```
 //!
@@ -17,6 +18,13 @@
 //!   (default `IMAGE.manifest`), then parses and verifies what it wrote. For an ESP app image
 //!   the version defaults to the one its app descriptor declares, and a `--version` that
 //!   differs from it is refused: the device would refuse that image after downloading it.
+//!   With `--patch PATCH` the server publishes PATCH instead of IMAGE: a detools
+//!   "sequential" patch that rebuilds IMAGE, from BASE (`--base`, the image the devices
+//!   run: a delta) or from nothing (a compressed image). The manifest is then format 3 and
+//!   also signs the patch's size and SHA-256 and, for a delta, the base's (default MANIFEST:
+//!   `PATCH.manifest`). Make the patch with detools (`pip install detools`), as Espressif's
+//!   esp_delta_ota does: `detools create_patch -c heatshrink BASE IMAGE PATCH` (a delta) or
+//!   `detools create_patch -c heatshrink /dev/null IMAGE PATCH` (a compressed image).
 //! - `verify` checks a manifest's signature with the public key and that IMAGE has the size
 //!   and SHA-256 it names.
 //!
@@ -31,7 +39,8 @@ use std::process::ExitCode;
 
 use cellular_ota::ota::esp_idf::image::{APP_DESC_LEN, AppDescriptor, IMAGE_MAGIC};
 use cellular_ota::ota::manifest::{
-    Field, MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, validate_id, write_manifest,
+    Field, MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Payload, Version, validate_id,
+    write_manifest,
 };
 use ed25519_compact::{KeyPair, Seed};
 use sha2::{Digest, Sha256};
@@ -41,15 +50,17 @@ usage:
   sign_image keygen KEYFILE
   sign_image pubkey KEYFILE
   sign_image sign --key KEYFILE --product NAME [--hardware REV] [--version VERSION]
-                  IMAGE [--out MANIFEST]
-  sign_image verify --pubkey HEX IMAGE MANIFEST
+                  [--patch PATCH [--base BASE]] IMAGE [--out MANIFEST]
+  sign_image verify --pubkey HEX [--patch PATCH] IMAGE MANIFEST
 
 KEYFILE holds a raw 32-byte Ed25519 seed (written by `keygen`); keep it secret.
 NAME and REV are 1-64 letters, digits, `.`, `_` or `-` (the device's product and
 hardware revision; a device refuses manifests for another product).
 VERSION is MAJOR.MINOR.PATCH[-PRE], e.g. 1.4.2 or 2.0.0-rc.1; for an ESP app image it
 defaults to the version its app descriptor declares, and must equal it.
-MANIFEST defaults to IMAGE.manifest.";
+MANIFEST defaults to IMAGE.manifest (PATCH.manifest with --patch).
+PATCH is a detools sequential patch that makes IMAGE from BASE (a delta) or from nothing
+(a compressed image); the server publishes it in place of IMAGE.";
 
 enum Failure {
     /// Bad command line: exit status 2.
@@ -259,7 +270,12 @@ fn declared_version(path: &str) -> Result<Option<String>, Failure> {
 }
 
 fn sign(args: &[String]) -> Outcome {
-    let args = Args::parse(args, &["key", "version", "out", "product", "hardware"])?;
+    let args = Args::parse(
+        args,
+        &[
+            "key", "version", "out", "product", "hardware", "patch", "base",
+        ],
+    )?;
     let [image] = args.positional(["IMAGE"])?;
     let keyfile = args.required("key")?;
     let product = args.required("product")?;
@@ -301,14 +317,40 @@ fn sign(args: &[String]) -> Outcome {
             )));
         }
     }
-    let out_path = match args.option("out") {
-        Some(out) => PathBuf::from(out),
-        None => PathBuf::from(format!("{image}.manifest")),
+    let patch = args.option("patch");
+    let base = args.option("base");
+    if base.is_some() && patch.is_none() {
+        return Err(usage("--base needs --patch (the delta made from BASE)"));
+    }
+    let out_path = match (args.option("out"), patch) {
+        (Some(out), _) => PathBuf::from(out),
+        (None, Some(p)) => PathBuf::from(format!("{p}.manifest")),
+        (None, None) => PathBuf::from(format!("{image}.manifest")),
     };
 
     let pair = read_key(keyfile)?;
     let (len, sha256) = hash_file(image)?;
     let size = image_size(image, len)?;
+    let payload = match (patch, base) {
+        (None, _) => Payload::Full,
+        (Some(p), None) => {
+            let (len, sha256) = hash_file(p)?;
+            Payload::Compressed {
+                size: nonzero_size(p, len)?,
+                sha256,
+            }
+        }
+        (Some(p), Some(b)) => {
+            let (len, sha256) = hash_file(p)?;
+            let (base_len, base_sha256) = hash_file(b)?;
+            Payload::Delta {
+                size: nonzero_size(p, len)?,
+                sha256,
+                base_size: nonzero_size(b, base_len)?,
+                base_sha256,
+            }
+        }
+    };
 
     let mut manifest = Manifest {
         product,
@@ -316,6 +358,7 @@ fn sign(args: &[String]) -> Outcome {
         version,
         size,
         sha256,
+        payload,
         signature: None,
     };
     let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
@@ -348,12 +391,23 @@ fn sign(args: &[String]) -> Outcome {
     Ok(())
 }
 
+/// A patch or base file's length, which the manifest needs in `1..=u32::MAX`.
+fn nonzero_size(path: &str, len: u64) -> Result<u32, Failure> {
+    match u32::try_from(len) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(failed(format!(
+            "{path} is {len} bytes: a manifest takes 1 to {} bytes",
+            u32::MAX
+        ))),
+    }
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Outcome {
     fs::write(path, bytes).map_err(|e| failed(format!("cannot write {}: {e}", path.display())))
 }
 
 fn verify(args: &[String]) -> Outcome {
-    let args = Args::parse(args, &["pubkey"])?;
+    let args = Args::parse(args, &["pubkey", "patch"])?;
     let [image, manifest_path] = args.positional(["IMAGE", "MANIFEST"])?;
     let key_hex = args.required("pubkey")?;
     let key: [u8; 32] = unhex(key_hex).ok_or_else(|| {
@@ -383,6 +437,30 @@ fn verify(args: &[String]) -> Outcome {
             hex(&sha256),
             hex(&manifest.sha256)
         )));
+    }
+    match (manifest.payload.patch(), args.option("patch")) {
+        (Some((size, sha256)), Some(p)) => {
+            let (len, got) = hash_file(p)?;
+            if len != u64::from(size) || got != sha256 {
+                return Err(failed(format!(
+                    "{p} is {len} bytes with SHA-256 {}; the manifest's {} payload is {size} \
+                     bytes with SHA-256 {}",
+                    hex(&got),
+                    manifest.payload.kind(),
+                    hex(&sha256)
+                )));
+            }
+        }
+        (None, Some(_)) => {
+            return Err(failed(format!(
+                "{manifest_path} describes a full image, not a patch"
+            )));
+        }
+        (Some(_), None) => println!(
+            "note: the manifest's payload is a {}; pass --patch PATCH to check it too",
+            manifest.payload.kind()
+        ),
+        (None, None) => {}
     }
     println!(
         "OK: {image} is {}{} version {}, {} bytes, SHA-256 {}, signed by {}",

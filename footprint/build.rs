@@ -75,6 +75,7 @@ fn main() {
         version: Version::parse("1.0.1").unwrap(),
         size: len as u32,
         sha256: sha,
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: None,
     };
     let mut msg = [0u8; MAX_WRITTEN_LEN];

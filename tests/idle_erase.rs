@@ -150,6 +150,7 @@ fn manifest_for(image: &[u8]) -> Vec<u8> {
         version: Version::parse("2.0.0").unwrap(),
         size: image.len() as u32,
         sha256: Sha256::digest(image).into(),
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: None,
     };
     let mut out = [0u8; MAX_WRITTEN_LEN];

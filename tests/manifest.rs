@@ -44,6 +44,7 @@ fn sign_for(
         version: Version::parse(version).unwrap(),
         size: u32::try_from(image.len()).unwrap(),
         sha256: sha256(image),
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: None,
     };
     let mut message = [0u8; MAX_SIGNED_MESSAGE_LEN];
@@ -67,6 +68,7 @@ fn plain(
         version,
         size,
         sha256,
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature,
     }
 }
@@ -410,7 +412,8 @@ rejects! {
     comment_before_header: format!("# hi\n{}", body_with("", None)) => ManifestError::BadHeader;
     header_format_1_is_outdated: body_with("", None).replace("manifest 2", "manifest 1") => ManifestError::Outdated { format: 1 };
     format_1_file_is_outdated: format!("cellular-ota-manifest 1\nversion 1.4.2\nsize 5\nsha256 {SHA}\n") => ManifestError::Outdated { format: 1 };
-    header_format_3: body_with("", None).replace("manifest 2", "manifest 3") => ManifestError::UnsupportedFormat { format: 3 };
+    header_format_3_without_payload: body_with("", None).replace("manifest 2", "manifest 3") => ManifestError::Missing { field: Field::Payload };
+    header_format_4: body_with("", None).replace("manifest 2", "manifest 4") => ManifestError::UnsupportedFormat { format: 4 };
     header_format_0: body_with("", None).replace("manifest 2", "manifest 0") => ManifestError::UnsupportedFormat { format: 0 };
     header_format_huge: body_with("", None).replace("manifest 2", "manifest 99999999999") => ManifestError::UnsupportedFormat { format: u32::MAX };
     header_repeated: format!("{}cellular-ota-manifest 2\n", body_with("", None)) => ManifestError::BadLine { line: 6 };
@@ -774,6 +777,7 @@ fn format_1_signatures_never_verify_as_format_2() {
         version: Version::new(1, 4, 2),
         size: 5,
         sha256: sha,
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: Some(v1_signature),
     };
     assert_eq!(
@@ -894,6 +898,7 @@ fn valid_manifest_bytes() -> impl Strategy<Value = Vec<u8>> {
                     },
                     size,
                     sha256: sha,
+                    payload: cellular_ota::ota::manifest::Payload::Full,
                     signature: sig.map(|s| s.try_into().unwrap()),
                 };
                 let mut out = [0u8; MAX_WRITTEN_LEN];
@@ -946,6 +951,7 @@ proptest! {
             version,
             size,
             sha256: sha,
+            payload: cellular_ota::ota::manifest::Payload::Full,
             signature: Some([7; 64]),
         };
         let mut out = [0u8; MAX_WRITTEN_LEN];
@@ -967,4 +973,155 @@ proptest! {
         prop_assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
         prop_assert_eq!(a.cmp(&b) == std::cmp::Ordering::Equal, a == b);
     }
+}
+
+/// Format 3: a compressed image and a delta round-trip through `write_manifest` and `parse`,
+/// sign with the `cellular-ota-manifest 3` header and the payload lines, and a changed
+/// payload value breaks the signature.
+#[test]
+fn format_3_payloads_round_trip_and_are_signed() {
+    use cellular_ota::ota::manifest::Payload;
+    let pair = KeyPair::from_seed(Seed::new([9; 32]));
+    let key = *pair.pk;
+    let img = image();
+    let delta = Payload::Delta {
+        size: 4242,
+        sha256: [0xab; 32],
+        base_size: 65_536,
+        base_sha256: [0xcd; 32],
+    };
+    let compressed = Payload::Compressed {
+        size: 777,
+        sha256: [0x12; 32],
+    };
+    for payload in [delta, compressed] {
+        let mut m = plain(Version::new(2, 0, 0), img.len() as u32, sha256(&img), None);
+        m.payload = payload;
+        let mut msg = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        let message = m.signed_message(&mut msg).unwrap().to_vec();
+        let text = String::from_utf8(message.clone()).unwrap();
+        assert!(text.starts_with("cellular-ota-manifest 3\n"), "{text}");
+        assert!(
+            text.contains(&format!("\npayload {}\n", payload.kind())),
+            "{text}"
+        );
+        m.signature = Some(*pair.sk.sign(&message, None));
+        let mut out = [0u8; MAX_WRITTEN_LEN];
+        let n = write_manifest(&m, &mut out).unwrap();
+        let parsed = Manifest::parse(&out[..n]).unwrap();
+        assert_eq!(parsed, m);
+        assert_eq!(parsed.payload, payload);
+        assert_eq!(parsed.verify_signature(&key), Ok(()));
+        // Another base (or another patch) under the same signature does not verify.
+        let mut other = parsed;
+        other.payload = match payload {
+            Payload::Delta {
+                size,
+                sha256,
+                base_size,
+                ..
+            } => Payload::Delta {
+                size,
+                sha256,
+                base_size,
+                base_sha256: [0xce; 32],
+            },
+            Payload::Compressed { sha256, .. } => Payload::Compressed { size: 778, sha256 },
+            Payload::Full => unreachable!(),
+        };
+        assert_eq!(
+            other.verify_signature(&key),
+            Err(ManifestError::BadSignature)
+        );
+    }
+    // A full image is still written as format 2.
+    let m = plain(Version::new(2, 0, 0), 5, [1; 32], None);
+    let mut out = [0u8; MAX_WRITTEN_LEN];
+    let n = write_manifest(&m, &mut out).unwrap();
+    assert!(out[..n].starts_with(b"cellular-ota-manifest 2\n"));
+}
+
+/// Format 3's payload keys: each kind needs its keys and refuses another kind's; in format 2
+/// they are unknown keys and the manifest describes a full image.
+#[test]
+fn format_3_payload_keys_are_checked() {
+    use cellular_ota::ota::manifest::{Field, Payload};
+    let hex = "ab".repeat(32);
+    let base = format!(
+        "cellular-ota-manifest 3\nproduct {PRODUCT}\nversion 1.0.0\nsize 10\nsha256 {hex}\n"
+    );
+    let parse = |extra: &str| {
+        let text = format!("{base}{extra}");
+        Manifest::parse(text.as_bytes()).map(|m| m.payload)
+    };
+    assert_eq!(
+        parse(""),
+        Err(ManifestError::Missing {
+            field: Field::Payload
+        })
+    );
+    assert_eq!(parse("payload full\n"), Ok(Payload::Full));
+    assert_eq!(
+        parse("payload zip\n"),
+        Err(ManifestError::BadPayload {
+            field: Field::Payload
+        })
+    );
+    assert_eq!(
+        parse("payload full\npayload-size 5\n"),
+        Err(ManifestError::BadPayload {
+            field: Field::PayloadSize
+        })
+    );
+    assert_eq!(
+        parse(
+            "payload compressed\npayload-sha256 {hex}\n"
+                .replace("{hex}", &hex)
+                .as_str()
+        ),
+        Err(ManifestError::Missing {
+            field: Field::PayloadSize
+        })
+    );
+    assert_eq!(
+        parse(&format!(
+            "payload compressed\npayload-size 5\npayload-sha256 {hex}\nbase-size 9\n"
+        )),
+        Err(ManifestError::BadPayload {
+            field: Field::BaseSize
+        })
+    );
+    assert_eq!(
+        parse(&format!(
+            "payload delta\npayload-size 5\npayload-sha256 {hex}\nbase-size 9\n"
+        )),
+        Err(ManifestError::Missing {
+            field: Field::BaseSha256
+        })
+    );
+    assert_eq!(
+        parse(&format!(
+            "payload delta\npayload-size 0\npayload-sha256 {hex}\nbase-size 9\nbase-sha256 {hex}\n"
+        )),
+        Err(ManifestError::BadSize)
+    );
+    assert_eq!(
+        parse(&format!(
+            "payload delta\npayload-size 5\npayload-sha256 {hex}\nbase-size 9\nbase-sha256 {hex}\npayload delta\n"
+        )),
+        Err(ManifestError::Duplicate {
+            field: Field::Payload
+        })
+    );
+    let v2 = format!(
+        "cellular-ota-manifest 2\nproduct {PRODUCT}\nversion 1.0.0\nsize 10\nsha256 {hex}\npayload delta\nbase-size 9\n"
+    );
+    assert_eq!(
+        Manifest::parse(v2.as_bytes()).map(|m| m.payload),
+        Ok(Payload::Full)
+    );
+    assert_eq!(
+        Manifest::parse(b"cellular-ota-manifest 4\n"),
+        Err(ManifestError::UnsupportedFormat { format: 4 })
+    );
 }

@@ -111,6 +111,7 @@ fn manifest_for(img: &[u8], version: &str) -> Vec<u8> {
         version: Version::parse(version).unwrap(),
         size: img.len() as u32,
         sha256: Sha256::digest(img).into(),
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: None,
     };
     let mut out = [0u8; 512];
@@ -578,6 +579,7 @@ fn badly_signed_or_older_manifests_are_refused_before_any_download() {
             version: Version::parse("2.0.0").unwrap(),
             size: img.len() as u32,
             sha256: Sha256::digest(&img).into(),
+            payload: cellular_ota::ota::manifest::Payload::Full,
             signature: None,
         };
         let mut msg = [0u8; 512];
@@ -881,4 +883,59 @@ fn configurations_that_mean_less_than_they_say_are_refused_before_anything_is_se
     let mut c = UpdateConfig::new(URL);
     c.allow_unsigned = true;
     assert_eq!(c.validate(4096, 1), Ok(()));
+}
+
+/// A manifest that offers a compressed image or a delta is refused with a typed error
+/// before the image URL is requested: the flow installs full images only, and a patch
+/// written as an image would fail its hash only after the whole download.
+#[test]
+fn a_patch_payload_is_refused_before_the_download() {
+    use cellular_ota::ota::manifest::{ManifestError, Payload};
+    let img = image(1000);
+    for payload in [
+        Payload::Compressed {
+            size: 500,
+            sha256: [3; 32],
+        },
+        Payload::Delta {
+            size: 100,
+            sha256: [4; 32],
+            base_size: 900,
+            base_sha256: [5; 32],
+        },
+    ] {
+        let m = Manifest {
+            product: PRODUCT,
+            hardware: None,
+            version: Version::parse("1.2.0").unwrap(),
+            size: img.len() as u32,
+            sha256: Sha256::digest(&img).into(),
+            payload,
+            signature: None,
+        };
+        let mut out = [0u8; 1024];
+        let n = write_manifest(&m, &mut out).unwrap();
+        let man = out[..n].to_vec();
+        let mut s = setup();
+        s.extend(set_url(MURL));
+        s.extend(get(200, Some(man.len())));
+        s.extend(read(&man));
+        s.extend(cleanup());
+        let mut cfg = unsigned(URL);
+        cfg.manifest_url = Some(MURL);
+        cfg.running_version = Some(Version::parse("1.1.9").unwrap());
+        let mut mem = vec![0u8; 4096];
+        let (r, _, sim, out, _) = run(s, &cfg, &mut mem);
+        sim.assert_done();
+        assert_eq!(out, None);
+        let e = r.unwrap_err();
+        assert_eq!(e.stage, Stage::Manifest);
+        assert!(
+            matches!(
+                e.failure,
+                Failure::Manifest(ManifestError::UnsupportedPayload { kind }) if kind == payload.kind()
+            ),
+            "{e}"
+        );
+    }
 }

@@ -44,7 +44,8 @@
 //! - **Header.** Line 1 must be `cellular-ota-manifest <format>` ([`ManifestError::BadHeader`]
 //!   otherwise, including for an empty file). This parser reads format `2` only. Format `1`
 //!   (which named no product) is [`ManifestError::Outdated`]: re-sign the image with
-//!   `sign_image` to publish a format-2 manifest. Any other number is
+//!   `sign_image` to publish a format-2 manifest. Format `3` is format 2 plus the
+//!   [payload keys](#format-3-compressed-images-and-deltas). Any other number is
 //!   [`ManifestError::UnsupportedFormat`]. The header may not appear again.
 //! - **Keys**, in any order after the header, each at most once
 //!   ([`ManifestError::Duplicate`]):
@@ -64,6 +65,26 @@
 //!   devices working when a publisher adds informational lines. They are **not signed**:
 //!   never put anything a device acts on into an unknown key. A future format that needs
 //!   more signed fields gets a new header number, which this parser rejects.
+//!
+//! # Format 3: compressed images and deltas
+//!
+//! A format-3 manifest describes the same image (`size`, `sha256`, `version`) and says what
+//! the image URL serves instead of the image itself ([`Payload`]):
+//!
+//! | key | when | value |
+//! |---|---|---|
+//! | `payload` | always (format 3) | `full`, `compressed` (a detools sequential patch from nothing) or `delta` (a detools sequential patch from the running image) |
+//! | `payload-size` | `compressed`, `delta` | the served file's length, decimal, at least 1 |
+//! | `payload-sha256` | `compressed`, `delta` | the served file's SHA-256, 64 hex digits |
+//! | `base-size` | `delta` | the length of the image the patch applies to |
+//! | `base-sha256` | `delta` | that image's SHA-256: a device running anything else refuses the patch before it downloads it |
+//!
+//! A missing key is [`ManifestError::Missing`]; a key of another payload kind, or an
+//! unknown `payload` value, is [`ManifestError::BadPayload`]. In format 2 these keys are
+//! unknown keys (ignored, unsigned): a format-2 manifest always describes a full image. The
+//! signed message of a format-3 manifest starts with `cellular-ota-manifest 3` and has the
+//! payload lines, in the order of the table, after `sha256`. [`write_manifest`] writes
+//! format 2 for [`Payload::Full`] and format 3 otherwise.
 //!
 //! # Identifiers
 //!
@@ -177,12 +198,29 @@ pub const MAX_ID_LEN: usize = 64;
 /// The header's key, the first word of every manifest.
 pub const MAGIC: &str = "cellular-ota-manifest";
 
-/// The format number this module reads and writes.
-pub const FORMAT: u32 = 2;
+/// `payload` values, by kind index (full, compressed, delta).
+const PAYLOAD_KINDS: [&str; 3] = ["full", "compressed", "delta"];
 
-/// The first line of the signed message (and of every manifest [`write_manifest`] writes),
-/// without its LF.
+/// Format 3's payload keys other than `payload`, in signed-message order: sizes at even
+/// indexes, hashes at odd ones.
+const PAYLOAD_FIELDS: [Field; 4] = [
+    Field::PayloadSize,
+    Field::PayloadSha256,
+    Field::BaseSize,
+    Field::BaseSha256,
+];
+
+/// The newest format number this module reads and writes (it reads 2 and 3; it writes 2
+/// for a full image, so published format-2 manifests and their signatures stay as they
+/// are, and 3 for a compressed image or a delta).
+pub const FORMAT: u32 = 3;
+
+/// The first line of the signed message of a full image's manifest (format 2), without its
+/// LF.
 pub const HEADER: &str = "cellular-ota-manifest 2";
+
+/// The first line of the signed message of a compressed or delta manifest (format 3).
+pub const HEADER_V3: &str = "cellular-ota-manifest 3";
 
 /// The longest [signed message](self#the-signed-message), in bytes: a buffer this large
 /// always suffices for [`Manifest::signed_message`].
@@ -191,7 +229,12 @@ pub const MAX_SIGNED_MESSAGE_LEN: usize = HEADER.len() + 1 // header line
     + "hardware ".len() + MAX_ID_LEN + 1
     + "version ".len() + MAX_VERSION_LEN + 1
     + "size ".len() + 10 + 1
-    + "sha256 ".len() + 64 + 1;
+    + "sha256 ".len() + 64 + 1
+    + "payload compressed".len() + 1
+    + "payload-size ".len() + 10 + 1
+    + "payload-sha256 ".len() + 64 + 1
+    + "base-size ".len() + 10 + 1
+    + "base-sha256 ".len() + 64 + 1;
 
 /// The longest manifest [`write_manifest`] produces, in bytes: a buffer this large always
 /// suffices.
@@ -213,6 +256,16 @@ pub enum Field {
     Sha256,
     /// `signature`: the Ed25519 signature of the signed message.
     Signature,
+    /// `payload`: what the image URL serves (format 3).
+    Payload,
+    /// `payload-size`: the served file's length.
+    PayloadSize,
+    /// `payload-sha256`: the served file's SHA-256.
+    PayloadSha256,
+    /// `base-size`: the length of the image a delta applies to.
+    BaseSize,
+    /// `base-sha256`: the SHA-256 of the image a delta applies to.
+    BaseSha256,
 }
 
 impl Field {
@@ -225,6 +278,11 @@ impl Field {
             Field::Size => "size",
             Field::Sha256 => "sha256",
             Field::Signature => "signature",
+            Field::Payload => "payload",
+            Field::PayloadSize => "payload-size",
+            Field::PayloadSha256 => "payload-sha256",
+            Field::BaseSize => "base-size",
+            Field::BaseSha256 => "base-sha256",
         }
     }
 }
@@ -278,7 +336,7 @@ pub enum ManifestError {
         format: u32,
     },
     /// The header names a format newer than [`FORMAT`] (or otherwise unknown).
-    #[error("manifest format {format} is not supported (only {FORMAT})")]
+    #[error("manifest format {format} is not supported (only 2 and {FORMAT})")]
     UnsupportedFormat {
         /// The format number found (saturated at `u32::MAX`).
         format: u32,
@@ -358,6 +416,21 @@ pub enum ManifestError {
         offered: [u32; 3],
         /// The running version.
         running: [u32; 3],
+    },
+    /// The `payload` value is not `full`, `compressed` or `delta`, or a key that describes
+    /// another kind of payload is present (`base-size` without `payload delta`, a
+    /// `payload-size` with `payload full`), or `payload` appears in format 2.
+    #[error("bad payload description (`{field}`)")]
+    BadPayload {
+        /// The key that does not fit.
+        field: Field,
+    },
+    /// The manifest describes a compressed image or a delta, and this update cannot install
+    /// one (built without it, or the caller's flow does not apply patches).
+    #[error("the manifest offers a {kind} payload, which this build does not install")]
+    UnsupportedPayload {
+        /// `compressed` or `delta`.
+        kind: &'static str,
     },
     /// The output buffer is too small.
     #[error("buffer too small, need {needed} bytes")]
@@ -593,8 +666,63 @@ pub struct Manifest<'a> {
     pub size: u32,
     /// The image's SHA-256.
     pub sha256: [u8; 32],
+    /// What the image URL serves: the image itself, or a patch that makes it.
+    pub payload: Payload,
     /// The Ed25519 signature of the [signed message](self#the-signed-message), if present.
     pub signature: Option<[u8; 64]>,
+}
+
+/// What the image URL serves (format 3's `payload` keys; format 2 is always [`Full`](Self::Full)).
+///
+/// A compressed image and a delta are detools "sequential" patches: from nothing, or from
+/// the image the device runs ([`base`](Self::Delta::base_sha256)). Either way the result is
+/// the image `size` and `sha256` describe, checked as for a full image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Payload {
+    /// The image itself (`payload full`, or a format-2 manifest).
+    #[default]
+    Full,
+    /// A compressed image (`payload compressed`): a patch from an empty base.
+    Compressed {
+        /// The served file's length.
+        size: u32,
+        /// The served file's SHA-256.
+        sha256: [u8; 32],
+    },
+    /// A delta (`payload delta`): a patch from the image the device runs.
+    Delta {
+        /// The served file's length.
+        size: u32,
+        /// The served file's SHA-256.
+        sha256: [u8; 32],
+        /// The length of the image the patch applies to.
+        base_size: u32,
+        /// The SHA-256 of that image: checked against the running image before anything is
+        /// erased.
+        base_sha256: [u8; 32],
+    },
+}
+
+impl Payload {
+    /// `full`, `compressed` or `delta`, as in the file.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Payload::Full => "full",
+            Payload::Compressed { .. } => "compressed",
+            Payload::Delta { .. } => "delta",
+        }
+    }
+
+    /// The served file's length and SHA-256, for a patch.
+    pub const fn patch(&self) -> Option<(u32, [u8; 32])> {
+        match *self {
+            Payload::Full => None,
+            Payload::Compressed { size, sha256 } | Payload::Delta { size, sha256, .. } => {
+                Some((size, sha256))
+            }
+        }
+    }
 }
 
 impl<'a> Manifest<'a> {
@@ -604,6 +732,7 @@ impl<'a> Manifest<'a> {
     /// Checks the format only; call [`decide`] (or [`Manifest::verify_signature`]) before
     /// trusting the values. Every malformed input is an error, never a panic; an empty input
     /// is [`ManifestError::BadHeader`].
+    #[inline(never)]
     pub fn parse(input: &'a [u8]) -> Result<Self, ManifestError> {
         if input.len() > MAX_MANIFEST_LEN {
             return Err(ManifestError::TooLarge { len: input.len() });
@@ -622,6 +751,10 @@ impl<'a> Manifest<'a> {
         let mut size = None;
         let mut sha256 = None;
         let mut signature = None;
+        let mut format = 0;
+        let mut kind: Option<usize> = None;
+        // PAYLOAD_FIELDS' values: sizes as little-endian in the first 4 bytes.
+        let mut extra: [Option<[u8; 32]>; 4] = [None; 4];
 
         for (index, raw) in input.split(|&b| b == b'\n').enumerate() {
             // At most MAX_MANIFEST_LEN + 1 lines, so this never saturates.
@@ -638,7 +771,7 @@ impl<'a> Manifest<'a> {
                 if key != MAGIC.as_bytes() {
                     return Err(ManifestError::BadHeader);
                 }
-                check_format(value)?;
+                format = check_format(value)?;
                 continue;
             }
             if text.is_empty() || text.starts_with(b"#") {
@@ -683,9 +816,78 @@ impl<'a> Manifest<'a> {
                         field: Field::Signature,
                     })?);
                 }
-                _ => {} // Unknown key: ignored for forward compatibility.
+                b"payload" if format >= 3 => {
+                    check_unset(&kind, Field::Payload)?;
+                    kind = Some(
+                        PAYLOAD_KINDS
+                            .iter()
+                            .position(|k| k.as_bytes() == value)
+                            .ok_or(ManifestError::BadPayload {
+                                field: Field::Payload,
+                            })?,
+                    );
+                }
+                // Format 3's other payload keys; in format 2 they are unknown (ignored), as
+                // is any other unknown key.
+                _ => {
+                    let i = PAYLOAD_FIELDS
+                        .iter()
+                        .position(|f| f.key().as_bytes() == key)
+                        .filter(|_| format >= 3);
+                    if let Some(i) = i {
+                        let field = PAYLOAD_FIELDS[i];
+                        if extra[i].is_some() {
+                            return Err(ManifestError::Duplicate { field });
+                        }
+                        extra[i] = Some(if i % 2 == 0 {
+                            // A size.
+                            let n = parse_u32(value_str)
+                                .filter(|&n| n > 0)
+                                .ok_or(ManifestError::BadSize)?;
+                            let mut v = [0u8; 32];
+                            v[..4].copy_from_slice(&n.to_le_bytes());
+                            v
+                        } else {
+                            decode_hex::<32>(value).ok_or(ManifestError::BadHex { field })?
+                        });
+                    }
+                }
             }
         }
+
+        let payload = if format < 3 {
+            Payload::Full
+        } else {
+            // Which of PAYLOAD_FIELDS each kind (full, compressed, delta) takes: all of them
+            // are then required, the others refused.
+            const TAKES: [usize; 3] = [0, 2, 4];
+            let k = kind.ok_or(ManifestError::Missing {
+                field: Field::Payload,
+            })?;
+            let mut v = [[0u8; 32]; 4];
+            for (i, (slot, field)) in extra.iter().zip(PAYLOAD_FIELDS).enumerate() {
+                match (slot, i < TAKES[k]) {
+                    (Some(x), true) => v[i] = *x,
+                    (None, true) => return Err(ManifestError::Missing { field }),
+                    (Some(_), false) => return Err(ManifestError::BadPayload { field }),
+                    (None, false) => {}
+                }
+            }
+            let size = |x: &[u8; 32]| u32::from_le_bytes([x[0], x[1], x[2], x[3]]);
+            match k {
+                0 => Payload::Full,
+                1 => Payload::Compressed {
+                    size: size(&v[0]),
+                    sha256: v[1],
+                },
+                _ => Payload::Delta {
+                    size: size(&v[0]),
+                    sha256: v[1],
+                    base_size: size(&v[2]),
+                    base_sha256: v[3],
+                },
+            }
+        };
 
         Ok(Manifest {
             product: product.ok_or(ManifestError::Missing {
@@ -699,6 +901,7 @@ impl<'a> Manifest<'a> {
             sha256: sha256.ok_or(ManifestError::Missing {
                 field: Field::Sha256,
             })?,
+            payload,
             signature,
         })
     }
@@ -724,11 +927,26 @@ impl<'a> Manifest<'a> {
     #[cfg(feature = "signed-manifest")]
     #[inline(never)]
     pub fn verify_signature(&self, public_key: &[u8; 32]) -> Result<(), ManifestError> {
+        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        self.verify_signature_in(public_key, &mut buf)
+    }
+
+    /// [`verify_signature`](Self::verify_signature) that builds the signed message in
+    /// `scratch` instead of a [`MAX_SIGNED_MESSAGE_LEN`]-byte stack buffer (the update flow
+    /// lends the free end of its chunk buffer, which keeps 521 bytes off the deepest stack
+    /// of the update). `scratch` must hold the message ([`ManifestError::BufferTooSmall`]
+    /// otherwise); [`MAX_SIGNED_MESSAGE_LEN`] bytes always suffice.
+    #[cfg(feature = "signed-manifest")]
+    #[inline(never)]
+    pub fn verify_signature_in(
+        &self,
+        public_key: &[u8; 32],
+        scratch: &mut [u8],
+    ) -> Result<(), ManifestError> {
         let signature = self.signature.as_ref().ok_or(ManifestError::NoSignature)?;
         let key = ed25519_compact::PublicKey::new(*public_key);
         key.validate().map_err(|_| ManifestError::BadKey)?;
-        let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
-        let message = self.signed_message(&mut buf)?;
+        let message = self.signed_message(scratch)?;
         key.verify(message, &ed25519_compact::Signature::new(*signature))
             .map_err(|e| match e {
                 ed25519_compact::Error::InvalidPublicKey
@@ -756,8 +974,8 @@ impl<'a> Manifest<'a> {
     }
 }
 
-/// Errors if the header's value is not [`FORMAT`].
-fn check_format(value: &[u8]) -> Result<(), ManifestError> {
+/// The header's format number: 2 or 3 ([`FORMAT`]); errors for any other.
+fn check_format(value: &[u8]) -> Result<u32, ManifestError> {
     if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
         return Err(ManifestError::BadHeader);
     }
@@ -765,7 +983,7 @@ fn check_format(value: &[u8]) -> Result<(), ManifestError> {
         n.saturating_mul(10).saturating_add(u32::from(b - b'0'))
     });
     match format {
-        FORMAT => Ok(()),
+        2 | FORMAT => Ok(format),
         1 => Err(ManifestError::Outdated { format }),
         _ => Err(ManifestError::UnsupportedFormat { format }),
     }
@@ -896,7 +1114,8 @@ fn write_signed_part(out: &mut Out<'_>, m: &Manifest<'_>) -> Result<(), Manifest
     if m.size == 0 {
         return Err(ManifestError::BadSize);
     }
-    out.put(HEADER.as_bytes());
+    let full = m.payload == Payload::Full;
+    out.put(if full { HEADER } else { HEADER_V3 }.as_bytes());
     out.put(b"\nproduct ");
     out.put(m.product.as_bytes());
     if let Some(hardware) = m.hardware {
@@ -918,6 +1137,27 @@ fn write_signed_part(out: &mut Out<'_>, m: &Manifest<'_>) -> Result<(), Manifest
     out.put(b"\nsha256 ");
     out.put_hex(&m.sha256);
     out.put(b"\n");
+    if let Some((size, sha256)) = m.payload.patch() {
+        out.put(b"payload ");
+        out.put(m.payload.kind().as_bytes());
+        out.put(b"\npayload-size ");
+        out.put_u32(size);
+        out.put(b"\npayload-sha256 ");
+        out.put_hex(&sha256);
+        out.put(b"\n");
+    }
+    if let Payload::Delta {
+        base_size,
+        base_sha256,
+        ..
+    } = m.payload
+    {
+        out.put(b"base-size ");
+        out.put_u32(base_size);
+        out.put(b"\nbase-sha256 ");
+        out.put_hex(&base_sha256);
+        out.put(b"\n");
+    }
     Ok(())
 }
 
@@ -1015,15 +1255,29 @@ impl<'a> Policy<'a> {
 /// 5. A newer version is [`Decision::Update`]; an older one is [`Decision::Update`] only if
 ///    downgrades are allowed, otherwise [`ManifestError::Downgrade`].
 pub fn decide(manifest: &Manifest<'_>, policy: &Policy<'_>) -> Result<Decision, ManifestError> {
+    decide_in(manifest, policy, &mut [])
+}
+
+/// [`decide`], building the signed message in `scratch` when it is large enough
+/// ([`Manifest::verify_signature_in`]), else in a stack buffer.
+#[inline(never)]
+pub fn decide_in(
+    manifest: &Manifest<'_>,
+    policy: &Policy<'_>,
+    scratch: &mut [u8],
+) -> Result<Decision, ManifestError> {
     if let Some(key) = &policy.public_key {
         if policy.running.is_none() {
             return Err(ManifestError::RunningVersionUnknown);
         }
         #[cfg(feature = "signed-manifest")]
-        manifest.verify_signature(key)?;
+        match manifest.verify_signature_in(key, scratch) {
+            Err(ManifestError::BufferTooSmall { .. }) => manifest.verify_signature(key)?,
+            r => r?,
+        }
         #[cfg(not(feature = "signed-manifest"))]
         {
-            let _ = key;
+            let _ = (key, scratch);
             return Err(ManifestError::VerifierNotBuilt);
         }
     }
@@ -1085,6 +1339,7 @@ mod tests {
             version: Version::new(1, 4, 2),
             size: 1_572_864,
             sha256: hex(SHA256_HEX),
+            payload: Payload::Full,
             signature: None,
         }
     }

@@ -665,6 +665,7 @@ pub fn manifest_for(image: &[u8], version: &str, product: &str, key: Option<&Key
         version: Version::parse(version).expect("version"),
         size: u32::try_from(image.len()).expect("size"),
         sha256: Sha256::digest(image).into(),
+        payload: cellular_ota::ota::manifest::Payload::Full,
         signature: None,
     };
     if let Some(k) = key {

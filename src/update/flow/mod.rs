@@ -13,7 +13,9 @@ use super::{
 use crate::at::AsyncClock;
 use crate::client::UrcHandler;
 use crate::client::asynch::Client;
-use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Version, decide};
+use crate::ota::manifest::{
+    Decision, MAX_VERSION_LEN, Manifest, ManifestError, Payload, Version, decide_in,
+};
 use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, ToSinkFault as _};
 use crate::quectel::QuectelHttp;
 
@@ -250,12 +252,22 @@ where
     let (desc, expected) = match cfg.manifest_url {
         Some(murl) => {
             let n = fetch_small(modem, murl, buf, ctx).await?;
-            let m = Manifest::parse(&buf[..n])
+            // The rest of the buffer holds the signed message while the signature is checked.
+            let (text, scratch) = buf.split_at_mut(n);
+            let m = Manifest::parse(text)
                 .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
-            let decision = decide(&m, &cfg.policy())
+            let decision = decide_in(&m, &cfg.policy(), scratch)
                 .map_err(|e| ctx.fail(Stage::Manifest, Failure::Manifest(e)))?;
             if decision == Decision::UpToDate {
                 return Ok(Outcome::UpToDate);
+            }
+            // The flow installs full images only: a patch served as the image would be
+            // written as if it were one and fail its hash after the whole download.
+            if m.payload != Payload::Full {
+                let e = ManifestError::UnsupportedPayload {
+                    kind: m.payload.kind(),
+                };
+                return Err(ctx.fail(Stage::Manifest, Failure::Manifest(e)));
             }
             ctx.report(Progress::Manifest { size: m.size });
             // `m` borrows `buf`, which the transfer reuses: keep the version by value.
