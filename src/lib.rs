@@ -14,6 +14,8 @@ pub mod baud;
 pub mod bring_up;
 pub mod client;
 mod code_enum;
+#[cfg(feature = "delta")]
+pub mod delta;
 pub mod log_decoder;
 pub mod ota;
 pub mod quectel;
