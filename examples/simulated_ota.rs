@@ -130,6 +130,12 @@ enum RegistrationArg {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ChipArg {
+    Esp32s3,
+    Esp32c3,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Modem {
     Ec200u,
     Ec200t,
@@ -150,9 +156,22 @@ enum Modem {
                   would boot (never expected); 64 = bad command line."
 )]
 struct Cli {
-    /// Image size in bytes.
+    /// Image size in bytes (of the generated image; see `--image`).
     #[arg(long, default_value_t = 1_572_864)]
     size: usize,
+    /// Serve this real app image (an `espflash save-image` / `esptool elf2image` output for
+    /// `--chip`) instead of a generated one; its app descriptor's version is the new
+    /// version.
+    #[arg(long, value_name = "FILE")]
+    image: Option<std::path::PathBuf>,
+    /// The device runs this real app image at the start (in `ota_0`); its app descriptor's
+    /// version is the running one.
+    #[arg(long, value_name = "FILE")]
+    running_image: Option<std::path::PathBuf>,
+    /// The chip the simulated device is (the images' chip id, the bootloader model's and the
+    /// sink's chip).
+    #[arg(long, value_enum, default_value = "esp32s3")]
+    chip: ChipArg,
     /// A UART rate (8N1) fixed from the start, without negotiation: the module has this rate
     /// saved and the MCU opens the UART at it (for measurements). Without it the device
     /// does what the 7Semi firmware does: the module boots at its factory 115200 and the
@@ -467,6 +486,8 @@ fn summary_json(
         "payload_line_rate_pct": n.payload_pct().map(|p| round(p, 1)),
         "line_rate_bytes_per_second": n.line_rate,
         "uart_bytes_lost": report.uart_lost,
+        "bytes_on_air": report.bytes_on_air,
+        "chip": match setup.chip { sim_device::C3 => "esp32c3", _ => "esp32s3" },
         "flash_busy_seconds": round(report.flash.busy.as_secs_f64(), 3),
         "flash_erases": report.flash.erases,
         "flash_writes": report.flash.writes,
@@ -522,6 +543,21 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
     setup.flow = cli.flow_control == OnOff::On;
     setup.rx_dma = (cli.rx_dma > 0).then_some(cli.rx_dma);
     setup.size = cli.size;
+    setup.chip = match cli.chip {
+        ChipArg::Esp32s3 => sim_device::S3,
+        ChipArg::Esp32c3 => sim_device::C3,
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map(std::sync::Arc::new)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(p) = &cli.image {
+        setup.image_file = Some(read(p)?);
+    }
+    if let Some(p) = &cli.running_image {
+        setup.running_file = Some(read(p)?);
+    }
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
     setup.idle_erased = !cli.no_idle_erase;
@@ -587,8 +623,8 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
             } else {
                 "unsigned"
             },
-            sim_device::NEW_VERSION,
-            sim_device::OLD_VERSION,
+            setup.new_version(),
+            setup.old_version(),
             setup.strategy,
             if cli.faults.is_empty() {
                 String::new()

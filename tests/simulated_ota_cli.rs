@@ -478,3 +478,37 @@ fn simcom_modems_install_resume_and_refuse_a_corrupt_image() {
         assert_eq!(v["error_failure"], "HashMismatch", "{args:?}");
     }
 }
+
+/// Real images: the example firmware's ESP32-C3 app image v1 runs, v2 is served (both made
+/// by esptool, `fixtures/README.md`); the device is an ESP32-C3. The update installs v2,
+/// which the bootloader model boots; the JSON reports the bytes the server sent
+/// (`bytes_on_air`: the image and the manifest).
+#[test]
+fn real_c3_images_install_and_report_bytes_on_air() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let v1 = format!("{dir}/esp32c3_app_v1.bin");
+    let v2 = format!("{dir}/esp32c3_app_v2.bin");
+    let image_len = std::fs::metadata(&v2).unwrap().len();
+    let args = [
+        "--chip",
+        "esp32c3",
+        "--running-image",
+        v1.as_str(),
+        "--image",
+        v2.as_str(),
+    ];
+    let (code, v) = one(&args);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["chip"], "esp32c3");
+    assert_eq!(v["boot_image"], "new", "{v:#}");
+    assert_eq!(v["bytes"], image_len);
+    let air = v["bytes_on_air"].as_u64().unwrap();
+    assert!(
+        air > image_len && air < image_len + 1024,
+        "{air} for {image_len}"
+    );
+    let args = [&args[..], &["--fault", "corrupt-image"]].concat();
+    let (code, v) = one(&args);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["boot_image"], "old", "{v:#}");
+}

@@ -217,6 +217,8 @@ pub(crate) struct Network {
     agent: ureq::Agent,
     hosts: Vec<(String, SocketAddr)>,
     pub(crate) cfg: NetworkConfig,
+    /// Response body bytes the servers sent, over all requests.
+    pub(crate) body_bytes: std::cell::Cell<u64>,
 }
 
 impl Network {
@@ -234,6 +236,7 @@ impl Network {
             agent,
             hosts: modem.hosts.clone(),
             cfg: modem.network.clone(),
+            body_bytes: std::cell::Cell::new(0),
         }
     }
 
@@ -349,6 +352,8 @@ impl Network {
         {
             truncated = true;
         }
+        self.body_bytes
+            .set(self.body_bytes.get() + data.len() as u64);
         Ok(Fetched {
             status,
             head,

@@ -518,6 +518,13 @@ impl World {
         self.0.borrow_mut().server = Some(server.handle());
     }
 
+    /// Response body bytes the servers sent to the modem, over all its requests (what went
+    /// over the air; the simulator fetches each body whole, so a transfer cut short still
+    /// counts its whole response).
+    pub fn body_bytes_on_air(&self) -> u64 {
+        self.0.borrow().net.body_bytes.get()
+    }
+
     /// Bytes lost at the host's UART receiver (buffers full, no flow control).
     pub fn uart_bytes_lost(&self) -> u64 {
         self.0.borrow().link.stats.lost

@@ -90,8 +90,8 @@ pub const MIRROR_PATH: &str = "/mirror/fw.bin";
 
 /// What the stock bootloader (rollback off) boots from this flash, without changing it (with
 /// rollback off the model writes nothing, so no copy of the 4 MiB is needed).
-pub fn boot(flash: &mut SimFlash) -> BootOutcome {
-    boot_with(flash.image_mut(), BootOptions::new(S3))
+pub fn boot(flash: &mut SimFlash, chip: u16) -> BootOutcome {
+    boot_with(flash.image_mut(), BootOptions::new(chip))
 }
 
 /// The device's flash as the sink sees it: the simulated chip, and when its power fails the
@@ -272,6 +272,16 @@ pub struct Setup {
     /// candidate rates, fastest first, from the module's boot rate `baud`; `None`: the link
     /// stays at `baud` (a rate the module has saved).
     pub negotiate: Option<Vec<u32>>,
+    /// The chip the simulated device is (its images' `chip_id`, the bootloader model's and
+    /// the sink's chip): [`S3`] or [`C3`].
+    pub chip: u16,
+    /// A real app image to serve instead of a generated one (`simulated_ota --image`); its
+    /// app descriptor's version is the new version. Only [`ImageKind::Good`] and
+    /// [`ImageKind::Corrupt`] apply to it.
+    pub image_file: Option<std::sync::Arc<Vec<u8>>>,
+    /// A real app image the device runs at the start, in `ota_0`
+    /// (`simulated_ota --running-image`); its app descriptor's version is the running one.
+    pub running_file: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 /// How the device brings the modem up.
@@ -314,8 +324,46 @@ impl Setup {
             registration_timeout: Duration::from_secs(180),
             negotiate: None,
             idle_erased: false,
+            chip: S3,
+            image_file: None,
+            running_file: None,
         }
     }
+
+    /// The version of the served image: its app descriptor's with [`Setup::image_file`],
+    /// else [`NEW_VERSION`].
+    pub fn new_version(&self) -> String {
+        self.image_file
+            .as_deref()
+            .and_then(|i| declared_version(i))
+            .unwrap_or_else(|| NEW_VERSION.to_string())
+    }
+
+    /// The version the device runs at the start: [`Setup::running_file`]'s, else
+    /// [`OLD_VERSION`].
+    pub fn old_version(&self) -> String {
+        self.running_file
+            .as_deref()
+            .and_then(|i| declared_version(i))
+            .unwrap_or_else(|| OLD_VERSION.to_string())
+    }
+
+    /// The sink's chip.
+    fn chip_id(&self) -> ChipId {
+        ChipId(self.chip)
+    }
+}
+
+/// The version an ESP app image declares in its app descriptor (without a leading `v`).
+pub fn declared_version(image: &[u8]) -> Option<String> {
+    use cellular_ota::ota::esp_idf::image::{APP_DESC_LEN, AppDescriptor, IMAGE_MAGIC};
+    if image.first() != Some(&IMAGE_MAGIC) {
+        return None;
+    }
+    let desc: &[u8; APP_DESC_LEN] = image.get(0x20..0x20 + APP_DESC_LEN)?.try_into().ok()?;
+    let d = AppDescriptor::decode(desc).ok()?;
+    let v = d.version_str()?;
+    Some(v.strip_prefix('v').unwrap_or(v).to_string())
 }
 
 /// When a fault is injected.
@@ -526,6 +574,9 @@ pub struct Report {
     pub booted: Booted,
     /// UART bytes lost over the whole run (all power cycles).
     pub uart_lost: u64,
+    /// Response body bytes the server sent over the whole run, every request of every
+    /// attempt (manifest and image; [`World::body_bytes_on_air`]).
+    pub bytes_on_air: u64,
     /// Virtual time of the whole run (all power cycles).
     pub virtual_time: Duration,
     /// Power cycles the device went through.
@@ -579,6 +630,7 @@ pub struct Device {
     power_cycles: u32,
     mcu_resets: u32,
     lost_before: u64,
+    air_before: u64,
     elapsed_before: Duration,
     /// The MCU's UART rate now.
     pub link_rate: u32,
@@ -592,7 +644,7 @@ pub struct Device {
 
 /// `chip` after the application confirmed its image and erased the other slot in idle time,
 /// one `erase_idle_step` at a time: the flash afterwards, the steps and their virtual time.
-fn idle_erased(chip: &[u8]) -> (Vec<u8>, (u32, Duration)) {
+fn idle_erased(chip: &[u8], chip_id: ChipId) -> (Vec<u8>, (u32, Duration)) {
     let world = World::new(WorldConfig::new(
         ModemConfig::new(Personality::Ec200u).ready(),
     ));
@@ -605,7 +657,7 @@ fn idle_erased(chip: &[u8]) -> (Vec<u8>, (u32, Duration)) {
                 flash: &mut flash,
                 world: world.clone(),
             },
-            SinkConfig::new(ChipId::ESP32S3).with_running_slot(Some(0)),
+            SinkConfig::new(chip_id).with_running_slot(Some(0)),
         );
         loop {
             steps += 1;
@@ -630,12 +682,38 @@ pub fn base_flash() -> &'static (Vec<u8>, Vec<u8>) {
     })
 }
 
+/// The device's flash at the start for `setup`: [`base_flash`], or with
+/// [`Setup::running_file`] or another chip, that image (or a generated one for the chip) in
+/// `ota_0`.
+fn start_flash(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
+    match (&setup.running_file, setup.chip) {
+        (None, S3) => base_flash().clone(),
+        (file, chip) => {
+            let old = match file {
+                Some(f) => f.to_vec(),
+                None => test_app_image(chip, OLD_VERSION, 64 * 1024),
+            };
+            let flash = build_chip_image(chip, Some(&old));
+            (old, flash)
+        }
+    }
+}
+
 /// The served image for a setup (deterministic).
 pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
+    if let Some(file) = &setup.image_file {
+        let good = file.to_vec();
+        let mut served = good.clone();
+        if matches!(setup.image, ImageKind::Corrupt | ImageKind::CorruptSigned) {
+            let at = served.len() / 2;
+            served[at] ^= 0x40;
+        }
+        return (good, served);
+    }
     let chip = if setup.image == ImageKind::WrongChip {
-        C3
+        if setup.chip == C3 { S3 } else { C3 }
     } else {
-        S3
+        setup.chip
     };
     let size = if setup.image == ImageKind::Oversized {
         layout::OTA_1.1 as usize
@@ -832,6 +910,8 @@ impl Device {
     pub fn new(setup: Setup) -> Device {
         let (good, served) = make_image(&setup);
         let key = test_key();
+        let new_version = setup.new_version();
+        let new_version = new_version.as_str();
         let manifest = match setup.manifest {
             ManifestMode::Absent => None,
             ManifestMode::Signed => Some(manifest_for(
@@ -845,17 +925,17 @@ impl Device {
                 } else {
                     &good
                 },
-                NEW_VERSION,
+                new_version,
                 PRODUCT,
                 Some(&key),
             )),
-            ManifestMode::Unsigned => Some(manifest_for(&good, NEW_VERSION, PRODUCT, None)),
+            ManifestMode::Unsigned => Some(manifest_for(&good, new_version, PRODUCT, None)),
             ManifestMode::OtherProduct => {
-                Some(manifest_for(&good, NEW_VERSION, OTHER_PRODUCT, Some(&key)))
+                Some(manifest_for(&good, new_version, OTHER_PRODUCT, Some(&key)))
             }
             ManifestMode::WrongKey => Some(manifest_for(
                 &good,
-                NEW_VERSION,
+                new_version,
                 PRODUCT,
                 Some(&KeyPair::from_seed(Seed::new(OTHER_KEY_SEED))),
             )),
@@ -871,16 +951,15 @@ impl Device {
         let server = TestServer::start(files).expect("server");
         let world = make_world(&setup, false, setup.seed);
         world.attach_server(&server);
-        let (old_image, chip) = base_flash();
-        let old_image = old_image.clone();
+        let (old_image, chip) = start_flash(&setup);
         let (chip, idle_erase) = if setup.idle_erased {
-            let (image, took) = idle_erased(chip);
+            let (image, took) = idle_erased(&chip, setup.chip_id());
             (std::borrow::Cow::Owned(image), Some(took))
         } else {
-            (std::borrow::Cow::Borrowed(&chip[..]), None)
+            (std::borrow::Cow::Owned(chip), None)
         };
         let mut flash = SimFlash::with_image(&world, FlashConfig::default(), &chip);
-        let running = boot(&mut flash);
+        let running = boot(&mut flash, setup.chip);
         assert_eq!(
             running.target,
             Some(BootTarget::Ota(0)),
@@ -905,6 +984,7 @@ impl Device {
             power_cycles: 0,
             mcu_resets: 0,
             lost_before: 0,
+            air_before: 0,
             elapsed_before: Duration::ZERO,
             link_rate: 0,
             dropped_rate: None,
@@ -961,7 +1041,7 @@ impl Device {
 
     /// What boots now, and which image it is.
     pub fn boot_now(&mut self) -> (BootOutcome, Booted) {
-        let b = boot(&mut self.flash);
+        let b = boot(&mut self.flash, self.setup.chip);
         let booted = match b.target {
             Some(t) if self.slot_holds(t, &self.served) => Booted::New,
             Some(t) if self.slot_holds(t, &self.old_image) => Booted::Old,
@@ -986,6 +1066,7 @@ impl Device {
     pub fn power_cycle(&mut self) {
         self.power_cycles += 1;
         self.lost_before += self.world.uart_bytes_lost();
+        self.air_before += self.world.body_bytes_on_air();
         self.elapsed_before += self.world.elapsed();
         let image = self.flash.snapshot();
         let seed = self
@@ -996,7 +1077,7 @@ impl Device {
         self.link_rate = self.setup.baud;
         self.world.attach_server(&self.server);
         self.flash = SimFlash::with_image(&self.world, FlashConfig::default(), &image);
-        self.running = boot(&mut self.flash);
+        self.running = boot(&mut self.flash, self.setup.chip);
     }
 
     /// Recovers from what the last attempt left: a power cut, an MCU reset.
@@ -1014,7 +1095,7 @@ impl Device {
             // The restarted firmware opens the UART at its configured rate.
             self.world.host_uart().set_baud(self.setup.baud);
             self.link_rate = self.setup.baud;
-            self.running = boot(&mut self.flash);
+            self.running = boot(&mut self.flash, self.setup.chip);
             on(
                 &self.world,
                 Event::Recovered("MCU reset: the device restarted"),
@@ -1142,12 +1223,12 @@ impl Device {
                     self.slot_holds(t, &self.served) && self.setup.image == ImageKind::Good
                 });
                 let running_version = if running_new {
-                    NEW_VERSION
+                    self.setup.new_version()
                 } else {
-                    OLD_VERSION
+                    self.setup.old_version()
                 };
                 let slot = self.running.slot();
-                let running_version = Version::parse(running_version).unwrap();
+                let running_version = Version::parse(&running_version).unwrap();
                 let mut config = if self.setup.key_without_manifest {
                     // The device's mistake: its key, but no manifest URL.
                     let mut c = UpdateConfig::new(&self.image_url);
@@ -1179,7 +1260,7 @@ impl Device {
                         flash: &mut self.flash,
                         world: world.clone(),
                     },
-                    SinkConfig::new(ChipId::ESP32S3).with_running_slot(slot),
+                    SinkConfig::new(self.setup.chip_id()).with_running_slot(slot),
                 );
                 let mut chunk = [0u8; 4096];
                 let w = world.clone();
@@ -1291,6 +1372,7 @@ impl Device {
             boot,
             booted,
             uart_lost: self.uart_lost(),
+            bytes_on_air: self.air_before + self.world.body_bytes_on_air(),
             virtual_time: self.elapsed(),
             power_cycles: self.power_cycles,
             mcu_resets: self.mcu_resets,
