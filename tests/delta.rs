@@ -535,6 +535,24 @@ fn malformed_blocks_are_refused_typed() {
     );
 }
 
+/// The output before an error is the same however the patch is sliced: a corrupt CRLE byte
+/// after some output in the same call comes out as an error on the next call.
+#[test]
+fn output_before_an_error_does_not_depend_on_slicing() {
+    // crle, target 20: a scattered segment of df 0, diff 0, extra 10, "abcde"; then kind 9.
+    let patch = [
+        0x02, 0x14, 0x00, 0x08, 0x00, 0x00, 0x0a, b'a', b'b', b'c', b'd', b'e', 0x09,
+    ];
+    for step in [1, 2, 5, patch.len()] {
+        let (out, dec) = run(&patch, &[], &mut (1..patch.len() / step).map(|i| i * step));
+        assert_eq!(out, b"abcde", "slices of {step}");
+        assert_eq!(
+            dec.unwrap_err(),
+            DeltaError::Corrupt(cellular_ota::delta::Corrupt::CrleKind(9))
+        );
+    }
+}
+
 #[test]
 fn saved_states_are_versioned_and_checked() {
     let (pairs, patches) = fixtures();

@@ -75,7 +75,8 @@ impl Crle {
         ) && self.left > 0
     }
 
-    /// One byte of a length; `Some(length)` when it was the last.
+    /// One byte of a length; `Some(length)` when it was the last. An error leaves the
+    /// state as it was.
     fn length_byte(&mut self, b: u8) -> Result<Option<u32>, Corrupt> {
         let payload = u32::from(b & 0x7f);
         if self.shift > MAX_SHIFT || (payload << self.shift) >> self.shift != payload {
@@ -93,7 +94,9 @@ impl Crle {
     }
 
     /// Decodes into `out` from `input`. Returns `(consumed, produced)`; it stops when `out`
-    /// is full or `input` is exhausted, so `produced < out.len()` means all input is used.
+    /// is full, `input` is exhausted, or at a corrupt byte after some output, so
+    /// `produced < out.len()` with input left means the next call fails. An error comes
+    /// only from a call that produced nothing.
     pub(crate) fn decode(
         &mut self,
         input: &[u8],
@@ -115,18 +118,26 @@ impl Crle {
                 continue;
             }
             let Some(&b) = input.get(i) else { break };
+            // A corrupt byte is left unconsumed while this call has output to hand back:
+            // the output before it goes out first, and the next call fails on it (so the
+            // output before an error does not depend on how the input was sliced).
+            let fail = |e: Corrupt| if o > 0 { Ok((i, o)) } else { Err(e) };
             match self.step {
                 Step::Kind => {
-                    i += 1;
                     self.step = match b {
                         0 => Step::ScatteredLen,
                         1 => Step::RepeatedLen,
-                        k => return Err(Corrupt::CrleKind(k)),
+                        k => return fail(Corrupt::CrleKind(k)),
                     };
+                    i += 1;
                 }
                 Step::ScatteredLen => {
+                    let n = match self.length_byte(b) {
+                        Ok(n) => n,
+                        Err(e) => return fail(e),
+                    };
                     i += 1;
-                    if let Some(n) = self.length_byte(b)? {
+                    if let Some(n) = n {
                         self.left = n;
                         self.step = if n == 0 { Step::Kind } else { Step::Scattered };
                     }
@@ -144,8 +155,12 @@ impl Crle {
                     }
                 }
                 Step::RepeatedLen => {
+                    let n = match self.length_byte(b) {
+                        Ok(n) => n,
+                        Err(e) => return fail(e),
+                    };
                     i += 1;
-                    if let Some(n) = self.length_byte(b)? {
+                    if let Some(n) = n {
                         self.left = n;
                         self.step = Step::RepeatedByte;
                     }
@@ -198,6 +213,11 @@ mod tests {
             Crle::new().decode(&[0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], &mut out),
             Err(Corrupt::CrleLength)
         );
+        // Output before a corrupt byte comes first; the next call fails on the byte.
+        let mut d = Crle::new();
+        let stream = [0, 2, b'o', b'k', 7];
+        assert_eq!(d.decode(&stream, &mut out), Ok((4, 2)));
+        assert_eq!(d.decode(&stream[4..], &mut out), Err(Corrupt::CrleKind(7)));
         // u32::MAX is the largest length taken.
         let mut d = Crle::new();
         assert_eq!(

@@ -59,12 +59,14 @@
 //!
 //! # RAM
 //!
-//! `size_of::<DeltaDecoder>()` is 1384 bytes on 32- and 64-bit targets (the 256-byte
-//! heatshrink window, the 1024-byte output buffer and about 100 bytes of counters); the
-//! saved state is [`STATE_LEN`] = 332 bytes (the window and the counters, without the output
-//! buffer). A test checks both. `esp_delta_ota` needs 720 bytes of decoder (with a
-//! 256-byte input buffer this decoder does without) plus its 1 KiB read buffer, so the two
-//! are about even.
+//! `size_of::<DeltaDecoder>()` is 1384 bytes (x86_64, thumbv7em and riscv32imc alike): the
+//! 256-byte heatshrink window, the 1024-byte output buffer ([`OUTPUT_BUFFER_LEN`]) and about
+//! 100 bytes of counters. The saved state is [`STATE_LEN`] = 327 bytes (the window and the
+//! counters, without the output buffer, which is empty between calls). Unit tests check both
+//! figures. The decoder needs no stack beyond its calls' small frames; the caller adds a
+//! buffer for the base bytes of a diff (any size: a diff event can be applied in pieces).
+//! For comparison, esp_delta_ota's decoder is 720 bytes (x86_64; it has a 256-byte input
+//! buffer this decoder does without) plus a 1 KiB read buffer in its example.
 //!
 //! # Not supported
 //!
@@ -335,7 +337,9 @@ pub(crate) fn check_header(b: u8) -> Result<(), DeltaError> {
 }
 
 /// Decompresses `input` into `out` with the header's compression. Returns `(consumed,
-/// produced)`; `produced < out.len()` means the whole input was consumed.
+/// produced)`; `produced == 0` means the whole input was consumed (or an error). A corrupt
+/// byte after some output is left for the next call, so the output before an error does
+/// not depend on how the patch was sliced.
 fn inflate(
     header: u8,
     heatshrink: &mut Heatshrink,
