@@ -1428,20 +1428,40 @@ mod tests {
                 pre,
             },
             size: u32::MAX,
+            payload: Payload::Compressed {
+                size: u32::MAX,
+                sha256: [0xee; 32],
+            },
             ..sample()
         };
         let mut buf = [0u8; MAX_SIGNED_MESSAGE_LEN];
+        // A compressed payload's kind is the longest; a delta adds the base lines.
+        let compressed = manifest.signed_message(&mut buf).unwrap().len();
+        let manifest = Manifest {
+            payload: Payload::Delta {
+                size: u32::MAX,
+                sha256: [0xee; 32],
+                base_size: u32::MAX,
+                base_sha256: [0xdd; 32],
+            },
+            ..manifest
+        };
+        let delta = manifest.signed_message(&mut buf).unwrap().len();
         assert_eq!(
-            manifest.signed_message(&mut buf).unwrap().len(),
+            delta + ("payload compressed".len() - "payload delta".len()),
             MAX_SIGNED_MESSAGE_LEN
         );
+        assert!(compressed < delta);
         let mut out = [0u8; MAX_WRITTEN_LEN];
         let signed = Manifest {
             signature: Some([0xff; 64]),
             ..manifest
         };
         let n = write_manifest(&signed, &mut out).unwrap();
-        assert_eq!(n, MAX_WRITTEN_LEN);
+        assert_eq!(
+            n + ("payload compressed".len() - "payload delta".len()),
+            MAX_WRITTEN_LEN
+        );
         assert_eq!(Manifest::parse(&out[..n]).unwrap(), signed);
     }
 
@@ -1503,10 +1523,16 @@ mod tests {
         let mut out = Out::new(&mut buf);
         out.put(MAGIC.as_bytes());
         out.put(b" ");
-        out.put_u32(FORMAT);
+        out.put_u32(2);
         assert_eq!(out.finish().unwrap(), HEADER.as_bytes());
-        assert_eq!(MAX_SIGNED_MESSAGE_LEN, 300);
-        assert_eq!(MAX_WRITTEN_LEN, 439);
+        let mut buf = [0u8; 32];
+        let mut out = Out::new(&mut buf);
+        out.put(MAGIC.as_bytes());
+        out.put(b" ");
+        out.put_u32(FORMAT);
+        assert_eq!(out.finish().unwrap(), HEADER_V3.as_bytes());
+        assert_eq!(MAX_SIGNED_MESSAGE_LEN, 521);
+        assert_eq!(MAX_WRITTEN_LEN, 660);
     }
 
     #[test]
