@@ -521,6 +521,17 @@ fn malformed_blocks_are_refused_typed() {
     ));
     assert_eq!(dec.decode(&patch[used..]).unwrap(), (2, Event::Done));
     assert_eq!(dec.finish(), Ok(1));
+    // A CRLE run of u32::MAX zeros read as empty blocks (diff 0, extra 0, adjustment 0):
+    // refused after target size + 1 blocks instead of billions of steps (the fuzz target's
+    // slow unit).
+    let started = std::time::Instant::now();
+    assert_eq!(
+        first_error(&[0x02, 0x05, 0x01, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00], 10),
+        Some(DeltaError::Corrupt(
+            cellular_ota::delta::Corrupt::TooManyBlocks
+        ))
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
     // The base position leaving i64: adjustment i64::MAX twice.
     let mut max = vec![0x00, 0x04, 0x00, 0x00, 0x00];
     let big = [0xbf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];

@@ -101,6 +101,8 @@ pub enum Corrupt {
     CrleLength,
     /// The compressed stream still holds output after the patch's last instruction.
     DataAfterEnd,
+    /// More blocks than the target has bytes, plus one (detools never makes more).
+    TooManyBlocks,
 }
 
 impl core::fmt::Display for Corrupt {
@@ -112,6 +114,7 @@ impl core::fmt::Display for Corrupt {
             Corrupt::CrleKind(k) => write!(f, "CRLE segment kind {k}"),
             Corrupt::CrleLength => f.write_str("a CRLE length is too long"),
             Corrupt::DataAfterEnd => f.write_str("data after the last instruction"),
+            Corrupt::TooManyBlocks => f.write_str("more blocks than target bytes"),
         }
     }
 }

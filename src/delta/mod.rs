@@ -50,8 +50,12 @@
 //! - Events borrow the decoder (output of compressed patches sits in its 1 KiB buffer) or,
 //!   for uncompressed patches, the input slice itself (no copy). Write an event's bytes
 //!   before the next call; the next call reuses the buffer.
-//! - Malformed input of any kind gives a typed [`DeltaError`], never a panic, and every call
-//!   does work bounded by the input's length (plus at most one buffer of output).
+//! - Malformed input of any kind gives a typed [`DeltaError`], never a panic, and never an
+//!   endless loop. The work is linear in the patch and the target size: heatshrink expands
+//!   at most about 64-fold, and a patch may hold at most `target size + 1` blocks (detools
+//!   never makes more), so a CRLE run of billions of zeros read as empty blocks is refused
+//!   ([`Corrupt::TooManyBlocks`]). Check [`DeltaDecoder::target_size`] against the size
+//!   you expect (the manifest's) as soon as it is known.
 //! - A diff is checked against `base_len` before its first byte is handed out:
 //!   [`DeltaError::BaseOutOfRange`].
 //! - The patch's identity is not in the saved state: keep the state in a journal record bound
@@ -59,9 +63,9 @@
 //!
 //! # RAM
 //!
-//! `size_of::<DeltaDecoder>()` is 1384 bytes (x86_64, thumbv7em and riscv32imc alike): the
+//! `size_of::<DeltaDecoder>()` is 1392 bytes (x86_64, thumbv7em and riscv32imc alike): the
 //! 256-byte heatshrink window, the 1024-byte output buffer ([`OUTPUT_BUFFER_LEN`]) and about
-//! 100 bytes of counters. The saved state is [`STATE_LEN`] = 327 bytes (the window and the
+//! 110 bytes of counters. The saved state is [`STATE_LEN`] = 335 bytes (the window and the
 //! counters, without the output buffer, which is empty between calls). Unit tests check both
 //! figures. The decoder needs no stack beyond its calls' small frames; the caller adds a
 //! buffer for the base bytes of a diff (any size: a diff event can be applied in pieces).
@@ -296,6 +300,8 @@ pub struct DeltaDecoder {
     pub(crate) base_len: u32,
     /// Bytes left in the current diff or extra block.
     pub(crate) remaining: u32,
+    /// Blocks begun (diff sizes read); at most `to_size + 1`.
+    pub(crate) blocks: u64,
     pub(crate) consumed: u64,
     pub(crate) heatshrink: Heatshrink,
     pub(crate) crle: Crle,
@@ -374,6 +380,7 @@ impl DeltaDecoder {
             base_pos: 0,
             base_len,
             remaining: 0,
+            blocks: 0,
             consumed: 0,
             heatshrink: Heatshrink::new(),
             crle: Crle::new(),
@@ -567,6 +574,16 @@ impl DeltaDecoder {
                 self.phase = Phase::DiffSize;
             }
             Phase::DiffSize | Phase::ExtraSize => {
+                if self.phase == Phase::DiffSize {
+                    // detools emits a block only after its scan position advanced, so a
+                    // patch has at most `to_size + 1` of them; more are empty blocks that
+                    // would let a few compressed bytes keep the decoder busy for billions
+                    // of steps.
+                    self.blocks += 1;
+                    if self.blocks > u64::from(self.to_size) + 1 {
+                        return Err(Corrupt::TooManyBlocks.into());
+                    }
+                }
                 let size = u64::try_from(v).map_err(|_| Corrupt::NegativeSize)?;
                 let room = self.to_size - self.to_pos;
                 let len = match u32::try_from(size) {

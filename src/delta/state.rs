@@ -14,10 +14,11 @@
 //! | 29 | 4 | base length |
 //! | 33 | 4 | bytes left in the current block |
 //! | 37 | 8 | patch bytes consumed |
-//! | 45 | 11 | heatshrink: window_sz2, lookahead_sz2, step, bits (u16), bit count, distance (u16), copy left (u16), head |
-//! | 56 | 11 | crle: step, length (u32), shift, left (u32), repeated byte |
-//! | 67 | 256 | heatshrink window |
-//! | 323 | 4 | CRC-32 (ISO-HDLC) of bytes 0..323 |
+//! | 45 | 8 | blocks begun |
+//! | 53 | 11 | heatshrink: window_sz2, lookahead_sz2, step, bits (u16), bit count, distance (u16), copy left (u16), head |
+//! | 64 | 11 | crle: step, length (u32), shift, left (u32), repeated byte |
+//! | 75 | 256 | heatshrink window |
+//! | 331 | 4 | CRC-32 (ISO-HDLC) of bytes 0..331 |
 //!
 //! [`DeltaDecoder::restore`] checks the version, the checksum and that every field is one
 //! the decoder could have reached, so a damaged or foreign record is refused instead of
@@ -33,7 +34,7 @@ use super::{
 /// The format of the saved state this build writes and reads (its first byte).
 pub const STATE_VERSION: u8 = 1;
 
-const WINDOW_AT: usize = 67;
+const WINDOW_AT: usize = 75;
 const CRC_AT: usize = WINDOW_AT + WINDOW_LEN;
 
 /// Bytes of a saved [`DeltaDecoder`] state ([`DeltaDecoder::save`]).
@@ -106,6 +107,7 @@ impl DeltaDecoder {
         w.put(&self.base_len.to_le_bytes());
         w.put(&self.remaining.to_le_bytes());
         w.put(&self.consumed.to_le_bytes());
+        w.put(&self.blocks.to_le_bytes());
         let hs = &self.heatshrink;
         w.put(&[hs.window_sz2, hs.lookahead_sz2, hs.step as u8]);
         w.put(&hs.bits.to_le_bytes());
@@ -163,6 +165,7 @@ impl DeltaDecoder {
         d.base_len = r.u32();
         d.remaining = r.u32();
         d.consumed = r.u64();
+        d.blocks = r.u64();
         let mut hs = Heatshrink::new();
         hs.window_sz2 = r.u8();
         hs.lookahead_sz2 = r.u8();
@@ -219,7 +222,9 @@ impl DeltaDecoder {
             && (sized || (self.to_size == 0 && self.to_pos == 0))
             && (self.phase != Phase::Done || self.to_pos == self.to_size)
             && (!sized || self.phase == Phase::Done || self.to_size > 0)
-            && (sized || (self.base_pos == 0 && self.consumed <= 11));
+            && (sized || (self.base_pos == 0 && self.consumed <= 11))
+            && self.blocks <= u64::from(self.to_size) + 1
+            && (self.phase > Phase::DataFormat || self.blocks == 0);
         let in_data = matches!(self.phase, Phase::DiffData | Phase::ExtraData);
         let remaining_ok = if in_data {
             self.remaining > 0 && self.remaining <= self.to_size - self.to_pos.min(self.to_size)
@@ -296,5 +301,5 @@ fn crc_matches_the_catalogue() {
 }
 
 // The RAM figures in the module documentation.
-const _: () = assert!(STATE_LEN == 327);
+const _: () = assert!(STATE_LEN == 335);
 const _: () = assert!(OUTPUT_BUFFER_LEN + WINDOW_LEN <= 256 + 2048);

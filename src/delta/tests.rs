@@ -48,7 +48,7 @@ fn a_fresh_decoder_and_its_state_are_consistent() {
 #[test]
 fn ram_is_within_the_budget() {
     // The module documentation quotes these figures.
-    assert_eq!(core::mem::size_of::<DeltaDecoder>(), 1384);
+    assert_eq!(core::mem::size_of::<DeltaDecoder>(), 1392);
     assert!(core::mem::size_of::<DeltaDecoder>() <= 256 + 2048);
-    assert_eq!(STATE_LEN, 327);
+    assert_eq!(STATE_LEN, 335);
 }
