@@ -30,6 +30,7 @@ use super::{
     COMPRESSION_CRLE, COMPRESSION_HEATSHRINK, DeltaDecoder, DeltaError, MAX_NUMBER_SHIFT, Number,
     OUTPUT_BUFFER_LEN, Phase, check_header,
 };
+use crate::ota::crc32::crc32_iso_hdlc;
 
 /// The format of the saved state this build writes and reads (its first byte).
 pub const STATE_VERSION: u8 = 1;
@@ -275,29 +276,6 @@ impl DeltaDecoder {
         };
         header_ok && number_ok && positions_ok && remaining_ok && base_ok && hs_ok && crle_ok
     }
-}
-
-/// CRC-32 (ISO-HDLC, zlib's), bit by bit: the record is small and rarely written, so a
-/// 1 KiB table would cost more flash than the loop costs time.
-fn crc32_iso_hdlc(data: &[u8]) -> u32 {
-    let mut reg = u32::MAX;
-    for &b in data {
-        reg ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (reg & 1).wrapping_neg();
-            reg = (reg >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !reg
-}
-
-#[cfg(test)]
-#[test]
-fn crc_matches_the_catalogue() {
-    assert_eq!(crc32_iso_hdlc(b"123456789"), 0xCBF4_3926);
-    let table = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-    let data: [u8; 300] = core::array::from_fn(|i| (i as u8).wrapping_mul(77) ^ 0x3C);
-    assert_eq!(crc32_iso_hdlc(&data), table.checksum(&data));
 }
 
 // The RAM figures in the module documentation.

@@ -15,7 +15,7 @@
 //! The OTA sink (the thing that streams a download into the inactive slot and switches to
 //! it) is built on top of these pieces and lives beside them.
 
-mod crc32;
+pub(crate) mod crc32;
 pub mod esp_idf;
 pub mod journal;
 pub mod manifest;

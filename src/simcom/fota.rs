@@ -30,8 +30,8 @@ use crate::bring_up::Revision;
 use crate::client::asynch::Client;
 use crate::client::{Error as ClientError, TimeoutExt, UrcHandler, blocking};
 use crate::update::module_fota::{
-    FotaError, FotaFailure, FotaProgress, FotaReport, FotaStage, FotaTimeouts, fail, to_revision,
-    wait_event,
+    FotaError, FotaFailure, FotaProgress, FotaReport, FotaStage, FotaTimeouts, fail, revision,
+    to_revision, wait_event,
 };
 
 /// How often the revision is asked while the module upgrades.
@@ -193,22 +193,6 @@ impl<'a> SimcomFotaConfig<'a> {
     }
 }
 
-async fn revision<T, C, H>(
-    client: &mut Client<'_, T, C, H>,
-    stage: FotaStage,
-) -> Result<Revision, FotaError<T::Error>>
-where
-    T: Read + Write,
-    C: AsyncClock,
-    H: UrcHandler,
-{
-    let r = client
-        .send(&RevisionQuery)
-        .await
-        .map_err(|e| fail(stage, FotaFailure::Modem(e)))?;
-    Ok(to_revision(r))
-}
-
 /// What a line means during the upgrade.
 enum Seen<'a> {
     Cfota(CfotaEvent<'a>),
@@ -305,7 +289,7 @@ where
         Family::A76xx | Family::Sh => {}
         _ => return Err(fail(FotaStage::Request, FotaFailure::Unsupported)),
     }
-    let old = revision(client, FotaStage::Configure).await?;
+    let old = revision(client, &RevisionQuery, FotaStage::Configure).await?;
     let request = |e| fail(FotaStage::Request, FotaFailure::Modem(e));
     if config.family == Family::A76xx {
         let (mode, location) = if let Some(rest) = strip_scheme(config.url, "http://") {
@@ -487,7 +471,7 @@ where
     if status == STATUS_FAILED {
         return Err(fail(FotaStage::Upgrade, failed_upgrade()));
     }
-    let new = revision(client, FotaStage::Confirm).await?;
+    let new = revision(client, &RevisionQuery, FotaStage::Confirm).await?;
     if new == old {
         return Err(fail(FotaStage::Confirm, FotaFailure::RevisionUnchanged));
     }

@@ -458,17 +458,20 @@ pub(crate) fn to_revision(text: &str) -> Revision {
     s
 }
 
-async fn revision<T, C, H>(
+/// The module's revision as `query` reports it (`AT+QGMR`, SIMCom's `AT+CGMR`).
+pub(crate) async fn revision<T, C, H, Q>(
     client: &mut Client<'_, T, C, H>,
+    query: &Q,
     stage: FotaStage,
 ) -> Result<Revision, FotaError<T::Error>>
 where
     T: Read + Write,
     C: AsyncClock,
     H: UrcHandler,
+    Q: for<'a> crate::at::AtCommand<Response<'a> = &'a str>,
 {
     let r = client
-        .send(&GetFullRevision)
+        .send(query)
         .await
         .map_err(|e| fail(stage, FotaFailure::Modem(e)))?;
     Ok(to_revision(r))
@@ -672,7 +675,7 @@ where
     C: AsyncClock,
     H: UrcHandler,
 {
-    let old_revision = revision(client, FotaStage::Configure).await?;
+    let old_revision = revision(client, &GetFullRevision, FotaStage::Configure).await?;
     configure(client, config).await?;
     let mut cmd = FotaDownload::url(config.url);
     if let Some(o) = config.options {
@@ -789,7 +792,7 @@ where
             }
         }
     }
-    let new_revision = revision(client, FotaStage::Confirm).await?;
+    let new_revision = revision(client, &GetFullRevision, FotaStage::Confirm).await?;
     if new_revision == old_revision {
         return Err(fail(FotaStage::Confirm, FotaFailure::RevisionUnchanged));
     }
@@ -932,7 +935,7 @@ where
 {
     use FotaStage::{Download, Request};
     let modem = |stage, e| fail(stage, FotaFailure::Modem(e));
-    let old_revision = revision(client, FotaStage::Configure).await?;
+    let old_revision = revision(client, &GetFullRevision, FotaStage::Configure).await?;
     let mut cmd = FotaDownload::host_file(length);
     if let Some(o) = config.options {
         cmd = cmd.with_options(o);
