@@ -764,13 +764,59 @@ fn probe_tells_each_simcom_module_and_its_command_set() {
     ] {
         assert!(r.stdout.contains(want), "{want:?} missing: {r:?}");
     }
-    // Module FOTA is Quectel-only: refused before anything is requested.
+}
+
+/// `fota URL` on SIMCom modules: the A7670 (`AT+CFOTA`) and the SIM7070 (`AT+HTTPTOFS` +
+/// `AT+CFOTA=1`) upgrade to the package's revision and print both; a package for another
+/// revision fails with the module's verdict; the SIM7600 (no `AT+CFOTA`) is refused typed
+/// before anything is fetched.
+#[test]
+fn fota_upgrades_simcom_modules_or_says_why_not() {
+    for p in [Personality::A7670, Personality::Sim7070] {
+        let ctx = p.name();
+        let to = format!("{}X", p.revision());
+        let server = TestServer::start([
+            ("pkg.bin", fota_package(p.revision(), &to, 20_000)),
+            ("other.bin", fota_package("OTHER", "NEW", 20_000)),
+        ])
+        .unwrap();
+        let mut cfg = fast_simcom(p, &server);
+        cfg.boot_time = Duration::from_millis(1500);
+        cfg.fota = FotaTiming {
+            start_delay: Duration::from_millis(200),
+            reboot_time: Duration::from_secs(1),
+            upgrade_time: Duration::from_secs(2),
+        };
+        let modem = PtyModem::spawn(WorldConfig::new(cfg)).unwrap();
+        let port = port(&modem);
+        let r = serial_ota(
+            &["--port", &port, "fota", "http://fw.example/pkg.bin"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(r.code, Some(0), "{ctx}: {r:?}");
+        let line = format!("{} → {to}", p.revision());
+        assert!(r.stdout.contains(&line), "{ctx}: {line:?} missing: {r:?}");
+        assert!(r.stderr.contains("module rebooted"), "{ctx}: {r:?}");
+        assert_eq!(modem.with_modem(|m| m.revision()).unwrap(), to, "{ctx}");
+        // Now running `to`, a package made for another revision is refused by the module.
+        let r = serial_ota(
+            &["--port", &port, "fota", "http://fw.example/other.bin"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(r.code, Some(1), "{ctx}: {r:?}");
+        let code = if p == Personality::A7670 { "1008" } else { "7" };
+        assert!(r.stderr.contains(code), "{ctx}: {code} missing: {r:?}");
+    }
+    let server = TestServer::start([("x.bin", vec![0u8; 16])]).unwrap();
+    let modem =
+        PtyModem::spawn(WorldConfig::new(fast_simcom(Personality::Sim7600, &server))).unwrap();
+    let port = port(&modem);
     let r = serial_ota(
         &["--port", &port, "fota", "http://fw.example/x.bin"],
         Duration::from_secs(30),
     );
     assert_eq!(r.code, Some(1), "{r:?}");
-    assert!(r.stderr.contains("module FOTA is Quectel-only"), "{r:?}");
+    assert!(r.stderr.contains("no firmware upgrade"), "{r:?}");
     assert!(modem.with_modem(|m| m.fetched_urls()).unwrap().is_empty());
 }
 

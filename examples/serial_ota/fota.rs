@@ -1,7 +1,8 @@
 //! `fota`: upgrade the module's own firmware with `AT+QFOTADL`, through its reboots: from a
 //! URL the module downloads itself, or (`--file`) from a local package the tool streams over
-//! the AT port (`AT+QFOTADL="FILE:<len>"`, ASR modules such as the EC200T). Quectel only:
-//! a SIMCom module is refused before anything is sent to it.
+//! the AT port (`AT+QFOTADL="FILE:<len>"`, ASR modules such as the EC200T). On a SIMCom
+//! module, from a URL only, with `cellular_ota::simcom::fota` (A76xx `AT+CFOTA`, SIM7000 and
+//! SIM7070/80/90 `AT+HTTPTOFS` + `AT+CFOTA=1`; SIM7600 and SIM800 are refused typed).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -201,6 +202,59 @@ fn percent_bar(prefix: &'static str) -> ProgressBar {
     bar
 }
 
+/// The SIMCom module's own upgrade from a URL (`simcom::fota`).
+fn run_simcom(mut c: Modem<'_>, g: &Global, a: &FotaArgs) -> Res<()> {
+    use cellular_ota::simcom::fota::{SimcomFotaConfig, upgrade_modem_blocking};
+    let Some(url) = &a.url else {
+        return Err(Fail(
+            "a SIMCom module downloads its package itself: give its URL (--file streams \
+             a package over the AT port, which only Quectel's ASR modules take)"
+                .into(),
+        ));
+    };
+    let brought = bring_up(
+        &mut c,
+        g,
+        Vendor::Simcom,
+        Duration::from_secs(a.register_timeout),
+        Some(a.cid),
+    )?;
+    let Some(family) = brought.simcom else {
+        return Err(Fail("the SIMCom command set is not known".into()));
+    };
+    say(format!(
+        "module {} {}, command set {family:?}",
+        brought.info.model, brought.info.revision
+    ));
+    let mut config = SimcomFotaConfig::new(url, family);
+    config.timeouts = FotaTimeouts {
+        download_gap: Duration::from_secs(a.gap_timeout),
+        upgrade_gap: Duration::from_secs(a.gap_timeout),
+        ready: Duration::from_secs(a.ready_timeout),
+        ..FotaTimeouts::default()
+    };
+    let started = std::time::Instant::now();
+    let report = upgrade_modem_blocking(&mut c, &config, &mut |p| match p {
+        FotaProgress::Accepted => say("module accepted the upgrade request"),
+        FotaProgress::DownloadStarted => say("package download started"),
+        FotaProgress::Downloading(pct) => say(format!("download {pct}%")),
+        FotaProgress::Downloaded => say("package downloaded; the module installs it"),
+        FotaProgress::Rebooted => say("module rebooted"),
+        FotaProgress::UpgradeStarted => say("upgrade started"),
+        FotaProgress::Updating(pct) => say(format!("upgrade {pct}%")),
+        FotaProgress::Upgraded => say("upgrade finished; waiting for the module to come back"),
+        FotaProgress::PortLost => say("port silent or gone while the module restarts; retrying"),
+        _ => {}
+    })
+    .map_err(|e| Fail(fota_error(&e)))?;
+    println!(
+        "revision    {} → {}",
+        report.old_revision, report.new_revision
+    );
+    println!("time        {:.0} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
     let options = a.fota_options.as_deref().map(parse_options).transpose()?;
     let mut port = open_port(g)?;
@@ -211,14 +265,7 @@ pub fn run(g: &Global, a: &FotaArgs) -> Res<()> {
     sync(&mut c, g)?;
     let detected = detect_vendor(&mut c, g)?;
     if detected.vendor == Vendor::Simcom {
-        return Err(Fail(format!(
-            "module FOTA is Quectel-only in serial_ota, and this is a SIMCom module ({}); \
-             `probe` and `download` work with it",
-            detected
-                .manufacturer
-                .as_deref()
-                .unwrap_or("--vendor simcom")
-        )));
+        return run_simcom(c, g, a);
     }
     let (model, family) = {
         let id = c

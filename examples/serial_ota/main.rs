@@ -22,7 +22,8 @@
 //! modem that names neither is driven as Quectel. On a SIMCom module the crate's SIMCom
 //! bring-up (`cellular_ota::simcom::bring_up::Simcom`: the command set from the identity,
 //! the data connection that set uses) and its HTTP client (`cellular_ota::simcom::SimcomHttp`)
-//! take the place of the Quectel ones; `fota` is Quectel-only.
+//! take the place of the Quectel ones; `fota URL` uses `cellular_ota::simcom::fota` there
+//! (`fota --file` is Quectel's ASR only).
 //!
 //! * `probe`: the crate's bring-up (`cellular_ota::bring_up`: URC port, SIM, registration
 //!   within `--wait` seconds, PDP context 1 with the APN) and what it found or where it
@@ -37,7 +38,8 @@
 //!   a larger image is fetched in ranges, but without `--manifest` (which gives the size) the
 //!   flow first GETs the whole image to learn its size, which such a module may refuse
 //!   (`602`, `706`): the error then says to pass `--manifest`.
-//! * `fota` (Quectel only): the module's own firmware (`upgrade_modem_blocking`). A USB port
+//! * `fota`: the module's own firmware (`upgrade_modem_blocking`; on a SIMCom A76xx, SIM7000
+//!   or SIM7070/80/90 from a URL, `simcom::fota::upgrade_modem_blocking`). A USB port
 //!   disappears while the module reboots: the port is re-opened every second until it is
 //!   back. With `--file PACKAGE` the tool streams a local package over the AT port instead
 //!   (`upgrade_modem_from_host_blocking`, `AT+QFOTADL="FILE:<len>"`, ASR modules): with
@@ -169,7 +171,7 @@ enum Cmd {
     },
     /// Download an image with the update flow and write it to a file.
     Download(download::DownloadArgs),
-    /// Upgrade the module's own firmware (AT+QFOTADL; Quectel only).
+    /// Upgrade the module's own firmware (Quectel AT+QFOTADL; SIMCom AT+CFOTA).
     Fota(fota::FotaArgs),
 }
 

@@ -360,7 +360,11 @@ fn command_set(family: SimcomFamily) -> Value {
         "ranges": ranges,
         "max_body": max_body,
         "https": https,
-        "module_fota": "not in serial_ota (Quectel only)",
+        "module_fota": match family {
+            SimcomFamily::A76xx => "AT+CFOTA (serial_ota fota URL)",
+            SimcomFamily::Sh => "AT+HTTPTOFS + AT+CFOTA=1 (serial_ota fota URL)",
+            _ => "none this crate drives",
+        },
     })
 }
 
