@@ -279,13 +279,16 @@ fn https_is_verified_or_refused() {
             CountUrcs(0),
         );
         let simcom = Simcom::detect();
-        bring_up_blocking(
+        let info = bring_up_blocking(
             &mut c,
             &simcom,
             &BringUpConfig::new("internet"),
             &mut |_| {},
         )
         .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        // Every family reports the data connection's address.
+        assert!(info.ip.starts_with("10."), "{ctx}: {:?}", info.ip);
+        assert_eq!(info.model.as_str(), p.model(), "{ctx}");
         let family = simcom.family().expect("family");
         let mut cfg = UpdateConfig::new(&url);
         cfg.allow_unsigned = true;

@@ -17,7 +17,7 @@
 //!
 //! | family | identity | ICCID | data connection |
 //! |---|---|---|---|
-//! | SIM7600, A76xx | `AT+SIMCOMATI` | `AT+CICCID` | `AT+CGDCONT`, `AT+CGACT=1,<cid>` (A76xx on LTE: already up) |
+//! | SIM7600, A76xx | `AT+SIMCOMATI` | `AT+CICCID` | `AT+CGDCONT`, `AT+CGACT=1,<cid>` (A76xx on LTE: already up), the address from `AT+CGPADDR` |
 //! | `AT+SH*` (SIM7070/80/90, SIM7000 newer firmware) | `AT+CGMM`, `AT+CGMR` | `AT+CCID` | `AT+CNCFG`, `AT+CNACT=<idx>,1`, `+APP PDP: <idx>,ACTIVE` (SIM7000: `AT+CNACT=1,"<apn>"`) |
 //! | SIM800-style | `AT+CGMM`, `AT+CGMR` | `AT+CCID` | `AT+SAPBR=3,<cid>,"APN",..`, `AT+SAPBR=1,<cid>` |
 //!
@@ -32,7 +32,7 @@ use embedded_io_async::{Read, Write};
 use super::Family;
 use super::general::{IccidQuery, ModelQuery, RevisionQuery, SimcomAti};
 use super::pdp::{
-    Cgact, Cgdcont, Cnact, CnactAction, CnactQuery, CnactSim7000, Cncfg, IpType, Sapbr,
+    Cgact, Cgdcont, Cgpaddr, Cnact, CnactAction, CnactQuery, CnactSim7000, Cncfg, IpType, Sapbr,
 };
 use super::urc::Urc;
 use crate::at::AsyncClock;
@@ -318,6 +318,10 @@ impl BringUp for Simcom {
                     .send(&Cgact { active: true, cid })
                     .await
                     .map_err(data_err)?;
+                // The address, where the module tells it (not every firmware does).
+                if let Ok(Some(ip)) = client.send(&Cgpaddr { cid }).await {
+                    set_truncated(&mut info.ip, ip);
+                }
             }
         }
         progress(BringUpEvent::DataActivated);

@@ -387,15 +387,66 @@ impl AtCommand for Cgdcont<'_> {
     }
 }
 
+/// `AT+CGPADDR=<cid>` (3GPP TS 27.007) → `+CGPADDR: <cid>,<address>`: the address of
+/// context `cid` (quoted or not, as modules print it), `None` when the module gives none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Cgpaddr {
+    /// Context id, 1..=24.
+    pub cid: u8,
+}
+
+impl AtCommand for Cgpaddr {
+    type Response<'a> = Option<&'a str>;
+    fn encode(&self, enc: &mut Encoder<'_>) -> Result<(), EncodeError> {
+        enc.raw(b"AT+CGPADDR=")?;
+        enc.ranged(u32::from(self.cid), 1, 24)
+    }
+    fn response_lines(&self) -> ResponseLines {
+        ResponseLines::Prefixed(b"+CGPADDR:")
+    }
+    fn parse<'a>(&self, lines: Lines<'a>) -> Result<Option<&'a str>, ParseError> {
+        for line in lines {
+            let mut p = crate::at::params::Params::after(line, b"+CGPADDR:")
+                .ok_or(ParseError::UnexpectedLine)?;
+            if p.u8()? == self.cid {
+                let ip = p.str().unwrap_or("");
+                return Ok((!ip.is_empty()).then_some(ip));
+            }
+        }
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::quectel::test_support::{encodes, refuses};
 
     #[test]
+    fn reads_the_context_address() {
+        assert_eq!(
+            Cgpaddr { cid: 1 }.parse(Lines::new(b"+CGPADDR: 1,10.71.155.118")),
+            Ok(Some("10.71.155.118"))
+        );
+        assert_eq!(
+            Cgpaddr { cid: 2 }.parse(Lines::new(
+                b"+CGPADDR: 1,\"10.0.0.1\"\n+CGPADDR: 2,\"10.0.0.2\""
+            )),
+            Ok(Some("10.0.0.2"))
+        );
+        assert_eq!(
+            Cgpaddr { cid: 1 }.parse(Lines::new(b"+CGPADDR: 1,")),
+            Ok(None)
+        );
+        assert_eq!(Cgpaddr { cid: 3 }.parse(Lines::new(b"")), Ok(None));
+    }
+
+    #[test]
     fn encodes_every_command() {
         encodes! {
             NetOpen => b"AT+NETOPEN";
+            Cgpaddr { cid: 1 } => b"AT+CGPADDR=1";
             Cgdcont { cid: 1, ip_type: IpType::V4, apn: "internet" } =>
                 b"AT+CGDCONT=1,\"IP\",\"internet\"";
             Cgdcont { cid: 2, ip_type: IpType::Dual, apn: "iot" } =>

@@ -128,6 +128,15 @@ impl State {
                     _ => Err(CmdError::Error),
                 }
             }
+            ("+CGPADDR", Form::Write) => match c.args.ranged(0, 1, 24) {
+                Ok(cid) => Ok(Reply::line(
+                    match m.pdp.get(&(cid as u8)).filter(|p| p.active) {
+                        Some(p) => format!("+CGPADDR: {cid},{}", p.ip),
+                        None => format!("+CGPADDR: {cid},0.0.0.0"),
+                    },
+                )),
+                Err(e) => Err(e),
+            },
             ("+CNCFG", Form::Write) if sh => match (c.args.ranged(0, 0, 3), c.args.quoted(2)) {
                 (Ok(_), Ok(apn)) => {
                     m.simcom.apn = apn.to_string();
