@@ -1,28 +1,15 @@
 //! The `explain` example, run as a user would: every code in the reference's error tables
 //! (quectel-at.md §5) gets a non-empty meaning in `--json` output, and nothing is dropped.
 
+mod example_bin;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use example_bin::example;
+
 fn explain(args: &[&str], input: &str) -> Vec<serde_json::Value> {
-    // `cargo test` builds the examples next to the test binaries.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("explain{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        // Running this test alone (`cargo test --test explain`) does not build examples.
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", "explain"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "{} not built", bin.display());
-    }
-    let mut child = Command::new(bin)
+    let mut child = Command::new(example("explain"))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -7,35 +7,14 @@
 //! Needs Python 3 with esptool (`pip install esptool`; `.ci/run` installs it).
 
 mod esptool;
+mod example_bin;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cellular_ota_sim::{BootTarget, boot};
 use serde_json::Value;
 
-fn binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap();
-        let bin = dir
-            .join("examples")
-            .join(format!("simulated_ota{}", std::env::consts::EXE_SUFFIX));
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let profile = if profile == "debug" { "dev" } else { profile };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", "simulated_ota", "--profile", profile])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "{} not built", bin.display());
-        bin
-    })
-}
+use example_bin::example;
 
 /// One run: exit status, JSON, and the flash it left.
 struct Run {
@@ -51,7 +30,7 @@ fn simulate(size: &str, args: &[&str]) -> Run {
         std::process::id(),
         args.join("_").replace(['/', ' ', '='], "-")
     ));
-    let out = Command::new(binary())
+    let out = Command::new(example("simulated_ota"))
         .args(["--json", "--size", size, "--flash-out"])
         .arg(&flash_out)
         .args(args)

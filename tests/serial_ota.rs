@@ -3,6 +3,8 @@
 //! HTTP server.
 #![cfg(unix)]
 
+mod example_bin;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,30 +16,7 @@ use cellular_ota_sim::{
 };
 use sha2::{Digest, Sha256};
 
-/// The built example, next to the test binaries (built on demand when this test runs alone).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    if !bin.exists() {
-        // Running this test alone (`cargo test --test serial_ota`) builds no examples.
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev",
-            Some(p) => p,
-        };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", name, "--profile", profile])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "{} not built", bin.display());
-    }
-    bin
-}
+use example_bin::example;
 
 struct Run {
     code: Option<i32>,

@@ -2,37 +2,18 @@
 //! 2; with `--patch` (and `--base`) the manifest is format 3 and signs the patch's and the
 //! base's size and SHA-256; `verify --patch` checks the served file.
 
-use std::path::{Path, PathBuf};
+mod example_bin;
+
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use cellular_ota::ota::manifest::{Manifest, Payload};
 use sha2::{Digest, Sha256};
 
-fn binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap();
-        let bin = dir
-            .join("examples")
-            .join(format!("sign_image{}", std::env::consts::EXE_SUFFIX));
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let profile = if profile == "debug" { "dev" } else { profile };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", "sign_image", "--profile", profile])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "{} not built", bin.display());
-        bin
-    })
-}
+use example_bin::example;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(binary())
+    Command::new(example("sign_image"))
         .args(args)
         .current_dir(dir)
         .output()

@@ -2,39 +2,15 @@
 //! documented `--fault` alias with its documented exit status, the naive streamer that loses
 //! bytes, and the measurement table. A smaller image keeps it fast.
 
-use std::path::PathBuf;
+mod example_bin;
+
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
-const SIZE: &str = "262144";
+use example_bin::example;
 
-fn binary() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // The examples are built next to the test binaries (`target/<profile>/examples`).
-        let exe = std::env::current_exe().unwrap();
-        let dir = exe.parent().unwrap().parent().unwrap();
-        let bin = dir
-            .join("examples")
-            .join(format!("simulated_ota{}", std::env::consts::EXE_SUFFIX));
-        // Running this test alone (`cargo test --test simulated_ota_cli`) does not build
-        // examples, and a binary from an earlier build may be stale: ask cargo (a no-op when
-        // it is up to date), with the profile of this test binary's directory.
-        let profile = dir.file_name().unwrap().to_str().unwrap();
-        let profile = if profile == "debug" { "dev" } else { profile };
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "--example", "simulated_ota", "--profile", profile])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok && bin.exists(), "{} not built", bin.display());
-        bin
-    })
-}
+const SIZE: &str = "262144";
 
 /// Runs the example with `--json --size SIZE` and `args`; returns the exit status and the
 /// JSON values printed (one object, or one per line with `--table`).
@@ -43,7 +19,7 @@ fn run(args: &[&str]) -> (i32, Vec<Value>) {
 }
 
 fn run_sized(size: &str, args: &[&str]) -> (i32, Vec<Value>) {
-    let out = Command::new(binary())
+    let out = Command::new(example("simulated_ota"))
         .args(["--json", "--size", size])
         .args(args)
         .output()
