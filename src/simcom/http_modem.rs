@@ -160,23 +160,25 @@ impl<'c, 'b, T, C, H> SimcomHttp<'c, 'b, T, C, H> {
     }
 }
 
-/// `scheme://host[:port]` and the path (with query) of `url`; `/` when it has none.
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    let after = if is_https(url) {
-        8
-    } else if url.len() >= 7 && url.as_bytes()[..7].eq_ignore_ascii_case(b"http://") {
-        7
-    } else {
-        return None;
-    };
+/// What `AT+SH*` needs of `url`: `scheme://host[:port]` for `AT+SHCONF="URL"`, the path
+/// with its query for `AT+SHREQ` (`/` when it has none; a `#fragment` is not sent), and the
+/// host for SNI. The URL is checked as every request URL of the crate is
+/// ([`parse_url`](crate::quectel::http::parse_url)).
+fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let host = crate::quectel::http::parse_url(url).ok()?.host;
+    let after = url.find("://")? + 3;
     let end = url[after..]
-        .find(['/', '?'])
+        .find(['/', '?', '#'])
         .map_or(url.len(), |i| after + i);
-    if end == after {
-        return None;
-    }
-    let path = if end == url.len() { "/" } else { &url[end..] };
-    Some((&url[..end], path))
+    let target = url[end..].split('#').next().unwrap_or("");
+    let path = match target.as_bytes().first() {
+        None => "/",
+        // `?query` without a path: SHREQ's path must start with `/`; the query is kept
+        // only after a path.
+        Some(b'?') => "/",
+        _ => target,
+    };
+    Some((&url[..end], path, host))
 }
 
 fn range_text(start: u32, len: u32) -> RangeText {
@@ -221,7 +223,7 @@ where
 
     /// Connects `AT+SH*` to `url`'s origin unless it is connected there; returns the path.
     async fn sh_prepare<'u>(&mut self, url: &'u str) -> Res<&'u str, T::Error> {
-        let Some((origin, path)) = split_url(url) else {
+        let Some((origin, path, host)) = split_url(url) else {
             return Err(ModemFailure::Modem(ClientError::Encode(
                 crate::at::EncodeError::Invalid("not an http:// or https:// URL"),
             )));
@@ -241,8 +243,6 @@ where
                 // `open` saw no https:// URL: the caller changed URLs under the flow.
                 return Err(ModemFailure::Unsupported(Capability::ServerVerification));
             };
-            let host = &origin[8..];
-            let host = host.split(':').next().unwrap_or(host);
             use super::ssl::Sim70SslConfig;
             self.client.send(&Sim70SslConfig::Sni { ctx, host }).await?;
             // `sec_level` None was the caller's explicit choice (checked in `open`): the
@@ -744,17 +744,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_split_into_origin_and_path() {
+    fn urls_split_into_origin_path_and_host() {
         assert_eq!(
-            split_url("http://example.com:8080/fw/app.bin?v=2"),
-            Some(("http://example.com:8080", "/fw/app.bin?v=2"))
+            split_url("http://example.com:8080/fw/app.bin?v=2#top"),
+            Some(("http://example.com:8080", "/fw/app.bin?v=2", "example.com"))
         );
         assert_eq!(
             split_url("HTTPS://example.com"),
-            Some(("HTTPS://example.com", "/"))
+            Some(("HTTPS://example.com", "/", "example.com"))
+        );
+        assert_eq!(
+            split_url("https://[2001:db8::1]:8443/x"),
+            Some(("https://[2001:db8::1]:8443", "/x", "[2001:db8::1]"))
         );
         assert_eq!(split_url("ftp://example.com/x"), None);
         assert_eq!(split_url("http:///x"), None);
+        assert_eq!(split_url("http://user@example.com/x"), None);
     }
 
     #[test]
