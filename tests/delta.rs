@@ -134,7 +134,7 @@ impl Sink<'_> {
                 self.out.extend_from_slice(data);
                 self.events += 1;
             }
-            Event::NeedInput | Event::Done => {}
+            Event::NeedInput | Event::Done | Event::Stopped => {}
         }
     }
 }
@@ -333,6 +333,59 @@ fn a_restored_decoder_fed_from_patch_consumed_produces_the_rest() {
                 "{name} @{call}"
             );
             assert!(sink.out == pair.target, "{name}: resumed at call {call}");
+        }
+    }
+}
+
+/// `decode_until` stops exactly at each stop (no piece crosses one), and a decoder saved
+/// there and restored, fed from `patch_consumed()`, rebuilds the rest: the checkpoints the
+/// update flow takes every 16 KiB of output.
+#[test]
+fn decode_until_stops_exactly_and_resumes_from_there() {
+    let (pairs, patches) = fixtures();
+    for (name, patch, k) in &patches {
+        let pair = &pairs[*k];
+        let small = pair.target.len() <= 64 * 1024;
+        for every in [1u32, 100, 4096, 16 * 1024] {
+            if every < 4096 && !small {
+                continue;
+            }
+            let mut dec = DeltaDecoder::new(pair.base.len() as u32);
+            let mut sink = Sink {
+                base: &pair.base,
+                out: Vec::new(),
+                events: 0,
+            };
+            let mut stop = every;
+            let mut stops = 0;
+            let mut state = [0u8; STATE_LEN];
+            loop {
+                let pos = dec.patch_consumed() as usize;
+                let input = &patch[pos..(pos + 5).min(patch.len())];
+                let (_, event) = dec.decode_until(input, stop).unwrap();
+                if let Event::Diff { to_offset, add: d, .. } | Event::Extra { to_offset, data: d } =
+                    event
+                {
+                    assert!(to_offset + d.len() as u32 <= stop, "{name}: piece crosses {stop}");
+                }
+                match event {
+                    Event::Done => break,
+                    Event::Stopped => {
+                        assert_eq!(dec.output_position(), stop, "{name}");
+                        assert_eq!(sink.out.len() as u32, stop, "{name}");
+                        // Checkpoint: continue with a restored copy.
+                        dec.save(&mut state).unwrap();
+                        dec = DeltaDecoder::restore(&state).unwrap();
+                        stops += 1;
+                        stop += every;
+                    }
+                    Event::NeedInput if pos + 5 >= patch.len() => break,
+                    ref e => sink.take(e),
+                }
+            }
+            let expected = (pair.target.len() as u32).saturating_sub(1) / every;
+            assert_eq!(stops, expected, "{name}: one stop per {every} bytes of output");
+            check_complete(&format!("{name} stopping every {every}"), pair, &sink.out, Ok(dec));
         }
     }
 }
@@ -625,7 +678,7 @@ proptest! {
             for _ in 0..10_000 {
                 match dec.decode(input) {
                     Ok((used, Event::NeedInput)) => { prop_assert_eq!(used, input.len()); break; }
-                    Ok((_, Event::Done)) | Err(_) => break,
+                    Ok((_, Event::Done | Event::Stopped)) | Err(_) => break,
                     Ok((used, Event::Diff { base_offset, add, .. })) => {
                         prop_assert!(base_offset as usize + add.len() <= base.len());
                         input = &input[used..];

@@ -52,7 +52,7 @@ impl Out {
                 assert_eq!(to_offset as usize, self.bytes.len());
                 self.bytes.extend_from_slice(data);
             }
-            Event::NeedInput | Event::Done => {}
+            Event::NeedInput | Event::Done | Event::Stopped => {}
         }
         if let Some(t) = self.target {
             assert!(self.bytes.len() as u64 <= u64::from(t));

@@ -169,6 +169,10 @@ pub enum Event<'a> {
     /// The patch is complete: the whole target has been handed out. Further calls consume
     /// nothing and return `Done` again.
     Done,
+    /// [`DeltaDecoder::decode_until`] only: the output position reached the given stop and
+    /// more output follows. Every byte before the stop has been handed out; this is the
+    /// point to [`save`](DeltaDecoder::save) a checkpoint. Call again with a later stop.
+    Stopped,
 }
 
 /// Turns base bytes into output bytes in place: `buf[i] = buf[i].wrapping_add(add[i])`,
@@ -268,6 +272,7 @@ impl Number {
 /// Where an event's bytes are (resolved to a slice once the parser is done with `self`).
 enum Piece {
     NeedInput,
+    Stopped,
     Diff {
         to_offset: u32,
         base_offset: u32,
@@ -402,10 +407,27 @@ impl DeltaDecoder {
     /// A [`DeltaError`] for a patch this decoder refuses or that breaks the format. The
     /// decoder then stays failed.
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> Result<(usize, Event<'a>), DeltaError> {
+        self.decode_until(input, u32::MAX)
+    }
+
+    /// [`decode`](Self::decode), with output pieces that never cross output offset `stop`:
+    /// when the output position is `stop` and the patch has more output, it returns
+    /// [`Event::Stopped`] (having consumed only what precedes that output), so that a
+    /// checkpoint can be taken exactly there. A `stop` at or before the output position
+    /// stops at once, before any more output.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode).
+    pub fn decode_until<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        stop: u32,
+    ) -> Result<(usize, Event<'a>), DeltaError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        let (used, piece) = match self.step(input) {
+        let (used, piece) = match self.step(input, stop) {
             Ok(r) => r,
             Err(e) => {
                 self.failed = Some(e);
@@ -416,6 +438,7 @@ impl DeltaDecoder {
         let event = match piece {
             Piece::NeedInput => Event::NeedInput,
             Piece::Done => Event::Done,
+            Piece::Stopped => Event::Stopped,
             Piece::Diff {
                 to_offset,
                 base_offset,
@@ -445,7 +468,7 @@ impl DeltaDecoder {
         self.header & 0x0f
     }
 
-    fn step(&mut self, input: &[u8]) -> Result<(usize, Piece), DeltaError> {
+    fn step(&mut self, input: &[u8], stop: u32) -> Result<(usize, Piece), DeltaError> {
         let mut i = 0;
         loop {
             match self.phase {
@@ -510,7 +533,11 @@ impl DeltaDecoder {
                 }
                 Phase::DiffData | Phase::ExtraData => {
                     let rest = input.get(i..).unwrap_or_default();
-                    let want = self.remaining as usize;
+                    let room = stop.saturating_sub(self.to_pos);
+                    if room == 0 {
+                        return Ok((i, Piece::Stopped));
+                    }
+                    let want = self.remaining.min(room) as usize;
                     let (n, from) = if self.compression_id() == COMPRESSION_NONE {
                         let n = want.min(rest.len());
                         (n, Src::Input(i, i + n))
