@@ -71,6 +71,15 @@ pub struct Resume {
     pub capacity: u32,
 }
 
+/// Most bytes of caller state a sink keeps with a resume point ([`OtaSink::save_state`]):
+/// the update flow's delta checkpoint (the decoder's [`STATE_LEN`](crate::delta::STATE_LEN)
+/// bytes, the patch hash's state and the patch's identity) fits.
+pub const MAX_STATE_LEN: usize = 512;
+
+/// Resume points that carry caller state ([`OtaSink::save_state`]) lie on multiples of this
+/// many image bytes (4 KiB: the ESP-IDF sink resumes at sector boundaries).
+pub const STATE_ALIGN: u32 = 4096;
+
 /// A destination for firmware images (blocking).
 ///
 /// Call order: `begin`, then `write` with consecutive offsets starting at the resume
@@ -128,6 +137,41 @@ pub trait OtaSink {
     /// Never touches the running image or the boot selection.
     fn abort(&mut self) -> Result<(), Self::Error>;
 
+    /// Reads `buf.len()` bytes at `offset` of the image that runs now (the base a delta
+    /// patch applies to). May be called before [`begin`](Self::begin), and never changes
+    /// what is stored. `Ok(false)`: this sink cannot read the running image (the default);
+    /// the update flow then refuses a delta with
+    /// [`Capability::RunningImage`](crate::update::Capability::RunningImage).
+    fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        let _ = (offset, buf);
+        Ok(false)
+    }
+
+    /// Makes every byte before `at` durable and keeps `state` (at most [`MAX_STATE_LEN`]
+    /// bytes) with that point, so that a later [`begin`](Self::begin) of the same image
+    /// resumes exactly at `at` and [`load_state`](Self::load_state) returns `state`.
+    /// `at` is the current write position and a multiple of [`STATE_ALIGN`]. Only the
+    /// newest state counts: once a state is kept, `begin` resumes at the newest kept
+    /// state's point even if later bytes were durable (they are written again).
+    ///
+    /// `Ok(false)`: this sink keeps no state (the default, and the ESP-IDF sink when the
+    /// slot has no room for it); the caller's work since its last kept state is then not
+    /// resumable. May erase (a sector of state records) and so must not run while bytes
+    /// stream in unpaced.
+    fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        let _ = (at, state);
+        Ok(false)
+    }
+
+    /// After [`begin`](Self::begin): the state kept with the resume point, copied into
+    /// `buf` (at least [`MAX_STATE_LEN`] bytes); returns its length. `None` when the resume
+    /// point carries no state (a fresh start, a point recorded without state, or a sink
+    /// that keeps none, the default).
+    fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        let _ = buf;
+        Ok(None)
+    }
+
     /// The unit the storage programs, in bytes (a flash's `WRITE_SIZE`): the update flow's
     /// write and request sizes must be multiples of it. Default 1 (any length).
     fn write_size(&self) -> u32 {
@@ -163,6 +207,21 @@ pub trait AsyncOtaSink {
     async fn finish(&mut self, expected: &ExpectedImage<'_>) -> Result<(), Self::Error>;
     /// See [`OtaSink::abort`].
     async fn abort(&mut self) -> Result<(), Self::Error>;
+    /// See [`OtaSink::read_running`].
+    async fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        let _ = (offset, buf);
+        Ok(false)
+    }
+    /// See [`OtaSink::save_state`].
+    async fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        let _ = (at, state);
+        Ok(false)
+    }
+    /// See [`OtaSink::load_state`].
+    async fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        let _ = buf;
+        Ok(None)
+    }
     /// See [`OtaSink::write_size`].
     fn write_size(&self) -> u32 {
         1

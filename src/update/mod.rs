@@ -939,6 +939,15 @@ impl<S: OtaSink> AsyncOtaSink for BlockingSink<'_, S> {
     async fn abort(&mut self) -> Result<(), S::Error> {
         self.0.abort()
     }
+    async fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, S::Error> {
+        self.0.read_running(offset, buf)
+    }
+    async fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, S::Error> {
+        self.0.save_state(at, state)
+    }
+    async fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, S::Error> {
+        self.0.load_state(buf)
+    }
 }
 
 /// The blocking update: [`update`] driven to completion with the blocking client.
