@@ -55,7 +55,7 @@ fn apply(patch: &[u8], base: &[u8], dst: &mut [u8]) {
                 Event::Extra { to_offset, data } => {
                     dst[to_offset as usize..][..data.len()].copy_from_slice(data);
                 }
-                Event::NeedInput | Event::Done => break,
+                Event::NeedInput | Event::Done | Event::Stopped => break,
             }
         }
     }
@@ -101,7 +101,7 @@ fn as_none_patch(patch: &[u8], base_len: u32) -> Vec<u8> {
                 Some((_, _, extra)) => extra.extend_from_slice(data),
                 None => blocks.push((0, Vec::new(), data.to_vec())),
             },
-            Event::NeedInput | Event::Done => break,
+            Event::NeedInput | Event::Done | Event::Stopped => break,
         }
     }
     let to_size = dec.finish().unwrap();
