@@ -218,6 +218,8 @@ pub fn client_retry<E>(error: &ClientError<E>) -> Retry {
 /// | `Length` elsewhere (a body cut short) | transient |
 /// | `ModemRebooted`, `LinkLost`, `BytesLost`, `Checksum` | transient |
 /// | `HashMismatch` | transient: a byte changed on the UART (noise on a long cable, a baud-rate error) looks the same as a server file that is not the one the manifest describes; the next attempt downloads it again, and the capped backoff bounds the cost of the second case |
+/// | `WrongBase` | permanent: the running image stays the same |
+/// | `Patch(e)` | permanent for a patch this decoder refuses (`Unsupported*`, `TargetTooLarge`); transient for a malformed one, as `HashMismatch` |
 /// | `Sink(e)` | the sink error's own [`Classify`] |
 impl Classify for UpdateError {
     fn retry(&self) -> Retry {
@@ -226,7 +228,20 @@ impl Classify for UpdateError {
             | Failure::Manifest(_)
             | Failure::TooLarge { .. }
             | Failure::NoSpace { .. }
-            | Failure::Unsupported(_) => Retry::Permanent,
+            | Failure::Unsupported(_)
+            | Failure::WrongBase { .. } => Retry::Permanent,
+            #[cfg(feature = "delta")]
+            Failure::Patch(e) => {
+                use crate::delta::DeltaError as D;
+                match e {
+                    D::UnsupportedPatchType(_)
+                    | D::UnsupportedCompression(_)
+                    | D::UnsupportedHeatshrink { .. }
+                    | D::UnsupportedDataFormat
+                    | D::TargetTooLarge(_) => Retry::Permanent,
+                    _ => Retry::Transient,
+                }
+            }
             Failure::Status(s) => status_retry(*s),
             Failure::Http(e) => http_retry(*e),
             Failure::HttpClient(e) => e.retry,

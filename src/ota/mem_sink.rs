@@ -32,7 +32,9 @@
 
 use sha2::{Digest, Sha256};
 
-use super::sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
+use super::sink::{
+    AsyncOtaSink, ExpectedImage, ImageDescriptor, MAX_STATE_LEN, OtaSink, Resume, STATE_ALIGN,
+};
 
 /// Why a [`MemSink`] call failed. Nothing was changed unless stated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
@@ -80,7 +82,14 @@ pub enum MemSinkError {
         /// The SHA-256 of what is stored.
         computed: [u8; 32],
     },
-    /// A read outside the bytes written so far.
+    /// A state longer than [`MAX_STATE_LEN`] to keep, or a buffer too short for the kept
+    /// one.
+    #[error("state of {len} bytes does not fit")]
+    StateTooLong {
+        /// The state's length.
+        len: usize,
+    },
+    /// A read outside the bytes written so far (or outside the running image).
     #[error("read of {len} bytes at {offset} outside the {available} bytes written")]
     ReadOutOfRange {
         /// The offset given.
@@ -105,6 +114,11 @@ impl super::ToSinkFault for MemSinkError {
             MemSinkError::PastImageEnd { size, end } => S::PastImageEnd { size, end },
             MemSinkError::Incomplete { written, size } => S::Incomplete { written, size },
             MemSinkError::HashMismatch { computed } => S::HashMismatch { computed },
+            MemSinkError::StateTooLong { len } => S::ReadOutOfRange {
+                offset: 0,
+                len,
+                available: MAX_STATE_LEN as u32,
+            },
             MemSinkError::ReadOutOfRange {
                 offset,
                 len,
@@ -134,6 +148,11 @@ pub struct MemSink<'a> {
     image: Option<ImageDescriptor>,
     written: u32,
     activated: bool,
+    running: Option<&'a [u8]>,
+    /// The newest state kept ([`OtaSink::save_state`]): its point and bytes.
+    state_at: Option<u32>,
+    state: [u8; MAX_STATE_LEN],
+    state_len: usize,
 }
 
 impl<'a> MemSink<'a> {
@@ -144,6 +163,28 @@ impl<'a> MemSink<'a> {
             image: None,
             written: 0,
             activated: false,
+            running: None,
+            state_at: None,
+            state: [0; MAX_STATE_LEN],
+            state_len: 0,
+        }
+    }
+
+    /// The same sink, with `running` as the image that runs now
+    /// ([`OtaSink::read_running`]: the base of a delta). Without it `read_running` answers
+    /// that this sink cannot.
+    pub fn with_running(mut self, running: &'a [u8]) -> Self {
+        self.running = Some(running);
+        self
+    }
+
+    /// Forgets what is written of the current image after `at` (at most what is written),
+    /// as a power cut that kept only `at` bytes would: the next `begin` resumes there, or
+    /// at the newest kept state below it. For tests of resuming.
+    pub fn truncate(&mut self, at: u32) {
+        self.written = self.written.min(at);
+        if self.state_at.is_some_and(|s| s > self.written) {
+            self.state_at = None;
         }
     }
 
@@ -189,6 +230,11 @@ impl<'a> MemSink<'a> {
         if self.image.as_ref() != Some(image) {
             self.image = Some(*image);
             self.written = 0;
+            self.state_at = None;
+        }
+        // A kept state is the resume point: later bytes are written again.
+        if let Some(at) = self.state_at {
+            self.written = self.written.min(at);
         }
         Ok(Resume {
             offset: self.written,
@@ -274,6 +320,56 @@ impl<'a> MemSink<'a> {
         self.image = None;
         self.written = 0;
         self.activated = false;
+        self.state_at = None;
+    }
+
+    fn do_read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, MemSinkError> {
+        let Some(running) = self.running else {
+            return Ok(false);
+        };
+        let available = u32::try_from(running.len()).unwrap_or(u32::MAX);
+        let src = (offset as usize)
+            .checked_add(buf.len())
+            .and_then(|end| running.get(offset as usize..end))
+            .ok_or(MemSinkError::ReadOutOfRange {
+                offset,
+                len: buf.len(),
+                available,
+            })?;
+        buf.copy_from_slice(src);
+        Ok(true)
+    }
+
+    fn do_save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, MemSinkError> {
+        if self.image.is_none() || self.activated {
+            return Err(MemSinkError::NotStarted);
+        }
+        if at != self.written || at == 0 || !at.is_multiple_of(STATE_ALIGN) {
+            return Err(MemSinkError::OutOfOrder {
+                expected: self.written,
+                got: at,
+            });
+        }
+        let dst = self
+            .state
+            .get_mut(..state.len())
+            .ok_or(MemSinkError::StateTooLong { len: state.len() })?;
+        dst.copy_from_slice(state);
+        self.state_len = state.len();
+        self.state_at = Some(at);
+        Ok(true)
+    }
+
+    fn do_load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, MemSinkError> {
+        if self.image.is_none() || self.state_at != Some(self.written) {
+            return Ok(None);
+        }
+        let n = self.state_len;
+        let dst = buf
+            .get_mut(..n)
+            .ok_or(MemSinkError::StateTooLong { len: n })?;
+        dst.copy_from_slice(&self.state[..n]);
+        Ok(Some(n))
     }
 }
 
@@ -304,6 +400,18 @@ impl OtaSink for MemSink<'_> {
         self.do_abort();
         Ok(())
     }
+
+    fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        self.do_read_running(offset, buf)
+    }
+
+    fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        self.do_save_state(at, state)
+    }
+
+    fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        self.do_load_state(buf)
+    }
 }
 
 /// The same as the [`OtaSink`] implementation; every future completes on its first poll and
@@ -330,6 +438,18 @@ impl AsyncOtaSink for MemSink<'_> {
     async fn abort(&mut self) -> Result<(), Self::Error> {
         self.do_abort();
         Ok(())
+    }
+
+    async fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        self.do_read_running(offset, buf)
+    }
+
+    async fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        self.do_save_state(at, state)
+    }
+
+    async fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        self.do_load_state(buf)
     }
 }
 

@@ -145,6 +145,9 @@ pub enum Capability {
     /// `SecLevel::None`): the SIM800-style command set cannot; the `AT+SH*` set would need
     /// its certificate upload and conversion, which this crate does not drive yet.
     ServerVerification,
+    /// The sink reads the running image ([`OtaSink::read_running`]), the base a delta patch
+    /// applies to.
+    RunningImage,
 }
 
 impl Capability {
@@ -154,6 +157,7 @@ impl Capability {
             Capability::RangedRequests => "ranged requests",
             Capability::ModemFile => "file system to download into",
             Capability::ServerVerification => "HTTPS with the server's certificate checked",
+            Capability::RunningImage => "reading the running image (a delta's base)",
         }
     }
 }
@@ -802,8 +806,22 @@ pub enum Failure {
     HashMismatch,
     /// An uploaded file's size or XOR checksum did not match.
     Checksum,
-    /// The modem (its [`HttpModem`] implementation) lacks a capability the update needs.
+    /// The modem (its [`HttpModem`] implementation), the server (ranges for a patch) or the
+    /// sink ([`Capability::RunningImage`]) lacks a capability the update needs.
     Unsupported(Capability),
+    /// The manifest's delta was made from another image than the one running: the running
+    /// image's first `base-size` bytes do not hash to its `base-sha256`. Nothing was
+    /// erased or downloaded; serve a patch from the running version, or the full image.
+    WrongBase {
+        /// The manifest's `base-sha256`.
+        expected: [u8; 32],
+        /// What the running image's bytes hash to.
+        running: [u8; 32],
+    },
+    /// The patch (a delta or compressed payload) is malformed, or uses a format this
+    /// decoder refuses.
+    #[cfg(feature = "delta")]
+    Patch(crate::delta::DeltaError),
     /// The sink failed (flash error, or its own verification before activation), as a
     /// [`SinkFault`](crate::ota::SinkFault): the flash driver's error reduced to its kind.
     Sink(#[cfg_attr(feature = "defmt", defmt(Debug2Format))] crate::ota::SinkFault),
@@ -897,7 +915,16 @@ impl fmt::Display for UpdateError {
             )?,
             Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
             Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
+            Failure::Unsupported(Capability::RunningImage) => {
+                f.write_str("the sink cannot read the running image (a delta's base)")?
+            }
             Failure::Unsupported(c) => write!(f, "the modem has no {}", c.name())?,
+            Failure::WrongBase { .. } => f.write_str(
+                "the delta was made from another image than the one running (base-sha256 \
+                 differs); nothing was erased",
+            )?,
+            #[cfg(feature = "delta")]
+            Failure::Patch(e) => write!(f, "patch: {e}")?,
             Failure::Sink(e) => write!(f, "sink: {e}")?,
         }
         if let (Failure::Modem(_), Some(m)) = (&self.failure, self.meaning()) {

@@ -13,14 +13,14 @@ use super::{
 use crate::at::AsyncClock;
 use crate::client::UrcHandler;
 use crate::client::asynch::Client;
-use crate::ota::manifest::{
-    Decision, MAX_VERSION_LEN, Manifest, ManifestError, Payload, Version, decide_in,
-};
+use crate::ota::manifest::{Decision, MAX_VERSION_LEN, Manifest, Payload, Version, decide_in};
 use crate::ota::{AsyncOtaSink, ExpectedImage, ImageDescriptor, ToSinkFault as _};
 use crate::quectel::QuectelHttp;
 
 #[cfg(feature = "modem-file")]
 mod modem_file;
+#[cfg(all(feature = "delta", feature = "ranged"))]
+mod patch;
 #[cfg(feature = "ranged")]
 mod ranged;
 #[cfg(feature = "modem-file")]
@@ -249,6 +249,7 @@ where
     modem.open(cfg).await.map_err(ctx.modem(Stage::Setup))?;
     // The image's identity, size and (with a manifest) expected SHA-256.
     let mut pending_get = None;
+    let mut payload = Payload::Full;
     let (desc, expected) = match cfg.manifest_url {
         Some(murl) => {
             let n = fetch_small(modem, murl, buf, ctx).await?;
@@ -261,14 +262,16 @@ where
             if decision == Decision::UpToDate {
                 return Ok(Outcome::UpToDate);
             }
-            // The flow installs full images only: a patch served as the image would be
-            // written as if it were one and fail its hash after the whole download.
+            // Without the decoder a patch would be written as if it were the image and
+            // fail its hash after the whole download: refuse it now.
+            #[cfg(not(all(feature = "delta", feature = "ranged")))]
             if m.payload != Payload::Full {
-                let e = ManifestError::UnsupportedPayload {
+                let e = crate::ota::manifest::ManifestError::UnsupportedPayload {
                     kind: m.payload.kind(),
                 };
                 return Err(ctx.fail(Stage::Manifest, Failure::Manifest(e)));
             }
+            payload = m.payload;
             ctx.report(Progress::Manifest { size: m.size });
             // `m` borrows `buf`, which the transfer reuses: keep the version by value.
             (
@@ -310,6 +313,33 @@ where
     };
     ctx.size = desc.size;
 
+    // A patch: its description, and for a delta the running image checked against the
+    // base it was made from, before anything is erased.
+    #[cfg(all(feature = "delta", feature = "ranged"))]
+    let patch = match payload {
+        Payload::Full => None,
+        Payload::Compressed { size, sha256 } => Some(patch::PatchSpec {
+            size,
+            sha256,
+            base_len: 0,
+        }),
+        Payload::Delta {
+            size,
+            sha256,
+            base_size,
+            base_sha256,
+        } => {
+            patch::check_base(sink, (base_size, base_sha256), buf, ctx).await?;
+            Some(patch::PatchSpec {
+                size,
+                sha256,
+                base_len: base_size,
+            })
+        }
+    };
+    #[cfg(not(all(feature = "delta", feature = "ranged")))]
+    let _ = payload;
+
     let resume = sink
         .begin(&desc)
         .await
@@ -336,13 +366,43 @@ where
     }
     ctx.done = resumed_from;
 
+    #[cfg(all(feature = "delta", feature = "ranged"))]
+    let method = match patch {
+        Some(spec) => {
+            ctx.report(Progress::Started {
+                total: desc.size,
+                resumed_from,
+            });
+            patch::apply(modem, sink, cfg, buf, ctx, spec).await?
+        }
+        None => transfer(modem, sink, cfg, buf, ctx, pending_get, resumed_from).await?,
+    };
+    #[cfg(not(all(feature = "delta", feature = "ranged")))]
+    let method = transfer(modem, sink, cfg, buf, ctx, pending_get, resumed_from).await?;
+    verify(sink, ctx, method, expected.as_ref(), resumed_from).await
+}
+
+/// Downloads the image itself with the configured strategy, from the resume point.
+async fn transfer<M, S>(
+    modem: &mut M,
+    sink: &mut S,
+    cfg: &UpdateConfig<'_>,
+    buf: &mut [u8],
+    ctx: &mut Ctx<'_>,
+    mut pending_get: Option<HttpStatus>,
+    resumed_from: u32,
+) -> Res<Method>
+where
+    M: HttpModem,
+    S: AsyncOtaSink,
+{
     #[cfg_attr(
         not(any(feature = "ranged", feature = "modem-file")),
         allow(unused_mut)
     )]
     let mut method = choose(modem, cfg, ctx).await?;
     ctx.report(Progress::Started {
-        total: desc.size,
+        total: ctx.size,
         resumed_from,
     });
 
@@ -413,18 +473,30 @@ where
         }
     }
 
+    Ok(method)
+}
+
+/// Checks the length and SHA-256 of what was written, then lets the sink verify and
+/// activate it.
+async fn verify<S: AsyncOtaSink>(
+    sink: &mut S,
+    ctx: &mut Ctx<'_>,
+    method: Method,
+    expected: Option<&([u8; 32], OwnedVersion)>,
+    resumed_from: u32,
+) -> Res<Outcome> {
     ctx.report(Progress::Verifying);
-    if ctx.done != desc.size {
+    if ctx.done != ctx.size {
         return Err(ctx.fail(
             Stage::Verification,
             Failure::Length {
-                expected: desc.size,
+                expected: ctx.size,
                 got: ctx.done,
             },
         ));
     }
     let mut check = ExpectedImage::sha256(core::mem::take(&mut ctx.hasher).finalize().into());
-    if let Some((sha256, version)) = &expected {
+    if let Some((sha256, version)) = expected {
         if check.sha256 != *sha256 {
             // Never resume into a prefix that hashes wrong.
             let _ = sink.abort().await;
@@ -438,7 +510,7 @@ where
         .map_err(|e| ctx.fail(Stage::Activation, Failure::Sink(e.to_fault())))?;
     Ok(Outcome::Installed {
         method,
-        size: desc.size,
+        size: ctx.size,
         sha256: check.sha256,
         resumed_from,
     })

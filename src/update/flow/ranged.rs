@@ -46,7 +46,7 @@ async fn range_answer<M: HttpModem>(
 }
 
 /// Requests `len` bytes at `start`.
-async fn request<M: HttpModem>(
+pub(super) async fn request<M: HttpModem>(
     modem: &mut M,
     cfg: &UpdateConfig<'_>,
     method: Method,
