@@ -6,16 +6,16 @@ use super::*;
 /// The async twin of [`EspIdfSink`], over `embedded_storage_async::nor_flash::NorFlash`.
 /// Same layout, rules and errors; only the waiting differs.
 ///
-/// Cancel safety: `read`, [`boot_choice`](Self::boot_choice),
+/// Cancel safety: `read`, `read_running`, `load_state`, [`boot_choice`](Self::boot_choice),
 /// [`running_slot`](Self::running_slot), [`current_state`](Self::current_state) and
 /// [`idle_erase_state`](Self::idle_erase_state) only read and are cancel-safe. Cancelling
-/// `begin`, `write`, `prepare`, `finish`, `abort`, [`mark_valid`](Self::mark_valid),
+/// `begin`, `write`, `prepare`, `save_state`, `finish`, `abort`,
+/// [`mark_valid`](Self::mark_valid),
 /// [`mark_invalid_and_rollback`](Self::mark_invalid_and_rollback) or
 /// [`erase_idle_step`](Self::erase_idle_step) mid-way has the effect of a power cut at that
-/// point on flash, and a cancelled `begin`,
-/// `write`, `prepare` or `finish` closes the update like an error does: the next `write` or
-/// `finish` returns [`SinkError::NotStarted`]; call `begin` again to resume from the
-/// journal.
+/// point on flash, and a cancelled `begin`, `write`, `prepare`, `save_state` or `finish`
+/// closes the update like an error does: the next `write` or `finish` returns
+/// [`SinkError::NotStarted`]; call `begin` again to resume from the journal.
 #[derive(Debug)]
 pub struct AsyncEspIdfSink<F> {
     pub(super) flash: F,
@@ -156,14 +156,25 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
             .await
             .map_err(journal_err)?;
         let resume = resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE);
+        let area = StateArea::of(&target, image.size);
+        let kept = match (resume, area) {
+            (Some(durable), Some(area)) if durable > 0 => {
+                state_job_async(&mut self.flash, area, StateGoal::Scan, &mut [])
+                    .await?
+                    .scan()
+                    .and_then(|scan| scan.resume_point(image, durable))
+            }
+            _ => None,
+        };
         let mut w = Core::new_writing(
             &layout,
             target,
             image,
             journal,
-            resume.unwrap_or(0),
+            kept.map_or(resume.unwrap_or(0), |k| k.header.at),
             geometry,
         );
+        w.state = kept.map(StateRef::from);
         if resume.is_none() {
             let claim = erased_claim(rec.as_ref(), &target, image.size);
             let erased = check_erased_async(
@@ -178,6 +189,9 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
                 .clear_async(&mut self.flash)
                 .await
                 .map_err(journal_err)?;
+            if let Some(area) = area {
+                state_job_async(&mut self.flash, area, StateGoal::Kill, &mut []).await?;
+            }
             w.writer.assume_erased(erased - target.offset);
         }
         Ok(self.core.start(w))
@@ -277,20 +291,81 @@ impl<F: AsyncNorFlash> AsyncEspIdfSink<F> {
 
     pub(super) async fn do_abort(&mut self) -> Result<(), SinkError<F::Error>> {
         let session = core::mem::replace(&mut self.core.session, Session::Idle);
-        let mut journal = match session {
-            Session::Writing(w) => w.journal,
+        let (mut journal, area) = match session {
+            Session::Writing(w) => (w.journal, StateArea::of(&w.target, w.image.size)),
             Session::Idle | Session::Done { .. } => {
-                let (_, journal, rec) = self.next_slot(false).await?;
+                let (target, journal, rec) = self.next_slot(false).await?;
                 if rec.is_some_and(|r| r.is_erase_progress()) {
                     return Ok(());
                 }
-                journal
+                (journal, abort_area(&target, rec.as_ref()))
             }
         };
         journal
             .clear_async(&mut self.flash)
             .await
-            .map_err(journal_err)
+            .map_err(journal_err)?;
+        if let Some(area) = area {
+            state_job_async(&mut self.flash, area, StateGoal::Kill, &mut []).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn do_read_running(
+        &mut self,
+        offset: u32,
+        out: &mut [u8],
+    ) -> Result<bool, SinkError<F::Error>> {
+        let span = match self.core.running_span {
+            Some(span) => span,
+            None => {
+                let (layout, entries) = self.read_layout().await?;
+                self.core.running_span(&layout, &entries)?
+            }
+        };
+        let addr = running_read_addr(span, offset, out.len())?;
+        read_unaligned_async(&mut self.flash, addr, out)
+            .await
+            .map_err(flash_err(FlashOp::ReadRunning))?;
+        Ok(true)
+    }
+
+    pub(super) async fn do_save_state(
+        &mut self,
+        at: u32,
+        state: &[u8],
+    ) -> Result<bool, SinkError<F::Error>> {
+        let Some(area) = check_save(self.core.writing()?, at, state)? else {
+            return Ok(false);
+        };
+        // Out of the sink while flash is touched: an error or a cancellation leaves the
+        // session closed.
+        let mut w = self.core.take_writing()?;
+        drive_async(&mut self.flash, &mut w, &[], false).await?;
+        if let Some(offset) = w.writer.state_record(at) {
+            w.journal
+                .record_async(&mut self.flash, &w.record(offset))
+                .await
+                .map_err(journal_err)?;
+            w.writer.commit(Op::Record { offset }, &mut 0);
+            w.writer.replan_records(w.journal.room());
+        }
+        let mut job = StateJob::new(area, StateGoal::Save(state_header(&w, at, state.len())));
+        run_state_async(&mut self.flash, &mut job, state, &mut []).await?;
+        w.state = job.written();
+        self.core.session = Session::Writing(w);
+        Ok(true)
+    }
+
+    pub(super) async fn do_load_state(
+        &mut self,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, SinkError<F::Error>> {
+        let Some((area, kept)) = self.core.kept_state(out.len())? else {
+            return Ok(None);
+        };
+        let job = state_job_async(&mut self.flash, area, StateGoal::Load(kept), out).await?;
+        Ok(job.loaded())
     }
 
     /// See [`EspIdfSink::erase_idle_step`]. Cancelling it has the effect of a power cut at
@@ -356,6 +431,50 @@ pub(super) async fn check_erased_async<F: AsyncNorFlash>(
         check.feed(chunk);
     }
     Ok(check.erased_end())
+}
+
+/// The async twin of [`run_state`].
+pub(super) async fn run_state_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    job: &mut StateJob,
+    state: &[u8],
+    out: &mut [u8],
+) -> Result<(), SinkError<F::Error>> {
+    let mut buf = [0u8; STATE_CHUNK];
+    while let Some(op) = job.next(&mut buf, state, F::WRITE_SIZE) {
+        match op {
+            StateOp::Read { addr, len } => {
+                let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+                flash
+                    .read(addr, chunk)
+                    .await
+                    .map_err(flash_err(FlashOp::ReadState))?;
+                job.feed(chunk, out);
+            }
+            StateOp::Erase { from } => flash
+                .erase(from, from + SECTOR_SIZE)
+                .await
+                .map_err(flash_err(FlashOp::EraseState))?,
+            StateOp::Write { addr, len } => flash
+                .write(addr, buf.get(..len).unwrap_or(&[]))
+                .await
+                .map_err(flash_err(FlashOp::WriteState))?,
+        }
+        job.commit(op);
+    }
+    Ok(())
+}
+
+/// The async twin of [`state_job`].
+pub(super) async fn state_job_async<F: AsyncNorFlash>(
+    flash: &mut F,
+    area: StateArea,
+    goal: StateGoal,
+    out: &mut [u8],
+) -> Result<StateJob, SinkError<F::Error>> {
+    let mut job = StateJob::new(area, goal);
+    run_state_async(flash, &mut job, &[], out).await?;
+    Ok(job)
 }
 
 /// The async twin of [`drive`].
@@ -470,6 +589,22 @@ impl<F: AsyncNorFlash> AsyncOtaSink for AsyncEspIdfSink<F> {
 
     async fn abort(&mut self) -> Result<(), Self::Error> {
         self.do_abort().await
+    }
+
+    /// See [`EspIdfSink`]'s `read_running`. Cancel-safe (it only reads).
+    async fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        self.do_read_running(offset, buf).await
+    }
+
+    /// See [`EspIdfSink`]'s `save_state`. Cancelling it has the effect of a power cut at
+    /// that point (the previous newest state stays in force) and closes the session.
+    async fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        self.do_save_state(at, state).await
+    }
+
+    /// See [`EspIdfSink`]'s `load_state`. Cancel-safe (it only reads).
+    async fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        self.do_load_state(buf).await
     }
 
     /// The flash's `WRITE_SIZE`.

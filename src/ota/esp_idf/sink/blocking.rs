@@ -132,14 +132,25 @@ impl<F: NorFlash> EspIdfSink<F> {
         }
         let rec = journal.load(&mut self.flash).map_err(journal_err)?;
         let resume = resume_offset(rec.as_ref(), image, &target, SECTOR_SIZE);
+        let area = StateArea::of(&target, image.size);
+        // A resume point with a kept state at or below it resumes at the state's point.
+        let kept = match (resume, area) {
+            (Some(durable), Some(area)) if durable > 0 => {
+                state_job(&mut self.flash, area, StateGoal::Scan, &mut [])?
+                    .scan()
+                    .and_then(|scan| scan.resume_point(image, durable))
+            }
+            _ => None,
+        };
         let mut w = Core::new_writing(
             &layout,
             target,
             image,
             journal,
-            resume.unwrap_or(0),
+            kept.map_or(resume.unwrap_or(0), |k| k.header.at),
             geometry,
         );
+        w.state = kept.map(StateRef::from);
         if resume.is_none() {
             // Erased in idle time: what reads back erased of the sectors the image needs is
             // not erased again (the write buffer is empty: it takes the reads).
@@ -154,6 +165,10 @@ impl<F: NorFlash> EspIdfSink<F> {
             // Forgets the erase record (and any other) before anything is written to the
             // slot.
             w.journal.clear(&mut self.flash).map_err(journal_err)?;
+            // Then a stale state can never be picked up by this download.
+            if let Some(area) = area {
+                state_job(&mut self.flash, area, StateGoal::Kill, &mut [])?;
+            }
             w.writer.assume_erased(erased - target.offset);
         }
         Ok(self.core.start(w))
@@ -240,18 +255,75 @@ impl<F: NorFlash> EspIdfSink<F> {
 
     pub(super) fn do_abort(&mut self) -> Result<(), SinkError<F::Error>> {
         let session = core::mem::replace(&mut self.core.session, Session::Idle);
-        let mut journal = match session {
-            Session::Writing(w) => w.journal,
+        let (mut journal, area) = match session {
+            Session::Writing(w) => (w.journal, StateArea::of(&w.target, w.image.size)),
             Session::Idle | Session::Done { .. } => {
-                let (_, journal, rec) = self.next_slot(false)?;
+                let (target, journal, rec) = self.next_slot(false)?;
                 if rec.is_some_and(|r| r.is_erase_progress()) {
                     // Idle-erase progress is not a download: keep it.
                     return Ok(());
                 }
-                journal
+                (journal, abort_area(&target, rec.as_ref()))
             }
         };
-        journal.clear(&mut self.flash).map_err(journal_err)
+        journal.clear(&mut self.flash).map_err(journal_err)?;
+        // After the journal: a cut in between leaves no resume point for the state.
+        if let Some(area) = area {
+            state_job(&mut self.flash, area, StateGoal::Kill, &mut [])?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn do_read_running(
+        &mut self,
+        offset: u32,
+        out: &mut [u8],
+    ) -> Result<bool, SinkError<F::Error>> {
+        let span = match self.core.running_span {
+            Some(span) => span,
+            None => {
+                let (layout, entries) = self.read_layout()?;
+                self.core.running_span(&layout, &entries)?
+            }
+        };
+        let addr = running_read_addr(span, offset, out.len())?;
+        read_unaligned(&mut self.flash, addr, out).map_err(flash_err(FlashOp::ReadRunning))?;
+        Ok(true)
+    }
+
+    pub(super) fn do_save_state(
+        &mut self,
+        at: u32,
+        state: &[u8],
+    ) -> Result<bool, SinkError<F::Error>> {
+        let Some(area) = check_save(self.core.writing()?, at, state)? else {
+            return Ok(false);
+        };
+        // Out of the sink while flash is touched: an error leaves the session closed.
+        let mut w = self.core.take_writing()?;
+        drive(&mut self.flash, &mut w, &[], false)?;
+        if let Some(offset) = w.writer.state_record(at) {
+            w.journal
+                .record(&mut self.flash, &w.record(offset))
+                .map_err(journal_err)?;
+            w.writer.commit(Op::Record { offset }, &mut 0);
+            w.writer.replan_records(w.journal.room());
+        }
+        let mut job = StateJob::new(area, StateGoal::Save(state_header(&w, at, state.len())));
+        run_state(&mut self.flash, &mut job, state, &mut [])?;
+        w.state = job.written();
+        self.core.session = Session::Writing(w);
+        Ok(true)
+    }
+
+    pub(super) fn do_load_state(
+        &mut self,
+        out: &mut [u8],
+    ) -> Result<Option<usize>, SinkError<F::Error>> {
+        let Some((area, kept)) = self.core.kept_state(out.len())? else {
+            return Ok(None);
+        };
+        Ok(state_job(&mut self.flash, area, StateGoal::Load(kept), out)?.loaded())
     }
 
     /// Erases the next unit of the slot the next update will write, and records it; see
@@ -338,6 +410,48 @@ pub(super) fn check_erased<F: NorFlash>(
         check.feed(chunk);
     }
     Ok(check.erased_end())
+}
+
+/// Runs a [`StateJob`] (scan, append, tombstone or read-back in the state area) through
+/// one [`STATE_CHUNK`]-byte stack buffer; a load's state bytes go to `out`.
+pub(super) fn run_state<F: NorFlash>(
+    flash: &mut F,
+    job: &mut StateJob,
+    state: &[u8],
+    out: &mut [u8],
+) -> Result<(), SinkError<F::Error>> {
+    let mut buf = [0u8; STATE_CHUNK];
+    while let Some(op) = job.next(&mut buf, state, F::WRITE_SIZE) {
+        match op {
+            StateOp::Read { addr, len } => {
+                let chunk = buf.get_mut(..len).unwrap_or(&mut []);
+                flash
+                    .read(addr, chunk)
+                    .map_err(flash_err(FlashOp::ReadState))?;
+                job.feed(chunk, out);
+            }
+            StateOp::Erase { from } => flash
+                .erase(from, from + SECTOR_SIZE)
+                .map_err(flash_err(FlashOp::EraseState))?,
+            StateOp::Write { addr, len } => flash
+                .write(addr, buf.get(..len).unwrap_or(&[]))
+                .map_err(flash_err(FlashOp::WriteState))?,
+        }
+        job.commit(op);
+    }
+    Ok(())
+}
+
+/// Runs `goal` in `area` with no caller state (scan, tombstone, load into `out`).
+pub(super) fn state_job<F: NorFlash>(
+    flash: &mut F,
+    area: StateArea,
+    goal: StateGoal,
+    out: &mut [u8],
+) -> Result<StateJob, SinkError<F::Error>> {
+    let mut job = StateJob::new(area, goal);
+    run_state(flash, &mut job, &[], out)?;
+    Ok(job)
 }
 
 /// Runs the write engine over `data` until it is written or buffered (`finalize`: and the
@@ -465,6 +579,31 @@ impl<F: NorFlash> OtaSink for EspIdfSink<F> {
 
     fn abort(&mut self) -> Result<(), Self::Error> {
         self.do_abort()
+    }
+
+    /// Reads the running app's partition (what `begin` takes for the running app: see
+    /// [`SinkConfig::running_slot`]), before or during an update. The first call of a sink
+    /// value reads the partition table and otadata to find the partition; later ones read
+    /// only the bytes asked for (through a 64-byte buffer where `READ_SIZE` needs it).
+    /// [`SinkError::RunningReadOutOfRange`] past the partition's end. Never writes.
+    fn read_running(&mut self, offset: u32, buf: &mut [u8]) -> Result<bool, Self::Error> {
+        self.do_read_running(offset, buf)
+    }
+
+    /// See the [module docs](super#caller-state-two-sectors-before-the-journal).
+    /// `Ok(false)` with nothing written when the image leaves no room for the state area.
+    /// Errors, changing nothing: [`SinkError::NotStarted`], [`SinkError::OutOfOrder`] (`at`
+    /// is not the write position), [`SinkError::StatePoint`], [`SinkError::StateTooLong`].
+    /// A flash error closes the session like one in `write`: `begin` again.
+    fn save_state(&mut self, at: u32, state: &[u8]) -> Result<bool, Self::Error> {
+        self.do_save_state(at, state)
+    }
+
+    /// Reads the state kept with the resume point (or saved last in this session) back
+    /// from flash. [`SinkError::NotStarted`] before `begin`,
+    /// [`SinkError::StateBufferTooSmall`] for a buffer shorter than the state.
+    fn load_state(&mut self, buf: &mut [u8]) -> Result<Option<usize>, Self::Error> {
+        self.do_load_state(buf)
     }
 
     /// The flash's `WRITE_SIZE`.

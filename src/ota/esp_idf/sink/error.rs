@@ -23,6 +23,16 @@ pub enum FlashOp {
     WriteJournal,
     /// Erasing the journal sector.
     EraseJournal,
+    /// Reading the running app's partition ([`read_running`](OtaSink::read_running)).
+    ReadRunning,
+    /// Reading the state area ([`save_state`](OtaSink::save_state), `begin`, `abort`,
+    /// [`load_state`](OtaSink::load_state)).
+    ReadState,
+    /// Writing a state record. A cut write leaves an invalid record: the previous newest
+    /// one stays in force.
+    WriteState,
+    /// Erasing a sector of the state area (never the one holding the newest record).
+    EraseState,
 }
 
 /// Why a sink call failed, naming the stage. `E` is the flash's error type.
@@ -139,6 +149,39 @@ pub enum SinkError<E> {
         len: usize,
         /// Bytes that can be read.
         available: u32,
+    },
+    /// A [`read_running`](OtaSink::read_running) past the end of the running app's
+    /// partition. Nothing was read.
+    #[error("read of {len} bytes at {offset} passes the running app's {size}-byte partition")]
+    RunningReadOutOfRange {
+        /// The offset given.
+        offset: u32,
+        /// The length asked for.
+        len: usize,
+        /// The partition's size.
+        size: u32,
+    },
+    /// [`save_state`](OtaSink::save_state) at a point that is not a positive multiple of
+    /// [`STATE_ALIGN`] (4096). Nothing was written.
+    #[error("a state can be kept only at a positive multiple of 4096 bytes, not at {at}")]
+    StatePoint {
+        /// The point given.
+        at: u32,
+    },
+    /// [`save_state`](OtaSink::save_state) with more than [`MAX_STATE_LEN`] (512) bytes.
+    /// Nothing was written.
+    #[error("a state of {len} bytes is longer than the 512 bytes a sink keeps")]
+    StateTooLong {
+        /// The state's length.
+        len: usize,
+    },
+    /// [`load_state`](OtaSink::load_state) with a buffer shorter than the state kept.
+    #[error("a buffer of {len} bytes cannot take the {needed}-byte state")]
+    StateBufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The state's length.
+        needed: usize,
     },
     /// The image read back from flash does not have the expected SHA-256.
     #[error("SHA-256 of the stored image does not match")]
@@ -265,6 +308,12 @@ impl<E> SinkError<E> {
                 len,
                 available,
             },
+            &S::RunningReadOutOfRange { offset, len, size } => {
+                S::RunningReadOutOfRange { offset, len, size }
+            }
+            &S::StatePoint { at } => S::StatePoint { at },
+            &S::StateTooLong { len } => S::StateTooLong { len },
+            &S::StateBufferTooSmall { len, needed } => S::StateBufferTooSmall { len, needed },
             S::HashMismatch { computed } => S::HashMismatch {
                 computed: *computed,
             },

@@ -9,7 +9,8 @@ pub(super) struct SlotLayout {
     pub(super) ota_count: u8,
     /// `(offset, size)` of `ota_0 .. ota_{count-1}`.
     pub(super) slots: [(u32, u32); MAX_OTA_SLOTS as usize],
-    pub(super) factory: bool,
+    /// `(offset, size)` of the factory app, if the table has one.
+    pub(super) factory: Option<(u32, u32)>,
 }
 
 impl SlotLayout {
@@ -29,7 +30,7 @@ impl SlotLayout {
             otadata,
             ota_count,
             slots,
-            factory: layout.factory().is_some(),
+            factory: layout.factory().map(|p| (p.offset, p.size)),
         })
     }
 
@@ -37,7 +38,9 @@ impl SlotLayout {
     pub(super) fn app_for(&self, choice: &BootChoice) -> AppSlot {
         match choice {
             BootChoice::Ota { slot, .. } => AppSlot::Ota(*slot),
-            BootChoice::NoOtaSlots | BootChoice::NoValidEntry if self.factory => AppSlot::Factory,
+            BootChoice::NoOtaSlots | BootChoice::NoValidEntry if self.factory.is_some() => {
+                AppSlot::Factory
+            }
             BootChoice::NoOtaSlots | BootChoice::NoValidEntry => AppSlot::Ota(0),
         }
     }
@@ -117,6 +120,30 @@ pub(super) fn resolve_running<E>(
         Some(slot) => Ok(AppSlot::Ota(slot)),
         None => Ok(layout.app_for(&boot_slot(entries, layout.ota_count))),
     }
+}
+
+/// `(offset, size)` of the app partition `app`.
+pub(super) fn app_span<E>(layout: &SlotLayout, app: AppSlot) -> Result<(u32, u32), SinkError<E>> {
+    match app {
+        AppSlot::Factory => layout.factory,
+        AppSlot::Ota(n) if n < layout.ota_count => layout.slots.get(usize::from(n)).copied(),
+        AppSlot::Ota(_) => None,
+    }
+    .ok_or(SinkError::NoOtaSlots)
+}
+
+/// The flash address of a `read_running(offset, len)` in the running app's partition
+/// `span`, or [`SinkError::RunningReadOutOfRange`].
+pub(super) fn running_read_addr<E>(
+    span: (u32, u32),
+    offset: u32,
+    len: usize,
+) -> Result<u32, SinkError<E>> {
+    let (start, size) = span;
+    if u64::from(offset) + len as u64 > u64::from(size) {
+        return Err(SinkError::RunningReadOutOfRange { offset, len, size });
+    }
+    Ok(start + offset)
 }
 
 /// Checks the flash granularity the sink and otadata need.

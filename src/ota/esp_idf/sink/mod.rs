@@ -27,6 +27,9 @@
 //! The journal is cleared after activation, and only ever read or written while its slot is
 //! the update target (never while it runs).
 //!
+//! The two sectors before the journal hold caller state ([`OtaSink::save_state`]) while the
+//! image leaves them free; see [below](#caller-state-two-sectors-before-the-journal).
+//!
 //! # What each call does on flash
 //!
 //! - [`begin`](OtaSink::begin): reads the partition table (checking its MD5) and otadata,
@@ -88,9 +91,126 @@
 //!   semantics: the inactive entry, a fresh state NEW or UNDEFINED, the right CRC; see
 //!   [`otadata::plan_activate`](super::otadata::plan_activate)), then clear the journal.
 //! - [`abort`](OtaSink::abort): clears the journal of the target slot (outside an update,
-//!   unless it records idle-erase progress, which it keeps); never touches otadata.
+//!   unless it records idle-erase progress, which it keeps), then kills a live state (see
+//!   [below](#caller-state-two-sectors-before-the-journal)); never touches otadata.
+//! - [`read_running`](OtaSink::read_running): reads the partition of the app `begin` takes
+//!   for the running one ([`SinkConfig::running_slot`], else otadata's choice, else factory,
+//!   else `ota_0`), honouring `READ_SIZE` (unaligned ends go through a 64-byte bounce
+//!   buffer on the stack). Works before `begin` and during an update, never writes.
+//!   The first call of a sink value reads the partition table and otadata; the partition
+//!   is then remembered with the running app. A read past the partition's end is
+//!   [`SinkError::RunningReadOutOfRange`], with nothing read.
+//! - [`save_state`](OtaSink::save_state) and [`load_state`](OtaSink::load_state): see the
+//!   next section.
 //! - [`erase_idle_step`](EspIdfSink::erase_idle_step) and
 //!   [`idle_erase_state`](EspIdfSink::idle_erase_state): see the next section.
+//!
+//! # Caller state: two sectors before the journal
+//!
+//! The update flow applies a delta patch to the running image and saves its decoder's
+//! checkpoint (about 471 bytes, at most [`MAX_STATE_LEN`] = 512) every 16 KiB of output, so
+//! that a power cut resumes the patch there instead of at its start. The sink keeps **one
+//! newest state** per slot, with the image point it belongs to:
+//!
+//! ```text
+//!  target slot (ota_N), `size` bytes
+//! ┌───────────────────────────────────────┬───────────┬───────────┬──────────┐
+//! │ image (≤ size − 12 KiB to keep state) │ sector A  │ sector B  │ journal  │
+//! └───────────────────────────────────────┴───────────┴───────────┴──────────┘
+//!                                          7 records   7 records
+//! ```
+//!
+//! - **Where.** Sectors A and B are `slot end − 12 KiB .. slot end − 4 KiB`, inside the
+//!   image area. They are used only while the image leaves them free: when
+//!   `round_up(image size, 4 KiB) > size − 12 KiB`, [`save_state`](OtaSink::save_state)
+//!   returns `Ok(false)` and writes nothing, `begin` resumes from the journal alone and
+//!   [`load_state`](OtaSink::load_state) returns `None`. **A delta target must leave 8 KiB
+//!   of the slot's capacity free to be resumable mid-patch.** While states are used the
+//!   image ends before A, and nothing the download does reaches A or B: `prepare` and the
+//!   writes never erase past the image's last sector. An idle erase
+//!   ([`erase_idle_step`](EspIdfSink::erase_idle_step)) erases them with the rest of the image
+//!   area; it runs only when no download is pending, so no state it erases is wanted.
+//! - **Record.** Seven 576-byte slots per sector (4032 bytes; the last 64 stay erased).
+//!
+//!   | offset | field |
+//!   |---|---|
+//!   | 0 | magic `u32` LE `0x5341544F` (`"OTAS"`) |
+//!   | 4 | sequence number `u32` LE: higher is newer |
+//!   | 8 | image id `[u8; 32]` (all zero: a tombstone) |
+//!   | 40 | image size `u32` LE |
+//!   | 44 | `at` `u32` LE: the image point the state belongs to |
+//!   | 48 | state length `u16` LE, at most 512 (0: a tombstone) |
+//!   | 50 | the state bytes |
+//!   | 50 + len | CRC-32 (ISO-HDLC, the zlib one, as the journal) `u32` LE over the bytes before it |
+//!   | 54 + len | `0xFF` up to 576 (never written) |
+//!
+//!   A record is valid only if its magic and CRC match (and its length is at most 512).
+//!   Anything else in a slot — a torn record, image bytes of an earlier, larger image, half
+//!   of a cut erase — is ignored. It is written in chunks of 64 bytes (rounded up to
+//!   `WRITE_SIZE`) in order, from one 64-byte stack buffer, so the CRC lands last.
+//! - **Reading.** A scan reads the 14 slots in 64-byte chunks, stopping in each as soon as
+//!   it is decided (a record after its CRC, anything else after its first chunk, an erased
+//!   slot after all nine), and keeps the valid record with the highest sequence number: at
+//!   most 126 reads of 64 bytes, no buffer but one chunk.
+//! - **Append.** The newest valid record (of any image, tombstones included) decides: the
+//!   next record goes into the slot right after it in the same sector if that slot reads
+//!   fully erased; otherwise the **other** sector is erased and the record goes into its
+//!   slot 0. With no valid record, A is erased (unless its slot 0 reads erased) and the
+//!   record goes there. The sector holding the newest valid record is never erased, so a
+//!   cut during the erase or the write leaves the previous newest record in force; a torn
+//!   record or a half-erased sector only makes the next append move to the other sector.
+//!   One erase every seven records (4 KiB at 16 KiB of output per state: once per 112 KiB).
+//! - **`save_state(at, state)`** needs an update in progress ([`SinkError::NotStarted`]),
+//!   `at` equal to the write position ([`SinkError::OutOfOrder`]), a positive multiple of
+//!   [`STATE_ALIGN`] ([`SinkError::StatePoint`]) and at most 512 bytes
+//!   ([`SinkError::StateTooLong`]); refused calls change nothing. It first makes every byte
+//!   before `at` durable: a full write buffer is flushed (at a sector boundary nothing is
+//!   left in it), and if the journal does not record `at` yet — a region
+//!   [`prepare`](OtaSink::prepare) planned to record only every `stride`-th sector — it
+//!   appends the journal record `{id, size, offset: at}` and plans the rest of that region's
+//!   records into the journal room left, so its writes still erase nothing. Then it appends
+//!   the state record and returns `Ok(true)`. Cost: a scan, an erase one time in seven,
+//!   nine small writes, at times a journal record.
+//! - **`begin`.** When the journal resumes the same image at `R > 0`, the newest valid
+//!   record counts if it is a state of this image (same id and size) with `0 < at ≤ R`
+//!   and `at` a multiple of 4 KiB: the download resumes at `at`, not `R`
+//!   ([`Resume::offset`] = `at`), and the sink remembers that record for `load_state`.
+//!   Resuming below what was written is the ordinary resume path: the writer starts at
+//!   `at` and erases each sector from there again before writing it. A newest record of
+//!   another image, or a tombstone, is ignored (resume at `R`). A `begin` that starts
+//!   clean (another image, nothing to resume) first clears the journal and then, if the
+//!   newest valid record is a live state, appends a tombstone (id all zero, no state) — only
+//!   when the new image leaves the area free, since otherwise its sectors will hold image
+//!   bytes.
+//! - **`load_state(buf)`**, after `begin`: reads the remembered record (the resume point's,
+//!   or the one this session's `save_state` appended last) back from flash into `buf` and
+//!   returns its length; `None` if the resume point carries no state (or the record no
+//!   longer reads back valid). A `buf` shorter than the state is
+//!   [`SinkError::StateBufferTooSmall`].
+//! - **Killing stale states.** `abort` kills a live newest state the same way after it
+//!   clears the journal: the session's image's area, or outside a session the area of the
+//!   download the journal records (none for an empty journal: the slot may then hold an
+//!   activated image, and erasing a sector of it is not `abort`'s business). The order —
+//!   journal first, then the tombstone — matters: a state may lie below a journal point
+//!   whose bytes a resumed session has erased again, so a cut between the two must never
+//!   leave that journal point alone. Journal first, a cut leaves no resume point at all (the
+//!   next `begin` starts clean and kills the state then).
+//! - **Why a state can never resume the wrong bytes.** `begin` resumes at a state only while
+//!   the journal resumes the same image at or above its point. Journal records of an image
+//!   exist only after a clean `begin` of it, which killed any state that was live then
+//!   (tombstone, or, for an image covering the area, its own sectors); every state live
+//!   since was saved by that download after its bytes up to `at` were durable. `finish`
+//!   leaves the area alone: it lies past the image, the bootloader reads nothing past the
+//!   image end (§3.6), and the state left there is dead for any later download of the slot
+//!   by the rules above (a clean `begin` kills it; a larger image overwrites it or turns
+//!   it into garbage).
+//! - **Memory.** The sink value grows by 24 bytes (the remembered record and the running
+//!   partition; 528 → 552 bytes for a `&mut MemFlash` sink on a 64-bit host). Every state
+//!   operation is one `StateJob` (the scan's parser, the newest header, the record being
+//!   appended: 392 bytes on that host) run through one 64-byte chunk buffer, so `begin`,
+//!   `save_state`, `load_state` and `abort` take about 0.5 KiB more stack while they touch
+//!   the area (the async sink holds the same in its future); no 576-byte record buffer is
+//!   ever held. The blocking and async shells differ only in `.await` in that one loop.
 //!
 //! # Erasing the next slot while idle
 //!
@@ -165,7 +285,9 @@
 //! # Power cuts
 //!
 //! Every flash operation can be cut (for idle erasing see
-//! [above](#erasing-the-next-slot-while-idle)). The running image stays selected until the
+//! [above](#erasing-the-next-slot-while-idle), for caller state
+//! [above](#caller-state-two-sectors-before-the-journal): a cut `save_state` leaves the
+//! previous state in force, and `begin` never resumes above what is durable). The running image stays selected until the
 //! single otadata entry write of `finish`; a cut before or during it leaves the old
 //! selection (a half-written entry fails its CRC and is ignored by the bootloader). A cut
 //! anywhere during the download loses at most the sector in progress: a new sink's `begin`
@@ -271,7 +393,9 @@ use crate::ota::journal::{
     FlashGeometry, Journal, JournalError, JournalLayoutError, JournalRecord, record_stride,
 };
 use crate::ota::manifest::Version;
-use crate::ota::sink::{AsyncOtaSink, ExpectedImage, ImageDescriptor, OtaSink, Resume};
+use crate::ota::sink::{
+    AsyncOtaSink, ExpectedImage, ImageDescriptor, MAX_STATE_LEN, OtaSink, Resume, STATE_ALIGN,
+};
 
 /// Shows a NUL-padded text field: up to the first NUL, other bytes outside printable ASCII
 /// as `\xNN`.
@@ -563,6 +687,9 @@ mod error;
 mod layout;
 mod plan;
 mod session;
+mod state;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;
 mod verify;
@@ -575,6 +702,7 @@ pub use error::{FlashOp, SinkError};
 use layout::*;
 use plan::*;
 use session::*;
+use state::*;
 pub use verify::declared_version;
 use verify::*;
 use writer::*;

@@ -11,6 +11,8 @@ pub(super) struct Writing {
     pub(super) image: ImageDescriptor,
     pub(super) journal: Journal,
     pub(super) writer: Writer,
+    /// The state kept with the resume point, or the one `save_state` kept last.
+    pub(super) state: Option<StateRef>,
 }
 
 impl Writing {
@@ -64,6 +66,8 @@ pub(super) enum Session {
 pub(super) struct Core {
     pub(super) config: SinkConfig,
     pub(super) running: Option<AppSlot>,
+    /// `(offset, size)` of the running app's partition, once `read_running` looked it up.
+    pub(super) running_span: Option<(u32, u32)>,
     pub(super) session: Session,
     pub(super) last: Option<ActivatedImage>,
 }
@@ -73,6 +77,7 @@ impl Core {
         Core {
             config,
             running: None,
+            running_span: None,
             session: Session::Idle,
             last: None,
         }
@@ -100,6 +105,37 @@ impl Core {
         let r = resolve_running(layout, entries, self.config.running_slot)?;
         self.running = Some(r);
         Ok(r)
+    }
+
+    /// The running app's partition, resolved once per sink value like the running app.
+    pub(super) fn running_span<E>(
+        &mut self,
+        layout: &SlotLayout,
+        entries: &[OtaSelectEntry; 2],
+    ) -> Result<(u32, u32), SinkError<E>> {
+        let running = self.running(layout, entries)?;
+        let span = app_span(layout, running)?;
+        self.running_span = Some(span);
+        Ok(span)
+    }
+
+    /// Where `load_state` reads the kept state from: `None` if the resume point has none;
+    /// [`SinkError::StateBufferTooSmall`] for a `len`-byte buffer that cannot take it.
+    pub(super) fn kept_state<E>(
+        &mut self,
+        len: usize,
+    ) -> Result<Option<(StateArea, StateRef)>, SinkError<E>> {
+        let w = self.writing()?;
+        let (Some(r), Some(area)) = (w.state, StateArea::of(&w.target, w.image.size)) else {
+            return Ok(None);
+        };
+        if len < usize::from(r.len) {
+            return Err(SinkError::StateBufferTooSmall {
+                len,
+                needed: usize::from(r.len),
+            });
+        }
+        Ok(Some((area, r)))
     }
 
     pub(super) fn target<E>(
@@ -139,6 +175,7 @@ impl Core {
             image: *image,
             journal,
             writer,
+            state: None,
         }
     }
 

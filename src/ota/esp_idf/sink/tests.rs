@@ -4,7 +4,7 @@ use super::*;
 use std::vec;
 use std::vec::Vec;
 
-const SECTOR: u32 = 4096;
+pub(super) const SECTOR: u32 = 4096;
 
 /// Runs the write engine over `data[resume..]` in `chunks` against a model slot that
 /// enforces erase-before-write and checks every operation; returns the slot and the
@@ -565,7 +565,7 @@ fn layout(count: u8, factory: bool) -> SlotLayout {
         otadata: 0xD000,
         ota_count: count,
         slots,
-        factory,
+        factory: factory.then_some((0xF00_0000, 0x10_0000)),
     }
 }
 
@@ -758,16 +758,16 @@ use crate::ota::esp_idf::partition::{
 use crate::ota::mem_flash::{MemFlash, MemFlashError};
 
 /// Size of the idle-erase test chip.
-const IDLE_CHIP: usize = 0x10_0000;
+pub(super) const IDLE_CHIP: usize = 0x10_0000;
 /// ota_0 of the idle-erase test chip: where the old image runs from.
-const OTA0: (u32, u32) = (0x1_0000, 0x4_0000);
+pub(super) const OTA0: (u32, u32) = (0x1_0000, 0x4_0000);
 /// A 64 KiB-aligned ota_1 of 64 sectors (63 of image area: 3 blocks and 15 sectors).
-const ALIGNED: (u32, u32) = (0x5_0000, 0x4_0000);
+pub(super) const ALIGNED: (u32, u32) = (0x5_0000, 0x4_0000);
 /// An ota_1 of 96 sectors (95 of image area: more records than one journal sector
 /// holds when erased sector by sector).
-const LARGE: (u32, u32) = (0x5_0000, 0x6_0000);
+pub(super) const LARGE: (u32, u32) = (0x5_0000, 0x6_0000);
 
-fn mem_flash(mem: &mut [u8]) -> MemFlash<'_> {
+pub(super) fn mem_flash(mem: &mut [u8]) -> MemFlash<'_> {
     MemFlash::new(mem)
 }
 
@@ -776,7 +776,7 @@ fn idle_config(unit: IdleEraseUnit) -> SinkConfig {
 }
 
 /// A valid ESP32-S3 app of about `payload` bytes.
-fn app_image(seed: u8, payload: usize) -> (Vec<u8>, [u8; 32]) {
+pub(super) fn app_image(seed: u8, payload: usize) -> (Vec<u8>, [u8; 32]) {
     let text: Vec<u8> = (0..payload)
         .map(|i| (i as u8).wrapping_mul(seed) ^ (i >> 8) as u8)
         .collect();
@@ -793,34 +793,25 @@ fn app_image(seed: u8, payload: usize) -> (Vec<u8>, [u8; 32]) {
     (buf, sha)
 }
 
+/// A 1 MiB erased chip with a partition table: otadata (erased) at `0xD000` and `apps`.
+pub(super) fn chip_with(apps: &[(AppSubType, (u32, u32), &str)]) -> Vec<u8> {
+    let mut mem = vec![0xFFu8; IDLE_CHIP];
+    let otadata = PartitionType::Data(DataSubType::Ota);
+    let mut entries = vec![PartitionEntry::new(otadata, 0xD000, 0x2000, "otadata").unwrap()];
+    entries.extend(apps.iter().map(|&(app, (offset, size), name)| {
+        PartitionEntry::new(PartitionType::App(app), offset, size, name).unwrap()
+    }));
+    table::encode(&entries, &mut mem[0x8000..0x9000], true).unwrap();
+    mem
+}
+
 /// A 1 MiB chip: otadata (erased: `ota_0` boots), `ota_0` with an app, `ota_1` at
 /// `slot` full of old bytes (`0x5A`) and an erased journal sector.
-fn idle_chip(slot: (u32, u32)) -> Vec<u8> {
-    let mut mem = vec![0xFFu8; IDLE_CHIP];
-    let entries = [
-        PartitionEntry::new(
-            PartitionType::Data(DataSubType::Ota),
-            0xD000,
-            0x2000,
-            "otadata",
-        )
-        .unwrap(),
-        PartitionEntry::new(
-            PartitionType::App(AppSubType::Ota(0)),
-            OTA0.0,
-            OTA0.1,
-            "ota_0",
-        )
-        .unwrap(),
-        PartitionEntry::new(
-            PartitionType::App(AppSubType::Ota(1)),
-            slot.0,
-            slot.1,
-            "ota_1",
-        )
-        .unwrap(),
-    ];
-    table::encode(&entries, &mut mem[0x8000..0x9000], true).unwrap();
+pub(super) fn idle_chip(slot: (u32, u32)) -> Vec<u8> {
+    let mut mem = chip_with(&[
+        (AppSubType::Ota(0), OTA0, "ota_0"),
+        (AppSubType::Ota(1), slot, "ota_1"),
+    ]);
     let (old, _) = app_image(3, 20_000);
     mem[OTA0.0 as usize..][..old.len()].copy_from_slice(&old);
     let (start, end) = (
@@ -849,7 +840,7 @@ fn erased(mem: &[u8], from: u32, to: u32) -> bool {
     mem[from as usize..to as usize].iter().all(|&b| b == 0xFF)
 }
 
-type MemSink<'a, 'm> = EspIdfSink<&'a mut MemFlash<'m>>;
+pub(super) type MemSink<'a, 'm> = EspIdfSink<&'a mut MemFlash<'m>>;
 
 /// Runs idle-erase steps until `Done`; returns how many.
 fn erase_all(sink: &mut MemSink<'_, '_>) -> usize {

@@ -132,6 +132,23 @@ impl Writer {
         (due > u64::from(self.recorded)).then_some(due as u32)
     }
 
+    /// The journal record `save_state(at)` appends so that everything before `at` (the
+    /// write position, a sector boundary) is durable: `Some(at)` if the journal does not
+    /// record `at` yet (a region `prepare` planned sparsely) and the bytes below it are all
+    /// written; `None` if it is recorded already.
+    pub(super) fn state_record(&self, at: u32) -> Option<u32> {
+        (self.recorded < at && self.flushed >= at).then_some(at)
+    }
+
+    /// After `save_state`'s extra record inside a region `prepare` planned sparsely: plans
+    /// the rest of the region's records into the `room` the journal has left, so that its
+    /// writes still append without a journal wrap.
+    pub(super) fn replan_records(&mut self, room: Option<u32>) {
+        if self.recorded < self.stride_last {
+            self.plan_records(self.stride_last, room.unwrap_or(0));
+        }
+    }
+
     pub(super) fn check<E>(&self, offset: u32, len: usize) -> Result<(), SinkError<E>> {
         if offset != self.pos {
             return Err(SinkError::OutOfOrder {
