@@ -82,14 +82,38 @@ pub enum MemSinkError {
         /// The SHA-256 of what is stored.
         computed: [u8; 32],
     },
-    /// A state longer than [`MAX_STATE_LEN`] to keep, or a buffer too short for the kept
-    /// one.
-    #[error("state of {len} bytes does not fit")]
+    /// `save_state` at a point that is not a positive multiple of
+    /// [`STATE_ALIGN`]. Nothing was kept.
+    #[error("a state at {at} is not at a positive multiple of 4096")]
+    StatePoint {
+        /// The point given.
+        at: u32,
+    },
+    /// `save_state` with more than [`MAX_STATE_LEN`] bytes. Nothing was kept.
+    #[error("a state of {len} bytes is longer than the 512 bytes a sink keeps")]
     StateTooLong {
         /// The state's length.
         len: usize,
     },
-    /// A read outside the bytes written so far (or outside the running image).
+    /// `load_state` with a buffer shorter than the state kept.
+    #[error("a buffer of {len} bytes cannot take the {needed}-byte state")]
+    StateBufferTooSmall {
+        /// The buffer's length.
+        len: usize,
+        /// The state's length.
+        needed: usize,
+    },
+    /// `read_running` past the end of the running image.
+    #[error("read of {len} bytes at {offset} passes the {size}-byte running image")]
+    RunningReadOutOfRange {
+        /// The offset given.
+        offset: u32,
+        /// The length asked for.
+        len: usize,
+        /// The running image's length.
+        size: u32,
+    },
+    /// A read outside the bytes written so far.
     #[error("read of {len} bytes at {offset} outside the {available} bytes written")]
     ReadOutOfRange {
         /// The offset given.
@@ -114,11 +138,14 @@ impl super::ToSinkFault for MemSinkError {
             MemSinkError::PastImageEnd { size, end } => S::PastImageEnd { size, end },
             MemSinkError::Incomplete { written, size } => S::Incomplete { written, size },
             MemSinkError::HashMismatch { computed } => S::HashMismatch { computed },
-            MemSinkError::StateTooLong { len } => S::ReadOutOfRange {
-                offset: 0,
-                len,
-                available: MAX_STATE_LEN as u32,
-            },
+            MemSinkError::StatePoint { at } => S::StatePoint { at },
+            MemSinkError::StateTooLong { len } => S::StateTooLong { len },
+            MemSinkError::StateBufferTooSmall { len, needed } => {
+                S::StateBufferTooSmall { len, needed }
+            }
+            MemSinkError::RunningReadOutOfRange { offset, len, size } => {
+                S::RunningReadOutOfRange { offset, len, size }
+            }
             MemSinkError::ReadOutOfRange {
                 offset,
                 len,
@@ -327,14 +354,14 @@ impl<'a> MemSink<'a> {
         let Some(running) = self.running else {
             return Ok(false);
         };
-        let available = u32::try_from(running.len()).unwrap_or(u32::MAX);
+        let size = u32::try_from(running.len()).unwrap_or(u32::MAX);
         let src = (offset as usize)
             .checked_add(buf.len())
             .and_then(|end| running.get(offset as usize..end))
-            .ok_or(MemSinkError::ReadOutOfRange {
+            .ok_or(MemSinkError::RunningReadOutOfRange {
                 offset,
                 len: buf.len(),
-                available,
+                size,
             })?;
         buf.copy_from_slice(src);
         Ok(true)
@@ -344,11 +371,14 @@ impl<'a> MemSink<'a> {
         if self.image.is_none() || self.activated {
             return Err(MemSinkError::NotStarted);
         }
-        if at != self.written || at == 0 || !at.is_multiple_of(STATE_ALIGN) {
+        if at != self.written {
             return Err(MemSinkError::OutOfOrder {
                 expected: self.written,
                 got: at,
             });
+        }
+        if at == 0 || !at.is_multiple_of(STATE_ALIGN) {
+            return Err(MemSinkError::StatePoint { at });
         }
         let dst = self
             .state
@@ -365,9 +395,11 @@ impl<'a> MemSink<'a> {
             return Ok(None);
         }
         let n = self.state_len;
-        let dst = buf
-            .get_mut(..n)
-            .ok_or(MemSinkError::StateTooLong { len: n })?;
+        let too_small = MemSinkError::StateBufferTooSmall {
+            len: buf.len(),
+            needed: n,
+        };
+        let dst = buf.get_mut(..n).ok_or(too_small)?;
         dst.copy_from_slice(&self.state[..n]);
         Ok(Some(n))
     }
@@ -576,6 +608,70 @@ mod tests {
         assert_eq!(s.image(), None);
         // The bad bytes are discarded: begin starts over.
         assert_eq!(OtaSink::begin(&mut s, &d).unwrap().offset, 0);
+    }
+
+    #[test]
+    fn running_image_and_kept_state() {
+        let running = [7u8; 100];
+        let mut mem = [0u8; 3 * 4096];
+        let mut sink = MemSink::new(&mut mem);
+        let mut b = [0u8; 4];
+        // Without a running image the sink says it cannot read one.
+        assert_eq!(OtaSink::read_running(&mut sink, 0, &mut b), Ok(false));
+        let mut sink = MemSink::new(sink.into_inner()).with_running(&running);
+        assert_eq!(OtaSink::read_running(&mut sink, 96, &mut b), Ok(true));
+        assert_eq!(b, [7; 4]);
+        assert_eq!(
+            OtaSink::read_running(&mut sink, 97, &mut b),
+            Err(MemSinkError::RunningReadOutOfRange {
+                offset: 97,
+                len: 4,
+                size: 100
+            })
+        );
+        let image = [1u8; 3 * 4096];
+        let (d, _) = desc(&image);
+        assert_eq!(
+            OtaSink::save_state(&mut sink, 0, b"s"),
+            Err(MemSinkError::NotStarted)
+        );
+        OtaSink::begin(&mut sink, &d).unwrap();
+        OtaSink::write(&mut sink, 0, &image[..5000]).unwrap();
+        assert_eq!(
+            OtaSink::save_state(&mut sink, 4096, b"s"),
+            Err(MemSinkError::OutOfOrder {
+                expected: 5000,
+                got: 4096
+            })
+        );
+        assert_eq!(
+            OtaSink::save_state(&mut sink, 5000, b"s"),
+            Err(MemSinkError::StatePoint { at: 5000 })
+        );
+        OtaSink::write(&mut sink, 5000, &image[5000..8192]).unwrap();
+        let long = [0u8; MAX_STATE_LEN + 1];
+        assert_eq!(
+            OtaSink::save_state(&mut sink, 8192, &long),
+            Err(MemSinkError::StateTooLong {
+                len: MAX_STATE_LEN + 1
+            })
+        );
+        assert_eq!(OtaSink::save_state(&mut sink, 8192, b"state"), Ok(true));
+        OtaSink::write(&mut sink, 8192, &image[8192..10_000]).unwrap();
+        // The kept state is the resume point: later bytes are written again.
+        assert_eq!(OtaSink::begin(&mut sink, &d).unwrap().offset, 8192);
+        let mut small = [0u8; 2];
+        assert_eq!(
+            OtaSink::load_state(&mut sink, &mut small),
+            Err(MemSinkError::StateBufferTooSmall { len: 2, needed: 5 })
+        );
+        let mut buf = [0u8; MAX_STATE_LEN];
+        assert_eq!(OtaSink::load_state(&mut sink, &mut buf), Ok(Some(5)));
+        assert_eq!(&buf[..5], b"state");
+        // Abort forgets it.
+        OtaSink::abort(&mut sink).unwrap();
+        OtaSink::begin(&mut sink, &d).unwrap();
+        assert_eq!(OtaSink::load_state(&mut sink, &mut buf), Ok(None));
     }
 
     #[test]
