@@ -168,6 +168,16 @@ struct Cli {
     /// version is the running one.
     #[arg(long, value_name = "FILE")]
     running_image: Option<std::path::PathBuf>,
+    /// Serve a detools patch from the running image to the new one instead of the image
+    /// (`python3 -m detools create_patch -c heatshrink --heatshrink-window-sz2 8
+    /// --heatshrink-lookahead-sz2 7`, esp_delta_ota's flags; needs `pip install detools`),
+    /// with a signed `payload delta` manifest.
+    #[arg(long, conflicts_with = "compressed")]
+    delta: bool,
+    /// Serve the new image heatshrink-compressed (a detools patch from an empty base) with a
+    /// signed `payload compressed` manifest.
+    #[arg(long)]
+    compressed: bool,
     /// The chip the simulated device is (the images' chip id, the bootloader model's and the
     /// sink's chip).
     #[arg(long, value_enum, default_value = "esp32s3")]
@@ -428,8 +438,9 @@ fn summary_json(
     report: &Report,
     n: &Numbers,
     wall: Duration,
-    idle: Option<(u32, Duration)>,
+    device: &Device,
 ) -> Value {
+    let idle = device.idle_erase;
     let last = report.last();
     let sha = match report.installed() {
         Some(Outcome::Installed { sha256, .. }) => json!(hex(sha256)),
@@ -487,6 +498,13 @@ fn summary_json(
         "line_rate_bytes_per_second": n.line_rate,
         "uart_bytes_lost": report.uart_lost,
         "bytes_on_air": report.bytes_on_air,
+        "image_size": device.served.len(),
+        "payload": match setup.payload {
+            sim_device::PayloadKind::Full => "full",
+            sim_device::PayloadKind::Delta => "delta",
+            sim_device::PayloadKind::Compressed => "compressed",
+        },
+        "patch_size": device.patch.as_ref().map(Vec::len),
         "chip": match setup.chip { sim_device::C3 => "esp32c3", _ => "esp32s3" },
         "flash_busy_seconds": round(report.flash.busy.as_secs_f64(), 3),
         "flash_erases": report.flash.erases,
@@ -558,6 +576,11 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
     if let Some(p) = &cli.running_image {
         setup.running_file = Some(read(p)?);
     }
+    setup.payload = match (cli.delta, cli.compressed) {
+        (true, _) => sim_device::PayloadKind::Delta,
+        (_, true) => sim_device::PayloadKind::Compressed,
+        _ => sim_device::PayloadKind::Full,
+    };
     setup.attempts = cli.attempts.max(1);
     setup.seed = cli.seed;
     setup.idle_erased = !cli.no_idle_erase;
@@ -575,7 +598,9 @@ fn make_setup(cli: &Cli) -> Result<Setup, String> {
         RegistrationArg::Denied => 3,
     };
     setup.reject_cause = cli.reject_cause;
-    let len = cellular_ota_sim::test_app_len(setup.size);
+    // Faults at "40 % of the body" count in what the server sends: the patch, the image file
+    // or the generated image.
+    let len = sim_device::body_len(&setup);
     apply_faults(&mut setup, &cli.faults, len)?;
     Ok(setup)
 }
@@ -717,15 +742,8 @@ fn run_one(cli: &Cli) -> Result<u8, String> {
     if cli.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&summary_json(
-                cli,
-                &setup,
-                &report,
-                &n,
-                wall,
-                device.idle_erase
-            ))
-            .expect("json")
+            serde_json::to_string_pretty(&summary_json(cli, &setup, &report, &n, wall, &device))
+                .expect("json")
         );
     } else {
         print_summary(&setup, &report, &n, wall);
@@ -959,8 +977,7 @@ fn run_table(cli: &Cli) -> Result<u8, String> {
                     },
                 };
                 if cli.json {
-                    let mut v =
-                        summary_json(&one, &setup, &report, &n, wall.elapsed(), device.idle_erase);
+                    let mut v = summary_json(&one, &setup, &report, &n, wall.elapsed(), &device);
                     v["row"] = json!(row.label);
                     println!("{v}");
                 } else {

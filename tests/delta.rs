@@ -363,10 +363,15 @@ fn decode_until_stops_exactly_and_resumes_from_there() {
                 let pos = dec.patch_consumed() as usize;
                 let input = &patch[pos..(pos + 5).min(patch.len())];
                 let (_, event) = dec.decode_until(input, stop).unwrap();
-                if let Event::Diff { to_offset, add: d, .. } | Event::Extra { to_offset, data: d } =
-                    event
+                if let Event::Diff {
+                    to_offset, add: d, ..
+                }
+                | Event::Extra { to_offset, data: d } = event
                 {
-                    assert!(to_offset + d.len() as u32 <= stop, "{name}: piece crosses {stop}");
+                    assert!(
+                        to_offset + d.len() as u32 <= stop,
+                        "{name}: piece crosses {stop}"
+                    );
                 }
                 match event {
                     Event::Done => break,
@@ -384,8 +389,16 @@ fn decode_until_stops_exactly_and_resumes_from_there() {
                 }
             }
             let expected = (pair.target.len() as u32).saturating_sub(1) / every;
-            assert_eq!(stops, expected, "{name}: one stop per {every} bytes of output");
-            check_complete(&format!("{name} stopping every {every}"), pair, &sink.out, Ok(dec));
+            assert_eq!(
+                stops, expected,
+                "{name}: one stop per {every} bytes of output"
+            );
+            check_complete(
+                &format!("{name} stopping every {every}"),
+                pair,
+                &sink.out,
+                Ok(dec),
+            );
         }
     }
 }

@@ -201,6 +201,17 @@ fn power_cut_at_every_flash_operation_ranged_buffered_128k() {
     sweep("ranged (buffered), EC200T, 128 KiB", setup);
 }
 
+/// A delta update (a detools patch from the running image, applied in ranges with a
+/// checkpoint every 16 KiB of output): a cut anywhere resumes, at the last checkpoint when
+/// there is one, and the new image boots.
+#[test]
+fn power_cut_at_every_flash_operation_delta_64k() {
+    let mut setup = Setup::new(Personality::Ec200u);
+    setup.size = 64 * 1024;
+    setup.payload = sim_device::PayloadKind::Delta;
+    sweep("delta, EC200U, 64 KiB", setup);
+}
+
 /// A sink over the device's flash for the application's idle work (same running slot as the
 /// update's sink).
 fn idle_sink(device: &mut Device) -> EspIdfSink<&mut SimFlash> {

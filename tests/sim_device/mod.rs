@@ -38,7 +38,7 @@ use cellular_ota::client::{CountUrcs, Error as ClientError, TimeoutExt};
 use cellular_ota::ota::esp_idf::image::ChipId;
 use cellular_ota::ota::esp_idf::sink::{EspIdfSink, IdleErase, SinkConfig};
 use cellular_ota::ota::manifest::{
-    MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Version, write_manifest,
+    MAX_SIGNED_MESSAGE_LEN, MAX_WRITTEN_LEN, Manifest, Payload, Version, write_manifest,
 };
 use cellular_ota::ota::mem_flash::MemFlashError;
 use cellular_ota::quectel::bring_up::Quectel;
@@ -282,6 +282,91 @@ pub struct Setup {
     /// A real app image the device runs at the start, in `ota_0`
     /// (`simulated_ota --running-image`); its app descriptor's version is the running one.
     pub running_file: Option<std::sync::Arc<Vec<u8>>>,
+    /// What the server sends for the new image (`simulated_ota --delta`, `--compressed`).
+    pub payload: PayloadKind,
+}
+
+/// What the server sends for the new image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// The image itself.
+    Full,
+    /// A detools patch from the running image to the new one, made with esp_delta_ota's
+    /// flags ([`make_patch`]).
+    Delta,
+    /// A detools patch from an empty base: a heatshrink-compressed image.
+    Compressed,
+}
+
+/// `python3 -m detools create_patch -c heatshrink --heatshrink-window-sz2 8
+/// --heatshrink-lookahead-sz2 7 FROM TO PATCH` (esp_delta_ota's flags): the tool users
+/// have makes the patch. Panics with a clear message when detools is not installed
+/// (`pip install detools==0.53.0`; `.ci/run` installs it).
+pub fn make_patch(from: &[u8], to: &[u8]) -> Vec<u8> {
+    type Cache = std::sync::Mutex<Vec<(([u8; 32], [u8; 32]), Vec<u8>)>>;
+    static MADE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    let key = (Sha256::digest(from).into(), Sha256::digest(to).into());
+    let made = MADE.get_or_init(Default::default);
+    if let Some((_, p)) = made.lock().unwrap().iter().find(|(k, _)| *k == key) {
+        return p.clone();
+    }
+    let patch = run_detools(from, to);
+    made.lock().unwrap().push((key, patch.clone()));
+    patch
+}
+
+/// The patch [`Device::new`] serves for `setup` ([`Setup::payload`] delta or compressed).
+pub fn patch_for(setup: &Setup) -> Option<Vec<u8>> {
+    let base = match setup.payload {
+        PayloadKind::Full => return None,
+        PayloadKind::Delta => start_flash(setup).0,
+        PayloadKind::Compressed => Vec::new(),
+    };
+    Some(make_patch(&base, &make_image(setup).0))
+}
+
+/// The length of the body the server sends for the new image: the patch, the image file,
+/// or the generated image.
+pub fn body_len(setup: &Setup) -> usize {
+    match (patch_for(setup), &setup.image_file) {
+        (Some(p), _) => p.len(),
+        (None, Some(f)) => f.len(),
+        (None, None) => cellular_ota_sim::test_app_len(setup.size),
+    }
+}
+
+fn run_detools(from: &[u8], to: &[u8]) -> Vec<u8> {
+    let dir = std::env::temp_dir().join(format!(
+        "cellular-ota-patch-{}-{:x}",
+        std::process::id(),
+        u64::from_le_bytes(Sha256::digest(to)[..8].try_into().unwrap())
+            ^ u64::from_le_bytes(Sha256::digest(from)[..8].try_into().unwrap())
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (f, t, p) = (dir.join("from"), dir.join("to"), dir.join("patch"));
+    std::fs::write(&f, from).expect("write base");
+    std::fs::write(&t, to).expect("write target");
+    let out = std::process::Command::new("python3")
+        .args(["-m", "detools", "create_patch", "-c", "heatshrink"])
+        .args([
+            "--heatshrink-window-sz2",
+            "8",
+            "--heatshrink-lookahead-sz2",
+            "7",
+        ])
+        .arg(&f)
+        .arg(&t)
+        .arg(&p)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "detools create_patch failed (pip install detools==0.53.0): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let patch = std::fs::read(&p).expect("patch");
+    let _ = std::fs::remove_dir_all(&dir);
+    patch
 }
 
 /// How the device brings the modem up.
@@ -327,6 +412,7 @@ impl Setup {
             chip: S3,
             image_file: None,
             running_file: None,
+            payload: PayloadKind::Full,
         }
     }
 
@@ -611,8 +697,10 @@ pub struct Device {
     pub setup: Setup,
     /// The HTTP server.
     pub server: TestServer,
-    /// The bytes served as the image.
+    /// The image the server's bytes stand for (what boots after the update).
     pub served: Vec<u8>,
+    /// The patch served in its place ([`Setup::payload`] delta or compressed).
+    pub patch: Option<Vec<u8>>,
     /// The manifest served, if any.
     pub manifest: Option<Vec<u8>>,
     /// The image the device runs at the start (in `ota_0`).
@@ -737,13 +825,24 @@ pub fn make_image(setup: &Setup) -> (Vec<u8>, Vec<u8>) {
 
 /// A manifest for `image` with `version` for `product`, signed with `key` (or unsigned).
 pub fn manifest_for(image: &[u8], version: &str, product: &str, key: Option<&KeyPair>) -> Vec<u8> {
+    manifest_with(image, Payload::Full, version, product, key)
+}
+
+/// A manifest for `image` sent as `payload`.
+pub fn manifest_with(
+    image: &[u8],
+    payload: Payload,
+    version: &str,
+    product: &str,
+    key: Option<&KeyPair>,
+) -> Vec<u8> {
     let mut manifest = Manifest {
         product,
         hardware: None,
         version: Version::parse(version).expect("version"),
         size: u32::try_from(image.len()).expect("size"),
         sha256: Sha256::digest(image).into(),
-        payload: cellular_ota::ota::manifest::Payload::Full,
+        payload,
         signature: None,
     };
     if let Some(k) = key {
@@ -912,6 +1011,10 @@ impl Device {
         let key = test_key();
         let new_version = setup.new_version();
         let new_version = new_version.as_str();
+        let (old_image, chip) = start_flash(&setup);
+        if setup.payload != PayloadKind::Full {
+            return Device::with_patch(setup, good, served, old_image, chip);
+        }
         let manifest = match setup.manifest {
             ManifestMode::Absent => None,
             ManifestMode::Signed => Some(manifest_for(
@@ -948,10 +1051,65 @@ impl Device {
         if let Some(m) = &manifest {
             files.push((MANIFEST_PATH.to_string(), m.clone()));
         }
+        Device::serve(setup, files, served, manifest, old_image, chip)
+    }
+
+    /// A device served a detools patch ([`PayloadKind::Delta`] from the running image,
+    /// [`PayloadKind::Compressed`] from nothing) with a signed format-3 manifest. A corrupt
+    /// image is the served patch with one byte flipped.
+    fn with_patch(
+        setup: Setup,
+        good: Vec<u8>,
+        served: Vec<u8>,
+        old_image: Vec<u8>,
+        chip: Vec<u8>,
+    ) -> Device {
+        let base: &[u8] = if setup.payload == PayloadKind::Delta {
+            &old_image
+        } else {
+            &[]
+        };
+        let patch = make_patch(base, &good);
+        let mut sent = patch.clone();
+        if served != good {
+            let at = sent.len() / 2;
+            sent[at] ^= 0x40;
+        }
+        let size = u32::try_from(patch.len()).expect("size");
+        let sha256: [u8; 32] = Sha256::digest(&patch).into();
+        let payload = match setup.payload {
+            PayloadKind::Delta => Payload::Delta {
+                size,
+                sha256,
+                base_size: u32::try_from(base.len()).expect("size"),
+                base_sha256: Sha256::digest(base).into(),
+            },
+            _ => Payload::Compressed { size, sha256 },
+        };
+        let key = test_key();
+        let manifest = manifest_with(&good, payload, &setup.new_version(), PRODUCT, Some(&key));
+        let files = vec![
+            (IMAGE_PATH.to_string(), sent.clone()),
+            (MIRROR_PATH.to_string(), sent.clone()),
+            (MANIFEST_PATH.to_string(), manifest.clone()),
+        ];
+        let mut device = Device::serve(setup, files, served, Some(manifest), old_image, chip);
+        device.patch = Some(sent);
+        device
+    }
+
+    fn serve(
+        setup: Setup,
+        files: Vec<(String, Vec<u8>)>,
+        served: Vec<u8>,
+        manifest: Option<Vec<u8>>,
+        old_image: Vec<u8>,
+        chip: Vec<u8>,
+    ) -> Device {
+        let key = test_key();
         let server = TestServer::start(files).expect("server");
         let world = make_world(&setup, false, setup.seed);
         world.attach_server(&server);
-        let (old_image, chip) = start_flash(&setup);
         let (chip, idle_erase) = if setup.idle_erased {
             let (image, took) = idle_erased(&chip, setup.chip_id());
             (std::borrow::Cow::Owned(image), Some(took))
@@ -989,6 +1147,7 @@ impl Device {
             link_rate: 0,
             dropped_rate: None,
             idle_erase,
+            patch: None,
         }
         .with_link_rate()
     }
