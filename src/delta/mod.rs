@@ -63,7 +63,8 @@
 //!
 //! # RAM
 //!
-//! `size_of::<DeltaDecoder>()` is 1392 bytes (x86_64, thumbv7em and riscv32imc alike): the
+//! `size_of::<DeltaDecoder>()` is 1392 bytes (x86_64, thumbv7em and riscv32imc alike; 624
+//! with the 256-byte output buffer the update flow uses, `DeltaDecoder<256>`): the
 //! 256-byte heatshrink window, the 1024-byte output buffer ([`OUTPUT_BUFFER_LEN`]) and about
 //! 110 bytes of counters. The saved state is [`STATE_LEN`] = 335 bytes (the window and the
 //! counters, without the output buffer, which is empty between calls). Unit tests check both
@@ -293,8 +294,13 @@ enum Src {
 
 /// A resumable decoder of detools sequential patches (compression none, heatshrink or
 /// crle). See the [module documentation](self) for the format, the contract and the RAM.
+///
+/// `OUT` is the output buffer's length: the most bytes one event of a compressed patch hands
+/// out (default [`OUTPUT_BUFFER_LEN`]; [`DeltaDecoder::new`] makes that one). A smaller
+/// buffer ([`DeltaDecoder::with_buffer`]) costs RAM only in more, shorter events; the update
+/// flow uses 256 bytes. Saved states do not depend on it.
 #[derive(Clone)]
-pub struct DeltaDecoder {
+pub struct DeltaDecoder<const OUT: usize = OUTPUT_BUFFER_LEN> {
     pub(crate) phase: Phase,
     /// The patch's first byte, once read.
     pub(crate) header: u8,
@@ -312,10 +318,10 @@ pub struct DeltaDecoder {
     pub(crate) crle: Crle,
     /// Set by the first error; every later call returns it.
     failed: Option<DeltaError>,
-    buf: [u8; OUTPUT_BUFFER_LEN],
+    buf: [u8; OUT],
 }
 
-impl core::fmt::Debug for DeltaDecoder {
+impl<const OUT: usize> core::fmt::Debug for DeltaDecoder<OUT> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DeltaDecoder")
             .field("phase", &self.phase)
@@ -374,8 +380,15 @@ fn inflate(
 impl DeltaDecoder {
     /// A decoder for a patch against a base image of `base_len` bytes (diffs outside it are
     /// refused with [`DeltaError::BaseOutOfRange`]; pass the slot size, or `u32::MAX`, if
-    /// the image's length is not known).
+    /// the image's length is not known), with a [`OUTPUT_BUFFER_LEN`]-byte output buffer.
     pub const fn new(base_len: u32) -> Self {
+        Self::with_buffer(base_len)
+    }
+}
+
+impl<const OUT: usize> DeltaDecoder<OUT> {
+    /// [`new`](DeltaDecoder::new) with an `OUT`-byte output buffer (at least 1).
+    pub const fn with_buffer(base_len: u32) -> Self {
         DeltaDecoder {
             phase: Phase::Header,
             header: 0,
@@ -390,14 +403,14 @@ impl DeltaDecoder {
             heatshrink: Heatshrink::new(),
             crle: Crle::new(),
             failed: None,
-            buf: [0; OUTPUT_BUFFER_LEN],
+            buf: [0; OUT],
         }
     }
 
     /// Consumes patch bytes from `input` and returns how many it took, with what to do next.
     ///
     /// It stops at the first output piece (an [`Event::Diff`] or [`Event::Extra`], at most
-    /// [`OUTPUT_BUFFER_LEN`] bytes, or the rest of `input` for an uncompressed patch), at
+    /// `OUT` ([`OUTPUT_BUFFER_LEN`]) bytes, or the rest of `input` for an uncompressed patch), at
     /// the end of `input` ([`Event::NeedInput`], every byte consumed) or at the patch's end
     /// ([`Event::Done`]). Call it again with `&input[consumed..]` until `NeedInput`, then
     /// with the next bytes that arrive.
@@ -542,7 +555,7 @@ impl DeltaDecoder {
                         let n = want.min(rest.len());
                         (n, Src::Input(i, i + n))
                     } else {
-                        let lim = want.min(OUTPUT_BUFFER_LEN);
+                        let lim = want.min(OUT);
                         let out = self.buf.get_mut(..lim).unwrap_or_default();
                         let (c, p) =
                             inflate(self.header, &mut self.heatshrink, &mut self.crle, rest, out)?;

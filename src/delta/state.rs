@@ -84,6 +84,22 @@ impl Reader<'_> {
 }
 
 impl DeltaDecoder {
+    /// A decoder in the state [`save`](Self::save) wrote, with a [`OUTPUT_BUFFER_LEN`]-byte
+    /// output buffer (any `OUT` restores with [`restore_into`](Self::restore_into)).
+    ///
+    /// # Errors
+    ///
+    /// [`DeltaError::StateVersion`] for a record of another state format,
+    /// [`DeltaError::BadState`] for a record that is too short, fails its checksum or holds
+    /// a state no decoder reaches.
+    pub fn restore(state: &[u8]) -> Result<Self, DeltaError> {
+        let mut d = DeltaDecoder::new(0);
+        d.restore_into(state)?;
+        Ok(d)
+    }
+}
+
+impl<const OUT: usize> DeltaDecoder<OUT> {
     /// Writes the decoder's complete state into `out`.
     ///
     /// Valid between any two calls of [`decode`](Self::decode) (an event's bytes must be
@@ -129,14 +145,46 @@ impl DeltaDecoder {
         Ok(())
     }
 
-    /// A decoder in the state [`save`](Self::save) wrote.
+    /// [`restore`](Self::restore) into this decoder, in place (no second decoder on the
+    /// stack: the update flow resumes its own). On error the decoder is a fresh one for a
+    /// base of the length it had.
     ///
     /// # Errors
     ///
-    /// [`DeltaError::StateVersion`] for a record of another state format,
-    /// [`DeltaError::BadState`] for a record that is too short, fails its checksum or holds
-    /// a state no decoder reaches.
-    pub fn restore(state: &[u8]) -> Result<Self, DeltaError> {
+    /// As [`restore`](Self::restore).
+    pub fn restore_into(&mut self, state: &[u8]) -> Result<(), DeltaError> {
+        let base_len = self.base_len;
+        let r = self.read_state(state);
+        if r.is_err() || !self.is_consistent() {
+            self.reset(base_len);
+            return Err(r.err().unwrap_or(DeltaError::BadState));
+        }
+        Ok(())
+    }
+
+    /// Sets every field but the output buffer (empty between calls) to a fresh decoder's.
+    fn reset(&mut self, base_len: u32) {
+        self.phase = Phase::Header;
+        self.header = 0;
+        self.number = Number {
+            magnitude: 0,
+            shift: 0,
+            negative: false,
+        };
+        self.to_size = 0;
+        self.to_pos = 0;
+        self.base_pos = 0;
+        self.base_len = base_len;
+        self.remaining = 0;
+        self.blocks = 0;
+        self.consumed = 0;
+        self.heatshrink = Heatshrink::new();
+        self.crle = Crle::new();
+        self.failed = None;
+    }
+
+    /// Reads the fields from a record `save` wrote (checked: version, length, CRC, enums).
+    fn read_state(&mut self, state: &[u8]) -> Result<(), DeltaError> {
         let version = *state.first().ok_or(DeltaError::BadState)?;
         if version != STATE_VERSION {
             return Err(DeltaError::StateVersion(version));
@@ -148,7 +196,8 @@ impl DeltaDecoder {
             return Err(DeltaError::BadState);
         }
         let mut r = Reader { data: body, at: 1 };
-        let mut d = DeltaDecoder::new(0);
+        self.reset(0);
+        let d = self;
         d.header = r.u8();
         d.phase = Phase::from_u8(r.u8()).ok_or(DeltaError::BadState)?;
         d.number = Number {
@@ -167,7 +216,7 @@ impl DeltaDecoder {
         d.remaining = r.u32();
         d.consumed = r.u64();
         d.blocks = r.u64();
-        let mut hs = Heatshrink::new();
+        let hs = &mut d.heatshrink;
         hs.window_sz2 = r.u8();
         hs.lookahead_sz2 = r.u8();
         hs.step = heatshrink::Step::from_u8(r.u8()).ok_or(DeltaError::BadState)?;
@@ -176,20 +225,14 @@ impl DeltaDecoder {
         hs.distance = r.u16();
         hs.left = r.u16();
         hs.head = r.u8();
-        let mut c = Crle::new();
+        let c = &mut d.crle;
         c.step = crle::Step::from_u8(r.u8()).ok_or(DeltaError::BadState)?;
         c.value = r.u32();
         c.shift = r.u8();
         c.left = r.u32();
         c.byte = r.u8();
-        hs.window = r.take();
-        d.heatshrink = hs;
-        d.crle = c;
-        if d.is_consistent() {
-            Ok(d)
-        } else {
-            Err(DeltaError::BadState)
-        }
+        d.heatshrink.window = r.take();
+        Ok(())
     }
 
     /// Whether the fields are ones [`decode`](Self::decode) can reach (restore's check).

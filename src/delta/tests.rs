@@ -50,5 +50,7 @@ fn ram_is_within_the_budget() {
     // The module documentation quotes these figures.
     assert_eq!(core::mem::size_of::<DeltaDecoder>(), 1392);
     assert!(core::mem::size_of::<DeltaDecoder>() <= 256 + 2048);
+    // The update flow's decoder: a 256-byte output buffer.
+    assert_eq!(core::mem::size_of::<DeltaDecoder<256>>(), 1392 - 768);
     assert_eq!(STATE_LEN, 335);
 }

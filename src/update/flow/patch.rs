@@ -21,6 +21,10 @@ use crate::delta::{DeltaDecoder, Event, STATE_LEN, add_base};
 use crate::ota::sink::{MAX_STATE_LEN, STATE_ALIGN};
 use crate::update::Capability;
 
+/// The decoder the flow runs: a 256-byte output buffer (events of at most 256 bytes) keeps
+/// it at 624 bytes instead of 1392.
+type Decoder = DeltaDecoder<256>;
+
 /// Output bytes between two checkpoints (a multiple of [`STATE_ALIGN`]).
 pub(super) const CHECKPOINT: u32 = 4 * STATE_ALIGN;
 
@@ -115,7 +119,9 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
         .max_body()
         .map_or(chunk_len, |m| chunk_len.min(m.max(1)));
 
-    let (mut dec, mut hasher) = resume(sink, spec, tmp, ctx).await?;
+    let mut dec = Decoder::with_buffer(spec.base_len);
+    let mut hasher = Sha256::new();
+    resume(sink, spec, tmp, ctx, (&mut dec, &mut hasher)).await?;
     // The next output offset to stop at for a checkpoint.
     let mut stop = (dec.output_position() / CHECKPOINT + 1).saturating_mul(CHECKPOINT);
     let mut off = dec.patch_consumed().min(u64::from(spec.size)) as u32;
@@ -233,37 +239,47 @@ async fn check_range<M: HttpModem>(
     Err(ctx.fail(Stage::HttpStatus, failure))
 }
 
-/// The decoder and patch hash to continue with: from the state the sink kept with its
-/// resume point, else from the patch's start.
+/// Sets the decoder and patch hash (fresh) to the state the sink kept with its resume
+/// point, if it has one for this patch; otherwise they stay fresh and the patch is read from
+/// its start.
 async fn resume<S: AsyncOtaSink>(
     sink: &mut S,
     spec: PatchSpec,
     tmp: &mut [u8],
     ctx: &Ctx<'_>,
-) -> Res<(DeltaDecoder, Sha256)> {
-    let fresh = (DeltaDecoder::new(spec.base_len), Sha256::new());
+    (dec, hasher): (&mut Decoder, &mut Sha256),
+) -> Res<()> {
     if ctx.done == 0 {
-        return Ok(fresh);
+        return Ok(());
     }
     let kept = sink
         .load_state(tmp)
         .await
         .map_err(|e| ctx.fail(Stage::Flash, Failure::Sink(e.to_fault())))?;
-    if kept != Some(RECORD_LEN) || tmp[..32] != spec.sha256 {
-        warn!(
-            "update: no checkpoint at {}: the patch is read from its start, writing from {}",
-            ctx.done, ctx.done
-        );
-        return Ok(fresh);
-    }
     let hash = <&_>::try_from(&tmp[32..32 + HASH_STATE_LEN])
         .ok()
         .and_then(|s| Sha256::deserialize(s).ok());
-    let dec = DeltaDecoder::restore(&tmp[32 + HASH_STATE_LEN..RECORD_LEN]);
-    match (dec, hash) {
-        (Ok(dec), Some(hash)) if dec.output_position() == ctx.done => Ok((dec, hash)),
-        _ => Ok(fresh),
+    match hash {
+        Some(hash)
+            if kept == Some(RECORD_LEN)
+                && tmp[..32] == spec.sha256
+                && dec
+                    .restore_into(&tmp[32 + HASH_STATE_LEN..RECORD_LEN])
+                    .is_ok()
+                && dec.output_position() == ctx.done =>
+        {
+            *hasher = hash;
+        }
+        _ => {
+            *dec = Decoder::with_buffer(spec.base_len);
+            warn!(
+                "update: no checkpoint at {}: the patch is read from its start, writing from \
+                 there",
+                ctx.done
+            );
+        }
     }
+    Ok(())
 }
 
 /// Feeds one range to the decoder and writes its output beyond what is durable. Returns
@@ -271,7 +287,7 @@ async fn resume<S: AsyncOtaSink>(
 async fn decode<S: AsyncOtaSink>(
     sink: &mut S,
     ctx: &mut Ctx<'_>,
-    (dec, stop): (&mut DeltaDecoder, &mut u32),
+    (dec, stop): (&mut Decoder, &mut u32),
     hasher: &mut Sha256,
     spec: PatchSpec,
     mut input: &[u8],
@@ -334,7 +350,7 @@ async fn decode<S: AsyncOtaSink>(
 async fn checkpoint<S: AsyncOtaSink>(
     sink: &mut S,
     ctx: &mut Ctx<'_>,
-    dec: &DeltaDecoder,
+    dec: &Decoder,
     hasher: &Sha256,
     spec: PatchSpec,
     tmp: &mut [u8],

@@ -30,8 +30,13 @@ pub(super) struct StateArea {
 
 impl StateArea {
     /// The area of `target` for an image of `size` bytes: `None` if the image's last
-    /// sector reaches into it (or the slot is too small to have one).
+    /// sector reaches into it (or the slot is too small to have one), and always in a build
+    /// without the `delta` feature, where nothing keeps state (the sink then neither scans
+    /// nor tombstones the area: a resume point stays the journal's, which is always sound).
     pub(super) fn of(target: &UpdateTarget, size: u32) -> Option<Self> {
+        if !cfg!(feature = "delta") {
+            return None;
+        }
         let start = target.journal.checked_sub(STATE_AREA_LEN)?;
         let image_end = u64::from(size).div_ceil(u64::from(SECTOR_SIZE)) * u64::from(SECTOR_SIZE);
         let fits = start >= target.offset && image_end <= u64::from(start - target.offset);
