@@ -3,6 +3,10 @@
 //! the ESP-IDF sink and the caller's buffers. Printed with `--nocapture`; asserted against
 //! the 8 KiB budget plus 128 bytes: the trust checks (the manifest's version kept for the
 //! sink's final check, the validator's segment placement state) added 88 bytes to 8184.
+//! With the `delta` feature (default) the flow can apply a patch, and the update future
+//! holds its decoder (`DeltaDecoder<256>`, 624 bytes with the 256-byte heatshrink window)
+//! and the patch's SHA-256 state: 880 bytes more (issue 15 allows at most 2 KiB beyond the
+//! window), asserted against a budget 1 KiB higher.
 //!
 //! Measured on the host (64-bit pointers), so it is an upper bound for 32-bit MCUs. What it
 //! does not include: the stack of the synchronous calls made inside one poll (the flash
@@ -46,6 +50,9 @@ const RX: usize = 1024;
 const RESPONSE: usize = 256;
 const CHUNK: usize = 4096;
 
+/// What the delta path may add (see the module docs).
+const DELTA_BUDGET: usize = if cfg!(feature = "delta") { 1024 } else { 0 };
+
 #[test]
 fn update_path_fits_8_kib_and_128_bytes_with_a_4_kib_chunk() {
     let mut rx = [0u8; RX];
@@ -67,5 +74,5 @@ fn update_path_fits_8_kib_and_128_bytes_with_a_4_kib_chunk() {
         "RAM: rx {RX} + response {RESPONSE} + chunk {CHUNK} + client {client_size} + \
          ESP-IDF sink {sink_size} + update future {future_size} = {total} bytes"
     );
-    assert!(total <= 8 * 1024 + 128, "{total} bytes");
+    assert!(total <= 8 * 1024 + 128 + DELTA_BUDGET, "{total} bytes");
 }
