@@ -10,6 +10,8 @@
 //! * `none`: the same blocks without compression, rebuilt here from the heatshrink patch's
 //!   events (detools' own `-c none` patch of this pair is not committed: it is as large as
 //!   the image);
+//! * `heatshrink-256`: the heatshrink patch through `DeltaDecoder<256>`, the decoder the
+//!   update flow runs (events of at most 256 bytes instead of 1024);
 //! * `memcpy`: one `copy_from_slice` of the 335,088-byte target.
 //!
 //! Each decoder run feeds the patch in 4 KiB slices (what a modem read hands over) and
@@ -34,7 +36,12 @@ fn fixture(path: &str) -> Vec<u8> {
 
 /// Decodes `patch` against `base` into `dst` (which must be the target's size).
 fn apply(patch: &[u8], base: &[u8], dst: &mut [u8]) {
-    let mut dec = DeltaDecoder::new(base.len() as u32);
+    apply_with::<1024>(patch, base, dst)
+}
+
+/// [`apply`] with an `OUT`-byte output buffer.
+fn apply_with<const OUT: usize>(patch: &[u8], base: &[u8], dst: &mut [u8]) {
+    let mut dec = DeltaDecoder::<OUT>::with_buffer(base.len() as u32);
     for chunk in patch.chunks(SLICE) {
         let mut input = chunk;
         loop {
@@ -149,6 +156,8 @@ fn main() {
     assert!(target == fixture("fixtures/esp32c3_app_v2.bin"));
     apply(&none, &base, &mut dst);
     assert!(dst == target, "none disagrees with heatshrink");
+    apply_with::<256>(&heatshrink, &base, &mut dst);
+    assert!(dst == target, "a 256-byte output buffer disagrees");
     println!(
         "delta: target {} bytes; patches heatshrink {}, none {} bytes",
         to_len,
@@ -162,6 +171,9 @@ fn main() {
         g.throughput(Throughput::Bytes(to_len as u64));
         g.bench_function("heatshrink", |b| {
             b.iter(|| apply(&heatshrink, &base, &mut dst))
+        });
+        g.bench_function("heatshrink-256", |b| {
+            b.iter(|| apply_with::<256>(&heatshrink, &base, &mut dst))
         });
         g.bench_function("none", |b| b.iter(|| apply(&none, &base, &mut dst)));
         g.bench_function("memcpy", |b| {
@@ -185,6 +197,9 @@ fn main() {
             apply(&heatshrink, &base, &mut dst.borrow_mut())
         }),
         Contender::new("none", || apply(&none, &base, &mut dst.borrow_mut())),
+        Contender::new("heatshrink-256", || {
+            apply_with::<256>(&heatshrink, &base, &mut dst.borrow_mut())
+        }),
         Contender::new("memcpy", || {
             let mut d = dst.borrow_mut();
             d.copy_from_slice(black_box(&target));
@@ -192,9 +207,9 @@ fn main() {
         }),
     ];
     let s = common::interleaved(&mut contenders, 51, Duration::from_millis(20));
-    let (hs, no, memcpy) = (0, 1, 2);
+    let (hs, no, hs256, memcpy) = (0, 1, 2, 3);
     let mbs = |i: usize| common::rate(to_len as f64, s.median(i), "B");
-    for (name, i) in [("heatshrink", hs), ("none", no)] {
+    for (name, i) in [("heatshrink", hs), ("none", no), ("heatshrink-256", hs256)] {
         println!(
             "RATIO delta {name}/memcpy = {:.4} ({name} {} of output, memcpy {})",
             s.speedup(i, memcpy),
