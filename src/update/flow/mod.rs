@@ -383,6 +383,10 @@ where
 }
 
 /// Downloads the image itself with the configured strategy, from the resume point.
+#[cfg_attr(
+    not(any(feature = "ranged", feature = "modem-file")),
+    allow(unused_variables)
+)]
 async fn transfer<M, S>(
     modem: &mut M,
     sink: &mut S,
