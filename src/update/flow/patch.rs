@@ -15,7 +15,7 @@
 
 use sha2::digest::common::hazmat::SerializableState;
 
-use super::ranged::request;
+use super::ranged::{read_range, request};
 use super::*;
 use crate::delta::{DeltaDecoder, Event, STATE_LEN, add_base};
 use crate::ota::sink::{MAX_STATE_LEN, STATE_ALIGN};
@@ -143,31 +143,17 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
     let mut within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
     loop {
         check_range(modem, within, len, ctx).await?;
-        let got = read_body_into(
+        let next = off + len;
+        let next_len = chunk_len.min(spec.size - next);
+        let next_within = read_range(
             modem,
-            Some(len),
+            (cfg, method),
             &mut chunk[..len as usize],
-            Stage::Transfer,
+            (next, next_len),
+            scratch,
             ctx,
         )
         .await?;
-        if got != len as usize {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: len,
-                    got: got as u32,
-                },
-            ));
-        }
-        let next = off + len;
-        let next_len = chunk_len.min(spec.size - next);
-        // Ask for the next range before writing, so the modem fetches while flash works.
-        let next_within = if next_len > 0 {
-            Some(request(modem, cfg, method, (next, next_len), scratch, ctx).await?)
-        } else {
-            None
-        };
         let data = &chunk[..len as usize];
         let done = decode(
             sink,

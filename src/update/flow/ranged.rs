@@ -60,6 +60,36 @@ pub(super) async fn request<M: HttpModem>(
         .map_err(ctx.modem(Stage::Request))
 }
 
+/// Reads the answer to a range into all of `chunk` (its length is the range's), then asks
+/// for the range `(next, next_len)` if it is not empty, so that the modem fetches it while
+/// the caller writes; returns that request's deadline.
+pub(super) async fn read_range<M: HttpModem>(
+    modem: &mut M,
+    (cfg, method): (&UpdateConfig<'_>, Method),
+    chunk: &mut [u8],
+    (next, next_len): (u32, u32),
+    scratch: &mut [u8],
+    ctx: &Ctx<'_>,
+) -> Res<Option<Duration>> {
+    let len = chunk.len() as u32;
+    let got = read_body_into(modem, Some(len), chunk, Stage::Transfer, ctx).await?;
+    if got != chunk.len() {
+        return Err(ctx.fail(
+            Stage::Transfer,
+            Failure::Length {
+                expected: len,
+                got: got as u32,
+            },
+        ));
+    }
+    if next_len == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        request(modem, cfg, method, (next, next_len), scratch, ctx).await?,
+    ))
+}
+
 /// Host-paced ranged transfer. Returns `Some(status)` if the server ignored Range (the
 /// whole body then waits in the modem, to be streamed).
 pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
@@ -94,25 +124,17 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
         return Ok(Some(st));
     }
     loop {
-        let chunk_buf = &mut buf[..len as usize];
-        let got = read_body_into(modem, Some(len), chunk_buf, Stage::Transfer, ctx).await?;
-        if got != len as usize {
-            return Err(ctx.fail(
-                Stage::Transfer,
-                Failure::Length {
-                    expected: len,
-                    got: got as u32,
-                },
-            ));
-        }
         let next = off + len;
         let next_len = chunk.min(ctx.size - next);
-        // Ask for the next range before writing, so the modem fetches while flash works.
-        let next_within = if next_len > 0 {
-            Some(request(modem, cfg, method, (next, next_len), scratch, ctx).await?)
-        } else {
-            None
-        };
+        let next_within = read_range(
+            modem,
+            (cfg, method),
+            &mut buf[..len as usize],
+            (next, next_len),
+            scratch,
+            ctx,
+        )
+        .await?;
         put(sink, ctx, &buf[..len as usize]).await?;
         let Some(within) = next_within else {
             return Ok(None);
