@@ -545,3 +545,33 @@ fn a_corrupt_patch_is_never_activated() {
     );
     assert!(sink.image().is_none());
 }
+
+#[test]
+fn a_patch_for_another_target_size_is_refused_typed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read(root.join(p)).expect(p);
+    // A real detools patch from `random.from` to a 4,222-byte target, offered by a manifest
+    // whose image is the 335,088-byte v2.
+    let (base, patch) = (
+        read("fixtures/delta/random.from"),
+        read("fixtures/delta/random-heatshrink.patch"),
+    );
+    let (_, v2, _) = real_pair();
+    let m = manifest(&v2, delta_payload(&base, &patch));
+    let mut mem = vec![0u8; 400 * 1024];
+    let mut sink = MemSink::new(&mut mem).with_running(&base);
+    let mut log = Log::default();
+    let e = apply(&mut sink, &patch, &m, None, &mut log).expect_err("another target");
+    assert!(
+        matches!(
+            e.failure,
+            Failure::Length {
+                expected: 335_088,
+                got: 4222
+            }
+        ),
+        "{e}"
+    );
+    assert_eq!(e.stage, Stage::Transfer);
+    assert!(sink.image().is_none());
+}

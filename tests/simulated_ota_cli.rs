@@ -565,6 +565,15 @@ fn real_c3_delta_installs_byte_exact_in_a_few_percent_of_the_bytes_and_resumes()
     let (code, v) = one(&args);
     assert_eq!(code, 1, "{v:#}");
     assert_eq!(v["boot_image"], "old", "{v:#}");
+    // A server that answers ranges with the whole file cannot serve a patch: typed, at once.
+    let args = [&delta[..], &["--fault", "ignore-range"]].concat();
+    let (code, v) = one(&args);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        (v["error_stage"].as_str(), v["error_retry"].as_str()),
+        (Some("HTTP status"), Some("permanent"))
+    );
+    assert_eq!(v["boot_image"], "old", "{v:#}");
 
     let compressed = [&base[..], &["--compressed"]].concat();
     let (code, v) = one(&compressed);

@@ -806,8 +806,9 @@ pub enum Failure {
     HashMismatch,
     /// An uploaded file's size or XOR checksum did not match.
     Checksum,
-    /// The modem (its [`HttpModem`] implementation), the server (ranges for a patch) or the
-    /// sink ([`Capability::RunningImage`]) lacks a capability the update needs.
+    /// The modem (its [`HttpModem`] implementation), the server (ranges for a patch, at
+    /// [`Stage::HttpStatus`]: it answered a range with the whole file) or the sink
+    /// ([`Capability::RunningImage`]) lacks a capability the update needs.
     Unsupported(Capability),
     /// The manifest's delta was made from another image than the one running: the running
     /// image's first `base-size` bytes do not hash to its `base-sha256`. Nothing was
@@ -915,6 +916,12 @@ impl fmt::Display for UpdateError {
             )?,
             Failure::HashMismatch => f.write_str("SHA-256 differs from the manifest")?,
             Failure::Checksum => f.write_str("uploaded file checksum mismatch")?,
+            Failure::Unsupported(Capability::RangedRequests) if self.stage == Stage::HttpStatus => {
+                f.write_str(
+                    "the server ignored Range (200 with the whole file): a patch needs ranged \
+                     requests",
+                )?
+            }
             Failure::Unsupported(Capability::RunningImage) => {
                 f.write_str("the sink cannot read the running image (a delta's base)")?
             }

@@ -126,13 +126,19 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
     let mut stop = (dec.output_position() / CHECKPOINT + 1).saturating_mul(CHECKPOINT);
     let mut off = dec.patch_consumed().min(u64::from(spec.size)) as u32;
     if off >= spec.size {
-        return Err(ctx.fail(
-            Stage::Transfer,
-            Failure::Length {
-                expected: spec.size,
-                got: off,
-            },
-        ));
+        // A checkpoint after the patch's last byte (its output still in the decoder's
+        // window): the rest comes without input.
+        let done = decode(
+            sink,
+            ctx,
+            (&mut dec, &mut stop),
+            &mut hasher,
+            spec,
+            &[],
+            tmp,
+        )
+        .await?;
+        return finish(sink, ctx, &dec, done.then_some(hasher), spec, method).await;
     }
 
     modem
@@ -142,7 +148,7 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
     let mut len = chunk_len.min(spec.size - off);
     let mut within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
     loop {
-        check_range(modem, within, len, ctx).await?;
+        check_range(modem, within, (len, off == 0 && len == spec.size), ctx).await?;
         let next = off + len;
         let next_len = chunk_len.min(spec.size - next);
         let next_within = read_range(
@@ -180,18 +186,32 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
                     },
                 ));
             }
-            (false, None) => {
-                let e = dec
-                    .finish()
-                    .err()
-                    .unwrap_or(crate::delta::DeltaError::Truncated {
-                        patch_consumed: dec.patch_consumed(),
-                        output: dec.output_position(),
-                    });
-                return Err(ctx.fail(Stage::Transfer, Failure::Patch(e)));
-            }
+            (false, None) => return finish(sink, ctx, &dec, None, spec, method).await,
         }
     }
+    finish(sink, ctx, &dec, Some(hasher), spec, method).await
+}
+
+/// After the patch's last byte: the decoder must be done (`hasher` is `None` when it was
+/// not) and the patch must hash to the manifest's SHA-256.
+async fn finish<S: AsyncOtaSink>(
+    sink: &mut S,
+    ctx: &Ctx<'_>,
+    dec: &Decoder,
+    hasher: Option<Sha256>,
+    spec: PatchSpec,
+    method: Method,
+) -> Res<Method> {
+    let Some(hasher) = hasher else {
+        let e = dec
+            .finish()
+            .err()
+            .unwrap_or(crate::delta::DeltaError::Truncated {
+                patch_consumed: dec.patch_consumed(),
+                output: dec.output_position(),
+            });
+        return Err(ctx.fail(Stage::Transfer, Failure::Patch(e)));
+    };
     let patch: [u8; 32] = hasher.finalize().into();
     if patch != spec.sha256 {
         // The output came from a patch that is not the signed one: never resume it.
@@ -201,12 +221,12 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
     Ok(method)
 }
 
-/// 206 with the length asked for; a 200 means the server ignored Range, which a patch
-/// cannot do without.
+/// 206 with the length asked for (or 200 when the range asked for is the whole file); any
+/// other 200 means the server ignored Range, which a patch cannot do without.
 async fn check_range<M: HttpModem>(
     modem: &mut M,
     within: core::time::Duration,
-    len: u32,
+    (len, whole): (u32, bool),
     ctx: &Ctx<'_>,
 ) -> Res<()> {
     let st = modem
@@ -215,6 +235,7 @@ async fn check_range<M: HttpModem>(
         .map_err(ctx.modem(Stage::Request))?;
     let failure = match (st.status, st.content_length) {
         (206, Some(n)) if n == len => return Ok(()),
+        (200, Some(n)) if whole && n == len => return Ok(()),
         (206, got) => Failure::Length {
             expected: len,
             got: got.unwrap_or(0),
@@ -280,6 +301,17 @@ async fn decode<S: AsyncOtaSink>(
     tmp: &mut [u8],
 ) -> Res<bool> {
     loop {
+        // A patch for another target size: refused once its header is read (before its
+        // first piece is written, or right after it).
+        if let Some(to) = dec.target_size().filter(|&to| to != ctx.size) {
+            return Err(ctx.fail(
+                Stage::Transfer,
+                Failure::Length {
+                    expected: ctx.size,
+                    got: to,
+                },
+            ));
+        }
         let (used, event) = dec
             .decode_until(input, *stop)
             .map_err(|e| ctx.fail(Stage::Transfer, Failure::Patch(e)))?;
