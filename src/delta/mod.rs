@@ -104,6 +104,7 @@
 //!         }
 //!         Event::Extra { data, .. } => out.extend_from_slice(data),
 //!         Event::NeedInput => break, // read more from the network here
+//!         Event::Stopped => {} // only from decode_until
 //!         Event::Done => break,
 //!     }
 //! }
