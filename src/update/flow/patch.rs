@@ -125,10 +125,10 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
     // The next output offset to stop at for a checkpoint.
     let mut stop = (dec.output_position() / CHECKPOINT + 1).saturating_mul(CHECKPOINT);
     let mut off = dec.patch_consumed().min(u64::from(spec.size)) as u32;
-    if off >= spec.size {
+    let done = if off >= spec.size {
         // A checkpoint after the patch's last byte (its output still in the decoder's
         // window): the rest comes without input.
-        let done = decode(
+        decode(
             sink,
             ctx,
             (&mut dec, &mut stop),
@@ -137,72 +137,55 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
             &[],
             tmp,
         )
-        .await?;
-        return finish(sink, ctx, &dec, done.then_some(hasher), spec, method).await;
-    }
-
-    modem
-        .start_ranges(cfg.url, method)
-        .await
-        .map_err(ctx.modem(Stage::Request))?;
-    let mut len = chunk_len.min(spec.size - off);
-    let mut within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
-    loop {
-        check_range(modem, within, (len, off == 0 && len == spec.size), ctx).await?;
-        let next = off + len;
-        let next_len = chunk_len.min(spec.size - next);
-        let next_within = read_range(
-            modem,
-            (cfg, method),
-            &mut chunk[..len as usize],
-            (next, next_len),
-            scratch,
-            ctx,
-        )
-        .await?;
-        let data = &chunk[..len as usize];
-        let done = decode(
-            sink,
-            ctx,
-            (&mut dec, &mut stop),
-            &mut hasher,
-            spec,
-            data,
-            tmp,
-        )
-        .await?;
-        match (done, next_within) {
-            (false, Some(w)) => {
-                (off, len, within) = (next, next_len, w);
+        .await?
+    } else {
+        modem
+            .start_ranges(cfg.url, method)
+            .await
+            .map_err(ctx.modem(Stage::Request))?;
+        let mut len = chunk_len.min(spec.size - off);
+        let mut within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
+        loop {
+            check_range(modem, within, (len, off == 0 && len == spec.size), ctx).await?;
+            let next = off + len;
+            let next_len = chunk_len.min(spec.size - next);
+            let next_within = read_range(
+                modem,
+                (cfg, method),
+                &mut chunk[..len as usize],
+                (next, next_len),
+                scratch,
+                ctx,
+            )
+            .await?;
+            let data = &chunk[..len as usize];
+            let done = decode(
+                sink,
+                ctx,
+                (&mut dec, &mut stop),
+                &mut hasher,
+                spec,
+                data,
+                tmp,
+            )
+            .await?;
+            match (done, next_within) {
+                (false, Some(w)) => (off, len, within) = (next, next_len, w),
+                (done, None) => break done,
+                // The patch ended before its last byte: not the file the manifest describes.
+                (true, Some(_)) => {
+                    return Err(ctx.fail(
+                        Stage::Transfer,
+                        Failure::Length {
+                            expected: spec.size,
+                            got: dec.patch_consumed() as u32,
+                        },
+                    ));
+                }
             }
-            (true, None) => break,
-            // The patch ended before its last byte: not the file the manifest describes.
-            (true, Some(_)) => {
-                return Err(ctx.fail(
-                    Stage::Transfer,
-                    Failure::Length {
-                        expected: spec.size,
-                        got: dec.patch_consumed() as u32,
-                    },
-                ));
-            }
-            (false, None) => return finish(sink, ctx, &dec, None, spec, method).await,
         }
-    }
-    finish(sink, ctx, &dec, Some(hasher), spec, method).await
-}
-
-/// After the patch's last byte: the decoder must be done (`hasher` is `None` when it was
-/// not) and the patch must hash to the manifest's SHA-256.
-async fn finish<S: AsyncOtaSink>(
-    sink: &mut S,
-    ctx: &Ctx<'_>,
-    dec: &Decoder,
-    hasher: Option<Sha256>,
-    spec: PatchSpec,
-    method: Method,
-) -> Res<Method> {
-    let Some(hasher) = hasher else {
+    };
+    if !done {
         let e = dec
             .finish()
             .err()
@@ -211,7 +194,7 @@ async fn finish<S: AsyncOtaSink>(
                 output: dec.output_position(),
             });
         return Err(ctx.fail(Stage::Transfer, Failure::Patch(e)));
-    };
+    }
     let patch: [u8; 32] = hasher.finalize().into();
     if patch != spec.sha256 {
         // The output came from a patch that is not the signed one: never resume it.
