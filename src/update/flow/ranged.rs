@@ -5,17 +5,18 @@ use core::time::Duration;
 use super::*;
 
 /// What a range request got.
-enum RangeAnswer {
+pub(super) enum RangeAnswer {
     /// 206 with the expected length.
     Chunk,
     /// 200 with the whole body: the server ignored Range.
     Whole(HttpStatus),
 }
 
-async fn range_answer<M: HttpModem>(
+/// The answer to a range request of `len` bytes of a `total`-byte file.
+pub(super) async fn range_answer<M: HttpModem>(
     modem: &mut M,
     within: Duration,
-    len: u32,
+    (len, total): (u32, u32),
     ctx: &Ctx<'_>,
 ) -> Res<RangeAnswer> {
     let st = modem
@@ -32,12 +33,12 @@ async fn range_answer<M: HttpModem>(
             },
         )),
         // The whole body (or a chunked one, whose length the stream then checks).
-        (200, Some(n)) if n == ctx.size => Ok(RangeAnswer::Whole(st)),
+        (200, Some(n)) if n == total => Ok(RangeAnswer::Whole(st)),
         (200, None) => Ok(RangeAnswer::Whole(st)),
         (200, got) => Err(ctx.fail(
             Stage::HttpStatus,
             Failure::Length {
-                expected: ctx.size,
+                expected: total,
                 got: got.unwrap_or(0),
             },
         )),
@@ -120,7 +121,7 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
     let mut off = ctx.done;
     let mut len = chunk.min(ctx.size - off);
     let within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
-    if let RangeAnswer::Whole(st) = range_answer(modem, within, len, ctx).await? {
+    if let RangeAnswer::Whole(st) = range_answer(modem, within, (len, ctx.size), ctx).await? {
         return Ok(Some(st));
     }
     loop {
@@ -139,7 +140,9 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
         let Some(within) = next_within else {
             return Ok(None);
         };
-        if let RangeAnswer::Whole(st) = range_answer(modem, within, next_len, ctx).await? {
+        if let RangeAnswer::Whole(st) =
+            range_answer(modem, within, (next_len, ctx.size), ctx).await?
+        {
             return Ok(Some(st));
         }
         off = next;
@@ -173,7 +176,7 @@ async fn ranged_direct<M: HttpModem, S: AsyncOtaSink>(
         if !cfg.rx_dma {
             prepare(sink, ctx, len).await?;
         }
-        if let RangeAnswer::Whole(st) = range_answer(modem, within, len, ctx).await? {
+        if let RangeAnswer::Whole(st) = range_answer(modem, within, (len, ctx.size), ctx).await? {
             return Ok(Some(st));
         }
         let got = read_into_sink(modem, sink, ctx, Some(len), off, cfg.program_size).await?;
