@@ -15,7 +15,7 @@
 
 use sha2::digest::common::hazmat::SerializableState;
 
-use super::ranged::{RangeAnswer, range_answer, read_range, request};
+use super::ranged::{read_range, request};
 use super::*;
 use crate::delta::{DeltaDecoder, Event, STATE_LEN, add_base};
 use crate::ota::sink::{MAX_STATE_LEN, STATE_ALIGN};
@@ -146,13 +146,7 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
         let mut len = chunk_len.min(spec.size - off);
         let mut within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
         loop {
-            check_range(
-                modem,
-                within,
-                (len, spec.size, off == 0 && len == spec.size),
-                ctx,
-            )
-            .await?;
+            check_range(modem, within, (len, off == 0 && len == spec.size), ctx).await?;
             let next = off + len;
             let next_len = chunk_len.min(spec.size - next);
             let next_within = read_range(
@@ -215,17 +209,24 @@ pub(super) async fn apply<M: HttpModem, S: AsyncOtaSink>(
 async fn check_range<M: HttpModem>(
     modem: &mut M,
     within: core::time::Duration,
-    (len, total, whole): (u32, u32, bool),
+    (len, whole): (u32, bool),
     ctx: &Ctx<'_>,
 ) -> Res<()> {
-    match range_answer(modem, within, (len, total), ctx).await? {
-        RangeAnswer::Chunk => Ok(()),
-        RangeAnswer::Whole(st) if whole && st.content_length == Some(len) => Ok(()),
-        RangeAnswer::Whole(_) => Err(ctx.fail(
-            Stage::HttpStatus,
-            Failure::Unsupported(Capability::RangedRequests),
-        )),
-    }
+    let st = modem
+        .response(within)
+        .await
+        .map_err(ctx.modem(Stage::Request))?;
+    let failure = match (st.status, st.content_length) {
+        (206, Some(n)) if n == len => return Ok(()),
+        (200, Some(n)) if whole && n == len => return Ok(()),
+        (206, got) => Failure::Length {
+            expected: len,
+            got: got.unwrap_or(0),
+        },
+        (200, _) => Failure::Unsupported(Capability::RangedRequests),
+        (status, _) => Failure::Status(status),
+    };
+    Err(ctx.fail(Stage::HttpStatus, failure))
 }
 
 /// Sets the decoder and patch hash (fresh) to the state the sink kept with its resume

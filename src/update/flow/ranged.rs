@@ -5,18 +5,17 @@ use core::time::Duration;
 use super::*;
 
 /// What a range request got.
-pub(super) enum RangeAnswer {
+enum RangeAnswer {
     /// 206 with the expected length.
     Chunk,
     /// 200 with the whole body: the server ignored Range.
     Whole(HttpStatus),
 }
 
-/// The answer to a range request of `len` bytes of a `total`-byte file.
-pub(super) async fn range_answer<M: HttpModem>(
+async fn range_answer<M: HttpModem>(
     modem: &mut M,
     within: Duration,
-    (len, total): (u32, u32),
+    len: u32,
     ctx: &Ctx<'_>,
 ) -> Res<RangeAnswer> {
     let st = modem
@@ -33,12 +32,12 @@ pub(super) async fn range_answer<M: HttpModem>(
             },
         )),
         // The whole body (or a chunked one, whose length the stream then checks).
-        (200, Some(n)) if n == total => Ok(RangeAnswer::Whole(st)),
+        (200, Some(n)) if n == ctx.size => Ok(RangeAnswer::Whole(st)),
         (200, None) => Ok(RangeAnswer::Whole(st)),
         (200, got) => Err(ctx.fail(
             Stage::HttpStatus,
             Failure::Length {
-                expected: total,
+                expected: ctx.size,
                 got: got.unwrap_or(0),
             },
         )),
@@ -121,7 +120,7 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
     let mut off = ctx.done;
     let mut len = chunk.min(ctx.size - off);
     let within = request(modem, cfg, method, (off, len), scratch, ctx).await?;
-    if let RangeAnswer::Whole(st) = range_answer(modem, within, (len, ctx.size), ctx).await? {
+    if let RangeAnswer::Whole(st) = range_answer(modem, within, len, ctx).await? {
         return Ok(Some(st));
     }
     loop {
@@ -140,9 +139,7 @@ pub(super) async fn ranged<M: HttpModem, S: AsyncOtaSink>(
         let Some(within) = next_within else {
             return Ok(None);
         };
-        if let RangeAnswer::Whole(st) =
-            range_answer(modem, within, (next_len, ctx.size), ctx).await?
-        {
+        if let RangeAnswer::Whole(st) = range_answer(modem, within, next_len, ctx).await? {
             return Ok(Some(st));
         }
         off = next;
@@ -176,7 +173,7 @@ async fn ranged_direct<M: HttpModem, S: AsyncOtaSink>(
         if !cfg.rx_dma {
             prepare(sink, ctx, len).await?;
         }
-        if let RangeAnswer::Whole(st) = range_answer(modem, within, (len, ctx.size), ctx).await? {
+        if let RangeAnswer::Whole(st) = range_answer(modem, within, len, ctx).await? {
             return Ok(Some(st));
         }
         let got = read_into_sink(modem, sink, ctx, Some(len), off, cfg.program_size).await?;
