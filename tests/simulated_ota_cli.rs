@@ -455,24 +455,27 @@ fn simcom_modems_install_resume_and_refuse_a_corrupt_image() {
     }
 }
 
+/// The arguments for an ESP32-C3 device running `fixtures/esp32c3_app_v1.bin` offered
+/// `esp32c3_app_v2.bin`, and v2's path.
+fn real_c3() -> (Vec<String>, String) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+    let (v1, v2) = (
+        format!("{dir}/esp32c3_app_v1.bin"),
+        format!("{dir}/esp32c3_app_v2.bin"),
+    );
+    let args = ["--chip", "esp32c3", "--running-image", &v1, "--image", &v2];
+    (args.map(String::from).to_vec(), v2)
+}
+
 /// Real images: the example firmware's ESP32-C3 app image v1 runs, v2 is served (both made
 /// by esptool, `fixtures/README.md`); the device is an ESP32-C3. The update installs v2,
 /// which the bootloader model boots; the JSON reports the bytes the server sent
 /// (`bytes_on_air`: the image and the manifest).
 #[test]
 fn real_c3_images_install_and_report_bytes_on_air() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-    let v1 = format!("{dir}/esp32c3_app_v1.bin");
-    let v2 = format!("{dir}/esp32c3_app_v2.bin");
+    let (args, v2) = real_c3();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let image_len = std::fs::metadata(&v2).unwrap().len();
-    let args = [
-        "--chip",
-        "esp32c3",
-        "--running-image",
-        v1.as_str(),
-        "--image",
-        v2.as_str(),
-    ];
     let (code, v) = one(&args);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["chip"], "esp32c3");
@@ -497,22 +500,13 @@ fn real_c3_images_install_and_report_bytes_on_air() {
 #[test]
 fn real_c3_delta_installs_byte_exact_in_a_few_percent_of_the_bytes_and_resumes() {
     use sha2::{Digest, Sha256};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-    let v1 = format!("{dir}/esp32c3_app_v1.bin");
-    let v2 = format!("{dir}/esp32c3_app_v2.bin");
+    let (args, v2) = real_c3();
     let image = std::fs::read(&v2).unwrap();
     let sha: String = Sha256::digest(&image)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let base = [
-        "--chip",
-        "esp32c3",
-        "--running-image",
-        v1.as_str(),
-        "--image",
-        v2.as_str(),
-    ];
+    let base: Vec<&str> = args.iter().map(String::as_str).collect();
     let delta = [&base[..], &["--delta"]].concat();
     let (code, v) = one(&delta);
     assert_eq!(code, 0, "{v:#}");
